@@ -1,0 +1,98 @@
+package authz
+
+import "time"
+
+// Page selects one page of a list.
+type Page struct {
+	// Limit is the page size: default 50, at most 500.
+	Limit int
+	// Cursor is the opaque next_cursor of the previous page ("" for the first).
+	Cursor string
+}
+
+// Page sizes.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+)
+
+// UserFilter narrows a user list. Empty fields match everything.
+type UserFilter struct {
+	Kind   Kind
+	Role   Role
+	Status Status
+	Team   string
+	// Q matches a case-insensitive prefix of the username or the email.
+	Q string
+}
+
+// NewUser is the body of a user creation.
+type NewUser struct {
+	Username     string   `json:"username"`
+	Kind         Kind     `json:"kind"`
+	Role         Role     `json:"role"`
+	Status       Status   `json:"status,omitempty"`
+	Email        string   `json:"email,omitempty"`
+	Organization string   `json:"organization,omitempty"`
+	Language     string   `json:"language,omitempty"`
+	Timezone     string   `json:"timezone,omitempty"`
+	PrivateNote  string   `json:"private_note,omitempty"`
+	Permissions  []string `json:"permissions,omitempty"`
+	Grants       []Grant  `json:"grants,omitempty"`
+	Teams        []string `json:"teams,omitempty"`
+	// IssueKey asks for the user's first key in the same step; it is
+	// returned once, in the response.
+	IssueKey bool `json:"issue_key,omitempty"`
+}
+
+// UserPatch is the body of a user update; nil fields stay as they are.
+type UserPatch struct {
+	Username     *string   `json:"username,omitempty"`
+	Email        *string   `json:"email,omitempty"`
+	Role         *Role     `json:"role,omitempty"`
+	Organization *string   `json:"organization,omitempty"`
+	Language     *string   `json:"language,omitempty"`
+	Timezone     *string   `json:"timezone,omitempty"`
+	PrivateNote  *string   `json:"private_note,omitempty"`
+	Permissions  *[]string `json:"permissions,omitempty"`
+	Grants       *[]Grant  `json:"grants,omitempty"`
+}
+
+// SelfPatch is the body of PATCH /me: the fields every user may change on
+// itself.
+type SelfPatch struct {
+	Email    *string `json:"email,omitempty"`
+	Language *string `json:"language,omitempty"`
+	Timezone *string `json:"timezone,omitempty"`
+}
+
+// NewKey is the body of a key creation.
+type NewKey struct {
+	Name      string     `json:"name"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// IssuedKey is a key's metadata with the key itself, as create, regenerate
+// and reveal return it (and only they).
+type IssuedKey struct {
+	Key
+	Secret string `json:"key"`
+}
+
+// CreatedUser is a created user with its first key when one was asked for
+// (issue_key): the key itself in Key, its id in KeyID.
+type CreatedUser struct {
+	User
+	Key   string `json:"key,omitempty"`
+	KeyID string `json:"key_id,omitempty"`
+}
+
+// Me is what GET /me returns: the caller and its effective rights.
+type Me struct {
+	User User `json:"user"`
+	// Permissions are the effective permissions; "*" means every permission
+	// except those in Except.
+	Permissions []string `json:"permissions"`
+	Except      []string `json:"except,omitempty"`
+	Grants      []Grant  `json:"grants"`
+}

@@ -1,0 +1,177 @@
+package authz
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MinSecretLen is the shortest HMAC signing secret accepted.
+const MinSecretLen = 32
+
+// Claims are the verified claims of an API key.
+type Claims struct {
+	Issuer    string
+	UserID    string // sub
+	Workspace string // ws
+	KeyID     string // jti
+	IssuedAt  int64  // iat, Unix seconds
+	ExpiresAt int64  // exp, Unix seconds; 0 when the key does not expire
+}
+
+// Expired reports whether the key has expired at t.
+func (c *Claims) Expired(t time.Time) bool {
+	return c.ExpiresAt != 0 && t.Unix() >= c.ExpiresAt
+}
+
+type jwtClaims struct {
+	Issuer    string `json:"iss"`
+	Subject   string `json:"sub"`
+	Workspace string `json:"ws"`
+	ID        string `json:"jti"`
+	IssuedAt  int64  `json:"iat"`
+	ExpiresAt int64  `json:"exp,omitempty"`
+}
+
+// The jwt.Claims methods: validation of exp is done here rather than by the
+// library so that "expired" is told apart from "bad".
+func (c *jwtClaims) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
+func (c *jwtClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
+func (c *jwtClaims) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
+func (c *jwtClaims) GetIssuer() (string, error)                   { return c.Issuer, nil }
+func (c *jwtClaims) GetSubject() (string, error)                  { return c.Subject, nil }
+func (c *jwtClaims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+
+// Errors of Verify; all of them map to 401.
+var (
+	ErrKeyMalformed = errors.New("malformed key")
+	ErrKeySignature = errors.New("invalid key signature")
+)
+
+// Signer signs and verifies API keys with an HMAC secret. The algorithm is
+// pinned: a key whose header names any other algorithm (including "none") is
+// rejected before its signature is looked at.
+type Signer struct {
+	method  *jwt.SigningMethodHMAC
+	issuer  string
+	kid     string
+	secrets map[string][]byte // kid -> secret (current, then retired ones)
+	parser  *jwt.Parser
+}
+
+// SignerConfig configures a Signer.
+type SignerConfig struct {
+	// Secret is the current signing secret, at least MinSecretLen bytes.
+	Secret []byte
+	// Algorithm is HS256 (default), HS384 or HS512.
+	Algorithm string
+	// Issuer is the iss claim. Default: "apiusers".
+	Issuer string
+	// Previous secrets still accepted for verification (key rotation).
+	Previous [][]byte
+}
+
+// NewSigner makes a Signer.
+func NewSigner(cfg SignerConfig) (*Signer, error) {
+	if len(cfg.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("signing key must be at least %d bytes, got %d", MinSecretLen, len(cfg.Secret))
+	}
+	var m *jwt.SigningMethodHMAC
+	switch cfg.Algorithm {
+	case "", "HS256":
+		m = jwt.SigningMethodHS256
+	case "HS384":
+		m = jwt.SigningMethodHS384
+	case "HS512":
+		m = jwt.SigningMethodHS512
+	default:
+		return nil, fmt.Errorf("unsupported signing algorithm %q (want HS256, HS384 or HS512)", cfg.Algorithm)
+	}
+	iss := cfg.Issuer
+	if iss == "" {
+		iss = "apiusers"
+	}
+	s := &Signer{
+		method:  m,
+		issuer:  iss,
+		kid:     SigningKeyID(cfg.Secret),
+		secrets: map[string][]byte{},
+	}
+	s.secrets[s.kid] = append([]byte(nil), cfg.Secret...)
+	for _, p := range cfg.Previous {
+		if len(p) < MinSecretLen {
+			return nil, fmt.Errorf("previous signing key must be at least %d bytes", MinSecretLen)
+		}
+		s.secrets[SigningKeyID(p)] = append([]byte(nil), p...)
+	}
+	s.parser = jwt.NewParser(jwt.WithValidMethods([]string{m.Alg()}), jwt.WithoutClaimsValidation())
+	return s, nil
+}
+
+// SigningKeyID derives the public key id (kid) of a secret: a truncated
+// SHA-256 under a domain prefix, which reveals nothing usable about it.
+func SigningKeyID(secret []byte) string {
+	h := hmac.New(sha256.New, []byte("apiusers signing key id"))
+	h.Write(secret)
+	return "sk_" + hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// KeyID is the kid of the current signing secret.
+func (s *Signer) KeyID() string { return s.kid }
+
+// Sign makes the key for c. Signing the same claims with the same secret
+// yields the same string, which is how Reveal shows a key again.
+func (s *Signer) Sign(c Claims, kid string) (string, error) {
+	if kid == "" {
+		kid = s.kid
+	}
+	secret, ok := s.secrets[kid]
+	if !ok {
+		return "", fmt.Errorf("signing key %s is no longer configured", kid)
+	}
+	t := jwt.NewWithClaims(s.method, &jwtClaims{
+		Issuer: s.issuer, Subject: c.UserID, Workspace: c.Workspace, ID: c.KeyID,
+		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
+	})
+	t.Header["kid"] = kid
+	return t.SignedString(secret)
+}
+
+// Verify checks the key's algorithm, kid, signature and claims, and returns
+// its claims. Expiry is not checked here (see Claims.Expired). Errors wrap
+// ErrKeyMalformed or ErrKeySignature and never contain the key.
+func (s *Signer) Verify(key string) (*Claims, error) {
+	if strings.Count(key, ".") != 2 || len(key) > 4096 {
+		return nil, ErrKeyMalformed
+	}
+	var jc jwtClaims
+	_, err := s.parser.ParseWithClaims(key, &jc, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		secret, ok := s.secrets[kid]
+		if !ok {
+			return nil, ErrKeySignature
+		}
+		return secret, nil
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return nil, ErrKeyMalformed
+	default:
+		return nil, ErrKeySignature
+	}
+	if jc.Issuer != s.issuer || !strings.HasPrefix(jc.Subject, "usr_") ||
+		!strings.HasPrefix(jc.ID, "key_") || !ValidWorkspaceID(jc.Workspace) || jc.IssuedAt <= 0 {
+		return nil, ErrKeyMalformed
+	}
+	return &Claims{
+		Issuer: jc.Issuer, UserID: jc.Subject, Workspace: jc.Workspace, KeyID: jc.ID,
+		IssuedAt: jc.IssuedAt, ExpiresAt: jc.ExpiresAt,
+	}, nil
+}

@@ -1,0 +1,544 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ListUsers lists users of ws the caller may see, in creation order.
+// users.read sees every user; users.manage.basic sees api_basic users.
+func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f UserFilter, page Page) ([]User, string, error) {
+	if !actor.InWorkspace(ws) {
+		return nil, "", forbidden("not a member of workspace %s", ws)
+	}
+	switch {
+	case actor.HasPermission(PermUsersRead):
+	case authorityOf(actor) == authBasic:
+		if f.Role != "" && f.Role != RoleAPIBasic {
+			return []User{}, "", nil
+		}
+		f.Role = RoleAPIBasic
+	default:
+		return nil, "", forbidden("listing users needs %s", PermUsersRead)
+	}
+	if f.Kind != "" && f.Kind != KindAPI && f.Kind != KindMember {
+		return nil, "", fieldErr("kind", "must be api or member")
+	}
+	if f.Role != "" && !ValidRole(f.Role) {
+		return nil, "", fieldErr("role", "unknown role %q", f.Role)
+	}
+	if f.Status != "" && !validStatus(f.Status) {
+		return nil, "", fieldErr("status", "must be active, inactive or trash")
+	}
+	page, after, err := page.normalize()
+	if err != nil {
+		return nil, "", err
+	}
+	q := strings.ToLower(f.Q)
+	match := func(u *User) bool {
+		return (f.Kind == "" || u.Kind == f.Kind) &&
+			(f.Role == "" || u.Role == f.Role) &&
+			(f.Status == "" || u.Status == f.Status) &&
+			(f.Team == "" || slices.Contains(u.Teams, f.Team)) &&
+			(q == "" || strings.HasPrefix(strings.ToLower(u.Username), q) || strings.HasPrefix(strings.ToLower(u.Email), q))
+	}
+	if _, err := s.workspaceExists(ctx, ws); err != nil {
+		return nil, "", err
+	}
+	var out []User
+	err = s.store.View(ctx, ws, func(tx Tx) error {
+		out = out[:0]
+		cursor := after
+		for len(out) <= page.Limit {
+			entries, err := tx.Scan(usersOf(ws), "", cursor, page.Limit+1)
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				var u User
+				if err := json.Unmarshal(e.Value, &u); err != nil {
+					return fmt.Errorf("decoding user %s: %w", e.ID, err)
+				}
+				if match(&u) {
+					out = append(out, u)
+					if len(out) > page.Limit {
+						break
+					}
+				}
+			}
+			if len(entries) <= page.Limit {
+				break
+			}
+			cursor = entries[len(entries)-1].ID
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > page.Limit {
+		out = out[:page.Limit]
+		next = encodeCursor(out[len(out)-1].ID)
+	}
+	for i := range out {
+		s.redact(actor, &out[i])
+	}
+	return out, next, nil
+}
+
+// workspaceExists reads workspace ws from the global collection.
+func (s *Service) workspaceExists(ctx context.Context, ws string) (*Workspace, error) {
+	var w *Workspace
+	err := s.store.View(ctx, "", func(tx Tx) error {
+		var err error
+		w, err = getWorkspace(tx, ws)
+		return err
+	})
+	return w, err
+}
+
+// redact hides what the actor may not see of u.
+func (s *Service) redact(actor *Principal, u *User) {
+	if actor.UserID == u.ID || !mayManage(actor, u) {
+		u.PrivateNote = ""
+	}
+}
+
+// CreateUser creates a user (and its first key when in.IssueKey).
+func (s *Service) CreateUser(ctx context.Context, actor *Principal, ws string, in NewUser) (*CreatedUser, error) {
+	if !actor.InWorkspace(ws) {
+		return nil, forbidden("not a member of workspace %s", ws)
+	}
+	auth := authorityOf(actor)
+	if auth == authNone {
+		return nil, forbidden("creating users needs %s", PermUsersManage)
+	}
+	if in.Status == "" {
+		in.Status = StatusActive
+	}
+	if err := s.validateNewUser(actor, auth, &in); err != nil {
+		return nil, err
+	}
+	if _, err := s.workspaceExists(ctx, ws); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	u := User{
+		ID: newID("usr_", now), Workspace: ws, Username: in.Username, Email: in.Email,
+		Kind: in.Kind, Role: in.Role, Status: in.Status, Organization: in.Organization,
+		Language: in.Language, Timezone: in.Timezone, PrivateNote: in.PrivateNote,
+		Permissions: orEmpty(in.Permissions), Grants: orEmptyGrants(in.Grants), Teams: []string{},
+		CreatedAt: now, UpdatedAt: now, Version: 1,
+	}
+	out := &CreatedUser{}
+	var key *Key
+	if in.IssueKey {
+		key = s.newKey(&u, "default", nil, now)
+		secret, err := s.sign(key)
+		if err != nil {
+			return nil, err
+		}
+		out.Key, out.KeyID = secret, key.ID
+	}
+	err := s.store.Update(ctx, ws, func(tx Tx) error {
+		u.Teams = []string{}
+		if err := claimName(tx, ws, u.Username, u.ID); err != nil {
+			return err
+		}
+		for _, tid := range in.Teams {
+			if err := joinTeam(tx, &u, tid, now); err != nil {
+				return err
+			}
+		}
+		if err := putUser(tx, &u); err != nil {
+			return err
+		}
+		if key != nil {
+			return putKey(tx, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.changed(Change{Workspace: ws, Users: []string{u.ID}})
+	out.User = u
+	s.redact(actor, &out.User)
+	return out, nil
+}
+
+func (s *Service) validateNewUser(actor *Principal, auth authority, in *NewUser) error {
+	if err := validateUsername(in.Username); err != nil {
+		return err
+	}
+	if in.Kind != KindAPI && in.Kind != KindMember {
+		return fieldErr("kind", "must be api or member")
+	}
+	if in.Role == "" {
+		return fieldErr("role", "is required")
+	}
+	if !validStatus(in.Status) {
+		return fieldErr("status", "must be active, inactive or trash")
+	}
+	if err := validateProfile(in.Email, in.Language, in.Timezone); err != nil {
+		return err
+	}
+	if err := validatePermissions("permissions", in.Permissions); err != nil {
+		return err
+	}
+	if err := validateGrants("grants", in.Grants); err != nil {
+		return err
+	}
+	if len(in.Organization) > 200 || len(in.PrivateNote) > 4000 {
+		return fieldErr("organization", "organization at most 200 and private_note at most 4000 characters")
+	}
+	if err := checkRole(actor, auth, in.Kind, in.Role); err != nil {
+		return err
+	}
+	if auth == authRegister {
+		if in.Status != StatusActive && in.Status != StatusInactive {
+			return forbidden("may only create active or inactive users")
+		}
+		if len(in.Permissions) > 0 || len(in.Grants) > 0 {
+			return forbidden("may not grant permissions or rights")
+		}
+	}
+	if len(in.Teams) > 0 && !actor.HasPermission(PermTeamsManage) {
+		return forbidden("adding users to teams needs %s", PermTeamsManage)
+	}
+	if in.IssueKey && auth == authManage && !actor.HasPermission(PermKeysManage) {
+		return forbidden("issuing keys needs %s", PermKeysManage)
+	}
+	return checkGrantable(actor, auth, nil, in.Permissions, nil, in.Grants)
+}
+
+func validateProfile(email, lang, tz string) error {
+	if err := validateEmail(email); err != nil {
+		return err
+	}
+	if err := validateLanguage(lang); err != nil {
+		return err
+	}
+	return validateTimezone(tz)
+}
+
+// claimName reserves username for user id, or fails with 409.
+func claimName(tx Tx, ws, username, id string) error {
+	owner, err := tx.Get(namesOf(ws), nameKey(username))
+	switch {
+	case err == nil && string(owner) != id:
+		return errf(ErrConflict, "username %q is taken in workspace %s", username, ws)
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return err
+	}
+	return tx.Put(namesOf(ws), nameKey(username), []byte(id))
+}
+
+// joinTeam adds u to team tid (both records), or fails with 400 when the
+// team does not exist.
+func joinTeam(tx Tx, u *User, tid string, now time.Time) error {
+	var t Team
+	if err := getRecord(tx, teamsOf(u.Workspace), tid, &t); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return fieldErr("teams", "team %s does not exist", tid)
+		}
+		return err
+	}
+	if !slices.Contains(t.Members, u.ID) {
+		t.Members = append(t.Members, u.ID)
+		t.UpdatedAt = now
+		t.Version++
+		if err := putRecord(tx, teamsOf(u.Workspace), t.ID, &t); err != nil {
+			return err
+		}
+	}
+	if !slices.Contains(u.Teams, tid) {
+		u.Teams = append(u.Teams, tid)
+	}
+	return nil
+}
+
+// GetUser returns one user; private_note only when the caller may manage it.
+func (s *Service) GetUser(ctx context.Context, actor *Principal, ws, id string) (*User, error) {
+	if !actor.InWorkspace(ws) {
+		return nil, forbidden("not a member of workspace %s", ws)
+	}
+	u, err := s.loadUser(ctx, ws, id)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) && actor.UserID != id && !actor.HasPermission(PermUsersRead) && authorityOf(actor) < authBasic {
+			return nil, forbidden("reading users needs %s", PermUsersRead)
+		}
+		return nil, err
+	}
+	if !mayRead(actor, u) {
+		return nil, forbidden("reading user %s needs %s", id, PermUsersRead)
+	}
+	s.redact(actor, u)
+	return u, nil
+}
+
+func (s *Service) loadUser(ctx context.Context, ws, id string) (*User, error) {
+	var u *User
+	err := s.store.View(ctx, ws, func(tx Tx) error {
+		var err error
+		u, err = getUser(tx, ws, id)
+		return err
+	})
+	return u, err
+}
+
+// UpdateUser applies patch; ifMatch, when not nil, must equal the current version.
+func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id string, patch UserPatch, ifMatch *int64) (*User, error) {
+	if !actor.InWorkspace(ws) {
+		return nil, forbidden("not a member of workspace %s", ws)
+	}
+	var u *User
+	err := s.store.Update(ctx, ws, func(tx Tx) error {
+		var err error
+		if u, err = getUser(tx, ws, id); err != nil {
+			return err
+		}
+		if ifMatch != nil && *ifMatch != u.Version {
+			return errf(ErrPrecondition, "user %s is at version %d, not %d", id, u.Version, *ifMatch)
+		}
+		if err := s.applyPatch(tx, actor, u, &patch); err != nil {
+			return err
+		}
+		u.Version++
+		u.UpdatedAt = s.now().UTC()
+		return putUser(tx, u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.changed(Change{Workspace: ws, Users: []string{id}})
+	s.redact(actor, u)
+	return u, nil
+}
+
+func (s *Service) applyPatch(tx Tx, actor *Principal, u *User, p *UserPatch) error {
+	manage := mayManage(actor, u)
+	self := actor.UserID == u.ID
+	if !manage {
+		if !self {
+			return forbidden("may not change user %s", u.ID)
+		}
+		if p.Username != nil || p.Role != nil || p.Organization != nil || p.PrivateNote != nil || p.Permissions != nil || p.Grants != nil {
+			return forbidden("users may change only their own email, language and timezone")
+		}
+	}
+	auth := authorityOf(actor)
+	if p.Email != nil {
+		if err := validateEmail(*p.Email); err != nil {
+			return err
+		}
+		u.Email = *p.Email
+	}
+	if p.Language != nil {
+		if err := validateLanguage(*p.Language); err != nil {
+			return err
+		}
+		u.Language = *p.Language
+	}
+	if p.Timezone != nil {
+		if err := validateTimezone(*p.Timezone); err != nil {
+			return err
+		}
+		u.Timezone = *p.Timezone
+	}
+	if p.Organization != nil {
+		if len(*p.Organization) > 200 {
+			return fieldErr("organization", "at most 200 characters")
+		}
+		u.Organization = *p.Organization
+	}
+	if p.PrivateNote != nil {
+		if len(*p.PrivateNote) > 4000 {
+			return fieldErr("private_note", "at most 4000 characters")
+		}
+		u.PrivateNote = *p.PrivateNote
+	}
+	if p.Username != nil && *p.Username != u.Username {
+		if err := validateUsername(*p.Username); err != nil {
+			return err
+		}
+		if nameKey(*p.Username) != nameKey(u.Username) {
+			if err := claimName(tx, u.Workspace, *p.Username, u.ID); err != nil {
+				return err
+			}
+			if err := tx.Delete(namesOf(u.Workspace), nameKey(u.Username)); err != nil {
+				return err
+			}
+		}
+		u.Username = *p.Username
+	}
+	if p.Role != nil && *p.Role != u.Role {
+		if err := checkRole(actor, auth, u.Kind, *p.Role); err != nil {
+			return err
+		}
+		u.Role = *p.Role
+	}
+	newPerms, newGrants := u.Permissions, u.Grants
+	if p.Permissions != nil {
+		if err := validatePermissions("permissions", *p.Permissions); err != nil {
+			return err
+		}
+		newPerms = orEmpty(*p.Permissions)
+	}
+	if p.Grants != nil {
+		if err := validateGrants("grants", *p.Grants); err != nil {
+			return err
+		}
+		newGrants = orEmptyGrants(*p.Grants)
+	}
+	if err := checkGrantable(actor, auth, u.Permissions, newPerms, u.Grants, newGrants); err != nil {
+		return err
+	}
+	u.Permissions, u.Grants = newPerms, newGrants
+	return nil
+}
+
+// SetStatus moves a user to status.
+func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string, status Status) (*User, error) {
+	if !validStatus(status) {
+		return nil, fieldErr("status", "must be active, inactive or trash")
+	}
+	if !actor.InWorkspace(ws) {
+		return nil, forbidden("not a member of workspace %s", ws)
+	}
+	var u *User
+	err := s.store.Update(ctx, ws, func(tx Tx) error {
+		var err error
+		if u, err = getUser(tx, ws, id); err != nil {
+			return err
+		}
+		if !mayChangeStatus(actor, u, status) {
+			return forbidden("may not set user %s to %s", id, status)
+		}
+		if u.Status == status {
+			return nil
+		}
+		u.Status = status
+		u.Version++
+		u.UpdatedAt = s.now().UTC()
+		return putUser(tx, u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.changed(Change{Workspace: ws, Users: []string{id}})
+	s.redact(actor, u)
+	return u, nil
+}
+
+func mayChangeStatus(actor *Principal, u *User, status Status) bool {
+	if mayManage(actor, u) {
+		return true
+	}
+	enableDisable := status == StatusActive || status == StatusInactive
+	if authorityOf(actor) == authRegister && u.Role == RoleAPIBasic && actor.InWorkspace(u.Workspace) && enableDisable {
+		return true
+	}
+	return actor.UserID == u.ID && u.Role == RoleAPIBasic && status == StatusInactive
+}
+
+// DeleteUser deletes a user in trash with its keys and memberships (and its
+// messages when erase).
+func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id string, erase bool) error {
+	if !actor.InWorkspace(ws) {
+		return forbidden("not a member of workspace %s", ws)
+	}
+	err := s.store.Update(ctx, ws, func(tx Tx) error {
+		u, err := getUser(tx, ws, id)
+		if err != nil {
+			return err
+		}
+		if !mayManage(actor, u) {
+			return forbidden("may not delete user %s", id)
+		}
+		if u.Status != StatusTrash {
+			return errf(ErrConflict, "user %s is %s: only users in trash can be deleted", id, u.Status)
+		}
+		keys, err := listKeys(tx, ws, id)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.Delete(keyIndexOf(ws), k.ID); err != nil {
+				return err
+			}
+		}
+		if err := tx.Drop(KeysCollection(ws, id)); err != nil {
+			return err
+		}
+		for _, tid := range u.Teams {
+			if err := leaveTeam(tx, ws, tid, id, s.now().UTC()); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(namesOf(ws), nameKey(u.Username)); err != nil {
+			return err
+		}
+		return tx.Delete(usersOf(ws), id)
+	})
+	if err != nil {
+		return err
+	}
+	s.changed(Change{Workspace: ws, Users: []string{id}})
+	return nil
+}
+
+// leaveTeam removes user id from team tid's members (a missing team is fine).
+func leaveTeam(tx Tx, ws, tid, id string, now time.Time) error {
+	var t Team
+	if err := getRecord(tx, teamsOf(ws), tid, &t); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	i := slices.Index(t.Members, id)
+	if i < 0 {
+		return nil
+	}
+	t.Members = slices.Delete(t.Members, i, i+1)
+	t.UpdatedAt = now
+	t.Version++
+	return putRecord(tx, teamsOf(ws), tid, &t)
+}
+
+// Me returns the caller with its effective permissions and grants.
+func (s *Service) Me(ctx context.Context, actor *Principal) (*Me, error) {
+	u, err := s.loadUser(ctx, actor.Workspace, actor.UserID)
+	if err != nil {
+		return nil, err
+	}
+	u.PrivateNote = ""
+	return &Me{User: *u, Permissions: actor.Permissions(), Except: actor.Except(), Grants: actor.Grants()}, nil
+}
+
+// UpdateMe changes the caller's own email, language and timezone.
+func (s *Service) UpdateMe(ctx context.Context, actor *Principal, patch SelfPatch) (*User, error) {
+	return s.UpdateUser(ctx, actor, actor.Workspace, actor.UserID,
+		UserPatch{Email: patch.Email, Language: patch.Language, Timezone: patch.Timezone}, nil)
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func orEmptyGrants(g []Grant) []Grant {
+	if g == nil {
+		return []Grant{}
+	}
+	return g
+}

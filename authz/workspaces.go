@@ -1,0 +1,106 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// ListWorkspaces lists the caller's workspace, or every workspace for a
+// superadmin.
+func (s *Service) ListWorkspaces(ctx context.Context, actor *Principal, page Page) ([]Workspace, string, error) {
+	page, after, err := page.normalize()
+	if err != nil {
+		return nil, "", err
+	}
+	out := []Workspace{}
+	err = s.store.View(ctx, "", func(tx Tx) error {
+		out = out[:0]
+		if !actor.Everywhere {
+			if after != "" {
+				return nil
+			}
+			w, err := getWorkspace(tx, actor.Workspace)
+			if err != nil {
+				return err
+			}
+			out = append(out, *w)
+			return nil
+		}
+		entries, err := tx.Scan(workspacesColl(), "", after, page.Limit+1)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			var w Workspace
+			if err := json.Unmarshal(e.Value, &w); err != nil {
+				return fmt.Errorf("decoding workspace %s: %w", e.ID, err)
+			}
+			out = append(out, w)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > page.Limit {
+		out = out[:page.Limit]
+		next = encodeCursor(out[len(out)-1].ID)
+	}
+	return out, next, nil
+}
+
+// CreateWorkspace creates a workspace (needs workspaces.manage).
+func (s *Service) CreateWorkspace(ctx context.Context, actor *Principal, ws Workspace) (*Workspace, error) {
+	if !actor.HasPermission(PermWorkspacesManage) {
+		return nil, forbidden("creating workspaces needs %s", PermWorkspacesManage)
+	}
+	return s.createWorkspace(ctx, ws, false)
+}
+
+func (s *Service) createWorkspace(ctx context.Context, ws Workspace, mayExist bool) (*Workspace, error) {
+	if err := validateWorkspace(&ws); err != nil {
+		return nil, err
+	}
+	ws.CreatedAt = s.now().UTC()
+	err := s.store.Update(ctx, "", func(tx Tx) error {
+		existing, err := getWorkspace(tx, ws.ID)
+		switch {
+		case err == nil && mayExist:
+			ws = *existing
+			return nil
+		case err == nil:
+			return errf(ErrConflict, "workspace %s already exists", ws.ID)
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		return putRecord(tx, workspacesColl(), ws.ID, &ws)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ws, nil
+}
+
+// GetWorkspace returns one workspace the caller may see.
+func (s *Service) GetWorkspace(ctx context.Context, actor *Principal, id string) (*Workspace, error) {
+	if !actor.InWorkspace(id) {
+		return nil, forbidden("not a member of workspace %s", id)
+	}
+	return s.workspaceExists(ctx, id)
+}
+
+// Bootstrap creates workspace ws if needed and a superadmin API user named
+// username with one key, and returns the user and the key. It is the only
+// operation without an actor: the operator runs it on the store.
+func (s *Service) Bootstrap(ctx context.Context, ws, username string) (*CreatedUser, error) {
+	if _, err := s.createWorkspace(ctx, Workspace{ID: ws}, true); err != nil {
+		return nil, err
+	}
+	root := &Principal{Workspace: ws, Everywhere: true, perms: *rolePerms[RoleSuperadmin]}
+	return s.CreateUser(ctx, root, ws, NewUser{
+		Username: username, Kind: KindAPI, Role: RoleSuperadmin, IssueKey: true,
+	})
+}
