@@ -96,3 +96,17 @@ type Me struct {
 	Except      []string `json:"except,omitempty"`
 	Grants      []Grant  `json:"grants"`
 }
+
+// NewTeam is the body of a team creation.
+type NewTeam struct {
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions,omitempty"`
+	Grants      []Grant  `json:"grants,omitempty"`
+}
+
+// TeamPatch is the body of a team update; nil fields stay as they are.
+type TeamPatch struct {
+	Name        *string   `json:"name,omitempty"`
+	Permissions *[]string `json:"permissions,omitempty"`
+	Grants      *[]Grant  `json:"grants,omitempty"`
+}

@@ -119,13 +119,25 @@ func (s *Service) CreateKey(ctx context.Context, actor *Principal, ws, userID st
 			return err
 		}
 		out = &IssuedKey{Key: *k, Secret: secret}
-		return putKey(tx, k)
+		if err := putKey(tx, k); err != nil {
+			return err
+		}
+		return s.audit(tx, ws, actor, ActionKeyCreate, k.ID, keyChanges(k))
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{userID}})
 	return out, nil
+}
+
+// keyChanges describes a new key for the audit log: never the key itself.
+func keyChanges(k *Key) map[string]FieldChange {
+	c := map[string]FieldChange{"user_id": change(nil, k.UserID), "name": change(nil, k.Name)}
+	if k.ExpiresAt != nil {
+		c["expires_at"] = change(nil, k.ExpiresAt)
+	}
+	return c
 }
 
 // RegenerateKey issues a new key with the old one's name and expiry, and
@@ -166,7 +178,15 @@ func (s *Service) RegenerateKey(ctx context.Context, actor *Principal, ws, userI
 			return err
 		}
 		out = &IssuedKey{Key: *k, Secret: secret}
-		return putKey(tx, k)
+		if err := putKey(tx, k); err != nil {
+			return err
+		}
+		changes := keyChanges(k)
+		changes["replaces"] = change(nil, old.ID)
+		if old.RevokesAt != nil {
+			changes["old_revokes_at"] = change(nil, old.RevokesAt)
+		}
+		return s.audit(tx, ws, actor, ActionKeyRegenerate, k.ID, changes)
 	})
 	if err != nil {
 		return nil, err
@@ -181,7 +201,7 @@ func (s *Service) RevealKey(ctx context.Context, actor *Principal, ws, userID, k
 		return nil, forbidden("revealing keys needs %s", PermKeysReveal)
 	}
 	var out *IssuedKey
-	err := s.store.View(ctx, ws, func(tx Tx) error {
+	err := s.store.Update(ctx, ws, func(tx Tx) error {
 		if _, err := s.keyTarget(tx, actor, ws, userID, false); err != nil {
 			return err
 		}
@@ -197,7 +217,7 @@ func (s *Service) RevealKey(ctx context.Context, actor *Principal, ws, userID, k
 			return err
 		}
 		out = &IssuedKey{Key: *k, Secret: secret}
-		return nil
+		return s.audit(tx, ws, actor, ActionKeyReveal, k.ID, map[string]FieldChange{"user_id": change(nil, userID)})
 	})
 	return out, err
 }
@@ -208,10 +228,16 @@ func (s *Service) RevokeKey(ctx context.Context, actor *Principal, ws, userID, k
 		if _, err := s.keyTarget(tx, actor, ws, userID, false); err != nil {
 			return err
 		}
-		if _, err := getKey(tx, ws, userID, kid); err != nil {
+		k, err := getKey(tx, ws, userID, kid)
+		if err != nil {
 			return err
 		}
-		return deleteKey(tx, ws, userID, kid)
+		if err := deleteKey(tx, ws, userID, kid); err != nil {
+			return err
+		}
+		return s.audit(tx, ws, actor, ActionKeyRevoke, kid, map[string]FieldChange{
+			"user_id": change(userID, nil), "name": change(k.Name, nil),
+		})
 	})
 	if err != nil {
 		return err

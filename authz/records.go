@@ -90,9 +90,16 @@ func listKeys(tx Tx, ws, userID string) ([]Key, error) {
 	return keys, nil
 }
 
+// A workspace's record lives inside the workspace (collection "meta", id
+// "workspace"), next to the data and audit entries written with it; the
+// global collection "workspaces" indexes every workspace for superadmins.
+func metaOf(ws string) Collection { return Collection{Workspace: ws, Name: CollMeta} }
+
+const metaWorkspace = "workspace"
+
 func getWorkspace(tx Tx, id string) (*Workspace, error) {
 	var w Workspace
-	if err := getRecord(tx, workspacesColl(), id, &w); err != nil {
+	if err := getRecord(tx, metaOf(id), metaWorkspace, &w); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, errf(ErrNotFound, "workspace %s not found", id)
 		}

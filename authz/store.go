@@ -18,6 +18,7 @@ const (
 	CollNames      = "names"      // lower-case username -> user id
 	CollTeams      = "teams"      // id -> Team
 	CollKeyIndex   = "keyindex"   // key id -> user id
+	CollMeta       = "meta"       // "workspace" -> Workspace
 	collKeysPrefix = "keys:"      // "keys:<user id>": key id -> Key
 )
 

@@ -95,7 +95,7 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 // workspaceExists reads workspace ws from the global collection.
 func (s *Service) workspaceExists(ctx context.Context, ws string) (*Workspace, error) {
 	var w *Workspace
-	err := s.store.View(ctx, "", func(tx Tx) error {
+	err := s.store.View(ctx, ws, func(tx Tx) error {
 		var err error
 		w, err = getWorkspace(tx, ws)
 		return err
@@ -152,6 +152,11 @@ func (s *Service) CreateUser(ctx context.Context, actor *Principal, ws string, i
 			return err
 		}
 		for _, tid := range in.Teams {
+			if t, err := getTeam(tx, ws, tid); err == nil {
+				if err := checkGrantable(actor, authManage, nil, t.Permissions, nil, t.Grants); err != nil {
+					return err
+				}
+			}
 			if err := joinTeam(tx, &u, tid, now); err != nil {
 				return err
 			}
@@ -159,10 +164,20 @@ func (s *Service) CreateUser(ctx context.Context, actor *Principal, ws string, i
 		if err := putUser(tx, &u); err != nil {
 			return err
 		}
-		if key != nil {
-			return putKey(tx, key)
+		changes, err := diff(nil, &u)
+		if err != nil {
+			return err
 		}
-		return nil
+		if err := s.audit(tx, ws, actor, ActionUserCreate, u.ID, changes); err != nil {
+			return err
+		}
+		if key == nil {
+			return nil
+		}
+		if err := putKey(tx, key); err != nil {
+			return err
+		}
+		return s.audit(tx, ws, actor, ActionKeyCreate, key.ID, keyChanges(key))
 	})
 	if err != nil {
 		return nil, err
@@ -307,12 +322,20 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 		if ifMatch != nil && *ifMatch != u.Version {
 			return errf(ErrPrecondition, "user %s is at version %d, not %d", id, u.Version, *ifMatch)
 		}
+		before := *u
 		if err := s.applyPatch(tx, actor, u, &patch); err != nil {
+			return err
+		}
+		changes, err := diff(&before, u)
+		if err != nil || len(changes) == 0 {
 			return err
 		}
 		u.Version++
 		u.UpdatedAt = s.now().UTC()
-		return putUser(tx, u)
+		if err := putUser(tx, u); err != nil {
+			return err
+		}
+		return s.audit(tx, ws, actor, ActionUserUpdate, id, changes)
 	})
 	if err != nil {
 		return nil, err
@@ -424,10 +447,14 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 		if u.Status == status {
 			return nil
 		}
+		changes := map[string]FieldChange{"status": change(u.Status, status)}
 		u.Status = status
 		u.Version++
 		u.UpdatedAt = s.now().UTC()
-		return putUser(tx, u)
+		if err := putUser(tx, u); err != nil {
+			return err
+		}
+		return s.audit(tx, ws, actor, ActionUserStatus, id, changes)
 	})
 	if err != nil {
 		return nil, err
@@ -485,7 +512,12 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		if err := tx.Delete(namesOf(ws), nameKey(u.Username)); err != nil {
 			return err
 		}
-		return tx.Delete(usersOf(ws), id)
+		if err := tx.Delete(usersOf(ws), id); err != nil {
+			return err
+		}
+		return s.audit(tx, ws, actor, ActionUserDelete, id, map[string]FieldChange{
+			"username": change(u.Username, nil), "erase": change(nil, erase),
+		})
 	})
 	if err != nil {
 		return err

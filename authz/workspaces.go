@@ -14,24 +14,23 @@ func (s *Service) ListWorkspaces(ctx context.Context, actor *Principal, page Pag
 	if err != nil {
 		return nil, "", err
 	}
+	if !actor.Everywhere {
+		if after != "" {
+			return []Workspace{}, "", nil
+		}
+		w, err := s.workspaceExists(ctx, actor.Workspace)
+		if err != nil {
+			return nil, "", err
+		}
+		return []Workspace{*w}, "", nil
+	}
 	out := []Workspace{}
 	err = s.store.View(ctx, "", func(tx Tx) error {
-		out = out[:0]
-		if !actor.Everywhere {
-			if after != "" {
-				return nil
-			}
-			w, err := getWorkspace(tx, actor.Workspace)
-			if err != nil {
-				return err
-			}
-			out = append(out, *w)
-			return nil
-		}
 		entries, err := tx.Scan(workspacesColl(), "", after, page.Limit+1)
 		if err != nil {
 			return err
 		}
+		out = out[:0]
 		for _, e := range entries {
 			var w Workspace
 			if err := json.Unmarshal(e.Value, &w); err != nil {
@@ -57,15 +56,18 @@ func (s *Service) CreateWorkspace(ctx context.Context, actor *Principal, ws Work
 	if !actor.HasPermission(PermWorkspacesManage) {
 		return nil, forbidden("creating workspaces needs %s", PermWorkspacesManage)
 	}
-	return s.createWorkspace(ctx, ws, false)
+	return s.createWorkspace(ctx, actor, ws, false)
 }
 
-func (s *Service) createWorkspace(ctx context.Context, ws Workspace, mayExist bool) (*Workspace, error) {
+// createWorkspace writes the workspace record with its audit entry in the
+// workspace itself, then indexes it globally (idempotent, so a failed index
+// write is mended by creating again with mayExist).
+func (s *Service) createWorkspace(ctx context.Context, actor *Principal, ws Workspace, mayExist bool) (*Workspace, error) {
 	if err := validateWorkspace(&ws); err != nil {
 		return nil, err
 	}
 	ws.CreatedAt = s.now().UTC()
-	err := s.store.Update(ctx, "", func(tx Tx) error {
+	err := s.store.Update(ctx, ws.ID, func(tx Tx) error {
 		existing, err := getWorkspace(tx, ws.ID)
 		switch {
 		case err == nil && mayExist:
@@ -76,6 +78,17 @@ func (s *Service) createWorkspace(ctx context.Context, ws Workspace, mayExist bo
 		case !errors.Is(err, ErrNotFound):
 			return err
 		}
+		if err := putRecord(tx, metaOf(ws.ID), metaWorkspace, &ws); err != nil {
+			return err
+		}
+		return s.audit(tx, ws.ID, actor, ActionWorkspaceCreate, ws.ID, map[string]FieldChange{
+			"id": change(nil, ws.ID), "name": change(nil, ws.Name),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.Update(ctx, "", func(tx Tx) error {
 		return putRecord(tx, workspacesColl(), ws.ID, &ws)
 	})
 	if err != nil {
@@ -96,10 +109,10 @@ func (s *Service) GetWorkspace(ctx context.Context, actor *Principal, id string)
 // username with one key, and returns the user and the key. It is the only
 // operation without an actor: the operator runs it on the store.
 func (s *Service) Bootstrap(ctx context.Context, ws, username string) (*CreatedUser, error) {
-	if _, err := s.createWorkspace(ctx, Workspace{ID: ws}, true); err != nil {
+	root := &Principal{Workspace: ws, Everywhere: true, perms: *rolePerms[RoleSuperadmin]}
+	if _, err := s.createWorkspace(ctx, root, Workspace{ID: ws}, true); err != nil {
 		return nil, err
 	}
-	root := &Principal{Workspace: ws, Everywhere: true, perms: *rolePerms[RoleSuperadmin]}
 	return s.CreateUser(ctx, root, ws, NewUser{
 		Username: username, Kind: KindAPI, Role: RoleSuperadmin, IssueKey: true,
 	})

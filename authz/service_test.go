@@ -1,0 +1,463 @@
+package authz_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/filestore"
+	"github.com/apiusers/apiusers/authz/redisstore"
+	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+)
+
+// The domain rules run against every store.
+func forEachStore(t *testing.T, fn func(t *testing.T, open func(t *testing.T) authz.Store)) {
+	t.Run("file", func(t *testing.T) {
+		fn(t, func(t *testing.T) authz.Store {
+			st, err := filestore.Open(filepath.Join(t.TempDir(), "apiusers.db"), filestore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		})
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		var n atomic.Int64
+		fn(t, func(t *testing.T) authz.Store {
+			st, err := redisstore.New(redisstore.Options{URL: srv.URL(), Prefix: "t" + string(rune('a'+n.Add(1)%26)) + time.Now().Format("150405.000000")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		})
+	})
+}
+
+type env struct {
+	t    *testing.T
+	svc  *authz.Service
+	root *authz.Principal
+	ctx  context.Context
+	now  time.Time
+	mu   sync.Mutex
+}
+
+func newEnv(t *testing.T, st authz.Store) *env {
+	t.Helper()
+	signer, err := authz.NewSigner(authz.SignerConfig{Secret: []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := authz.NewCache(authz.CacheConfig{TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	e := &env{t: t, ctx: context.Background(), now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	e.svc, err = authz.NewService(authz.Config{Store: st, Signer: signer, Cache: cache, Now: e.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cu, err := e.svc.Bootstrap(e.ctx, "acme", "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.root = e.auth(cu.Key)
+	return e
+}
+
+func (e *env) clock() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.now
+}
+
+func (e *env) advance(d time.Duration) {
+	e.mu.Lock()
+	e.now = e.now.Add(d)
+	e.mu.Unlock()
+}
+
+func (e *env) auth(key string) *authz.Principal {
+	e.t.Helper()
+	p, _, err := e.svc.Authenticate(e.ctx, key)
+	if err != nil {
+		e.t.Fatalf("authenticate: %v", err)
+	}
+	return p
+}
+
+// user creates a user with a key and returns the user and its principal.
+func (e *env) user(ws, name string, kind authz.Kind, role authz.Role) (*authz.CreatedUser, *authz.Principal) {
+	e.t.Helper()
+	cu, err := e.svc.CreateUser(e.ctx, e.root, ws, authz.NewUser{Username: name, Kind: kind, Role: role, IssueKey: true})
+	if err != nil {
+		e.t.Fatalf("creating %s: %v", name, err)
+	}
+	return cu, e.auth(cu.Key)
+}
+
+func wantErr(t *testing.T, err, kind error) {
+	t.Helper()
+	if !errors.Is(err, kind) {
+		t.Fatalf("err = %v, want %v", err, kind)
+	}
+}
+
+func TestServiceRules(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		_, editor := e.user("acme", "ed", authz.KindMember, authz.RoleEditor)
+		_, admin := e.user("acme", "ad", authz.KindMember, authz.RoleAdmin)
+
+		t.Run("editor cannot create users", func(t *testing.T) {
+			_, err := e.svc.CreateUser(ctx, editor, "acme", authz.NewUser{Username: "x", Kind: authz.KindAPI, Role: authz.RoleAPIUser})
+			wantErr(t, err, authz.ErrForbidden)
+		})
+		t.Run("admin cannot create a superadmin nor grant workspaces.manage", func(t *testing.T) {
+			_, err := e.svc.CreateUser(ctx, admin, "acme", authz.NewUser{Username: "s2", Kind: authz.KindAPI, Role: authz.RoleSuperadmin})
+			wantErr(t, err, authz.ErrForbidden)
+			_, err = e.svc.CreateUser(ctx, admin, "acme", authz.NewUser{Username: "s3", Kind: authz.KindAPI, Role: authz.RoleViewer, Permissions: []string{"workspaces.manage"}})
+			wantErr(t, err, authz.ErrForbidden)
+			u, err := e.svc.CreateUser(ctx, admin, "acme", authz.NewUser{Username: "ok", Kind: authz.KindAPI, Role: authz.RoleAPIUser, Permissions: []string{"rules.manage"}})
+			if err != nil || u.Role != authz.RoleAPIUser {
+				t.Fatalf("admin creating api_user: %v", err)
+			}
+			// Nobody touches a superadmin but a superadmin.
+			_, err = e.svc.SetStatus(ctx, admin, "acme", e.root.UserID, authz.StatusInactive)
+			wantErr(t, err, authz.ErrForbidden)
+		})
+		t.Run("api_registration creates api_basic with a key and nothing else", func(t *testing.T) {
+			_, reg := e.user("acme", "app", authz.KindAPI, authz.RoleAPIRegistration)
+			cu, err := e.svc.CreateUser(ctx, reg, "acme", authz.NewUser{Username: "signup1", Kind: authz.KindAPI, Role: authz.RoleAPIBasic, IssueKey: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cu.Key == "" {
+				t.Fatal("no key issued")
+			}
+			basic := e.auth(cu.Key)
+			if basic.Role != authz.RoleAPIBasic {
+				t.Fatal("wrong role")
+			}
+			_, err = e.svc.CreateUser(ctx, reg, "acme", authz.NewUser{Username: "signup2", Kind: authz.KindAPI, Role: authz.RoleAPIUser})
+			wantErr(t, err, authz.ErrForbidden)
+			_, err = e.svc.CreateUser(ctx, reg, "acme", authz.NewUser{Username: "signup3", Kind: authz.KindAPI, Role: authz.RoleAPIBasic, Permissions: []string{"events.read.own"}})
+			wantErr(t, err, authz.ErrForbidden)
+			_, err = e.svc.CreateKey(ctx, reg, "acme", cu.ID, authz.NewKey{Name: "more"})
+			wantErr(t, err, authz.ErrForbidden)
+			if _, err := e.svc.SetStatus(ctx, reg, "acme", cu.ID, authz.StatusInactive); err != nil {
+				t.Fatalf("disable: %v", err)
+			}
+			if _, err := e.svc.SetStatus(ctx, reg, "acme", cu.ID, authz.StatusActive); err != nil {
+				t.Fatalf("enable: %v", err)
+			}
+			_, err = e.svc.SetStatus(ctx, reg, "acme", cu.ID, authz.StatusTrash)
+			wantErr(t, err, authz.ErrForbidden)
+			_, err = e.svc.SetStatus(ctx, reg, "acme", editor.UserID, authz.StatusInactive)
+			wantErr(t, err, authz.ErrForbidden)
+		})
+		t.Run("api_business updates api_basic but not api_user", func(t *testing.T) {
+			_, biz := e.user("acme", "biz", authz.KindAPI, authz.RoleAPIBusiness)
+			basicU, _ := e.user("acme", "b1", authz.KindAPI, authz.RoleAPIBasic)
+			apiU, _ := e.user("acme", "l1", authz.KindAPI, authz.RoleAPIUser)
+			org := "acme corp"
+			if _, err := e.svc.UpdateUser(ctx, biz, "acme", basicU.ID, authz.UserPatch{Organization: &org}, nil); err != nil {
+				t.Fatal(err)
+			}
+			_, err := e.svc.UpdateUser(ctx, biz, "acme", apiU.ID, authz.UserPatch{Organization: &org}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+			role := authz.RoleAPIUser
+			_, err = e.svc.UpdateUser(ctx, biz, "acme", basicU.ID, authz.UserPatch{Role: &role}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+			perms := []string{"rules.manage"}
+			_, err = e.svc.UpdateUser(ctx, biz, "acme", basicU.ID, authz.UserPatch{Permissions: &perms}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+			if _, err := e.svc.CreateUser(ctx, biz, "acme", authz.NewUser{Username: "b2", Kind: authz.KindAPI, Role: authz.RoleAPIBasic}); err != nil {
+				t.Fatal(err)
+			}
+			list, _, err := e.svc.ListUsers(ctx, biz, "acme", authz.UserFilter{}, authz.Page{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range list {
+				if u.Role != authz.RoleAPIBasic {
+					t.Fatalf("api_business sees %s (%s)", u.Username, u.Role)
+				}
+			}
+		})
+		t.Run("api_basic disables itself but nobody else", func(t *testing.T) {
+			a, pa := e.user("acme", "selfa", authz.KindAPI, authz.RoleAPIBasic)
+			b, _ := e.user("acme", "selfb", authz.KindAPI, authz.RoleAPIBasic)
+			_, err := e.svc.SetStatus(ctx, pa, "acme", b.ID, authz.StatusInactive)
+			wantErr(t, err, authz.ErrForbidden)
+			_, err = e.svc.SetStatus(ctx, pa, "acme", a.ID, authz.StatusTrash)
+			wantErr(t, err, authz.ErrForbidden)
+			if _, err := e.svc.SetStatus(ctx, pa, "acme", a.ID, authz.StatusInactive); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = e.svc.Authenticate(ctx, a.Key)
+			wantErr(t, err, authz.ErrUnauthenticated)
+		})
+		t.Run("private_note for managers only", func(t *testing.T) {
+			cu, err := e.svc.CreateUser(ctx, admin, "acme", authz.NewUser{Username: "noted", Kind: authz.KindAPI, Role: authz.RoleAPIUser, PrivateNote: "owes money", IssueKey: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cu.PrivateNote != "owes money" {
+				t.Fatal("admin does not see the note on create")
+			}
+			u, _ := e.svc.GetUser(ctx, admin, "acme", cu.ID)
+			if u.PrivateNote != "owes money" {
+				t.Fatal("admin does not see the note")
+			}
+			self := e.auth(cu.Key)
+			u, err = e.svc.GetUser(ctx, self, "acme", cu.ID)
+			if err != nil || u.PrivateNote != "" {
+				t.Fatalf("user sees its note: %v %q", err, u.PrivateNote)
+			}
+			me, _ := e.svc.Me(ctx, self)
+			if me.User.PrivateNote != "" {
+				t.Fatal("note in /me")
+			}
+			u, _ = e.svc.GetUser(ctx, editor, "acme", cu.ID)
+			if u.PrivateNote != "" {
+				t.Fatal("editor (cannot manage users) sees the note")
+			}
+		})
+		t.Run("usernames", func(t *testing.T) {
+			if _, err := e.svc.CreateWorkspace(ctx, e.root, authz.Workspace{ID: "other"}); err != nil {
+				t.Fatal(err)
+			}
+			a, _ := e.user("acme", "Same", authz.KindAPI, authz.RoleAPIUser)
+			b, _ := e.user("other", "Same", authz.KindAPI, authz.RoleAPIUser)
+			if a.ID == b.ID {
+				t.Fatal("one user for two workspaces")
+			}
+			_, err := e.svc.CreateUser(ctx, e.root, "acme", authz.NewUser{Username: "sAME", Kind: authz.KindAPI, Role: authz.RoleAPIUser})
+			wantErr(t, err, authz.ErrConflict)
+			org := "x"
+			if _, err := e.svc.UpdateUser(ctx, e.root, "other", b.ID, authz.UserPatch{Organization: &org}, nil); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := e.svc.GetUser(ctx, e.root, "acme", a.ID)
+			if got.Organization != "" {
+				t.Fatal("changing one workspace's user changed the other")
+			}
+			// An admin of acme cannot touch other.
+			_, err = e.svc.GetUser(ctx, admin, "other", b.ID)
+			wantErr(t, err, authz.ErrForbidden)
+		})
+		t.Run("bad input stores nothing", func(t *testing.T) {
+			before, _, _ := e.svc.ListUsers(ctx, e.root, "acme", authz.UserFilter{}, authz.Page{Limit: 500})
+			bad := []authz.NewUser{
+				{Username: "", Kind: authz.KindAPI, Role: authz.RoleAPIUser},
+				{Username: "usr_x", Kind: authz.KindAPI, Role: authz.RoleAPIUser},
+				{Username: "tz", Kind: authz.KindAPI, Role: authz.RoleAPIUser, Timezone: "Mars/Olympus"},
+				{Username: "lang", Kind: authz.KindAPI, Role: authz.RoleAPIUser, Language: "not a tag!"},
+				{Username: "role", Kind: authz.KindAPI, Role: "king"},
+				{Username: "kind", Kind: "robot", Role: authz.RoleAPIUser},
+				{Username: "memberapi", Kind: authz.KindMember, Role: authz.RoleAPIUser},
+				{Username: "grant", Kind: authz.KindAPI, Role: authz.RoleAPIUser, Grants: []authz.Grant{{Resource: "nocolon", Rights: []string{"read"}}}},
+				{Username: "team", Kind: authz.KindAPI, Role: authz.RoleAPIUser, Teams: []string{"team_missing"}},
+			}
+			for _, in := range bad {
+				_, err := e.svc.CreateUser(ctx, e.root, "acme", in)
+				wantErr(t, err, authz.ErrInvalid)
+			}
+			after, _, _ := e.svc.ListUsers(ctx, e.root, "acme", authz.UserFilter{}, authz.Page{Limit: 500})
+			if len(after) != len(before) {
+				t.Fatalf("%d users before, %d after", len(before), len(after))
+			}
+		})
+	})
+}
+
+func TestServiceKeysAndLifecycle(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		u, _ := e.user("acme", "svc", authz.KindAPI, authz.RoleAPIUser)
+		unauth := func(key string) {
+			t.Helper()
+			_, _, err := e.svc.Authenticate(ctx, key)
+			wantErr(t, err, authz.ErrUnauthenticated)
+		}
+		ok := func(key string) {
+			t.Helper()
+			if _, _, err := e.svc.Authenticate(ctx, key); err != nil {
+				t.Fatalf("key refused: %v", err)
+			}
+		}
+		t.Run("revoke", func(t *testing.T) {
+			k, err := e.svc.CreateKey(ctx, e.root, "acme", u.ID, authz.NewKey{Name: "ci"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok(k.Secret)
+			if err := e.svc.RevokeKey(ctx, e.root, "acme", u.ID, k.ID); err != nil {
+				t.Fatal(err)
+			}
+			unauth(k.Secret)
+			ok(u.Key)
+		})
+		t.Run("regenerate", func(t *testing.T) {
+			k, _ := e.svc.CreateKey(ctx, e.root, "acme", u.ID, authz.NewKey{Name: "rot"})
+			n, err := e.svc.RegenerateKey(ctx, e.root, "acme", u.ID, k.ID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			unauth(k.Secret)
+			ok(n.Secret)
+			if n.Name != "rot" {
+				t.Fatal("name not kept")
+			}
+			g, err := e.svc.RegenerateKey(ctx, e.root, "acme", u.ID, n.ID, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok(n.Secret)
+			ok(g.Secret)
+			e.advance(time.Hour)
+			unauth(n.Secret)
+			ok(g.Secret)
+		})
+		t.Run("reveal", func(t *testing.T) {
+			k, _ := e.svc.CreateKey(ctx, e.root, "acme", u.ID, authz.NewKey{Name: "rev"})
+			r, err := e.svc.RevealKey(ctx, e.root, "acme", u.ID, k.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Secret != k.Secret {
+				t.Fatal("reveal differs from create")
+			}
+			_, admin := e.user("acme", "adm", authz.KindMember, authz.RoleAdmin)
+			if _, err := e.svc.RevealKey(ctx, admin, "acme", u.ID, k.ID); err != nil {
+				t.Fatalf("admin reveal: %v", err)
+			}
+			_, editor := e.user("acme", "edi", authz.KindMember, authz.RoleEditor)
+			_, err = e.svc.RevealKey(ctx, editor, "acme", u.ID, k.ID)
+			wantErr(t, err, authz.ErrForbidden)
+		})
+		t.Run("expiry", func(t *testing.T) {
+			exp := e.clock().Add(time.Minute)
+			k, err := e.svc.CreateKey(ctx, e.root, "acme", u.ID, authz.NewKey{Name: "short", ExpiresAt: &exp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok(k.Secret)
+			e.advance(2 * time.Minute)
+			unauth(k.Secret)
+			past := e.clock().Add(-time.Second)
+			_, err = e.svc.CreateKey(ctx, e.root, "acme", u.ID, authz.NewKey{Name: "past", ExpiresAt: &past})
+			wantErr(t, err, authz.ErrInvalid)
+		})
+		t.Run("self reads own keys only", func(t *testing.T) {
+			self := e.auth(u.Key)
+			keys, err := e.svc.ListKeys(ctx, self, "acme", u.ID)
+			if err != nil || len(keys) == 0 {
+				t.Fatalf("own keys: %v", err)
+			}
+			_, err = e.svc.CreateKey(ctx, self, "acme", u.ID, authz.NewKey{Name: "mine"})
+			wantErr(t, err, authz.ErrForbidden)
+			_, err = e.svc.ListKeys(ctx, self, "acme", e.root.UserID)
+			wantErr(t, err, authz.ErrForbidden)
+		})
+		t.Run("lifecycle", func(t *testing.T) {
+			if _, err := e.svc.SetStatus(ctx, e.root, "acme", u.ID, authz.StatusInactive); err != nil {
+				t.Fatal(err)
+			}
+			unauth(u.Key)
+			e.svc.SetStatus(ctx, e.root, "acme", u.ID, authz.StatusActive)
+			ok(u.Key)
+			wantErr(t, e.svc.DeleteUser(ctx, e.root, "acme", u.ID, false), authz.ErrConflict)
+			e.svc.SetStatus(ctx, e.root, "acme", u.ID, authz.StatusTrash)
+			unauth(u.Key)
+			e.svc.SetStatus(ctx, e.root, "acme", u.ID, authz.StatusActive)
+			ok(u.Key)
+			e.svc.SetStatus(ctx, e.root, "acme", u.ID, authz.StatusTrash)
+			if err := e.svc.DeleteUser(ctx, e.root, "acme", u.ID, false); err != nil {
+				t.Fatal(err)
+			}
+			unauth(u.Key)
+			_, err := e.svc.GetUser(ctx, e.root, "acme", u.ID)
+			wantErr(t, err, authz.ErrNotFound)
+			// The name is free again.
+			if _, err := e.svc.CreateUser(ctx, e.root, "acme", authz.NewUser{Username: "svc", Kind: authz.KindAPI, Role: authz.RoleAPIUser}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Run("if-match", func(t *testing.T) {
+			v, _ := e.user("acme", "ver", authz.KindAPI, authz.RoleAPIUser)
+			org := "a"
+			stale := v.Version + 5
+			_, err := e.svc.UpdateUser(ctx, e.root, "acme", v.ID, authz.UserPatch{Organization: &org}, &stale)
+			wantErr(t, err, authz.ErrPrecondition)
+			cur := v.Version
+			got, err := e.svc.UpdateUser(ctx, e.root, "acme", v.ID, authz.UserPatch{Organization: &org}, &cur)
+			if err != nil || got.Version != cur+1 {
+				t.Fatalf("update: %v", err)
+			}
+		})
+	})
+}
+
+// countingStore counts principal loads of a real store.
+type countingStore struct {
+	authz.Store
+	loads atomic.Int64
+	gate  chan struct{}
+}
+
+func (c *countingStore) LoadPrincipal(ctx context.Context, ws, id string) (*authz.PrincipalRecord, error) {
+	c.loads.Add(1)
+	if c.gate != nil {
+		<-c.gate
+	}
+	return c.Store.LoadPrincipal(ctx, ws, id)
+}
+
+func TestCacheCollapsesMissesAndSeesChanges(t *testing.T) {
+	st, err := filestore.Open(filepath.Join(t.TempDir(), "a.db"), filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cs := &countingStore{Store: st}
+	e := newEnv(t, cs)
+	u, _ := e.user("acme", "hot", authz.KindAPI, authz.RoleAPIUser)
+	e.svc.Cache().InvalidateAll()
+	cs.loads.Store(0)
+	cs.gate = make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := e.svc.Authenticate(e.ctx, u.Key); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(cs.gate)
+	wg.Wait()
+	if n := cs.loads.Load(); n != 1 {
+		t.Fatalf("50 concurrent misses made %d store loads, want 1", n)
+	}
+	// A change through this instance is seen by the next request.
+	if _, err := e.svc.SetStatus(e.ctx, e.root, "acme", u.ID, authz.StatusInactive); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = e.svc.Authenticate(e.ctx, u.Key)
+	wantErr(t, err, authz.ErrUnauthenticated)
+}

@@ -1,0 +1,331 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// CollTeamNames maps a lower-case team name to its id (names are unique per
+// workspace).
+const CollTeamNames = "teamnames"
+
+func teamNamesOf(ws string) Collection { return Collection{Workspace: ws, Name: CollTeamNames} }
+
+func getTeam(tx Tx, ws, id string) (*Team, error) {
+	var t Team
+	if err := getRecord(tx, teamsOf(ws), id, &t); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, errf(ErrNotFound, "team %s not found in workspace %s", id, ws)
+		}
+		return nil, err
+	}
+	return &t, nil
+}
+
+func validateTeamName(name string) error {
+	if n := len([]rune(strings.TrimSpace(name))); n < 1 || n > 100 {
+		return fieldErr("name", "must be 1 to 100 characters")
+	}
+	return nil
+}
+
+func claimTeamName(tx Tx, ws, name, id string) error {
+	owner, err := tx.Get(teamNamesOf(ws), strings.ToLower(name))
+	switch {
+	case err == nil && string(owner) != id:
+		return errf(ErrConflict, "team name %q is taken in workspace %s", name, ws)
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return err
+	}
+	return tx.Put(teamNamesOf(ws), strings.ToLower(name), []byte(id))
+}
+
+func (s *Service) teamManager(actor *Principal, ws string) error {
+	if !actor.InWorkspace(ws) || !actor.HasPermission(PermTeamsManage) {
+		return forbidden("managing teams needs %s", PermTeamsManage)
+	}
+	return nil
+}
+
+// ListTeams lists the teams of ws (needs users.read or teams.manage).
+func (s *Service) ListTeams(ctx context.Context, actor *Principal, ws string, page Page) ([]Team, string, error) {
+	if !actor.InWorkspace(ws) || !(actor.HasPermission(PermUsersRead) || actor.HasPermission(PermTeamsManage)) {
+		return nil, "", forbidden("listing teams needs %s", PermUsersRead)
+	}
+	page, after, err := page.normalize()
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := s.workspaceExists(ctx, ws); err != nil {
+		return nil, "", err
+	}
+	var out []Team
+	err = s.store.View(ctx, ws, func(tx Tx) error {
+		entries, err := tx.Scan(teamsOf(ws), "", after, page.Limit+1)
+		if err != nil {
+			return err
+		}
+		out = make([]Team, 0, len(entries))
+		for _, e := range entries {
+			var t Team
+			if err := json.Unmarshal(e.Value, &t); err != nil {
+				return fmt.Errorf("decoding team %s: %w", e.ID, err)
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > page.Limit {
+		out = out[:page.Limit]
+		next = encodeCursor(out[len(out)-1].ID)
+	}
+	return out, next, nil
+}
+
+// GetTeam returns one team: to callers with users.read or teams.manage, and
+// to its members.
+func (s *Service) GetTeam(ctx context.Context, actor *Principal, ws, id string) (*Team, error) {
+	if !actor.InWorkspace(ws) {
+		return nil, forbidden("not a member of workspace %s", ws)
+	}
+	var t *Team
+	err := s.store.View(ctx, ws, func(tx Tx) error {
+		var err error
+		t, err = getTeam(tx, ws, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !actor.HasPermission(PermUsersRead) && !actor.HasPermission(PermTeamsManage) && !slices.Contains(t.Members, actor.UserID) {
+		return nil, forbidden("reading team %s needs %s", id, PermUsersRead)
+	}
+	return t, nil
+}
+
+// CreateTeam creates a team (needs teams.manage; the caller must hold every
+// permission and right it gives the team).
+func (s *Service) CreateTeam(ctx context.Context, actor *Principal, ws string, in NewTeam) (*Team, error) {
+	if err := s.teamManager(actor, ws); err != nil {
+		return nil, err
+	}
+	if err := validateTeamName(in.Name); err != nil {
+		return nil, err
+	}
+	if err := validatePermissions("permissions", in.Permissions); err != nil {
+		return nil, err
+	}
+	if err := validateGrants("grants", in.Grants); err != nil {
+		return nil, err
+	}
+	if err := checkGrantable(actor, authManage, nil, in.Permissions, nil, in.Grants); err != nil {
+		return nil, err
+	}
+	if _, err := s.workspaceExists(ctx, ws); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	t := Team{
+		ID: newID("team_", now), Workspace: ws, Name: strings.TrimSpace(in.Name),
+		Permissions: orEmpty(in.Permissions), Grants: orEmptyGrants(in.Grants), Members: []string{},
+		CreatedAt: now, UpdatedAt: now, Version: 1,
+	}
+	err := s.store.Update(ctx, ws, func(tx Tx) error {
+		if err := claimTeamName(tx, ws, t.Name, t.ID); err != nil {
+			return err
+		}
+		if err := putRecord(tx, teamsOf(ws), t.ID, &t); err != nil {
+			return err
+		}
+		changes, err := diff(nil, &t, "members", "workspace", "id")
+		if err != nil {
+			return err
+		}
+		return s.audit(tx, ws, actor, ActionTeamCreate, t.ID, changes)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// UpdateTeam applies patch; every member's next request sees the change.
+func (s *Service) UpdateTeam(ctx context.Context, actor *Principal, ws, id string, patch TeamPatch, ifMatch *int64) (*Team, error) {
+	if err := s.teamManager(actor, ws); err != nil {
+		return nil, err
+	}
+	var t *Team
+	err := s.store.Update(ctx, ws, func(tx Tx) error {
+		var err error
+		if t, err = getTeam(tx, ws, id); err != nil {
+			return err
+		}
+		if ifMatch != nil && *ifMatch != t.Version {
+			return errf(ErrPrecondition, "team %s is at version %d, not %d", id, t.Version, *ifMatch)
+		}
+		before := *t
+		if patch.Name != nil {
+			if err := validateTeamName(*patch.Name); err != nil {
+				return err
+			}
+			name := strings.TrimSpace(*patch.Name)
+			if !strings.EqualFold(name, t.Name) {
+				if err := claimTeamName(tx, ws, name, t.ID); err != nil {
+					return err
+				}
+				if err := tx.Delete(teamNamesOf(ws), strings.ToLower(t.Name)); err != nil {
+					return err
+				}
+			}
+			t.Name = name
+		}
+		if patch.Permissions != nil {
+			if err := validatePermissions("permissions", *patch.Permissions); err != nil {
+				return err
+			}
+			t.Permissions = orEmpty(*patch.Permissions)
+		}
+		if patch.Grants != nil {
+			if err := validateGrants("grants", *patch.Grants); err != nil {
+				return err
+			}
+			t.Grants = orEmptyGrants(*patch.Grants)
+		}
+		if err := checkGrantable(actor, authManage, before.Permissions, t.Permissions, before.Grants, t.Grants); err != nil {
+			return err
+		}
+		changes, err := diff(&before, t, "members")
+		if err != nil || len(changes) == 0 {
+			return err
+		}
+		t.Version++
+		t.UpdatedAt = s.now().UTC()
+		if err := putRecord(tx, teamsOf(ws), t.ID, t); err != nil {
+			return err
+		}
+		return s.audit(tx, ws, actor, ActionTeamUpdate, id, changes)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.changed(Change{Workspace: ws, Users: t.Members})
+	return t, nil
+}
+
+// DeleteTeam deletes a team and removes it from its members.
+func (s *Service) DeleteTeam(ctx context.Context, actor *Principal, ws, id string) error {
+	if err := s.teamManager(actor, ws); err != nil {
+		return err
+	}
+	var members []string
+	err := s.store.Update(ctx, ws, func(tx Tx) error {
+		t, err := getTeam(tx, ws, id)
+		if err != nil {
+			return err
+		}
+		members = t.Members
+		now := s.now().UTC()
+		for _, uid := range t.Members {
+			u, err := getUser(tx, ws, uid)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			u.Teams = slices.DeleteFunc(u.Teams, func(x string) bool { return x == id })
+			u.Version++
+			u.UpdatedAt = now
+			if err := putUser(tx, u); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(teamNamesOf(ws), strings.ToLower(t.Name)); err != nil {
+			return err
+		}
+		if err := tx.Delete(teamsOf(ws), id); err != nil {
+			return err
+		}
+		return s.audit(tx, ws, actor, ActionTeamDelete, id, map[string]FieldChange{
+			"name": change(t.Name, nil), "members": change(t.Members, nil),
+		})
+	})
+	if err != nil {
+		return err
+	}
+	s.changed(Change{Workspace: ws, Users: members})
+	return nil
+}
+
+// AddMember adds user uid to team tid. The caller needs teams.manage, must
+// be able to manage the user, and must hold what the team gives.
+func (s *Service) AddMember(ctx context.Context, actor *Principal, ws, tid, uid string) error {
+	return s.membership(ctx, actor, ws, tid, uid, true)
+}
+
+// RemoveMember removes user uid from team tid.
+func (s *Service) RemoveMember(ctx context.Context, actor *Principal, ws, tid, uid string) error {
+	return s.membership(ctx, actor, ws, tid, uid, false)
+}
+
+func (s *Service) membership(ctx context.Context, actor *Principal, ws, tid, uid string, add bool) error {
+	if err := s.teamManager(actor, ws); err != nil {
+		return err
+	}
+	err := s.store.Update(ctx, ws, func(tx Tx) error {
+		t, err := getTeam(tx, ws, tid)
+		if err != nil {
+			return err
+		}
+		u, err := getUser(tx, ws, uid)
+		if err != nil {
+			return err
+		}
+		if !mayManage(actor, u) {
+			return forbidden("may not change the teams of user %s", uid)
+		}
+		now := s.now().UTC()
+		if !add {
+			if !slices.Contains(u.Teams, tid) {
+				return nil
+			}
+			if err := leaveTeam(tx, ws, tid, uid, now); err != nil {
+				return err
+			}
+			u.Teams = slices.DeleteFunc(u.Teams, func(x string) bool { return x == tid })
+		} else {
+			if slices.Contains(u.Teams, tid) {
+				return nil
+			}
+			if err := checkGrantable(actor, authManage, nil, t.Permissions, nil, t.Grants); err != nil {
+				return err
+			}
+			if err := joinTeam(tx, u, tid, now); err != nil {
+				return err
+			}
+		}
+		u.Version++
+		u.UpdatedAt = now
+		if err := putUser(tx, u); err != nil {
+			return err
+		}
+		action := ActionTeamMemberAdd
+		if !add {
+			action = ActionTeamMemberRemove
+		}
+		return s.audit(tx, ws, actor, action, tid+"/"+uid, nil)
+	})
+	if err != nil {
+		return err
+	}
+	s.changed(Change{Workspace: ws, Users: []string{uid}})
+	return nil
+}

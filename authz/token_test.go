@@ -1,0 +1,127 @@
+package authz
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testSigner(t *testing.T, secret string) *Signer {
+	t.Helper()
+	s, err := NewSigner(SignerConfig{Secret: []byte(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+const secretA = "0123456789abcdef0123456789abcdef"
+const secretB = "fedcba9876543210fedcba9876543210"
+
+func TestSignerRoundTripAndDeterminism(t *testing.T) {
+	s := testSigner(t, secretA)
+	c := Claims{UserID: "usr_1", Workspace: "acme", KeyID: "key_1", IssuedAt: 1700000000}
+	k1, err := s.Sign(c, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := s.Sign(c, s.KeyID())
+	if k1 != k2 {
+		t.Fatal("signing the same claims twice gave two keys; reveal would not return the created key")
+	}
+	got, err := s.Verify(k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.UserID != "usr_1" || got.Workspace != "acme" || got.KeyID != "key_1" || got.ExpiresAt != 0 || got.Issuer != "apiusers" {
+		t.Fatalf("claims = %+v", got)
+	}
+	if strings.Contains(decodePart(t, k1, 1), `"exp"`) {
+		t.Fatal("a key without expiry carries exp")
+	}
+	if !strings.Contains(decodePart(t, k1, 0), s.KeyID()) {
+		t.Fatal("header has no kid")
+	}
+}
+
+func decodePart(t *testing.T, key string, i int) string {
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(key, ".")[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestSignerRejects(t *testing.T) {
+	s := testSigner(t, secretA)
+	good, _ := s.Sign(Claims{UserID: "usr_1", Workspace: "acme", KeyID: "key_1", IssuedAt: 1}, "")
+	other, _ := testSigner(t, secretB).Sign(Claims{UserID: "usr_1", Workspace: "acme", KeyID: "key_1", IssuedAt: 1}, "")
+	parts := strings.Split(good, ".")
+	payload := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"apiusers","sub":"usr_2","ws":"acme","jti":"key_1","iat":1}`))
+	tampered := parts[0] + "." + payload + "." + parts[2]
+	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","kid":"`+s.KeyID()+`","typ":"JWT"}`)) + "." + parts[1] + "."
+	// An HS512 key signed with the right secret: algorithm switching.
+	h512 := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS512","kid":"` + s.KeyID() + `","typ":"JWT"}`))
+	mac := hmac.New(sha256.New, []byte(secretA))
+	mac.Write([]byte(h512 + "." + parts[1]))
+	switched := h512 + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	for name, tc := range map[string]struct {
+		key  string
+		want error
+	}{
+		"garbage":        {"garbage", ErrKeyMalformed},
+		"three dots":     {"a.b.c", ErrKeyMalformed},
+		"tampered":       {tampered, ErrKeySignature},
+		"other secret":   {other, ErrKeySignature},
+		"alg none":       {none, ErrKeySignature},
+		"alg switching":  {switched, ErrKeySignature},
+		"truncated sig":  {good[:len(good)-4], ErrKeySignature},
+		"empty segments": {"..", ErrKeyMalformed},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := s.Verify(tc.key)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, tc.want) && !(tc.want == ErrKeySignature && errors.Is(err, ErrKeyMalformed)) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if strings.Contains(err.Error(), tc.key) && len(tc.key) > 3 {
+				t.Fatal("error echoes the key")
+			}
+		})
+	}
+}
+
+func TestSignerConfig(t *testing.T) {
+	if _, err := NewSigner(SignerConfig{Secret: []byte("short")}); err == nil {
+		t.Fatal("short secret accepted")
+	}
+	if _, err := NewSigner(SignerConfig{Secret: []byte(secretA), Algorithm: "RS256"}); err == nil {
+		t.Fatal("RS256 accepted for an HMAC signer")
+	}
+	// Rotation: keys signed with a previous secret still verify.
+	old := testSigner(t, secretB)
+	k, _ := old.Sign(Claims{UserID: "usr_1", Workspace: "w", KeyID: "key_1", IssuedAt: 1}, "")
+	s, err := NewSigner(SignerConfig{Secret: []byte(secretA), Previous: [][]byte{[]byte(secretB)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Verify(k); err != nil {
+		t.Fatalf("previous secret not accepted: %v", err)
+	}
+}
+
+func TestClaimsExpired(t *testing.T) {
+	now := time.Unix(1000, 0)
+	if (&Claims{}).Expired(now) {
+		t.Fatal("no exp means no expiry")
+	}
+	if !(&Claims{ExpiresAt: 1000}).Expired(now) || (&Claims{ExpiresAt: 1001}).Expired(now) {
+		t.Fatal("exp boundary wrong")
+	}
+}
