@@ -481,16 +481,29 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 	if !actor.InWorkspace(ws) {
 		return forbidden("not a member of workspace %s", ws)
 	}
+	if erase {
+		// Messages live apart from the user record: check the deletion is
+		// allowed, erase them, then delete the user (checked again).
+		u, err := s.loadUser(ctx, ws, id)
+		if err != nil {
+			return err
+		}
+		if err := checkDeletable(actor, u); err != nil {
+			return err
+		}
+		if ms, ok := s.store.(MessageStore); ok {
+			if err := ms.EraseMessages(ctx, ws, id); err != nil {
+				return err
+			}
+		}
+	}
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
 		u, err := getUser(tx, ws, id)
 		if err != nil {
 			return err
 		}
-		if !mayManage(actor, u) {
-			return forbidden("may not delete user %s", id)
-		}
-		if u.Status != StatusTrash {
-			return errf(ErrConflict, "user %s is %s: only users in trash can be deleted", id, u.Status)
+		if err := checkDeletable(actor, u); err != nil {
+			return err
 		}
 		keys, err := listKeys(tx, ws, id)
 		if err != nil {
@@ -523,6 +536,16 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		return err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{id}})
+	return nil
+}
+
+func checkDeletable(actor *Principal, u *User) error {
+	if !mayManage(actor, u) {
+		return forbidden("may not delete user %s", u.ID)
+	}
+	if u.Status != StatusTrash {
+		return errf(ErrConflict, "user %s is %s: only users in trash can be deleted", u.ID, u.Status)
+	}
 	return nil
 }
 

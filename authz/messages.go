@@ -1,0 +1,209 @@
+package authz
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Message is one recorded call of an API user (an "API message").
+type Message struct {
+	ID         string    `json:"id"`
+	Workspace  string    `json:"workspace"`
+	UserID     string    `json:"user_id"`
+	KeyID      string    `json:"key_id"`
+	Time       time.Time `json:"time"`
+	Method     string    `json:"method"`
+	Path       string    `json:"path"`
+	Status     int       `json:"status"`
+	DurationMS float64   `json:"duration_ms"`
+	BytesIn    int64     `json:"bytes_in"`
+	BytesOut   int64     `json:"bytes_out"`
+	ClientIP   string    `json:"client_ip"`
+	// Body is the start of the request body, when the route records bodies.
+	Body string `json:"body,omitempty"`
+	// BodyTruncated is true when the body was longer than what was kept.
+	BodyTruncated bool `json:"body_truncated,omitempty"`
+}
+
+// MessageQuery selects messages of one workspace, newest first.
+type MessageQuery struct {
+	// UserID restricts to one user's messages ("" = every user).
+	UserID string
+	// Since and Until bound the message time (zero = unbounded); Since is
+	// inclusive, Until exclusive.
+	Since, Until time.Time
+	// After is the id of the last message of the previous page.
+	After string
+	Limit int
+}
+
+// Retention bounds what is kept of each user's messages.
+type Retention struct {
+	// MaxPerUser keeps at most this many messages per user (0 = no bound).
+	MaxPerUser int
+	// MaxAge drops messages older than this (0 = no bound).
+	MaxAge time.Duration
+}
+
+// MessageStore keeps API messages. Both stores implement it; it is apart
+// from Store because messages are written in bulk, off the request path,
+// and need no transactions with the rest.
+type MessageStore interface {
+	// AppendMessages stores msgs (ids already set, newest-first ids from
+	// NewMessageID) and applies retention to the users they belong to.
+	AppendMessages(ctx context.Context, msgs []Message, keep Retention) error
+	// ListMessages returns up to q.Limit messages, newest first, costing
+	// O(page) when q.UserID is set.
+	ListMessages(ctx context.Context, ws string, q MessageQuery) ([]Message, error)
+	// EraseMessages deletes every message of user userID.
+	EraseMessages(ctx context.Context, ws, userID string) error
+}
+
+// NewMessageID makes a message id that sorts newest first.
+func NewMessageID(t time.Time) string { return newestFirstID("msg_", t) }
+
+// ListMessages lists a workspace's messages, newest first. A caller without
+// messages.read sees only its own, whatever user it asks for.
+func (s *Service) ListMessages(ctx context.Context, actor *Principal, ws string, q MessageQuery, page Page) ([]Message, string, error) {
+	ms, ok := s.store.(MessageStore)
+	if !ok {
+		return nil, "", errf(ErrUnavailable, "this store does not keep messages")
+	}
+	if !actor.InWorkspace(ws) {
+		return nil, "", forbidden("not a member of workspace %s", ws)
+	}
+	if !actor.HasPermission(PermMessagesRead) {
+		if !actor.HasPermission(PermMessagesRead + OwnSuffix) {
+			return nil, "", forbidden("reading messages needs %s", PermMessagesRead)
+		}
+		q.UserID = actor.UserID
+	}
+	page, after, err := page.normalize()
+	if err != nil {
+		return nil, "", err
+	}
+	q.After, q.Limit = after, page.Limit+1
+	out, err := ms.ListMessages(ctx, ws, q)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > page.Limit {
+		out = out[:page.Limit]
+		next = encodeCursor(out[len(out)-1].ID)
+	}
+	return out, next, nil
+}
+
+// Recorder writes messages asynchronously in batches. Record never blocks:
+// when the queue is full, or a batch cannot be stored, the messages are
+// dropped and counted.
+type Recorder struct {
+	store   MessageStore
+	keep    Retention
+	queue   chan Message
+	dropped atomic.Uint64
+	onDrop  func(n int)
+	done    chan struct{}
+	cancel  context.CancelFunc
+	// mu guards closed against Record racing Close.
+	mu     sync.RWMutex
+	closed bool
+}
+
+// RecorderConfig configures a Recorder.
+type RecorderConfig struct {
+	// Queue is how many messages may wait to be written. Default: 65536.
+	Queue int
+	// Batch is the most messages written in one store call. Default: 256.
+	Batch int
+	// Keep is the retention applied on write.
+	Keep Retention
+	// OnDrop is called (from the writer goroutine or Record) with the number
+	// of messages lost.
+	OnDrop func(n int)
+}
+
+// NewRecorder starts a Recorder writing to ms; Close stops it after
+// writing what is queued.
+func NewRecorder(ms MessageStore, cfg RecorderConfig) *Recorder {
+	if cfg.Queue <= 0 {
+		cfg.Queue = 65536
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 256
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Recorder{store: ms, keep: cfg.Keep, queue: make(chan Message, cfg.Queue), onDrop: cfg.OnDrop, done: make(chan struct{}), cancel: cancel}
+	go r.run(ctx, cfg.Batch)
+	return r
+}
+
+// Record queues m. It never blocks.
+func (r *Recorder) Record(m Message) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		r.drop(1)
+		return
+	}
+	select {
+	case r.queue <- m:
+	default:
+		r.drop(1)
+	}
+}
+
+// Dropped is the number of messages lost so far.
+func (r *Recorder) Dropped() uint64 { return r.dropped.Load() }
+
+func (r *Recorder) drop(n int) {
+	r.dropped.Add(uint64(n))
+	if r.onDrop != nil {
+		r.onDrop(n)
+	}
+}
+
+func (r *Recorder) run(ctx context.Context, batch int) {
+	defer close(r.done)
+	buf := make([]Message, 0, batch)
+	for m := range r.queue {
+		buf = append(buf[:0], m)
+	fill:
+		for len(buf) < batch {
+			select {
+			case m, ok := <-r.queue:
+				if !ok {
+					break fill
+				}
+				buf = append(buf, m)
+			default:
+				break fill
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := r.store.AppendMessages(wctx, buf, r.keep)
+		cancel()
+		if err != nil {
+			r.drop(len(buf))
+		}
+	}
+}
+
+// Close writes what is queued (for at most the context's time) and stops.
+func (r *Recorder) Close(ctx context.Context) {
+	r.mu.Lock()
+	if !r.closed {
+		r.closed = true
+		close(r.queue)
+	}
+	r.mu.Unlock()
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		r.cancel()
+		<-r.done
+	}
+}
