@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,22 +62,26 @@ func actorID(p *Principal) string {
 }
 
 // newestFirstID makes an id whose byte order is newest first: the inverted
-// milliseconds, then randomness (so a plain ascending scan lists the newest
-// entry first and a page costs O(page)).
+// milliseconds, then an inverted process-wide sequence (so entries of one
+// millisecond from one instance keep their order), then randomness. A plain
+// ascending scan lists the newest entry first and a page costs O(page).
 func newestFirstID(prefix string, now time.Time) string {
-	return prefix + invertedTime(now) + newID("", now)[10:]
+	seq := uint64(1)<<40 - 1 - idSeq.Add(1)&(1<<40-1)
+	return prefix + sortable(uint64(1)<<48-1-uint64(now.UnixMilli()), 10) + sortable(seq, 8) + newID("", now)[16:]
 }
 
-// invertedTime encodes (2^48-1 - ms) in 10 sortable base32 characters.
-func invertedTime(t time.Time) string {
-	ms := uint64(1)<<48 - 1 - uint64(t.UnixMilli())
+var idSeq atomic.Uint64
+
+// sortable encodes the low 5*n bits of v in n base32 characters that sort
+// like the number.
+func sortable(v uint64, n int) string {
 	const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
-	var b [10]byte
-	for i := 9; i >= 0; i-- {
-		b[i] = alphabet[ms&31]
-		ms >>= 5
+	b := make([]byte, n)
+	for i := n - 1; i >= 0; i-- {
+		b[i] = alphabet[v&31]
+		v >>= 5
 	}
-	return string(b[:])
+	return string(b)
 }
 
 // audit writes an audit entry in tx, in the same transaction as the change.

@@ -1,0 +1,140 @@
+package authz_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/apiusers/apiusers/authz"
+)
+
+func TestServiceTeamsGrantsAudit(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		u, _ := e.user("acme", "dev1", authz.KindAPI, authz.RoleAPIUser)
+		grants := []authz.Grant{{Resource: "device:d1", Rights: []string{"read"}}}
+		if _, err := e.svc.UpdateUser(ctx, e.root, "acme", u.ID, authz.UserPatch{Grants: &grants}, nil); err != nil {
+			t.Fatal(err)
+		}
+		p := e.auth(u.Key)
+		if !p.HasRight("device:d1", "read") || p.HasRight("device:d1", "control") || p.HasRight("device:d2", "read") {
+			t.Fatal("user grants wrong")
+		}
+		team, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "ops", Permissions: []string{"rules.manage"},
+			Grants: []authz.Grant{{Resource: "device:*", Rights: []string{"control"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(team.ID, "team_") {
+			t.Fatalf("team id %s", team.ID)
+		}
+		if _, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "OPS"}); err == nil {
+			t.Fatal("duplicate team name accepted")
+		}
+		if err := e.svc.AddMember(ctx, e.root, "acme", team.ID, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		p = e.auth(u.Key)
+		if !p.HasRight("device:d2", "control") || !p.HasPermission("rules.manage") {
+			t.Fatal("team rights not seen on the next request")
+		}
+		got, _ := e.svc.GetUser(ctx, e.root, "acme", u.ID)
+		if len(got.Teams) != 1 || got.Teams[0] != team.ID {
+			t.Fatalf("user teams = %v", got.Teams)
+		}
+		list, _, _ := e.svc.ListUsers(ctx, e.root, "acme", authz.UserFilter{Team: team.ID}, authz.Page{})
+		if len(list) != 1 || list[0].ID != u.ID {
+			t.Fatalf("team filter = %v", list)
+		}
+		// A team change reaches members at once.
+		perms := []string{"rules.manage", "records.add"}
+		if _, err := e.svc.UpdateTeam(ctx, e.root, "acme", team.ID, authz.TeamPatch{Permissions: &perms}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if !e.auth(u.Key).HasPermission("records.add") {
+			t.Fatal("team update not seen")
+		}
+		if err := e.svc.RemoveMember(ctx, e.root, "acme", team.ID, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if e.auth(u.Key).HasRight("device:d2", "control") {
+			t.Fatal("still a member after removal")
+		}
+		e.svc.AddMember(ctx, e.root, "acme", team.ID, u.ID)
+		if err := e.svc.DeleteTeam(ctx, e.root, "acme", team.ID); err != nil {
+			t.Fatal(err)
+		}
+		if e.auth(u.Key).HasPermission("rules.manage") {
+			t.Fatal("deleted team still grants")
+		}
+		got, _ = e.svc.GetUser(ctx, e.root, "acme", u.ID)
+		if len(got.Teams) != 0 {
+			t.Fatal("deleted team still listed on the user")
+		}
+
+		t.Run("no granting beyond own rights", func(t *testing.T) {
+			_, admin := e.user("acme", "adm", authz.KindMember, authz.RoleAdmin)
+			// An admin holds every right of the workspace (role *), so it may grant any.
+			g := []authz.Grant{{Resource: "project:p1", Rights: []string{"records.erase"}}}
+			if _, err := e.svc.UpdateUser(ctx, admin, "acme", u.ID, authz.UserPatch{Grants: &g}, nil); err != nil {
+				t.Fatal(err)
+			}
+			_, err := e.svc.CreateTeam(ctx, admin, "acme", authz.NewTeam{Name: "wm", Permissions: []string{"workspaces.manage"}})
+			wantErr(t, err, authz.ErrForbidden)
+			// An admin whose own grants are narrower (a non-* holder) is modelled by api_business: nothing beyond api_basic.
+			_, biz := e.user("acme", "biz", authz.KindAPI, authz.RoleAPIBusiness)
+			b, _ := e.user("acme", "bas", authz.KindAPI, authz.RoleAPIBasic)
+			g2 := []authz.Grant{{Resource: "device:d1", Rights: []string{"read"}}}
+			_, err = e.svc.UpdateUser(ctx, biz, "acme", b.ID, authz.UserPatch{Grants: &g2}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+			ok := []string{"events.read.own"}
+			if _, err := e.svc.UpdateUser(ctx, biz, "acme", b.ID, authz.UserPatch{Permissions: &ok}, nil); err != nil {
+				t.Fatalf("api_business giving an api_basic permission: %v", err)
+			}
+			beyond := []string{"events.read"}
+			_, err = e.svc.UpdateUser(ctx, biz, "acme", b.ID, authz.UserPatch{Permissions: &beyond}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+		})
+
+		t.Run("audit", func(t *testing.T) {
+			entries, _, err := e.svc.ListAudit(ctx, e.root, "acme", authz.Page{Limit: 500})
+			if err != nil {
+				t.Fatal(err)
+			}
+			count := map[string]int{}
+			for i, a := range entries {
+				count[a.Action]++
+				if i > 0 && a.Time.After(entries[i-1].Time) {
+					t.Fatal("audit not newest first")
+				}
+				raw, _ := json.Marshal(a)
+				if strings.Contains(string(raw), "eyJ") {
+					t.Fatalf("audit entry holds a key: %s", raw)
+				}
+			}
+			for _, action := range []string{"workspace.create", "user.create", "key.create", "user.update", "team.create", "team.update", "team.delete", "team.member.add", "team.member.remove"} {
+				if count[action] == 0 {
+					t.Errorf("no %s entry (have %v)", action, count)
+				}
+			}
+			if count["team.member.add"] != 2 || count["team.member.remove"] != 1 {
+				t.Errorf("membership entries = %v", count)
+			}
+			// The most recent entries are the api_business permission update, by biz.
+			if entries[0].Action != "user.update" || entries[0].Changes["permissions"].New == nil {
+				t.Fatalf("newest entry = %+v", entries[0])
+			}
+			// A failed mutation leaves no entry.
+			_, err = e.svc.CreateUser(ctx, e.root, "acme", authz.NewUser{Username: "dev1", Kind: authz.KindAPI, Role: authz.RoleAPIUser})
+			wantErr(t, err, authz.ErrConflict)
+			again, _, _ := e.svc.ListAudit(ctx, e.root, "acme", authz.Page{Limit: 500})
+			if len(again) != len(entries) {
+				t.Fatal("a failed mutation was audited")
+			}
+			_, viewer := e.user("acme", "v", authz.KindMember, authz.RoleViewer)
+			_, _, err = e.svc.ListAudit(ctx, viewer, "acme", authz.Page{})
+			wantErr(t, err, authz.ErrForbidden)
+		})
+	})
+}
