@@ -578,10 +578,11 @@ func (s *Service) Me(ctx context.Context, actor *Principal) (*Me, error) {
 	return &Me{User: *u, Permissions: actor.Permissions(), Except: actor.Except(), Grants: actor.Grants()}, nil
 }
 
-// UpdateMe changes the caller's own email, language and timezone.
-func (s *Service) UpdateMe(ctx context.Context, actor *Principal, patch SelfPatch) (*User, error) {
+// UpdateMe changes the caller's own email, language and timezone; ifMatch,
+// when not nil, must equal the current version.
+func (s *Service) UpdateMe(ctx context.Context, actor *Principal, patch SelfPatch, ifMatch *int64) (*User, error) {
 	return s.UpdateUser(ctx, actor, actor.Workspace, actor.UserID,
-		UserPatch{Email: patch.Email, Language: patch.Language, Timezone: patch.Timezone}, nil)
+		UserPatch{Email: patch.Email, Language: patch.Language, Timezone: patch.Timezone}, ifMatch)
 }
 
 func orEmpty(s []string) []string {

@@ -1,0 +1,172 @@
+// Package admin is the apiusers admin API: a plain net/http handler over
+// authz.Service. It imports no Caddy package; the module mounts it.
+//
+// Paths are relative to the mount (normally `handle_path /admin/*`). The
+// routes are listed in one table (routes.go) and described by the OpenAPI
+// 3.1 document served, without authentication, at GET /openapi.json.
+//
+// Conventions, beyond SPEC §4:
+//   - Every request but GET /openapi.json authenticates with a key read as the gateway reads
+//     it, before routing: without a valid key any path is a 401. An
+//     authenticated caller gets 404 for an unknown path and 405 with Allow
+//     for a known path under another method.
+//   - Errors are RFC 9457 problems with type "about:blank"; "field" names the
+//     offending body field, query parameter or header.
+//   - Bodies: at most 1 MiB (413 beyond), one JSON object, no unknown field,
+//     no trailing data (400); a Content-Type other than JSON is a 415, a
+//     missing one is accepted.
+//   - Lists: limit is 1 to 500 (default 50); anything else is a 400, never
+//     clamped. next_cursor is omitted on the last page.
+//   - ETag: the quoted version for users (and for /me, the caller's user
+//     version); a digest of the body for workspaces. If-Match: "*" or absent
+//     means any version; a header that is not an entity-tag list is a 400; a
+//     list naming no current version (weak tags never match) is a 412.
+//   - Location of a created resource is a reference relative to the request
+//     URL, so it is right wherever the API is mounted.
+//   - Every answer carries Cache-Control: no-store.
+package admin
+
+import (
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apiusers/apiusers/authz"
+	"go.uber.org/zap"
+)
+
+// KeySource reads the caller's API key from a request and returns "" when
+// the request carries none there.
+type KeySource func(r *http.Request) string
+
+// BearerKey reads the key from `Authorization: Bearer <key>` (the scheme is
+// matched case-insensitively).
+func BearerKey(r *http.Request) string {
+	const scheme = "bearer "
+	a := r.Header.Get("Authorization")
+	if len(a) <= len(scheme) || !strings.EqualFold(a[:len(scheme)], scheme) {
+		return ""
+	}
+	return strings.TrimSpace(a[len(scheme):])
+}
+
+// HeaderKey reads the key from the request header name (such as X-API-Key).
+func HeaderKey(name string) KeySource {
+	name = http.CanonicalHeaderKey(name)
+	return func(r *http.Request) string { return strings.TrimSpace(r.Header.Get(name)) }
+}
+
+// DefaultKeySources are the key sources used when Options names none:
+// `Authorization: Bearer <key>`, then `X-API-Key: <key>`.
+var DefaultKeySources = []KeySource{BearerKey, HeaderKey("X-API-Key")}
+
+// Options configures a Handler. The zero value is usable.
+type Options struct {
+	// KeySources are tried in order; the first one that finds a key wins.
+	// The Caddy module passes the extractor its gateway uses, so that the
+	// admin API reads keys exactly as the gateway does.
+	// Default: DefaultKeySources.
+	KeySources []KeySource
+
+	// RetryAfter is the value of the Retry-After header of a 503 answer
+	// (the store is unreachable), rounded up to whole seconds.
+	// Default: 5s.
+	RetryAfter time.Duration
+
+	// Logger receives the causes of 5xx answers. Keys and secrets are never
+	// logged. Default: no logging.
+	Logger *zap.Logger
+}
+
+// Handler serves the admin API. Make one with New.
+type Handler struct {
+	svc        *authz.Service
+	sources    []KeySource
+	retryAfter string
+	log        *zap.Logger
+	mux        *http.ServeMux
+	notFound   http.Handler // answers paths that are not in canonical form
+}
+
+// New makes the admin API handler over svc.
+func New(svc *authz.Service, opts Options) *Handler {
+	h := &Handler{svc: svc, sources: opts.KeySources, log: opts.Logger}
+	if len(h.sources) == 0 {
+		h.sources = DefaultKeySources
+	}
+	if h.log == nil {
+		h.log = zap.NewNop()
+	}
+	ra := opts.RetryAfter
+	if ra <= 0 {
+		ra = 5 * time.Second
+	}
+	h.retryAfter = formatSeconds(ra)
+	h.mux = http.NewServeMux()
+	for _, rt := range h.routes() {
+		h.mux.Handle(rt.method+" "+rt.path, h.serveRoute(rt))
+	}
+	h.mux.Handle("/", h.serveRoute(route{handle: h.unmatched}))
+	h.notFound = h.serveRoute(route{handle: func(http.ResponseWriter, *http.Request, *authz.Principal) error {
+		return errNoRoute
+	}})
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hdr := w.Header()
+	// Keys appear in some answers: nothing here may be stored by a cache.
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if !canonical(r.URL.Path) {
+		// ServeMux would redirect to the cleaned path, but it only sees the
+		// path below the mount, so its Location would drop the mount.
+		h.notFound.ServeHTTP(w, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// canonical reports whether p is a clean absolute path (no empty, "." or
+// ".." segments), which is the only form the routes match.
+func canonical(p string) bool {
+	c := path.Clean(p)
+	return c == p || (c != "/" && c+"/" == p)
+}
+
+// key returns the caller's key, or "" when the request carries none.
+func (h *Handler) key(r *http.Request) string {
+	for _, src := range h.sources {
+		if k := src(r); k != "" {
+			return k
+		}
+	}
+	return ""
+}
+
+// serveRoute authenticates the caller (unless the route is public) and runs
+// the route's handler, turning its error into a problem answer.
+func (h *Handler) serveRoute(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var caller *authz.Principal
+		if !rt.public {
+			p, _, err := h.svc.Authenticate(r.Context(), h.key(r))
+			if err != nil {
+				h.fail(w, r, err)
+				return
+			}
+			caller = p
+		}
+		if err := rt.handle(w, r, caller); err != nil {
+			h.fail(w, r, err)
+		}
+	})
+}
+
+// formatSeconds renders d as whole seconds, rounded up.
+func formatSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+}

@@ -1,0 +1,131 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/apiusers/apiusers/authz"
+	"go.uber.org/zap"
+)
+
+// problem is an RFC 9457 problem details object. Type is always
+// "about:blank", so Title is the status phrase; Detail says what went wrong
+// in one line and never contains a key.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// Field names the offending input (a body field, a query parameter or
+	// a header) when there is one.
+	Field string `json:"field,omitempty"`
+}
+
+// requestError is an error the admin layer itself finds in a request (body,
+// query, headers, routing), with the status to answer.
+type requestError struct {
+	status int
+	detail string
+	field  string
+}
+
+func (e *requestError) Error() string { return e.detail }
+
+// badRequest is a 400 about field.
+func badRequest(field, detail string) error {
+	return &requestError{status: http.StatusBadRequest, field: field, detail: detail}
+}
+
+// Header values of error answers.
+const (
+	challengeInvalid = `Bearer realm="apiusers", error="invalid_token"`
+	challengeScope   = `Bearer realm="apiusers", error="insufficient_scope"`
+)
+
+// Generic details of answers whose cause is not for the client.
+const (
+	detailInternal    = "internal error"
+	detailUnavailable = "authorization store unavailable, retry later"
+)
+
+// fail answers err as a problem. Domain errors map by their sentinel
+// (authz.ErrInvalid → 400 … authz.ErrUnavailable → 503) with their
+// client-safe detail; anything unexpected is a 500 with a generic detail and
+// its cause logged.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := problem{Type: "about:blank"}
+	var re *requestError
+	var de *authz.Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &re):
+		p.Status, p.Detail, p.Field = re.status, re.detail, re.field
+	case errors.As(err, &mbe):
+		p.Status, p.Detail = http.StatusRequestEntityTooLarge, "request body is larger than 1 MiB"
+	case errors.Is(err, authz.ErrUnavailable):
+		// Checked before the other sentinels: a store failure must never
+		// pass for a 4xx.
+		p.Status, p.Detail = http.StatusServiceUnavailable, detailUnavailable
+		h.log.Warn("admin request failed: store unavailable",
+			zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+	default:
+		p.Status = domainStatus(err)
+		if p.Status == http.StatusInternalServerError {
+			p.Detail = detailInternal
+			lvl := zap.ErrorLevel
+			if errors.Is(err, context.Canceled) {
+				lvl = zap.DebugLevel // the client went away
+			}
+			if ce := h.log.Check(lvl, "admin request failed"); ce != nil {
+				ce.Write(zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+			}
+		} else if errors.As(err, &de) {
+			p.Detail, p.Field = de.Detail, de.Field
+		}
+	}
+	if p.Detail == "" {
+		p.Detail = http.StatusText(p.Status)
+	}
+	p.Title = http.StatusText(p.Status)
+
+	hdr := w.Header()
+	switch p.Status {
+	case http.StatusUnauthorized:
+		hdr.Set("WWW-Authenticate", challengeInvalid)
+	case http.StatusForbidden:
+		hdr.Set("WWW-Authenticate", challengeScope)
+	case http.StatusServiceUnavailable:
+		hdr.Set("Retry-After", h.retryAfter)
+	}
+	body, merr := json.Marshal(p)
+	if merr != nil { // cannot happen: problem has only strings and an int
+		body = []byte(`{"type":"about:blank","status":500}`)
+	}
+	hdr.Set("Content-Type", "application/problem+json")
+	hdr.Del("ETag")
+	hdr.Del("Location")
+	w.WriteHeader(p.Status)
+	w.Write(body)
+}
+
+// domainStatus maps a domain error to its status by sentinel; anything else
+// is 500.
+func domainStatus(err error) int {
+	switch {
+	case errors.Is(err, authz.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, authz.ErrUnauthenticated):
+		return http.StatusUnauthorized
+	case errors.Is(err, authz.ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, authz.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, authz.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, authz.ErrPrecondition):
+		return http.StatusPreconditionFailed
+	}
+	return http.StatusInternalServerError
+}

@@ -1,0 +1,77 @@
+package admin
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/apiusers/apiusers/authz"
+)
+
+// handlerFunc serves one route. caller is the authenticated principal (nil
+// on public routes). A returned error is answered as a problem (see fail);
+// a handler that returns an error must not have written anything.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error
+
+// route is one row of the route table.
+type route struct {
+	method string // GET, POST, PUT, PATCH or DELETE (GET also answers HEAD)
+	path   string // a net/http ServeMux path pattern, relative to the mount
+	public bool   // served without authentication
+	handle handlerFunc
+}
+
+// routes is the route table: the only list of what the admin API serves.
+// New registers every row on the mux, and a test checks the rows against
+// the OpenAPI document, both ways. New resources (teams, members, messages,
+// audit) are new rows here plus their handlers in a file of their own.
+func (h *Handler) routes() []route {
+	return []route{
+		{method: "GET", path: "/openapi.json", public: true, handle: h.openAPI},
+
+		{method: "GET", path: "/me", handle: h.getMe},
+		{method: "PATCH", path: "/me", handle: h.patchMe},
+
+		{method: "GET", path: "/workspaces", handle: h.listWorkspaces},
+		{method: "POST", path: "/workspaces", handle: h.createWorkspace},
+		{method: "GET", path: "/workspaces/{ws}", handle: h.getWorkspace},
+
+		{method: "GET", path: "/workspaces/{ws}/users", handle: h.listUsers},
+		{method: "POST", path: "/workspaces/{ws}/users", handle: h.createUser},
+		{method: "GET", path: "/workspaces/{ws}/users/{id}", handle: h.getUser},
+		{method: "PATCH", path: "/workspaces/{ws}/users/{id}", handle: h.patchUser},
+		{method: "DELETE", path: "/workspaces/{ws}/users/{id}", handle: h.deleteUser},
+		{method: "POST", path: "/workspaces/{ws}/users/{id}/status", handle: h.setStatus},
+
+		{method: "GET", path: "/workspaces/{ws}/users/{id}/keys", handle: h.listKeys},
+		{method: "POST", path: "/workspaces/{ws}/users/{id}/keys", handle: h.createKey},
+		{method: "POST", path: "/workspaces/{ws}/users/{id}/keys/{kid}/regenerate", handle: h.regenerateKey},
+		{method: "POST", path: "/workspaces/{ws}/users/{id}/keys/{kid}/reveal", handle: h.revealKey},
+		{method: "DELETE", path: "/workspaces/{ws}/users/{id}/keys/{kid}", handle: h.revokeKey},
+	}
+}
+
+// errNoRoute is the 404 of a path no route serves.
+var errNoRoute = &requestError{status: http.StatusNotFound, detail: "no such resource"}
+
+// probeMethods are the methods tried to build the Allow header of a 405.
+var probeMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+// unmatched answers a request no route matched (it is registered on "/", so
+// it runs after authentication): 405 with Allow when the path exists under
+// other methods, else 404.
+func (h *Handler) unmatched(w http.ResponseWriter, r *http.Request, _ *authz.Principal) error {
+	var allow []string
+	probe := r.Clone(r.Context())
+	for _, m := range probeMethods {
+		probe.Method = m
+		if _, pattern := h.mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		return errNoRoute
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	return &requestError{status: http.StatusMethodNotAllowed,
+		detail: "method not allowed here; allowed: " + strings.Join(allow, ", ")}
+}

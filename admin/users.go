@@ -1,0 +1,158 @@
+package admin
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/apiusers/apiusers/authz"
+)
+
+// statusChange is the body of POST /workspaces/{ws}/users/{id}/status.
+type statusChange struct {
+	// Status is active, inactive or trash.
+	Status authz.Status `json:"status"`
+}
+
+// userFilterOf reads the user list filters kind, role, status, team and q.
+// Unknown kind, role or status values are a 400.
+func userFilterOf(r *http.Request) (authz.UserFilter, error) {
+	q := r.URL.Query()
+	var f authz.UserFilter
+	var err error
+	var kind, role, status string
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"kind", &kind}, {"role", &role}, {"status", &status}, {"team", &f.Team}, {"q", &f.Q}} {
+		if *p.dst, err = queryParam(q, p.name); err != nil {
+			return f, err
+		}
+	}
+	f.Kind, f.Role, f.Status = authz.Kind(kind), authz.Role(role), authz.Status(status)
+	if f.Kind != "" && f.Kind != authz.KindAPI && f.Kind != authz.KindMember {
+		return f, badRequest("kind", "kind: must be api or member")
+	}
+	if f.Role != "" && !authz.ValidRole(f.Role) {
+		return f, badRequest("role", "role: not a built-in role")
+	}
+	if f.Status != "" && !validStatus(f.Status) {
+		return f, badRequest("status", "status: must be active, inactive or trash")
+	}
+	return f, nil
+}
+
+func validStatus(s authz.Status) bool {
+	return s == authz.StatusActive || s == authz.StatusInactive || s == authz.StatusTrash
+}
+
+// listUsers answers GET /workspaces/{ws}/users.
+func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
+	f, err := userFilterOf(r)
+	if err != nil {
+		return err
+	}
+	page, err := pageOf(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	items, next, err := h.svc.ListUsers(r.Context(), caller, r.PathValue("ws"), f, page)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, newList(items, next), "")
+}
+
+// createUser answers POST /workspaces/{ws}/users with 201, the user (and its
+// first key when issue_key was set) and its Location.
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
+	var in authz.NewUser
+	if err := decodeBody(w, r, &in, false); err != nil {
+		return err
+	}
+	ws := r.PathValue("ws")
+	u, err := h.svc.CreateUser(r.Context(), caller, ws, in)
+	if err != nil {
+		return err
+	}
+	setLocation(w, r, pathOf("workspaces", ws, "users", u.ID))
+	return writeJSON(w, http.StatusCreated, u, etag(u.Version))
+}
+
+// getUser answers GET /workspaces/{ws}/users/{id} with the ETag of the
+// user's version.
+func (h *Handler) getUser(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
+	u, err := h.svc.GetUser(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, u, etag(u.Version))
+}
+
+// patchUser answers PATCH /workspaces/{ws}/users/{id}. If-Match, when it
+// names versions, must name the current one (else 412).
+func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
+	cond, err := parseIfMatch(r)
+	if err != nil {
+		return err
+	}
+	var in authz.UserPatch
+	if err := decodeBody(w, r, &in, false); err != nil {
+		return err
+	}
+	ws, id := r.PathValue("ws"), r.PathValue("id")
+	var version *int64
+	if !cond.any {
+		v, err := h.pickVersion(cond, func() (int64, error) {
+			u, err := h.svc.GetUser(r.Context(), caller, ws, id)
+			if err != nil {
+				return 0, err
+			}
+			return u.Version, nil
+		})
+		if err != nil {
+			return err
+		}
+		version = &v
+	}
+	u, err := h.svc.UpdateUser(r.Context(), caller, ws, id, in, version)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, u, etag(u.Version))
+}
+
+// deleteUser answers DELETE /workspaces/{ws}/users/{id}[?erase=true] with
+// 204. Only a user in trash can be deleted (else 409).
+func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
+	s, err := queryParam(r.URL.Query(), "erase")
+	if err != nil {
+		return err
+	}
+	erase := false
+	if s != "" {
+		if erase, err = strconv.ParseBool(s); err != nil {
+			return badRequest("erase", "erase: must be true or false")
+		}
+	}
+	if err := h.svc.DeleteUser(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), erase); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// setStatus answers POST /workspaces/{ws}/users/{id}/status with the user.
+func (h *Handler) setStatus(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
+	var in statusChange
+	if err := decodeBody(w, r, &in, false); err != nil {
+		return err
+	}
+	if !validStatus(in.Status) {
+		return badRequest("status", "status: must be active, inactive or trash")
+	}
+	u, err := h.svc.SetStatus(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), in.Status)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, u, etag(u.Version))
+}
