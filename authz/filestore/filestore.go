@@ -1,0 +1,339 @@
+// Package filestore is the embedded store: one bbolt file on local disk,
+// owned by a single process. It is the default store of the apiusers app.
+//
+// Layout: one top-level bucket per workspace, named after the workspace id;
+// the global workspace "" uses the bucket "_", which no workspace id can
+// match (ids match ^[a-z0-9][a-z0-9-]{0,62}$). Inside a workspace bucket,
+// every collection is a nested bucket named after the collection, holding
+// id -> value.
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/apiusers/apiusers/authz"
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// globalBucket is the bucket of the global workspace "". It cannot clash
+// with a workspace id, which never starts with '_'.
+const globalBucket = "_"
+
+// Options tunes Open.
+type Options struct {
+	// LockTimeout is how long Open waits for the file lock when another
+	// process holds the file. Default: 1s.
+	LockTimeout time.Duration
+}
+
+// Store is a bbolt-backed authz.Store. It is safe for concurrent use;
+// bbolt serializes writers and lets readers run alongside them.
+type Store struct {
+	db   *bbolt.DB
+	path string
+}
+
+// Open opens (creating it if needed) the store file at path. Missing parent
+// directories are created with mode 0700 and the file with mode 0600. When
+// another process holds the file, Open fails after opts.LockTimeout with an
+// error saying so, instead of waiting forever.
+func Open(path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("opening store file: empty path")
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating store directory: %w", err)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.LockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("store file %s is in use by another process (is Caddy running with this store?): %w", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening store file %s: %w", path, err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+// Path returns the file the store was opened on.
+func (s *Store) Path() string { return s.path }
+
+// View runs fn in a read-only bbolt transaction over workspace ws.
+func (s *Store) View(ctx context.Context, ws string, fn func(authz.Tx) error) error {
+	return s.run(ctx, ws, false, fn)
+}
+
+// Update runs fn in a read-write bbolt transaction over workspace ws. bbolt
+// serializes writers, so fn runs exactly once; if it returns an error the
+// transaction rolls back and that error is returned unchanged.
+func (s *Store) Update(ctx context.Context, ws string, fn func(authz.Tx) error) error {
+	return s.run(ctx, ws, true, fn)
+}
+
+func (s *Store) run(ctx context.Context, ws string, write bool, fn func(authz.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkWorkspace(ws); err != nil {
+		return err
+	}
+	var fnErr error
+	body := func(btx *bbolt.Tx) error {
+		fnErr = fn(&tx{btx: btx, ws: ws})
+		return fnErr
+	}
+	var err error
+	if write {
+		err = s.db.Update(body)
+	} else {
+		err = s.db.View(body)
+	}
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return s.backendErr(err)
+	}
+	return nil
+}
+
+// LoadPrincipal reads the user, its keys and its teams in one read
+// transaction. Keys come in key id order, teams in the order the user lists
+// them; teams that do not exist are skipped.
+func (s *Store) LoadPrincipal(ctx context.Context, ws, userID string) (*authz.PrincipalRecord, error) {
+	var rec *authz.PrincipalRecord
+	err := s.View(ctx, ws, func(t authz.Tx) error {
+		btx := t.(*tx).btx
+		wsb := btx.Bucket(bucketName(ws))
+		user := get(wsb, authz.CollUsers, userID)
+		if user == nil {
+			return fmt.Errorf("loading principal %s in workspace %q: %w", userID, ws, authz.ErrNotFound)
+		}
+		var u struct {
+			Teams []string `json:"teams"`
+		}
+		if err := json.Unmarshal(user, &u); err != nil {
+			return fmt.Errorf("loading principal %s in workspace %q: decoding user: %w", userID, ws, err)
+		}
+		rec = &authz.PrincipalRecord{User: bytes.Clone(user)}
+		if kb := bucket(wsb, authz.KeysCollection(ws, userID).Name); kb != nil {
+			c := kb.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				rec.Keys = append(rec.Keys, clone(v))
+			}
+		}
+		for _, id := range u.Teams {
+			if v := get(wsb, authz.CollTeams, id); v != nil {
+				rec.Teams = append(rec.Teams, bytes.Clone(v))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// Close closes the file and releases its lock. Calls after the first do
+// nothing. Transactions started after Close fail with an error wrapping
+// authz.ErrUnavailable.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing store file %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// backendErr wraps a failure of bbolt itself (closed database, I/O error
+// on commit) so it maps to 503.
+func (s *Store) backendErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return authz.Unavailable(fmt.Errorf("store file %s is closed: %w", s.path, err))
+	}
+	return authz.Unavailable(fmt.Errorf("store file %s: %w", s.path, err))
+}
+
+// tx adapts a bbolt transaction to authz.Tx.
+type tx struct {
+	btx *bbolt.Tx
+	ws  string
+}
+
+func (t *tx) check(c authz.Collection) error {
+	if c.Workspace != t.ws {
+		return fmt.Errorf("collection %q of workspace %q used in a transaction over workspace %q: %w", c.Name, c.Workspace, t.ws, authz.ErrInvalid)
+	}
+	if c.Name == "" {
+		return fmt.Errorf("empty collection name: %w", authz.ErrInvalid)
+	}
+	return nil
+}
+
+// Get returns a copy of the value of id in c.
+func (t *tx) Get(c authz.Collection, id string) ([]byte, error) {
+	if err := t.check(c); err != nil {
+		return nil, err
+	}
+	v := get(t.btx.Bucket(bucketName(t.ws)), c.Name, id)
+	if v == nil {
+		return nil, fmt.Errorf("record %s/%s in workspace %q: %w", c.Name, id, t.ws, authz.ErrNotFound)
+	}
+	return bytes.Clone(v), nil
+}
+
+// Put sets id in c, creating the workspace and collection buckets on demand.
+func (t *tx) Put(c authz.Collection, id string, value []byte) error {
+	if err := t.check(c); err != nil {
+		return err
+	}
+	if id == "" {
+		return fmt.Errorf("putting into %s: empty record id: %w", c.Name, authz.ErrInvalid)
+	}
+	if !t.btx.Writable() {
+		return fmt.Errorf("putting %s/%s: %w", c.Name, id, berrors.ErrTxNotWritable)
+	}
+	wsb, err := t.btx.CreateBucketIfNotExists(bucketName(t.ws))
+	if err != nil {
+		return fmt.Errorf("creating bucket of workspace %q: %w", t.ws, err)
+	}
+	cb, err := wsb.CreateBucketIfNotExists([]byte(c.Name))
+	if err != nil {
+		return fmt.Errorf("creating bucket of collection %s: %w", c.Name, err)
+	}
+	// bbolt keeps references to key and value until commit: hand it copies
+	// the caller cannot change.
+	if err := cb.Put([]byte(id), clone(value)); err != nil {
+		if errors.Is(err, berrors.ErrKeyTooLarge) || errors.Is(err, berrors.ErrValueTooLarge) {
+			err = fmt.Errorf("%w: %w", authz.ErrInvalid, err)
+		}
+		return fmt.Errorf("putting %s/%s: %w", c.Name, id, err)
+	}
+	return nil
+}
+
+// Delete removes id from c; a missing id or collection is not an error.
+func (t *tx) Delete(c authz.Collection, id string) error {
+	if err := t.check(c); err != nil {
+		return err
+	}
+	if !t.btx.Writable() {
+		return fmt.Errorf("deleting %s/%s: %w", c.Name, id, berrors.ErrTxNotWritable)
+	}
+	cb := bucket(t.btx.Bucket(bucketName(t.ws)), c.Name)
+	if cb == nil || id == "" {
+		return nil
+	}
+	if err := cb.Delete([]byte(id)); err != nil {
+		return fmt.Errorf("deleting %s/%s: %w", c.Name, id, err)
+	}
+	return nil
+}
+
+// Drop removes the bucket of c; a missing collection is not an error.
+func (t *tx) Drop(c authz.Collection) error {
+	if err := t.check(c); err != nil {
+		return err
+	}
+	if !t.btx.Writable() {
+		return fmt.Errorf("dropping %s: %w", c.Name, berrors.ErrTxNotWritable)
+	}
+	wsb := t.btx.Bucket(bucketName(t.ws))
+	if wsb == nil {
+		return nil
+	}
+	err := wsb.DeleteBucket([]byte(c.Name))
+	if err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+		return fmt.Errorf("dropping %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// Scan seeks the cursor to the first candidate and walks at most limit
+// entries forward, so it costs O(limit), not O(collection).
+func (t *tx) Scan(c authz.Collection, prefix, after string, limit int) ([]authz.Entry, error) {
+	if err := t.check(c); err != nil {
+		return nil, err
+	}
+	cb := bucket(t.btx.Bucket(bucketName(t.ws)), c.Name)
+	if cb == nil {
+		return nil, nil
+	}
+	cur := cb.Cursor()
+	pfx := []byte(prefix)
+	var k, v []byte
+	if after != "" && after >= prefix {
+		k, v = cur.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, v = cur.Next()
+		}
+	} else {
+		k, v = cur.Seek(pfx)
+	}
+	var out []authz.Entry
+	for ; k != nil && bytes.HasPrefix(k, pfx); k, v = cur.Next() {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		out = append(out, authz.Entry{ID: string(k), Value: clone(v)})
+	}
+	return out, nil
+}
+
+func checkWorkspace(ws string) error {
+	if ws != "" && !authz.ValidWorkspaceID(ws) {
+		return fmt.Errorf("workspace id %q: %w", ws, authz.ErrInvalid)
+	}
+	return nil
+}
+
+func bucketName(ws string) []byte {
+	if ws == "" {
+		return []byte(globalBucket)
+	}
+	return []byte(ws)
+}
+
+// bucket returns the collection bucket name inside wsb, or nil.
+func bucket(wsb *bbolt.Bucket, name string) *bbolt.Bucket {
+	if wsb == nil {
+		return nil
+	}
+	return wsb.Bucket([]byte(name))
+}
+
+// get returns the value of id in collection name of wsb, or nil when it is
+// missing. A present empty value is returned as a non-nil empty slice. The
+// result points into bbolt memory: copy it before the transaction ends.
+func get(wsb *bbolt.Bucket, name, id string) []byte {
+	cb := bucket(wsb, name)
+	if cb == nil || id == "" {
+		return nil
+	}
+	k, v := cb.Cursor().Seek([]byte(id))
+	if k == nil || string(k) != id {
+		return nil
+	}
+	if v == nil {
+		return []byte{}
+	}
+	return v
+}
+
+// clone copies b, returning a non-nil slice even when b is empty.
+func clone(b []byte) []byte {
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// Interface guards
+var _ authz.Store = (*Store)(nil)

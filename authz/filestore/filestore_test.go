@@ -1,0 +1,121 @@
+package filestore
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) authz.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+var users = authz.Collection{Workspace: "acme", Name: authz.CollUsers}
+
+func TestReopenKeepsData(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "nested", "apiusers.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	err = s.Update(ctx, "acme", func(tx authz.Tx) error { return tx.Put(users, "usr_1", []byte("kept")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("store file mode %o, want 600", perm)
+	}
+	di, err := os.Stat(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := di.Mode().Perm(); perm != 0o700 {
+		t.Errorf("created directory mode %o, want 700", perm)
+	}
+
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []byte
+	err = s.View(ctx, "acme", func(tx authz.Tx) error {
+		got, err = tx.Get(users, "usr_1")
+		return err
+	})
+	if err != nil || string(got) != "kept" {
+		t.Fatalf("after reopen: %q, %v; want kept", got, err)
+	}
+}
+
+func TestSecondOpenSaysInUse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "apiusers.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	start := time.Now()
+	s2, err := Open(path, Options{LockTimeout: 100 * time.Millisecond})
+	elapsed := time.Since(start)
+	if err == nil {
+		s2.Close()
+		t.Fatal("second Open of a held file succeeded")
+	}
+	want := "store file " + path + " is in use by another process (is Caddy running with this store?)"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	if elapsed > time.Second {
+		t.Errorf("second Open gave up after %s, want about the 100ms lock timeout", elapsed)
+	}
+
+	// Once the holder closes, the file opens again.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := Open(path, Options{LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Open after the holder closed: %v", err)
+	}
+	s3.Close()
+}
+
+func TestOpenFailsOnUnwritablePath(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A path below a regular file cannot be created.
+	_, err := Open(filepath.Join(file, "sub", "apiusers.db"), Options{})
+	if err == nil {
+		t.Fatal("Open below a regular file succeeded")
+	}
+	if errors.Is(err, authz.ErrUnavailable) {
+		t.Fatalf("Open error %v wraps ErrUnavailable; it is a configuration error", err)
+	}
+}

@@ -1,0 +1,427 @@
+// Package redisstore is the Redis store: the one truth a fleet of Caddy
+// instances shares.
+//
+// Key layout. Every key of one workspace carries the same hash tag, so a
+// workspace lives in one Redis Cluster slot and a transaction or script may
+// touch any of its keys:
+//
+//	<prefix>:{<ws>}:h:<collection>   HASH  id -> value
+//	<prefix>:{<ws>}:z:<collection>   ZSET  score 0, members = ids (byte order)
+//
+// The global workspace "" uses the tag {_}, which no workspace id can match
+// (ids match ^[a-z0-9][a-z0-9-]{0,62}$). The hash serves Get in O(1); the
+// zset serves Scan with ZRANGEBYLEX ... LIMIT, so a page costs O(log n +
+// limit).
+//
+// Update is optimistic: WATCH the keys of every collection fn reads, buffer
+// fn's writes in the Tx, and apply them with MULTI/EXEC; when a watched key
+// changed, run fn again.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/apiusers/apiusers/authz"
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// DefaultPrefix starts every key the store writes, unless Options.Prefix says
+// otherwise.
+const DefaultPrefix = "apiusers"
+
+// Retry policy of Update when a watched key changed under it: up to
+// maxAttempts runs of fn with jittered exponential backoff between them.
+// From the second attempt on, Update also holds its workspace's local
+// retry lock (waiting at most retryLockWait for it), so the transactions of
+// one process that keep colliding take turns instead of starving each
+// other; they still race transactions of other processes optimistically.
+const (
+	maxAttempts   = 10
+	backoffBase   = time.Millisecond
+	backoffCap    = 50 * time.Millisecond
+	retryLocks    = 64
+	retryLockWait = 2 * time.Second
+)
+
+// Options configures New.
+type Options struct {
+	// URL locates the server: redis://[user:password@]host[:port][/db] or
+	// rediss://... for TLS. Query parameters understood by go-redis
+	// (dial_timeout, pool_size, ...) apply unless a field below is set.
+	URL string
+	// Prefix starts every key. It must not contain '{' or '}'.
+	// Default: "apiusers".
+	Prefix string
+	// DialTimeout bounds establishing a connection. Default: 2s.
+	DialTimeout time.Duration
+	// ReadTimeout bounds reading one reply. Default: 1s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one command. Default: 1s.
+	WriteTimeout time.Duration
+	// PoolSize is the maximum number of connections. Default: go-redis's
+	// (10 per GOMAXPROCS).
+	PoolSize int
+}
+
+// Store is a Redis-backed authz.Store. It is safe for concurrent use.
+type Store struct {
+	client    redis.UniversalClient
+	prefix    string
+	ownClient bool
+	closed    atomic.Bool
+	// retryLock[i] is a one-slot semaphore shared by the workspaces whose
+	// id hashes to i; see maxAttempts.
+	retryLock [retryLocks]chan struct{}
+}
+
+// New builds a store from opts. It does not dial: the first command
+// connects, so New never hangs on an unreachable server.
+func New(opts Options) (*Store, error) {
+	if opts.URL == "" {
+		return nil, errors.New("redis store: empty url")
+	}
+	u, err := url.Parse(opts.URL)
+	if err != nil {
+		// url.Parse errors quote the input, which may hold a password.
+		return nil, errors.New("redis store: malformed url")
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return nil, fmt.Errorf("redis store: url %s: scheme must be redis or rediss", u.Redacted())
+	}
+	ro, err := redis.ParseURL(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis store: parsing url %s: %w", u.Redacted(), err)
+	}
+	prefix, err := checkPrefix(opts.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	ro.DialTimeout = pick(opts.DialTimeout, ro.DialTimeout, 2*time.Second)
+	ro.ReadTimeout = pick(opts.ReadTimeout, ro.ReadTimeout, time.Second)
+	ro.WriteTimeout = pick(opts.WriteTimeout, ro.WriteTimeout, time.Second)
+	if opts.PoolSize > 0 {
+		ro.PoolSize = opts.PoolSize
+	}
+	if ro.DialerRetries == 0 {
+		// One dial attempt per command attempt: when the server is down the
+		// caller must learn it fast (and answer 503), not after 5 dials.
+		ro.DialerRetries = 1
+	}
+	// Plain Redis does not send maintenance notifications; skip the
+	// handshake that asks for them.
+	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	s := NewFromClient(redis.NewClient(ro), prefix)
+	s.ownClient = true
+	return s, nil
+}
+
+// NewFromClient builds a store over an existing client (a cluster client,
+// for instance). An empty prefix means DefaultPrefix. Close does not close
+// c. NewFromClient panics on a prefix New would reject.
+func NewFromClient(c redis.UniversalClient, prefix string) *Store {
+	p, err := checkPrefix(prefix)
+	if err != nil {
+		panic(err)
+	}
+	s := &Store{client: c, prefix: p}
+	for i := range s.retryLock {
+		s.retryLock[i] = make(chan struct{}, 1)
+	}
+	return s
+}
+
+// Client returns the underlying client (for pub/sub).
+func (s *Store) Client() redis.UniversalClient { return s.client }
+
+// Close closes the client when New made it. Calls after the first do
+// nothing. Operations after Close fail with an error wrapping
+// authz.ErrUnavailable.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) || !s.ownClient {
+		return nil
+	}
+	if err := s.client.Close(); err != nil {
+		return fmt.Errorf("closing redis client: %w", err)
+	}
+	return nil
+}
+
+// View runs fn over plain reads of workspace ws. Each read is its own
+// command: fn sees committed data, not one snapshot.
+func (s *Store) View(ctx context.Context, ws string, fn func(authz.Tx) error) error {
+	if err := s.begin(ctx, ws); err != nil {
+		return err
+	}
+	return fn(&tx{s: s, ctx: ctx, ws: ws, r: s.client})
+}
+
+// Update runs fn in an optimistic transaction over workspace ws (see the
+// package comment). fn may run up to 10 times; when every attempt lost a
+// race the error wraps authz.ErrConflict. If fn fails, nothing is written
+// and fn's error is returned unchanged.
+func (s *Store) Update(ctx context.Context, ws string, fn func(authz.Tx) error) error {
+	if err := s.begin(ctx, ws); err != nil {
+		return err
+	}
+	for attempt := 1; ; attempt++ {
+		if attempt == 2 {
+			if release, err := s.lockRetries(ctx, ws); err != nil {
+				return s.mapErr(fmt.Sprintf("updating workspace %q", ws), err)
+			} else if release != nil {
+				defer release()
+			}
+		}
+		var fnErr error
+		err := s.client.Watch(ctx, func(rtx *redis.Tx) error {
+			t := &tx{s: s, ctx: ctx, ws: ws, r: rtx, rtx: rtx}
+			if fnErr = fn(t); fnErr != nil {
+				return fnErr
+			}
+			return t.commit()
+		}, s.anchor(ws)...)
+		switch {
+		case fnErr != nil:
+			return fnErr
+		case err == nil:
+			return nil
+		case !errors.Is(err, redis.TxFailedErr):
+			return s.mapErr(fmt.Sprintf("updating workspace %q", ws), err)
+		case attempt == maxAttempts:
+			return fmt.Errorf("updating workspace %q: gave up after %d concurrent modifications: %w", ws, attempt, authz.ErrConflict)
+		}
+		// Jittered exponential backoff spreads contenders apart.
+		d := min(backoffCap, backoffBase<<(attempt-1))
+		select {
+		case <-time.After(rand.N(d) + d/4):
+		case <-ctx.Done():
+			return s.mapErr(fmt.Sprintf("updating workspace %q", ws), ctx.Err())
+		}
+	}
+}
+
+// anchor returns the keys Update must WATCH up front: none on a single
+// node (collections are watched as fn reads them), but a cluster client
+// needs one key to pick the workspace's node, so it gets a key of the
+// workspace's slot that is never written (watching it costs nothing and
+// never conflicts).
+func (s *Store) anchor(ws string) []string {
+	if _, ok := s.client.(*redis.ClusterClient); ok {
+		return []string{s.key(ws, 'a', "")}
+	}
+	return nil
+}
+
+// lockRetries takes the retry lock of workspace ws and returns its release.
+// After retryLockWait without it (a holder stuck, or fn calling Update on
+// the same workspace) it returns a nil release and the caller goes on
+// unlocked: the lock is an optimization, never a source of deadlock.
+func (s *Store) lockRetries(ctx context.Context, ws string) (release func(), err error) {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(ws); i++ {
+		h = (h ^ uint32(ws[i])) * 16777619
+	}
+	sem := s.retryLock[h%retryLocks]
+	timer := time.NewTimer(retryLockWait)
+	defer timer.Stop()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, nil
+	case <-timer.C:
+		return nil, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// loadPrincipal reads, in one script run, the user (KEYS[1] = users hash,
+// ARGV[1] = user id), its keys in key id order (KEYS[2] = keys hash,
+// KEYS[3] = keys zset) and the teams it lists that exist (KEYS[4] = teams
+// hash). It returns nil when the user is missing.
+var loadPrincipal = redis.NewScript(`
+local user = redis.call('HGET', KEYS[1], ARGV[1])
+if not user then return false end
+local ok, doc = pcall(cjson.decode, user)
+if not ok or type(doc) ~= 'table' then
+  return redis.error_reply('ERR decoding user ' .. ARGV[1] .. ': not a JSON object')
+end
+local keys = {}
+local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
+if #ids > 0 then
+  local vals = redis.call('HMGET', KEYS[2], unpack(ids))
+  for i = 1, #ids do
+    if vals[i] then keys[#keys + 1] = vals[i] end
+  end
+end
+local teams = {}
+local tids = {}
+if type(doc.teams) == 'table' then
+  for _, id in ipairs(doc.teams) do
+    if type(id) == 'string' then tids[#tids + 1] = id end
+  end
+end
+if #tids > 0 then
+  local vals = redis.call('HMGET', KEYS[4], unpack(tids))
+  for i = 1, #tids do
+    if vals[i] then teams[#teams + 1] = vals[i] end
+  end
+end
+return {user, keys, teams}
+`)
+
+// LoadPrincipal reads the user, its keys (in key id order) and its teams
+// (in the order the user lists them, missing ones skipped) with a single
+// EVALSHA. Only when the server does not know the script yet (first call
+// after a restart or SCRIPT FLUSH) does it cost a second round trip: EVAL,
+// which also caches the script.
+func (s *Store) LoadPrincipal(ctx context.Context, ws, userID string) (*authz.PrincipalRecord, error) {
+	if err := s.begin(ctx, ws); err != nil {
+		return nil, err
+	}
+	keys := []string{
+		s.key(ws, 'h', authz.CollUsers),
+		s.key(ws, 'h', authz.KeysCollection(ws, userID).Name),
+		s.key(ws, 'z', authz.KeysCollection(ws, userID).Name),
+		s.key(ws, 'h', authz.CollTeams),
+	}
+	res, err := loadPrincipal.Run(ctx, s.client, keys, userID).Slice()
+	if err != nil {
+		return nil, s.mapErr(fmt.Sprintf("loading principal %s in workspace %q", userID, ws), err)
+	}
+	if len(res) != 3 {
+		return nil, fmt.Errorf("loading principal %s in workspace %q: script returned %d values, want 3", userID, ws, len(res))
+	}
+	user, ok := res[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("loading principal %s in workspace %q: unexpected user reply %T", userID, ws, res[0])
+	}
+	rec := &authz.PrincipalRecord{User: []byte(user)}
+	if rec.Keys, err = byteSlices(res[1]); err != nil {
+		return nil, fmt.Errorf("loading principal %s in workspace %q: keys: %w", userID, ws, err)
+	}
+	if rec.Teams, err = byteSlices(res[2]); err != nil {
+		return nil, fmt.Errorf("loading principal %s in workspace %q: teams: %w", userID, ws, err)
+	}
+	return rec, nil
+}
+
+func byteSlices(v any) ([][]byte, error) {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("unexpected reply %T", v)
+	}
+	if len(arr) == 0 {
+		return nil, nil
+	}
+	out := make([][]byte, len(arr))
+	for i, e := range arr {
+		s, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("unexpected element %T", e)
+		}
+		out[i] = []byte(s)
+	}
+	return out, nil
+}
+
+// begin checks what every operation checks before touching Redis.
+func (s *Store) begin(ctx context.Context, ws string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return authz.Unavailable(errors.New("redis store is closed"))
+	}
+	if ws != "" && !authz.ValidWorkspaceID(ws) {
+		return fmt.Errorf("workspace id %q: %w", ws, authz.ErrInvalid)
+	}
+	return nil
+}
+
+// key returns the key of collection coll of workspace ws; kind is 'h'
+// (hash), 'z' (zset) or 'a' (the cluster anchor, see anchor).
+func (s *Store) key(ws string, kind byte, coll string) string {
+	tag := ws
+	if tag == "" {
+		tag = "_"
+	}
+	var b strings.Builder
+	b.Grow(len(s.prefix) + len(tag) + len(coll) + 7)
+	b.WriteString(s.prefix)
+	b.WriteString(":{")
+	b.WriteString(tag)
+	b.WriteString("}:")
+	b.WriteByte(kind)
+	b.WriteByte(':')
+	b.WriteString(coll)
+	return b.String()
+}
+
+// mapErr wraps err with what failed, mapping redis.Nil to authz.ErrNotFound
+// and connectivity failures to authz.ErrUnavailable.
+func (s *Store) mapErr(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, redis.Nil):
+		return fmt.Errorf("%s: %w", what, authz.ErrNotFound)
+	case unavailable(err):
+		return authz.Unavailable(fmt.Errorf("%s: %w", what, err))
+	default:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+}
+
+// unavailable reports whether err means Redis could not serve the request
+// right now (as opposed to a bad request).
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, redis.ErrClosed) ||
+		errors.Is(err, redis.ErrPoolTimeout) ||
+		errors.Is(err, redis.ErrPoolExhausted) {
+		return true
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY"} {
+			if redis.HasErrorPrefix(err, p) {
+				return true
+			}
+		}
+		return false
+	}
+	// Anything else that is not a reply from Redis is a transport failure:
+	// dial errors, timeouts, resets, EOF on a dropped connection.
+	return !errors.Is(err, context.Canceled)
+}
+
+func checkPrefix(p string) (string, error) {
+	if p == "" {
+		return DefaultPrefix, nil
+	}
+	if strings.ContainsAny(p, "{}") {
+		return "", fmt.Errorf("redis store: prefix %q must not contain '{' or '}'", p)
+	}
+	return p, nil
+}
+
+func pick(explicit, fromURL, def time.Duration) time.Duration {
+	switch {
+	case explicit != 0:
+		return explicit
+	case fromURL != 0:
+		return fromURL
+	default:
+		return def
+	}
+}
+
+// Interface guards
+var _ authz.Store = (*Store)(nil)
