@@ -17,10 +17,15 @@
 //     missing one is accepted.
 //   - Lists: limit is 1 to 500 (default 50); anything else is a 400, never
 //     clamped. next_cursor is omitted on the last page.
-//   - ETag: the quoted version for users (and for /me, the caller's user
-//     version); a digest of the body for workspaces. If-Match: "*" or absent
-//     means any version; a header that is not an entity-tag list is a 400; a
-//     list naming no current version (weak tags never match) is a 412.
+//   - ETag: the quoted version for users and teams (and for /me, the
+//     caller's user version); a digest of the body for workspaces.
+//     If-Match: "*" or absent means any version; a header that is not an
+//     entity-tag list is a 400; a list naming no current version (weak tags
+//     never match) is a 412.
+//   - Membership PUT and DELETE are idempotent: 204 whether or not the
+//     user already was (or still was) a member.
+//   - Message filters since (inclusive) and until (exclusive) are RFC 3339
+//     times; another format, or until before since, is a 400.
 //   - Location of a created resource is a reference relative to the request
 //     URL, so it is right wherever the API is mounted.
 //   - Every answer carries Cache-Control: no-store.

@@ -22,8 +22,8 @@ type route struct {
 
 // routes is the route table: the only list of what the admin API serves.
 // New registers every row on the mux, and a test checks the rows against
-// the OpenAPI document, both ways. New resources (teams, members, messages,
-// audit) are new rows here plus their handlers in a file of their own.
+// the OpenAPI document, both ways. A new resource is new rows here plus
+// its handlers in a file of its own.
 func (h *Handler) routes() []route {
 	return []route{
 		{method: "GET", path: "/openapi.json", public: true, handle: h.openAPI},
@@ -47,6 +47,17 @@ func (h *Handler) routes() []route {
 		{method: "POST", path: "/workspaces/{ws}/users/{id}/keys/{kid}/regenerate", handle: h.regenerateKey},
 		{method: "POST", path: "/workspaces/{ws}/users/{id}/keys/{kid}/reveal", handle: h.revealKey},
 		{method: "DELETE", path: "/workspaces/{ws}/users/{id}/keys/{kid}", handle: h.revokeKey},
+
+		{method: "GET", path: "/workspaces/{ws}/teams", handle: h.listTeams},
+		{method: "POST", path: "/workspaces/{ws}/teams", handle: h.createTeam},
+		{method: "GET", path: "/workspaces/{ws}/teams/{tid}", handle: h.getTeam},
+		{method: "PATCH", path: "/workspaces/{ws}/teams/{tid}", handle: h.patchTeam},
+		{method: "DELETE", path: "/workspaces/{ws}/teams/{tid}", handle: h.deleteTeam},
+		{method: "PUT", path: "/workspaces/{ws}/teams/{tid}/members/{uid}", handle: h.putMember},
+		{method: "DELETE", path: "/workspaces/{ws}/teams/{tid}/members/{uid}", handle: h.deleteMember},
+
+		{method: "GET", path: "/workspaces/{ws}/messages", handle: h.listMessages},
+		{method: "GET", path: "/workspaces/{ws}/audit", handle: h.listAudit},
 	}
 }
 

@@ -159,6 +159,9 @@ func (s *Service) ListAudit(ctx context.Context, actor *Principal, ws string, pa
 	if err != nil {
 		return nil, "", err
 	}
+	if _, err := s.workspaceExists(ctx, ws); err != nil {
+		return nil, "", err
+	}
 	var out []AuditEntry
 	err = s.store.View(ctx, ws, func(tx Tx) error {
 		entries, err := tx.Scan(Collection{Workspace: ws, Name: CollAudit}, "", after, page.Limit+1)

@@ -84,6 +84,9 @@ func (s *Service) ListMessages(ctx context.Context, actor *Principal, ws string,
 	if err != nil {
 		return nil, "", err
 	}
+	if _, err := s.workspaceExists(ctx, ws); err != nil {
+		return nil, "", err
+	}
 	q.After, q.Limit = after, page.Limit+1
 	out, err := ms.ListMessages(ctx, ws, q)
 	if err != nil {
