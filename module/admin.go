@@ -1,0 +1,120 @@
+package module
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/apiusers/apiusers/admin"
+)
+
+func init() {
+	caddy.RegisterModule(Admin{})
+	httpcaddyfile.RegisterHandlerDirective("apiusers_admin", parseAdmin)
+	httpcaddyfile.RegisterDirectiveOrder("apiusers_admin", httpcaddyfile.Before, "respond")
+}
+
+// Admin serves the apiusers admin API (workspaces, users, keys, teams,
+// messages, audit) over the apiusers app's store. It is a terminal
+// handler: mount it where the API lives, normally
+//
+//	handle_path /admin/* {
+//		apiusers_admin
+//	}
+//
+// so that its paths (/me, /workspaces/…) are relative to the mount. Callers
+// authenticate with an API key read exactly as the apiusers directive reads
+// it by default: `Authorization: Bearer <key>`, then `X-API-Key`. Answers
+// are JSON; errors are application/problem+json written by the handler
+// itself (it sets no placeholders).
+type Admin struct {
+	h *admin.Handler
+}
+
+// CaddyModule returns the Caddy module information.
+func (Admin) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.apiusers_admin",
+		New: func() caddy.Module { return new(Admin) },
+	}
+}
+
+// Provision makes the admin API over the service of the apiusers app.
+func (a *Admin) Provision(ctx caddy.Context) error {
+	appIface, err := ctx.App("apiusers")
+	if err != nil {
+		return fmt.Errorf("getting apiusers app: %w", err)
+	}
+	app := appIface.(*App)
+	srcs, err := compileSources(nil)
+	if err != nil {
+		return err
+	}
+	a.h = admin.New(app.Service(), admin.Options{
+		KeySources: adminKeySources(srcs),
+		RetryAfter: app.retryAfterDur,
+		Logger:     ctx.Logger(),
+	})
+	return nil
+}
+
+// adminKeySources turns the gateway's key sources into the admin API's, so
+// both read keys the same way.
+func adminKeySources(srcs []keySource) []admin.KeySource {
+	out := make([]admin.KeySource, len(srcs))
+	for i, s := range srcs {
+		out[i] = s.value
+	}
+	return out
+}
+
+// Validate reports whether the handler is ready.
+func (a *Admin) Validate() error {
+	if a.h == nil {
+		return errors.New("apiusers_admin: no handler")
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler; the admin API answers
+// every request itself and never calls next.
+func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	a.h.ServeHTTP(w, r)
+	return nil
+}
+
+func parseAdmin(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	a := new(Admin)
+	err := a.UnmarshalCaddyfile(h.Dispenser)
+	return a, err
+}
+
+// UnmarshalCaddyfile sets up the admin handler from Caddyfile tokens.
+// Syntax:
+//
+//	apiusers_admin [<matcher>]
+//
+// It takes no options yet.
+func (a *Admin) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("unknown apiusers_admin subdirective %q", d.Val())
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Admin)(nil)
+	_ caddy.Validator             = (*Admin)(nil)
+	_ caddyfile.Unmarshaler       = (*Admin)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Admin)(nil)
+)

@@ -1,0 +1,495 @@
+// Package module is the Caddy glue of apiusers: the apiusers app, the
+// gateway handler (directive apiusers), the admin handler (directive
+// apiusers_admin), their Caddyfile parsing and the `caddy apiusers`
+// commands. The domain lives in authz; this package only wires it to Caddy.
+package module
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/filestore"
+	"github.com/apiusers/apiusers/authz/redisstore"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// Store types.
+const (
+	StoreFile  = "file"
+	StoreRedis = "redis"
+)
+
+// Defaults.
+const (
+	defaultCacheTTL    = 30 * time.Second
+	defaultRetryAfter  = 5 * time.Second
+	defaultLockTimeout = 5 * time.Second
+	defaultRedisPrefix = "apiusers"
+
+	// Names of the files the file store keeps in its directory.
+	dbFileName     = "apiusers.db"
+	secretFileName = "signing.key"
+)
+
+// App is the apiusers app: the one store, signing key and principal cache
+// that every apiusers and apiusers_admin handler of a configuration shares.
+// It is configured by the global option block
+//
+//	{
+//		apiusers {
+//			store file [<dir>]
+//			store redis <url>
+//			signing_key <secret>
+//			cache_ttl <duration>
+//			...
+//		}
+//	}
+//
+// (see UnmarshalCaddyfile for every option). Without the block the app runs
+// with its defaults: the file store in Caddy's data directory, and a signing
+// key generated there.
+//
+// The store, the cache and the service are shared across config reloads
+// while the store and the settings that shape the cache stay the same, so a
+// reload keeps the cache warm and never opens the embedded database twice.
+type App struct {
+	// Store names where users, keys and teams live. Default: the file store
+	// in "apiusers" under Caddy's data directory.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// SigningKey is the HMAC secret keys are signed with, at least 32 bytes.
+	// Placeholders known at provision ({env.X}, {file./path}) are expanded.
+	// Required with the Redis store, so every instance of a fleet verifies
+	// the same keys; it is never written to Redis. Default with the file
+	// store: a random secret made once and kept in the store's directory as
+	// "signing.key" (mode 0600), whose contents can later be given here.
+	SigningKey string `json:"signing_key,omitempty"`
+
+	// SigningAlgorithm is the JWT algorithm keys are signed and verified
+	// with: HS256, HS384 or HS512. Keys that name any other algorithm
+	// (including "none") are rejected. Default: HS256.
+	SigningAlgorithm string `json:"signing_algorithm,omitempty"`
+
+	// CacheTTL is how long a cached principal (a user's status, role,
+	// permissions, grants and live keys) may be used without news from the
+	// store. Default: 30s.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+
+	// RetryAfter is the value of the Retry-After header sent, rounded up to
+	// whole seconds, when the store is unreachable and a request has to be
+	// answered 503. Default: 5s.
+	RetryAfter caddy.Duration `json:"retry_after,omitempty"`
+
+	svc           *authz.Service
+	poolKey       string
+	retryAfter    []string
+	retryAfterDur time.Duration
+	logger        *zap.Logger
+}
+
+// StoreConfig selects and configures the store.
+type StoreConfig struct {
+	// Type is "file" (embedded, persistent, one Caddy process) or "redis"
+	// (shared by many Caddy instances). Default: file.
+	Type string `json:"type,omitempty"`
+
+	// Dir is the file store's directory; the database ("apiusers.db") and,
+	// without signing_key, the generated secret ("signing.key") live in it.
+	// Placeholders known at provision are expanded. Default: "apiusers"
+	// under Caddy's data directory.
+	Dir string `json:"dir,omitempty"`
+
+	// LockTimeout is how long opening the file store waits for another
+	// process (a running Caddy) to release the database. Default: 5s.
+	LockTimeout caddy.Duration `json:"lock_timeout,omitempty"`
+
+	// URL is the Redis server, redis://[user:password@]host:port[/db] or
+	// rediss://... for TLS. Placeholders known at provision are expanded.
+	// Required with the Redis store.
+	URL string `json:"url,omitempty"`
+
+	// Prefix starts every Redis key the store writes, so several
+	// deployments can share one Redis. It must not contain '{' or '}'.
+	// Default: "apiusers".
+	Prefix string `json:"prefix,omitempty"`
+
+	// DialTimeout bounds connecting to Redis. Default: 2s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// ReadTimeout bounds reading one Redis reply. Default: 1s.
+	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
+
+	// WriteTimeout bounds writing one Redis command. Default: 1s.
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "apiusers",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision resolves the configuration and takes (or makes) the shared
+// store, cache and service. It does not dial: the Redis store connects on
+// first use, and the file store is a local file.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	s, err := a.resolve(caddy.NewReplacer())
+	if err != nil {
+		return err
+	}
+	key := s.poolKey()
+	v, _, err := backends.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return s.openBackend()
+	})
+	if err != nil {
+		return err
+	}
+	a.poolKey = key
+	a.svc = v.(*backend).svc
+	a.retryAfter = s.retryAfter
+	a.retryAfterDur = s.retryAfterDur
+	return nil
+}
+
+// Validate checks what Provision cannot have caught already.
+func (a *App) Validate() error {
+	if a.svc == nil {
+		return errors.New("apiusers app is not provisioned")
+	}
+	return nil
+}
+
+// Start starts the app.
+func (a *App) Start() error { return nil }
+
+// Stop stops the app.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this instance's hold on the shared store and cache; the
+// last holder closes them.
+func (a *App) Cleanup() error {
+	if a.poolKey == "" {
+		return nil
+	}
+	key := a.poolKey
+	a.poolKey = ""
+	_, err := backends.Delete(key)
+	return err
+}
+
+// Service is the domain service the handlers use.
+func (a *App) Service() *authz.Service { return a.svc }
+
+// settings is the app configuration with defaults applied and placeholders
+// expanded: everything needed to open the store and make the service. The
+// app's Provision and the bootstrap command both start from it, so a store
+// is opened one way only.
+type settings struct {
+	storeType    string
+	dir          string // file store: absolute directory
+	lockTimeout  time.Duration
+	url          string // redis store
+	prefix       string
+	dialTimeout  time.Duration // zero: the store's default
+	readTimeout  time.Duration
+	writeTimeout time.Duration
+
+	secret        []byte
+	algorithm     string
+	cacheTTL      time.Duration
+	retryAfterDur time.Duration
+	retryAfter    []string // precomputed Retry-After header value
+}
+
+// DefaultDir is the file store's default directory.
+func DefaultDir() string { return filepath.Join(caddy.AppDataDir(), "apiusers") }
+
+// resolve applies defaults, expands placeholders, checks the configuration
+// and, for the file store without a signing key, loads or makes the secret
+// kept beside the data. repl expands placeholders.
+func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
+	sc := a.Store
+	if sc == nil {
+		sc = new(StoreConfig)
+	}
+	s := &settings{
+		storeType:    sc.Type,
+		lockTimeout:  durationOr(sc.LockTimeout, defaultLockTimeout),
+		prefix:       sc.Prefix,
+		dialTimeout:  time.Duration(sc.DialTimeout),
+		readTimeout:  time.Duration(sc.ReadTimeout),
+		writeTimeout: time.Duration(sc.WriteTimeout),
+		algorithm:    a.SigningAlgorithm,
+		cacheTTL:     durationOr(a.CacheTTL, defaultCacheTTL),
+	}
+	if s.storeType == "" {
+		s.storeType = StoreFile
+	}
+	if s.algorithm == "" {
+		s.algorithm = "HS256"
+	}
+	switch s.algorithm {
+	case "HS256", "HS384", "HS512":
+	default:
+		return nil, fmt.Errorf("signing_algorithm %q: want HS256, HS384 or HS512", s.algorithm)
+	}
+	if a.CacheTTL < 0 {
+		return nil, errors.New("cache_ttl must not be negative")
+	}
+	if a.RetryAfter < 0 {
+		return nil, errors.New("retry_after must not be negative")
+	}
+	ra := durationOr(a.RetryAfter, defaultRetryAfter)
+	s.retryAfterDur = ra
+	s.retryAfter = []string{strconv.FormatInt(int64((ra+time.Second-1)/time.Second), 10)}
+
+	if a.SigningKey != "" {
+		key := repl.ReplaceKnown(a.SigningKey, "")
+		if key == "" {
+			return nil, errors.New("signing_key is empty once placeholders are expanded")
+		}
+		if len(key) < authz.MinSecretLen {
+			return nil, fmt.Errorf("signing_key must be at least %d bytes, got %d", authz.MinSecretLen, len(key))
+		}
+		s.secret = []byte(key)
+	}
+
+	switch s.storeType {
+	case StoreFile:
+		if sc.URL != "" || sc.Prefix != "" {
+			return nil, errors.New("store: url and prefix apply to the redis store only")
+		}
+		dir := repl.ReplaceKnown(sc.Dir, "")
+		if dir == "" {
+			dir = DefaultDir()
+		}
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("store directory %s: %w", dir, err)
+		}
+		s.dir = abs
+		if s.secret == nil {
+			secret, err := loadOrMakeSecret(filepath.Join(abs, secretFileName))
+			if err != nil {
+				return nil, err
+			}
+			s.secret = secret
+		}
+	case StoreRedis:
+		if sc.Dir != "" {
+			return nil, errors.New("store: dir applies to the file store only")
+		}
+		s.url = repl.ReplaceKnown(sc.URL, "")
+		if s.url == "" {
+			return nil, errors.New("store redis: url is required (redis:// or rediss://)")
+		}
+		if !strings.HasPrefix(s.url, "redis://") && !strings.HasPrefix(s.url, "rediss://") {
+			return nil, errors.New("store redis: url must start with redis:// or rediss://")
+		}
+		if s.prefix == "" {
+			s.prefix = defaultRedisPrefix
+		}
+		if strings.ContainsAny(s.prefix, "{}") {
+			return nil, errors.New("store redis: prefix must not contain '{' or '}'")
+		}
+		if s.secret == nil {
+			return nil, errors.New("signing_key is required with the redis store, so every instance verifies the same keys")
+		}
+	default:
+		return nil, fmt.Errorf("store type %q: want file or redis", s.storeType)
+	}
+	return s, nil
+}
+
+func durationOr(d caddy.Duration, def time.Duration) time.Duration {
+	if d > 0 {
+		return time.Duration(d)
+	}
+	return def
+}
+
+// storeID names the store: two configurations with the same id must share
+// one store client (the embedded database can be opened only once).
+func (s *settings) storeID() string {
+	if s.storeType == StoreRedis {
+		return "redis\x00" + s.url + "\x00" + s.prefix
+	}
+	return "file\x00" + s.dir
+}
+
+// poolKey names the shared backend: the store and what shapes the cache
+// (the verified-key cache is only valid for one secret and algorithm). It
+// holds the secret's public id, never the secret.
+func (s *settings) poolKey() string {
+	return s.storeID() + "\x00" + authz.SigningKeyID(s.secret) + "\x00" + s.algorithm + "\x00" + s.cacheTTL.String()
+}
+
+// openStore opens the configured store. The file store waits at most
+// lockTimeout for another process to release the database.
+func (s *settings) openStore() (authz.Store, error) {
+	switch s.storeType {
+	case StoreRedis:
+		st, err := redisstore.New(redisstore.Options{
+			URL:          s.url,
+			Prefix:       s.prefix,
+			DialTimeout:  s.dialTimeout,
+			ReadTimeout:  s.readTimeout,
+			WriteTimeout: s.writeTimeout,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("opening redis store: %w", err)
+		}
+		return st, nil
+	default:
+		path := filepath.Join(s.dir, dbFileName)
+		st, err := filestore.Open(path, filestore.Options{LockTimeout: s.lockTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("opening file store %s: %w", path, err)
+		}
+		return st, nil
+	}
+}
+
+// newService makes the service over store, with its own cache. The caller
+// closes the cache and the store.
+func (s *settings) newService(store authz.Store) (*authz.Service, *authz.Cache, error) {
+	signer, err := authz.NewSigner(authz.SignerConfig{Secret: s.secret, Algorithm: s.algorithm})
+	if err != nil {
+		return nil, nil, err
+	}
+	cache, err := authz.NewCache(authz.CacheConfig{TTL: s.cacheTTL})
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := authz.NewService(authz.Config{Store: store, Signer: signer, Cache: cache})
+	if err != nil {
+		cache.Close()
+		return nil, nil, err
+	}
+	return svc, cache, nil
+}
+
+// backend is one shared cache and service over a shared store.
+type backend struct {
+	storeID string
+	cache   *authz.Cache
+	svc     *authz.Service
+}
+
+// openBackend takes the shared store (opening it if no other backend holds
+// it) and makes the service over it.
+func (s *settings) openBackend() (*backend, error) {
+	id := s.storeID()
+	v, _, err := stores.LoadOrNew(id, func() (caddy.Destructor, error) {
+		st, err := s.openStore()
+		if err != nil {
+			return nil, err
+		}
+		return sharedStore{st}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	svc, cache, err := s.newService(v.(sharedStore).Store)
+	if err != nil {
+		_, _ = stores.Delete(id)
+		return nil, err
+	}
+	return &backend{storeID: id, cache: cache, svc: svc}, nil
+}
+
+// Destruct closes the cache and lets go of the store; the usage pool calls
+// it when the last app instance using the backend is cleaned up.
+func (b *backend) Destruct() error {
+	b.cache.Close()
+	_, err := stores.Delete(b.storeID)
+	return err
+}
+
+// sharedStore is a store in the stores pool.
+type sharedStore struct{ authz.Store }
+
+// Destruct closes the store once no backend uses it.
+func (s sharedStore) Destruct() error { return s.Close() }
+
+// Two pools outlive config reloads, which overlap the old and the new app
+// instance. backends holds cache and service by poolKey, so a reload that
+// changes nothing keeps the cache warm. stores holds the store by storeID,
+// so a reload that changes only the cache settings or the signing key makes
+// a new backend over the same store: the embedded database can be opened
+// by one holder only.
+var (
+	backends = caddy.NewUsagePool()
+	stores   = caddy.NewUsagePool()
+)
+
+// loadOrMakeSecret reads the signing secret kept at path, or makes a random
+// one there (32 random bytes, hex-encoded; the 64 characters are the
+// secret, so they can be given as signing_key verbatim). The file is made
+// with mode 0600 and never replaced.
+func loadOrMakeSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		secret := []byte(strings.TrimSpace(string(b)))
+		if len(secret) < authz.MinSecretLen {
+			return nil, fmt.Errorf("signing key file %s holds fewer than %d bytes", path, authz.MinSecretLen)
+		}
+		return secret, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading signing key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("making store directory: %w", err)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, fmt.Errorf("making signing key: %w", err)
+	}
+	secret := []byte(hex.EncodeToString(raw[:]))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Another process made it first: use theirs.
+		return loadOrMakeSecret(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing signing key: %w", err)
+	}
+	_, err = f.Write(append(secret, '\n'))
+	if err2 := f.Close(); err == nil {
+		err = err2
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return nil, fmt.Errorf("writing signing key: %w", err)
+	}
+	return secret, nil
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+	_ caddy.Destructor   = (*backend)(nil)
+	_ caddy.Destructor   = sharedStore{}
+)

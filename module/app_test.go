@@ -1,0 +1,195 @@
+package module
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/apiusers/apiusers/authz/filestore"
+)
+
+func TestResolveDefaults(t *testing.T) {
+	data := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", data)
+	a := new(App)
+	s, err := a.resolve(caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDir := filepath.Join(data, "caddy", "apiusers")
+	if s.storeType != StoreFile || s.dir != wantDir {
+		t.Fatalf("store = %s %s, want file %s", s.storeType, s.dir, wantDir)
+	}
+	if s.cacheTTL != 30*time.Second || s.algorithm != "HS256" || s.retryAfter[0] != "5" {
+		t.Fatalf("defaults: ttl %v alg %s retry %v", s.cacheTTL, s.algorithm, s.retryAfter)
+	}
+
+	// The secret was made beside the data, private, and is kept.
+	path := filepath.Join(wantDir, secretFileName)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("signing.key mode = %v, want 0600", fi.Mode().Perm())
+	}
+	if len(s.secret) != 64 {
+		t.Fatalf("secret is %d bytes, want 64 hex characters", len(s.secret))
+	}
+	s2, err := new(App).resolve(caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s.secret, s2.secret) {
+		t.Fatal("the secret changed on the second start")
+	}
+	// The file's contents work verbatim as signing_key.
+	onDisk, _ := os.ReadFile(path)
+	s3, err := (&App{SigningKey: strings.TrimSpace(string(onDisk))}).resolve(caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s.secret, s3.secret) {
+		t.Fatal("signing.key's contents do not give the same secret")
+	}
+}
+
+func TestResolve(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TEST_APIUSERS_KEY", secret32+"-from-env")
+	t.Setenv("TEST_APIUSERS_DIR", dir)
+	s, err := (&App{
+		Store:      &StoreConfig{Dir: "{env.TEST_APIUSERS_DIR}/sub"},
+		SigningKey: "{env.TEST_APIUSERS_KEY}",
+		RetryAfter: caddy.Duration(1500 * time.Millisecond),
+	}).resolve(caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(s.secret) != secret32+"-from-env" {
+		t.Fatal("signing_key placeholder not expanded")
+	}
+	if s.dir != filepath.Join(dir, "sub") {
+		t.Fatalf("dir = %s", s.dir)
+	}
+	if s.retryAfter[0] != "2" {
+		t.Fatalf("Retry-After = %s, want 2 (rounded up)", s.retryAfter[0])
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sub", secretFileName)); !os.IsNotExist(err) {
+		t.Fatal("a signing.key was written although signing_key is set")
+	}
+
+	s, err = (&App{Store: &StoreConfig{Type: StoreRedis, URL: "redis://localhost:1"}, SigningKey: secret32}).resolve(caddy.NewReplacer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.prefix != "apiusers" || s.storeID() != "redis\x00redis://localhost:1\x00apiusers" {
+		t.Fatalf("redis settings: %+v", s)
+	}
+	if strings.Contains(s.poolKey(), secret32) {
+		t.Fatal("the pool key holds the secret")
+	}
+}
+
+func TestResolveErrors(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	cases := []struct {
+		app  App
+		want string
+	}{
+		{App{Store: &StoreConfig{Type: StoreRedis, URL: "redis://localhost:6379"}}, "signing_key is required with the redis store"},
+		{App{Store: &StoreConfig{Type: StoreRedis}, SigningKey: secret32}, "url is required"},
+		{App{Store: &StoreConfig{Type: StoreRedis, URL: "http://x"}, SigningKey: secret32}, "must start with redis://"},
+		{App{Store: &StoreConfig{Type: StoreRedis, URL: "redis://x", Prefix: "a{b}"}, SigningKey: secret32}, "prefix must not contain"},
+		{App{Store: &StoreConfig{Type: StoreRedis, URL: "redis://x", Dir: "/x"}, SigningKey: secret32}, "dir applies to the file store only"},
+		{App{Store: &StoreConfig{URL: "redis://x"}}, "apply to the redis store only"},
+		{App{Store: &StoreConfig{Type: "sql"}}, `store type "sql"`},
+		{App{SigningKey: "short"}, "at least 32 bytes"},
+		{App{SigningKey: "{env.TEST_APIUSERS_UNSET}"}, "empty once placeholders are expanded"},
+		{App{SigningAlgorithm: "RS256"}, "want HS256, HS384 or HS512"},
+		{App{CacheTTL: -1}, "cache_ttl must not be negative"},
+	}
+	for _, c := range cases {
+		if _, err := c.app.resolve(caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", jsonOf(t, c.app), err, c.want)
+		}
+	}
+}
+
+// Apps over the same store share it across reloads; the last Cleanup
+// closes it.
+func TestAppSharesStore(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	provision := func(a *App) *App {
+		t.Helper()
+		if err := a.Provision(ctx); err != nil {
+			t.Fatalf("provision: %v", err)
+		}
+		if err := a.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	lock := caddy.Duration(200 * time.Millisecond)
+	oldApp := provision(&App{Store: &StoreConfig{Dir: dir, LockTimeout: lock}})
+	same := provision(&App{Store: &StoreConfig{Dir: dir, LockTimeout: lock}})
+	if oldApp.Service() != same.Service() {
+		t.Fatal("an identical config did not share the service")
+	}
+	start := time.Now()
+	other := provision(&App{Store: &StoreConfig{Dir: dir, LockTimeout: lock}, CacheTTL: caddy.Duration(time.Minute)})
+	if time.Since(start) >= time.Duration(lock) {
+		t.Fatal("a new cache over the same store waited for the file lock")
+	}
+	if other.Service() == oldApp.Service() || other.Service().Store() != oldApp.Service().Store() {
+		t.Fatal("a changed cache_ttl should make a new service over the same store")
+	}
+
+	for _, a := range []*App{oldApp, same, other} {
+		if err := a.Cleanup(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Everything is released: the database opens at once.
+	st, err := filestore.Open(filepath.Join(dir, dbFileName), filestore.Options{LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("store still held after cleanup: %v", err)
+	}
+	st.Close()
+}
+
+func TestAppProvisionErrors(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	a := &App{Store: &StoreConfig{Type: StoreRedis, URL: "redis://127.0.0.1:1"}}
+	if err := a.Provision(ctx); err == nil || !strings.Contains(err.Error(), "signing_key is required") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := a.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Validate(); err == nil {
+		t.Fatal("an unprovisioned app validated")
+	}
+
+	// Redis is not dialled at provision: an unreachable server is fine.
+	start := time.Now()
+	r := &App{Store: &StoreConfig{Type: StoreRedis, URL: "redis://127.0.0.1:1", DialTimeout: caddy.Duration(5 * time.Second)}, SigningKey: secret32}
+	if err := r.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > time.Second {
+		t.Fatal("provision dialled redis")
+	}
+	if err := r.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+}

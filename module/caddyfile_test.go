@@ -1,0 +1,256 @@
+package module
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+const secret32 = "0123456789abcdef0123456789abcdef"
+
+func TestUnmarshalApp(t *testing.T) {
+	cases := []struct {
+		name  string
+		input string
+		want  App
+	}{
+		{"empty", `apiusers`, App{}},
+		{"empty block", `apiusers {
+		}`, App{}},
+		{"file store default dir", `apiusers {
+			store file
+		}`, App{Store: &StoreConfig{Type: "file"}}},
+		{"file store with options", `apiusers {
+			store file /var/lib/apiusers {
+				lock_timeout 2s
+			}
+			cache_ttl 1m
+			retry_after 10s
+			signing_algorithm HS512
+		}`, App{
+			Store:            &StoreConfig{Type: "file", Dir: "/var/lib/apiusers", LockTimeout: caddy.Duration(2 * time.Second)},
+			CacheTTL:         caddy.Duration(time.Minute),
+			RetryAfter:       caddy.Duration(10 * time.Second),
+			SigningAlgorithm: "HS512",
+		}},
+		{"redis store", `apiusers {
+			store redis rediss://user:pw@redis.internal:6380/2 {
+				prefix gw1
+				dial_timeout 1s
+				read_timeout 500ms
+				write_timeout 750ms
+			}
+			signing_key ` + secret32 + `
+		}`, App{
+			Store: &StoreConfig{
+				Type: "redis", URL: "rediss://user:pw@redis.internal:6380/2", Prefix: "gw1",
+				DialTimeout: caddy.Duration(time.Second), ReadTimeout: caddy.Duration(500 * time.Millisecond),
+				WriteTimeout: caddy.Duration(750 * time.Millisecond),
+			},
+			SigningKey: secret32,
+		}},
+		{"placeholders", `apiusers {
+			store redis {env.REDIS_URL}
+			signing_key {env.APIUSERS_SIGNING_KEY}
+		}`, App{
+			Store:      &StoreConfig{Type: "redis", URL: "{env.REDIS_URL}"},
+			SigningKey: "{env.APIUSERS_SIGNING_KEY}",
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got App
+			if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(c.input)); err != nil {
+				t.Fatalf("unmarshal: %v", err)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("got  %+v\nwant %+v", jsonOf(t, got), jsonOf(t, c.want))
+			}
+		})
+	}
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestUnmarshalAppErrors(t *testing.T) {
+	cases := []struct {
+		name, input, want string
+	}{
+		{"unknown option", "apiusers {\n\tstore file\n\tcolour blue\n}", `unknown apiusers option "colour", at Testfile:3`},
+		{"redis without signing key", "apiusers {\n\tcache_ttl 1m\n\tstore redis redis://localhost:6379\n}", "store redis needs signing_key, so every instance verifies the same keys, at Testfile:3"},
+		{"bad duration", "apiusers {\n\tcache_ttl soon\n}", `cache_ttl: bad duration "soon"`},
+		{"bad duration line", "apiusers {\n\tstore file\n\tcache_ttl soon\n}", "at Testfile:3"},
+		{"negative duration", "apiusers {\n\tretry_after -1s\n}", "retry_after must be positive, at Testfile:2"},
+		{"short signing key", "apiusers {\n\tsigning_key short\n}", "signing_key must be at least 32 bytes, got 5, at Testfile:2"},
+		{"unknown store", "apiusers {\n\tstore etcd\n}", `unknown store "etcd" (want file or redis), at Testfile:2`},
+		{"redis without url", "apiusers {\n\tstore redis\n}", "store redis needs a URL"},
+		{"redis bad url", "apiusers {\n\tstore redis localhost:6379\n}", "URL must start with redis:// or rediss://, at Testfile:2"},
+		{"store twice", "apiusers {\n\tstore file\n\tstore file\n}", "store given twice, at Testfile:3"},
+		{"file option on redis", "apiusers {\n\tstore redis redis://x {\n\t\tlock_timeout 1s\n\t}\n}", `unknown option "lock_timeout" of store redis, at Testfile:3`},
+		{"redis option on file", "apiusers {\n\tstore file {\n\t\tprefix x\n\t}\n}", `unknown option "prefix" of store file, at Testfile:3`},
+		{"bad algorithm", "apiusers {\n\tsigning_algorithm none\n}", `signing_algorithm "none": want HS256, HS384 or HS512, at Testfile:2`},
+		{"argument after name", "apiusers foo", "wrong argument count"},
+		{"extra argument", "apiusers {\n\tcache_ttl 1s 2s\n}", "wrong argument count or unexpected line ending after '2s', at Testfile:2"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var a App
+			err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(c.input))
+			if err == nil {
+				t.Fatalf("no error, want %q", c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestGlobalOptionTwice(t *testing.T) {
+	_, err := parseGlobalOption(caddyfile.NewTestDispenser("apiusers"), httpcaddyfile.App{})
+	if err == nil || !strings.Contains(err.Error(), "only once") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestUnmarshalGateway(t *testing.T) {
+	cases := []struct {
+		name  string
+		input string
+		want  Gateway
+	}{
+		{"bare", `apiusers`, Gateway{}},
+		{"every subdirective", `apiusers {
+			workspace acme
+			roles api_user api_basic
+			roles admin
+			require listeners.invoke
+			require read on device:{re.dev.1}
+			require events.write owner {re.ev.1}
+			require records.edit owner {http.request.uri.query.owner} on project:p1
+			key_from bearer header X-Token
+			key_from query api_key cookie session
+			keep_credentials
+		}`, Gateway{
+			Workspace: "acme",
+			Roles:     []string{"api_user", "api_basic", "admin"},
+			Require: []Requirement{
+				{Permission: "listeners.invoke"},
+				{Permission: "read", On: "device:{re.dev.1}"},
+				{Permission: "events.write", Owner: "{re.ev.1}"},
+				{Permission: "records.edit", On: "project:p1", Owner: "{http.request.uri.query.owner}"},
+			},
+			KeyFrom: []KeySource{
+				{From: "bearer"}, {From: "header", Name: "X-Token"},
+				{From: "query", Name: "api_key"}, {From: "cookie", Name: "session"},
+			},
+			KeepCredentials: true,
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got Gateway
+			if err := got.UnmarshalCaddyfile(caddyfile.NewTestDispenser(c.input)); err != nil {
+				t.Fatalf("unmarshal: %v", err)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("got  %s\nwant %s", jsonOf(t, got), jsonOf(t, c.want))
+			}
+			// What the Caddyfile accepts, provisioning accepts too.
+			if err := got.compile(); err != nil {
+				t.Fatalf("compile: %v", err)
+			}
+		})
+	}
+}
+
+func TestUnmarshalGatewayErrors(t *testing.T) {
+	cases := []struct {
+		name, input, want string
+	}{
+		{"unknown subdirective", "apiusers {\n\tworkspace acme\n\tallow everyone\n}", `unknown apiusers subdirective "allow", at Testfile:3`},
+		{"bad role", "apiusers {\n\troles api_user wizard\n}", `roles: unknown role "wizard", at Testfile:2`},
+		{"roles without args", "apiusers {\n\troles\n}", "wrong argument count"},
+		{"bad permission", "apiusers {\n\trequire Listeners!\n}", `require: "Listeners!" is not a valid permission, at Testfile:2`},
+		{"require without permission", "apiusers {\n\trequire\n}", "wrong argument count"},
+		{"require bad keyword", "apiusers {\n\trequire read at device:1\n}", `require: unexpected "at" (want on <resource> or owner <value>), at Testfile:2`},
+		{"require bad resource", "apiusers {\n\trequire read on device\n}", `require read on "device": the resource must be type:id, at Testfile:2`},
+		{"require on twice", "apiusers {\n\trequire read on a:1 on b:2\n}", "wrong argument count"},
+		{"require on without value", "apiusers {\n\trequire read on\n}", "wrong argument count"},
+		{"bad workspace", "apiusers {\n\tworkspace Acme!\n}", `workspace "Acme!" is not a valid workspace id, at Testfile:2`},
+		{"workspace twice", "apiusers {\n\tworkspace a\n\tworkspace b\n}", "workspace given twice, at Testfile:3"},
+		{"workspace extra arg", "apiusers {\n\tworkspace a b\n}", "wrong argument count"},
+		{"key_from unknown", "apiusers {\n\tkey_from bearer form key\n}", `key_from: unknown source "form"`},
+		{"key_from without name", "apiusers {\n\tkey_from header\n}", "key_from header needs a name, at Testfile:2"},
+		{"key_from empty", "apiusers {\n\tkey_from\n}", "wrong argument count"},
+		{"keep_credentials arg", "apiusers {\n\tkeep_credentials yes\n}", "wrong argument count"},
+		{"record not yet", "apiusers {\n\trecord body 1KiB\n}", "record is not supported yet, at Testfile:2"},
+		{"matcher-like argument", "apiusers foo", "wrong argument count"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var g Gateway
+			err := g.UnmarshalCaddyfile(caddyfile.NewTestDispenser(c.input))
+			if err == nil {
+				t.Fatalf("no error, want %q", c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestUnmarshalAdmin(t *testing.T) {
+	var a Admin
+	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("apiusers_admin")); err != nil {
+		t.Fatal(err)
+	}
+	for input, want := range map[string]string{
+		"apiusers_admin {\n\tconsole on\n}": `unknown apiusers_admin subdirective "console", at Testfile:2`,
+		"apiusers_admin extra":              "wrong argument count",
+	} {
+		err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want %q", input, err, want)
+		}
+	}
+}
+
+// The compile step (Provision) rejects what JSON configs can express but
+// the Caddyfile parser would have caught.
+func TestGatewayCompileErrors(t *testing.T) {
+	cases := []struct {
+		g    Gateway
+		want string
+	}{
+		{Gateway{Roles: []string{"root"}}, `unknown role "root"`},
+		{Gateway{Workspace: "A B"}, "not a valid workspace id"},
+		{Gateway{Require: []Requirement{{Permission: ""}}}, "not a valid permission"},
+		{Gateway{Require: []Requirement{{Permission: "read", On: "nocolon"}}}, "must be type:id"},
+		{Gateway{Require: []Requirement{{Permission: "events.write.own", Owner: "x"}}}, "without .own"},
+		{Gateway{KeyFrom: []KeySource{{From: "header"}}}, "needs a name"},
+		{Gateway{KeyFrom: []KeySource{{From: "bearer", Name: "x"}}}, "takes no name"},
+		{Gateway{KeyFrom: []KeySource{{From: "body"}}}, "unknown source"},
+	}
+	for _, c := range cases {
+		g := c.g
+		err := g.compile()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: err = %v, want %q", c.g, err, c.want)
+		}
+	}
+}
