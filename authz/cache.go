@@ -97,7 +97,7 @@ func (c *Cache) wsEpoch(ws string) *atomic.Uint64 {
 // principal returns the cached principal of userID if it is still fresh at now.
 func (c *Cache) principal(userID string, now time.Time) (*Principal, bool) {
 	p, ok := c.principals.Get(userID)
-	if !ok || now.Sub(p.loadedAt) >= c.ttl || p.epoch != c.stamp(p.Workspace) {
+	if !ok || now.Sub(p.loadedAt) >= c.ttl || p.epoch != c.all.Load()<<32^p.wsEpoch.Load() {
 		return nil, false
 	}
 	return p, true
@@ -117,10 +117,14 @@ func (c *Cache) begin() uint64 { return c.epoch.Load() }
 func (c *Cache) store(p *Principal, start uint64, loadedAt time.Time, stamp uint64) {
 	p.loadedAt = loadedAt
 	p.epoch = stamp
+	p.wsEpoch = c.wsEpoch(p.Workspace)
 	if c.epoch.Load() != start {
 		return
 	}
-	c.principals.SetWithTTL(p.UserID, p, 1, c.ttl)
+	// No ristretto TTL: freshness is checked against loadedAt with the
+	// caller's clock (one clock read per request), and stale entries leave
+	// by eviction.
+	c.principals.Set(p.UserID, p, 1)
 }
 
 // InvalidateUser drops the cached principal of userID.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,7 +35,8 @@ type Principal struct {
 	keys   map[string]*keyState
 
 	loadedAt time.Time
-	epoch    uint64 // cache epoch at load time
+	epoch    uint64         // cache epochs at load time (see Cache.stamp)
+	wsEpoch  *atomic.Uint64 // the cache's epoch of this principal's workspace
 }
 
 type rightSet map[string]struct{}

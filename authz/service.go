@@ -99,7 +99,7 @@ func (s *Service) Authenticate(ctx context.Context, key string) (*Principal, *Cl
 	if cl.Expired(now) {
 		return nil, nil, ErrExpiredKey
 	}
-	p, err := s.Principal(ctx, cl.Workspace, cl.UserID)
+	p, err := s.principal(ctx, cl.Workspace, cl.UserID, now)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, nil, ErrRevokedKey
@@ -119,7 +119,11 @@ func (s *Service) Authenticate(ctx context.Context, key string) (*Principal, *Cl
 // with one store read (concurrent misses for one user share that read).
 // Errors wrap ErrNotFound or ErrUnavailable.
 func (s *Service) Principal(ctx context.Context, ws, userID string) (*Principal, error) {
-	if p, ok := s.cache.principal(userID, s.now()); ok {
+	return s.principal(ctx, ws, userID, s.now())
+}
+
+func (s *Service) principal(ctx context.Context, ws, userID string, now time.Time) (*Principal, error) {
+	if p, ok := s.cache.principal(userID, now); ok {
 		return p, nil
 	}
 	v, err, _ := s.loads.Do(userID, func() (any, error) {

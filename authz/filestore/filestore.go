@@ -5,7 +5,8 @@
 // the global workspace "" uses the bucket "_", which no workspace id can
 // match (ids match ^[a-z0-9][a-z0-9-]{0,62}$). Inside a workspace bucket,
 // every collection is a nested bucket named after the collection, holding
-// id -> value.
+// id -> value. Names starting with '_' are the store's own: API messages
+// live in "_messages" (see messages.go).
 package filestore
 
 import (
@@ -39,6 +40,7 @@ type Options struct {
 type Store struct {
 	db   *bbolt.DB
 	path string
+	now  func() time.Time // the clock of message retention
 }
 
 // Open opens (creating it if needed) the store file at path. Missing parent
@@ -62,7 +64,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening store file %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	return &Store{db: db, path: path, now: time.Now}, nil
 }
 
 // Path returns the file the store was opened on.
@@ -176,6 +178,9 @@ func (t *tx) check(c authz.Collection) error {
 	}
 	if c.Name == "" {
 		return fmt.Errorf("empty collection name: %w", authz.ErrInvalid)
+	}
+	if c.Name[0] == '_' {
+		return fmt.Errorf("collection name %q: names starting with '_' are reserved: %w", c.Name, authz.ErrInvalid)
 	}
 	return nil
 }

@@ -2,7 +2,10 @@ package filestore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/storetest"
+	"go.etcd.io/bbolt"
 )
 
 func TestConformance(t *testing.T) {
@@ -117,5 +121,78 @@ func TestOpenFailsOnUnwritablePath(t *testing.T) {
 	}
 	if errors.Is(err, authz.ErrUnavailable) {
 		t.Fatalf("Open error %v wraps ErrUnavailable; it is a configuration error", err)
+	}
+}
+
+func TestMessagesConformance(t *testing.T) {
+	storetest.RunMessages(t, func(t *testing.T) authz.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestMessageBucketsAgree checks, after retention and erase, that the
+// workspace index, the user buckets and the counts hold the same messages
+// and that a user without messages leaves no bucket behind.
+func TestMessageBucketsAgree(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.MessageChurn(t, s, "acme")
+	err = s.db.View(func(btx *bbolt.Tx) error {
+		b, _ := messageBuckets(btx, "acme", false)
+		if b == nil {
+			return errors.New("no message buckets")
+		}
+		users := map[string]int{}
+		err := b.users.ForEachBucket(func(user []byte) error {
+			return b.users.Bucket(user).ForEach(func(id, _ []byte) error {
+				if owner := b.all.Get(id); string(owner) != string(user) {
+					return fmt.Errorf("message %s of %s is indexed as %q's", id, user, owner)
+				}
+				users[string(user)]++
+				return nil
+			})
+		})
+		if err != nil {
+			return err
+		}
+		if want := map[string]int{"usr_keep": 3, "usr_trim": 2}; !maps.Equal(users, want) {
+			return fmt.Errorf("user buckets hold %v, want %v", users, want)
+		}
+		if n := b.all.Stats().KeyN; n != 5 {
+			return fmt.Errorf("workspace index holds %d ids, want 5", n)
+		}
+		counts := map[string]int{}
+		_ = b.count.ForEach(func(user, v []byte) error {
+			counts[string(user)] = int(binary.BigEndian.Uint64(v))
+			return nil
+		})
+		if !maps.Equal(counts, users) {
+			return fmt.Errorf("counts %v, want %v", counts, users)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReservedCollectionNames(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Update(context.Background(), "acme", func(tx authz.Tx) error {
+		return tx.Drop(authz.Collection{Workspace: "acme", Name: messagesBucket})
+	})
+	if !errors.Is(err, authz.ErrInvalid) {
+		t.Fatalf("dropping %s through a Tx: %v, want ErrInvalid", messagesBucket, err)
 	}
 }

@@ -7,11 +7,15 @@
 //
 //	<prefix>:{<ws>}:h:<collection>   HASH  id -> value
 //	<prefix>:{<ws>}:z:<collection>   ZSET  score 0, members = ids (byte order)
+//	<prefix>:{<ws>}:m:...            API messages (see messages.go)
 //
 // The global workspace "" uses the tag {_}, which no workspace id can match
 // (ids match ^[a-z0-9][a-z0-9-]{0,62}$). The hash serves Get in O(1); the
 // zset serves Scan with ZRANGEBYLEX ... LIMIT, so a page costs O(log n +
 // limit).
+//
+// The channel <prefix>:invalidate carries cache invalidations between
+// instances (Publish, Subscribe).
 //
 // Update is optimistic: WATCH the keys of every collection fn reads, buffer
 // fn's writes in the Tx, and apply them with MULTI/EXEC; when a watched key
@@ -77,6 +81,7 @@ type Store struct {
 	prefix    string
 	ownClient bool
 	closed    atomic.Bool
+	now       func() time.Time // the clock of message retention
 	// retryLock[i] is a one-slot semaphore shared by the workspaces whose
 	// id hashes to i; see maxAttempts.
 	retryLock [retryLocks]chan struct{}
@@ -131,7 +136,7 @@ func NewFromClient(c redis.UniversalClient, prefix string) *Store {
 	if err != nil {
 		panic(err)
 	}
-	s := &Store{client: c, prefix: p}
+	s := &Store{client: c, prefix: p, now: time.Now}
 	for i := range s.retryLock {
 		s.retryLock[i] = make(chan struct{}, 1)
 	}
@@ -346,7 +351,8 @@ func (s *Store) begin(ctx context.Context, ws string) error {
 }
 
 // key returns the key of collection coll of workspace ws; kind is 'h'
-// (hash), 'z' (zset) or 'a' (the cluster anchor, see anchor).
+// (hash), 'z' (zset), 'a' (the cluster anchor, see anchor) or 'm' (API
+// messages, see messages.go).
 func (s *Store) key(ws string, kind byte, coll string) string {
 	tag := ws
 	if tag == "" {

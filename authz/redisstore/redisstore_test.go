@@ -513,11 +513,128 @@ func TestConformanceCluster(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var n atomic.Int64
-	storetest.Run(t, func(t *testing.T) authz.Store {
+	open := func(t *testing.T) authz.Store {
 		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr}})
 		t.Cleanup(func() { _ = c.Close() })
 		s := NewFromClient(c, fmt.Sprintf("cl%d", n.Add(1)))
 		t.Cleanup(func() { _ = s.Close() })
 		return s
+	}
+	storetest.Run(t, open)
+	t.Run("Messages", func(t *testing.T) { storetest.RunMessages(t, open) })
+}
+
+func TestMessagesConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	var n atomic.Int64
+	storetest.RunMessages(t, func(t *testing.T) authz.Store {
+		return newStore(t, Options{URL: srv.URL(), Prefix: fmt.Sprintf("msg%d", n.Add(1))})
 	})
+}
+
+// TestMessageKeysAgree checks the message key layout and that, after
+// retention and erase, the hash and the zsets hold the same ids.
+func TestMessageKeysAgree(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, Options{URL: srv.URL(), Prefix: "p"})
+	ctx := context.Background()
+	storetest.MessageChurn(t, s, "acme")
+
+	keys, err := s.Client().Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	want := []string{"p:{acme}:m:all", "p:{acme}:m:data", "p:{acme}:m:u:usr_keep", "p:{acme}:m:u:usr_trim"}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("keys\n got %q\nwant %q", keys, want)
+	}
+	data, err := s.Client().HKeys(ctx, "p:{acme}:m:data").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := s.Client().ZRange(ctx, "p:{acme}:m:all", 0, -1).Val()
+	var users []string
+	for _, k := range want[2:] {
+		users = append(users, s.Client().ZRange(ctx, k, 0, -1).Val()...)
+	}
+	slices.Sort(data)
+	slices.Sort(users)
+	if len(data) != 5 || !slices.Equal(data, all) || !slices.Equal(data, users) {
+		t.Fatalf("message ids disagree:\n hash %q\n  all %q\nusers %q", data, all, users)
+	}
+
+	// Erasing everyone leaves no key.
+	for _, u := range []string{"usr_keep", "usr_trim"} {
+		if err := s.EraseMessages(ctx, "acme", u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if keys := s.Client().Keys(ctx, "*").Val(); len(keys) != 0 {
+		t.Fatalf("keys left after erasing every user: %q", keys)
+	}
+}
+
+// TestMessagesRoundTrips counts what the message operations send: one
+// pipeline per batch, one EVALSHA per page.
+func TestMessagesRoundTrips(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, Options{URL: srv.URL()})
+	ctx := context.Background()
+	h := &countHook{}
+	s.Client().AddHook(h)
+
+	now := time.Now()
+	var batch []authz.Message
+	for i := range 600 { // 3 users x 200, and one user over appendChunk
+		user := []string{"usr_a", "usr_b", "usr_c"}[i%3]
+		if i >= 300 {
+			user = "usr_a"
+		}
+		batch = append(batch, authz.Message{ID: authz.NewMessageID(now), Workspace: "acme", UserID: user, Time: now})
+	}
+	if err := s.AppendMessages(ctx, batch, authz.Retention{MaxPerUser: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	// Cold: the pipeline is answered NOSCRIPT, the script is loaded, the
+	// pipeline sent again.
+	sent := withoutHandshakes(h)
+	if want := []string{"pipeline(4)", "script", "pipeline(4)"}; !slices.Equal(sent, want) {
+		t.Fatalf("cold AppendMessages sent %q, want %q", sent, want)
+	}
+	if err := s.AppendMessages(ctx, batch[:10], authz.Retention{MaxPerUser: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	if sent := withoutHandshakes(h); !slices.Equal(sent, []string{"pipeline(3)"}) {
+		t.Fatalf("warm AppendMessages sent %q, want one pipeline", sent)
+	}
+	for range 2 {
+		page, err := s.ListMessages(ctx, "acme", authz.MessageQuery{UserID: "usr_a", Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) != 50 {
+			t.Fatalf("page of %d messages, want 50", len(page))
+		}
+	}
+	if sent := withoutHandshakes(h); !slices.Equal(sent, []string{"evalsha", "eval", "evalsha"}) {
+		t.Fatalf("two pages sent %q, want [evalsha eval evalsha]", sent)
+	}
+}
+
+// withoutHandshakes takes what h recorded, leaving out the handshake of
+// new connections (HELLO, then a pipeline of 2 setting the client up).
+func withoutHandshakes(h *countHook) []string {
+	sent, _ := h.take()
+	var out []string
+	for i := 0; i < len(sent); i++ {
+		if sent[i] == "hello" {
+			if i+1 < len(sent) && sent[i+1] == "pipeline(2)" {
+				i++
+			}
+			continue
+		}
+		out = append(out, sent[i])
+	}
+	return out
 }

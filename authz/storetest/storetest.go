@@ -537,13 +537,13 @@ func testViewIsReadOnly(t *testing.T, s authz.Store) {
 	put(t, s, users, "usr_1", "u1")
 	err := s.View(ctx(t), ws, func(tx authz.Tx) error {
 		if err := tx.Put(users, "usr_2", []byte("u2")); err == nil {
-			return errors.New("Put in View succeeded")
+			return errors.New("tx.Put in View succeeded")
 		}
 		if err := tx.Delete(users, "usr_1"); err == nil {
-			return errors.New("Delete in View succeeded")
+			return errors.New("tx.Delete in View succeeded")
 		}
 		if err := tx.Drop(users); err == nil {
-			return errors.New("Drop in View succeeded")
+			return errors.New("tx.Drop in View succeeded")
 		}
 		return nil
 	})
