@@ -2,6 +2,8 @@ package authz
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,4 +211,62 @@ func (r *Recorder) Close(ctx context.Context) {
 		r.cancel()
 		<-r.done
 	}
+}
+
+// Message ids and time windows. Ids sort newest first (NewMessageID), so a
+// time window is an id range and a store lists a window in O(page).
+
+const messageIDPrefix = "msg_"
+
+// messageTimePrefix is the part of a message id that encodes t's millisecond.
+func messageTimePrefix(t time.Time) string { return NewMessageID(t)[:len(messageIDPrefix)+10] }
+
+// successor returns the smallest string greater than every string starting
+// with prefix (whose last byte is below 0xff, as in ids).
+func successor(prefix string) string {
+	b := []byte(prefix)
+	b[len(b)-1]++
+	return string(b)
+}
+
+// IDRange turns q into the message ids it may list: from (inclusive) to to
+// (exclusive). Until (exclusive, the newest time allowed) sets the start
+// and Since (inclusive, the oldest) the end; both are exact to the
+// millisecond, and Contains decides within the bounds' own milliseconds.
+// After moves the start past the previous page's last id.
+func (q MessageQuery) IDRange() (from, to string) {
+	from, to = messageIDPrefix, successor(messageIDPrefix)
+	if !q.Until.IsZero() {
+		from = messageTimePrefix(q.Until.Add(-time.Nanosecond))
+	}
+	if q.After != "" && q.After >= from {
+		from = q.After + "\x00" // the smallest id after q.After
+	}
+	if !q.Since.IsZero() {
+		to = successor(messageTimePrefix(q.Since))
+	}
+	return from, to
+}
+
+// Contains reports whether m's time is within q's Since and Until.
+func (q MessageQuery) Contains(m *Message) bool {
+	return (q.Since.IsZero() || !m.Time.Before(q.Since)) && (q.Until.IsZero() || m.Time.Before(q.Until))
+}
+
+// MessageIDsOlderThan returns the first id of the messages made before
+// cutoff's millisecond: every id from it on is older than cutoff.
+func MessageIDsOlderThan(cutoff time.Time) string { return successor(messageTimePrefix(cutoff)) }
+
+// Validate rejects a message a store could not index.
+func (m *Message) Validate() error {
+	if m.Workspace != "" && !ValidWorkspaceID(m.Workspace) {
+		return fmt.Errorf("message %s: workspace id %q: %w", m.ID, m.Workspace, ErrInvalid)
+	}
+	if m.UserID == "" {
+		return fmt.Errorf("message %s: empty user id: %w", m.ID, ErrInvalid)
+	}
+	if !strings.HasPrefix(m.ID, messageIDPrefix) || len(m.ID) < len(messageIDPrefix)+10 {
+		return fmt.Errorf("message id %q was not made by authz.NewMessageID: %w", m.ID, ErrInvalid)
+	}
+	return nil
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/apiusers/apiusers/authz"
 	"go.etcd.io/bbolt"
@@ -49,7 +47,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []authz.Message, keep a
 	// Validate and encode before taking bbolt's writer lock.
 	vals := make([][]byte, len(msgs))
 	for i := range msgs {
-		if err := checkMessage(&msgs[i]); err != nil {
+		if err := msgs[i].Validate(); err != nil {
 			return err
 		}
 		v, err := json.Marshal(&msgs[i])
@@ -60,7 +58,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []authz.Message, keep a
 	}
 	var dropFrom []byte
 	if keep.MaxAge > 0 {
-		dropFrom = []byte(olderThan(s.now().Add(-keep.MaxAge)))
+		dropFrom = []byte(authz.MessageIDsOlderThan(s.now().Add(-keep.MaxAge)))
 	}
 	type owner struct{ ws, user string }
 	var fnErr error
@@ -120,7 +118,7 @@ func (s *Store) ListMessages(ctx context.Context, ws string, q authz.MessageQuer
 	if err := checkWorkspace(ws); err != nil {
 		return nil, err
 	}
-	from, to := messageRange(q)
+	from, to := q.IDRange()
 	var out []authz.Message
 	var fnErr error
 	err := s.db.View(func(btx *bbolt.Tx) error {
@@ -162,7 +160,7 @@ func (s *Store) ListMessages(ctx context.Context, ws string, q authz.MessageQuer
 			}
 			// The id bounds are exact to the millisecond; the message time
 			// settles the bounds' own milliseconds.
-			if inWindow(&m, q) {
+			if q.Contains(&m) {
 				out = append(out, m)
 			}
 		}
@@ -293,70 +291,6 @@ func (b *msgBuckets) retain(user string, added uint64, max int, dropFrom []byte)
 	binary.BigEndian.PutUint64(v[:], n)
 	if err := b.count.Put([]byte(user), v[:]); err != nil {
 		return fmt.Errorf("counting messages of user %s: %w", user, err)
-	}
-	return nil
-}
-
-// msgPrefix starts every message id (authz.NewMessageID).
-const msgPrefix = "msg_"
-
-// timePrefix returns the part of the ids of messages made at t's
-// millisecond that encodes the time: "msg_" and 10 characters of inverted
-// milliseconds. It borrows the encoding from authz.NewMessageID rather than
-// copying it.
-func timePrefix(t time.Time) string {
-	return authz.NewMessageID(t)[:len(msgPrefix)+10]
-}
-
-// messageRange turns q into the ids it may list: from (inclusive) to to
-// (exclusive). Ids sort newest first, so Until (exclusive, the newest time
-// allowed) sets the start and Since (inclusive, the oldest) the end: the
-// ids of messages of the millisecond before Until start with
-// timePrefix(Until-1ns), and those of Since's millisecond are the last ones
-// before successor(timePrefix(Since)). Both bounds are millisecond-exact;
-// inWindow checks the message time within the bounds' own milliseconds.
-// After moves the start past the previous page's last id.
-func messageRange(q authz.MessageQuery) (from, to string) {
-	from, to = msgPrefix, successor(msgPrefix)
-	if !q.Until.IsZero() {
-		from = timePrefix(q.Until.Add(-time.Nanosecond))
-	}
-	if q.After != "" && q.After >= from {
-		from = q.After + "\x00" // the smallest id after q.After
-	}
-	if !q.Since.IsZero() {
-		to = successor(timePrefix(q.Since))
-	}
-	return from, to
-}
-
-// olderThan returns the first id of the messages made before cutoff's
-// millisecond: those older than cutoff, at millisecond precision.
-func olderThan(cutoff time.Time) string { return successor(timePrefix(cutoff)) }
-
-// inWindow reports whether m's time is within q's Since and Until.
-func inWindow(m *authz.Message, q authz.MessageQuery) bool {
-	return (q.Since.IsZero() || !m.Time.Before(q.Since)) && (q.Until.IsZero() || m.Time.Before(q.Until))
-}
-
-// successor returns the smallest string greater than every string starting
-// with prefix, which must not be empty or end in 0xff.
-func successor(prefix string) string {
-	b := []byte(prefix)
-	b[len(b)-1]++
-	return string(b)
-}
-
-// checkMessage rejects a message the store could not index.
-func checkMessage(m *authz.Message) error {
-	if err := checkWorkspace(m.Workspace); err != nil {
-		return fmt.Errorf("message %s: %w", m.ID, err)
-	}
-	if m.UserID == "" {
-		return fmt.Errorf("message %s: empty user id: %w", m.ID, authz.ErrInvalid)
-	}
-	if !strings.HasPrefix(m.ID, msgPrefix) || len(m.ID) < len(msgPrefix)+10 {
-		return fmt.Errorf("message id %q was not made by authz.NewMessageID: %w", m.ID, authz.ErrInvalid)
 	}
 	return nil
 }

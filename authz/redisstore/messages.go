@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/redis/go-redis/v9"
@@ -97,7 +95,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []authz.Message, keep a
 	args := make(map[owner][]any)
 	for i := range msgs {
 		m := &msgs[i]
-		if err := checkMessage(m); err != nil {
+		if err := m.Validate(); err != nil {
 			return err
 		}
 		v, err := json.Marshal(m)
@@ -115,7 +113,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []authz.Message, keep a
 		max = 0
 	}
 	if keep.MaxAge > 0 {
-		dropFrom = olderThan(s.now().Add(-keep.MaxAge))
+		dropFrom = authz.MessageIDsOlderThan(s.now().Add(-keep.MaxAge))
 	}
 	var runs []scriptRun
 	for _, o := range order {
@@ -199,7 +197,7 @@ func (s *Store) ListMessages(ctx context.Context, ws string, q authz.MessageQuer
 		index = s.userMessagesKey(ws, q.UserID)
 	}
 	keys := []string{index, s.key(ws, 'm', "data")}
-	from, to := messageRange(q)
+	from, to := q.IDRange()
 	lo := "[" + from
 	var out []authz.Message
 	for {
@@ -229,7 +227,7 @@ func (s *Store) ListMessages(ctx context.Context, ws string, q authz.MessageQuer
 			}
 			// The id bounds are exact to the millisecond; the message time
 			// settles the bounds' own milliseconds.
-			if inWindow(&m, q) {
+			if q.Contains(&m) {
 				out = append(out, m)
 			}
 		}
@@ -279,70 +277,6 @@ func (s *Store) EraseMessages(ctx context.Context, ws, userID string) error {
 // userMessagesKey is the zset of the message ids of user in ws.
 func (s *Store) userMessagesKey(ws, user string) string {
 	return s.key(ws, 'm', "u:"+user)
-}
-
-// msgPrefix starts every message id (authz.NewMessageID).
-const msgPrefix = "msg_"
-
-// timePrefix returns the part of the ids of messages made at t's
-// millisecond that encodes the time: "msg_" and 10 characters of inverted
-// milliseconds. It borrows the encoding from authz.NewMessageID rather than
-// copying it.
-func timePrefix(t time.Time) string {
-	return authz.NewMessageID(t)[:len(msgPrefix)+10]
-}
-
-// messageRange turns q into the ids it may list: from (inclusive) to to
-// (exclusive). Ids sort newest first, so Until (exclusive, the newest time
-// allowed) sets the start and Since (inclusive, the oldest) the end: the
-// ids of messages of the millisecond before Until start with
-// timePrefix(Until-1ns), and those of Since's millisecond are the last ones
-// before successor(timePrefix(Since)). Both bounds are millisecond-exact;
-// inWindow checks the message time within the bounds' own milliseconds.
-// After moves the start past the previous page's last id.
-func messageRange(q authz.MessageQuery) (from, to string) {
-	from, to = msgPrefix, mustSuccessor(msgPrefix)
-	if !q.Until.IsZero() {
-		from = timePrefix(q.Until.Add(-time.Nanosecond))
-	}
-	if q.After != "" && q.After >= from {
-		from = q.After + "\x00" // the smallest id after q.After
-	}
-	if !q.Since.IsZero() {
-		to = mustSuccessor(timePrefix(q.Since))
-	}
-	return from, to
-}
-
-// olderThan returns the first id of the messages made before cutoff's
-// millisecond: those older than cutoff, at millisecond precision.
-func olderThan(cutoff time.Time) string { return mustSuccessor(timePrefix(cutoff)) }
-
-// inWindow reports whether m's time is within q's Since and Until.
-func inWindow(m *authz.Message, q authz.MessageQuery) bool {
-	return (q.Since.IsZero() || !m.Time.Before(q.Since)) && (q.Until.IsZero() || m.Time.Before(q.Until))
-}
-
-func mustSuccessor(prefix string) string {
-	s, ok := successor(prefix)
-	if !ok {
-		panic("no successor of " + prefix)
-	}
-	return s
-}
-
-// checkMessage rejects a message the store could not index.
-func checkMessage(m *authz.Message) error {
-	if m.Workspace != "" && !authz.ValidWorkspaceID(m.Workspace) {
-		return fmt.Errorf("message %s: workspace id %q: %w", m.ID, m.Workspace, authz.ErrInvalid)
-	}
-	if m.UserID == "" {
-		return fmt.Errorf("message %s: empty user id: %w", m.ID, authz.ErrInvalid)
-	}
-	if !strings.HasPrefix(m.ID, msgPrefix) || len(m.ID) < len(msgPrefix)+10 {
-		return fmt.Errorf("message id %q was not made by authz.NewMessageID: %w", m.ID, authz.ErrInvalid)
-	}
-	return nil
 }
 
 // Interface guards
