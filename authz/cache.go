@@ -18,6 +18,10 @@ type CacheConfig struct {
 	MaxPrincipals int64
 	// MaxKeys bounds the number of cached verified keys. Default: 1,000,000.
 	MaxKeys int64
+	// StaleTTL lets a principal whose TTL has passed be used for this much
+	// longer when reloading it fails because the store is unreachable. An
+	// invalidated principal is never used. Default: 0 (never beyond TTL).
+	StaleTTL time.Duration
 }
 
 // Cache holds verified keys and principals in process (ristretto), so an
@@ -30,6 +34,7 @@ type CacheConfig struct {
 // cached, so a change is seen by the next request that starts after it.
 type Cache struct {
 	ttl        time.Duration
+	staleTTL   time.Duration
 	keys       *ristretto.Cache[string, *Claims]
 	principals *ristretto.Cache[string, *Principal]
 
@@ -69,7 +74,10 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 		keys.Close()
 		return nil, fmt.Errorf("making principal cache: %w", err)
 	}
-	return &Cache{ttl: cfg.TTL, keys: keys, principals: principals}, nil
+	if cfg.StaleTTL < 0 {
+		cfg.StaleTTL = 0
+	}
+	return &Cache{ttl: cfg.TTL, staleTTL: cfg.StaleTTL, keys: keys, principals: principals}, nil
 }
 
 // TTL is the configured principal lifetime.
@@ -98,6 +106,20 @@ func (c *Cache) wsEpoch(ws string) *atomic.Uint64 {
 func (c *Cache) principal(userID string, now time.Time) (*Principal, bool) {
 	p, ok := c.principals.Get(userID)
 	if !ok || now.Sub(p.loadedAt) >= c.ttl || p.epoch != c.all.Load()<<32^p.wsEpoch.Load() {
+		return nil, false
+	}
+	return p, true
+}
+
+// stale returns the cached principal of userID if it was not invalidated
+// and its TTL passed less than StaleTTL ago: the copy to use when the store
+// cannot be reached.
+func (c *Cache) stale(userID string, now time.Time) (*Principal, bool) {
+	if c.staleTTL <= 0 {
+		return nil, false
+	}
+	p, ok := c.principals.Get(userID)
+	if !ok || now.Sub(p.loadedAt) >= c.ttl+c.staleTTL || p.epoch != c.all.Load()<<32^p.wsEpoch.Load() {
 		return nil, false
 	}
 	return p, true
@@ -144,4 +166,10 @@ func (c *Cache) InvalidateWorkspace(ws string) {
 func (c *Cache) InvalidateAll() {
 	c.epoch.Add(1)
 	c.all.Add(1)
+}
+
+// Wait blocks until pending cache writes are applied (for tests).
+func (c *Cache) Wait() {
+	c.keys.Wait()
+	c.principals.Wait()
 }

@@ -145,6 +145,9 @@ func (s *Service) principal(ctx context.Context, ws, userID string, now time.Tim
 		if errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
+		if p, ok := s.cache.stale(userID, now); ok {
+			return p, nil
+		}
 		if errors.Is(err, ErrUnavailable) {
 			return nil, &Error{Kind: ErrUnavailable, Detail: errUnavailable.Detail}
 		}

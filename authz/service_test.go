@@ -461,3 +461,70 @@ func TestCacheCollapsesMissesAndSeesChanges(t *testing.T) {
 	_, _, err = e.svc.Authenticate(e.ctx, u.Key)
 	wantErr(t, err, authz.ErrUnauthenticated)
 }
+
+// failingStore fails principal loads while down is set, as an unreachable
+// store does.
+type failingStore struct {
+	authz.Store
+	down atomic.Bool
+}
+
+func (f *failingStore) LoadPrincipal(ctx context.Context, ws, id string) (*authz.PrincipalRecord, error) {
+	if f.down.Load() {
+		return nil, authz.Unavailable(errors.New("connection refused"))
+	}
+	return f.Store.LoadPrincipal(ctx, ws, id)
+}
+
+func TestStaleTTLServesOnlyThroughOutages(t *testing.T) {
+	st, err := filestore.Open(filepath.Join(t.TempDir(), "a.db"), filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fs := &failingStore{Store: st}
+	for _, stale := range []time.Duration{0, time.Minute} {
+		signer, _ := authz.NewSigner(authz.SignerConfig{Secret: []byte("0123456789abcdef0123456789abcdef")})
+		cache, _ := authz.NewCache(authz.CacheConfig{TTL: 10 * time.Second, StaleTTL: stale})
+		defer cache.Close()
+		e := &env{t: t, ctx: context.Background(), now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+		e.svc, _ = authz.NewService(authz.Config{Store: fs, Signer: signer, Cache: cache, Now: e.clock})
+		cu, err := e.svc.Bootstrap(e.ctx, "acme", "root"+stale.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.root = e.auth(cu.Key)
+		u, _ := e.user("acme", "s"+stale.String(), authz.KindAPI, authz.RoleAPIUser)
+		e.auth(u.Key)
+		cache.Wait()
+		fs.down.Store(true)
+		e.advance(5 * time.Second) // within cache_ttl: served from the cache
+		if _, _, err := e.svc.Authenticate(e.ctx, u.Key); err != nil {
+			t.Fatalf("stale=%s: cached principal refused during an outage: %v", stale, err)
+		}
+		e.advance(10 * time.Second) // past cache_ttl
+		_, _, err = e.svc.Authenticate(e.ctx, u.Key)
+		if stale == 0 {
+			wantErr(t, err, authz.ErrUnavailable)
+		} else if err != nil {
+			t.Fatalf("stale copy not served within stale_ttl: %v", err)
+		}
+		e.advance(2 * time.Minute) // past cache_ttl + stale_ttl
+		_, _, err = e.svc.Authenticate(e.ctx, u.Key)
+		wantErr(t, err, authz.ErrUnavailable)
+		fs.down.Store(false)
+		if _, _, err := e.svc.Authenticate(e.ctx, u.Key); err != nil {
+			t.Fatalf("not recovered: %v", err)
+		}
+		// An invalidated principal is never served stale: a revocation wins
+		// over an outage.
+		cache.Wait()
+		if _, err := e.svc.SetStatus(e.ctx, e.root, "acme", u.ID, authz.StatusInactive); err != nil {
+			t.Fatal(err)
+		}
+		fs.down.Store(true)
+		_, _, err = e.svc.Authenticate(e.ctx, u.Key)
+		wantErr(t, err, authz.ErrUnavailable)
+		fs.down.Store(false)
+	}
+}
