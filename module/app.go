@@ -90,6 +90,12 @@ type App struct {
 	// store. Default: 30s.
 	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
 
+	// StaleTTL lets a cached principal be used for this much longer than
+	// cache_ttl, but only while the store cannot be reached; a principal
+	// invalidated by a change (a revoked key, a deactivated user) is never
+	// used. Default: 0 (deny with 503 once cache_ttl has passed).
+	StaleTTL caddy.Duration `json:"stale_ttl,omitempty"`
+
 	// RetryAfter is the value of the Retry-After header sent, rounded up to
 	// whole seconds, when the store is unreachable and a request has to be
 	// answered 503. Default: 5s.
@@ -157,7 +163,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	key := s.poolKey()
 	v, _, err := backends.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return s.openBackend()
+		return s.openBackend(a.logger)
 	})
 	if err != nil {
 		return err
@@ -215,6 +221,7 @@ type settings struct {
 	secret        []byte
 	algorithm     string
 	cacheTTL      time.Duration
+	staleTTL      time.Duration
 	retryAfterDur time.Duration
 	retryAfter    []string // precomputed Retry-After header value
 }
@@ -239,6 +246,7 @@ func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
 		writeTimeout: time.Duration(sc.WriteTimeout),
 		algorithm:    a.SigningAlgorithm,
 		cacheTTL:     durationOr(a.CacheTTL, defaultCacheTTL),
+		staleTTL:     time.Duration(a.StaleTTL),
 	}
 	if s.storeType == "" {
 		s.storeType = StoreFile
@@ -253,6 +261,9 @@ func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
 	}
 	if a.CacheTTL < 0 {
 		return nil, errors.New("cache_ttl must not be negative")
+	}
+	if a.StaleTTL < 0 {
+		return nil, errors.New("stale_ttl must not be negative")
 	}
 	if a.RetryAfter < 0 {
 		return nil, errors.New("retry_after must not be negative")
@@ -339,7 +350,7 @@ func (s *settings) storeID() string {
 // (the verified-key cache is only valid for one secret and algorithm). It
 // holds the secret's public id, never the secret.
 func (s *settings) poolKey() string {
-	return s.storeID() + "\x00" + authz.SigningKeyID(s.secret) + "\x00" + s.algorithm + "\x00" + s.cacheTTL.String()
+	return s.storeID() + "\x00" + authz.SigningKeyID(s.secret) + "\x00" + s.algorithm + "\x00" + s.cacheTTL.String() + "\x00" + s.staleTTL.String()
 }
 
 // openStore opens the configured store. The file store waits at most
@@ -368,18 +379,19 @@ func (s *settings) openStore() (authz.Store, error) {
 	}
 }
 
-// newService makes the service over store, with its own cache. The caller
-// closes the cache and the store.
-func (s *settings) newService(store authz.Store) (*authz.Service, *authz.Cache, error) {
+// newService makes the service over store, with its own cache; notify, when
+// not nil, is told every committed change. The caller closes the cache and
+// the store.
+func (s *settings) newService(store authz.Store, notify func(authz.Change)) (*authz.Service, *authz.Cache, error) {
 	signer, err := authz.NewSigner(authz.SignerConfig{Secret: s.secret, Algorithm: s.algorithm})
 	if err != nil {
 		return nil, nil, err
 	}
-	cache, err := authz.NewCache(authz.CacheConfig{TTL: s.cacheTTL})
+	cache, err := authz.NewCache(authz.CacheConfig{TTL: s.cacheTTL, StaleTTL: s.staleTTL})
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := authz.NewService(authz.Config{Store: store, Signer: signer, Cache: cache})
+	svc, err := authz.NewService(authz.Config{Store: store, Signer: signer, Cache: cache, Notify: notify})
 	if err != nil {
 		cache.Close()
 		return nil, nil, err
@@ -392,11 +404,13 @@ type backend struct {
 	storeID string
 	cache   *authz.Cache
 	svc     *authz.Service
+	fleet   *fleet // nil unless the store carries invalidations (Redis)
 }
 
 // openBackend takes the shared store (opening it if no other backend holds
-// it) and makes the service over it.
-func (s *settings) openBackend() (*backend, error) {
+// it) and makes the service over it. Over a store shared by a fleet it
+// also starts the fleet-wide invalidation (see fleet).
+func (s *settings) openBackend(logger *zap.Logger) (*backend, error) {
 	id := s.storeID()
 	v, _, err := stores.LoadOrNew(id, func() (caddy.Destructor, error) {
 		st, err := s.openStore()
@@ -408,17 +422,30 @@ func (s *settings) openBackend() (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, cache, err := s.newService(v.(sharedStore).Store)
+	st := v.(sharedStore).Store
+	var fl *fleet
+	notify := func(authz.Change) {}
+	if feed, ok := st.(invalidationFeed); ok {
+		fl = newFleet(feed, logger)
+		notify = fl.notify
+	}
+	svc, cache, err := s.newService(st, notify)
 	if err != nil {
 		_, _ = stores.Delete(id)
 		return nil, err
 	}
-	return &backend{storeID: id, cache: cache, svc: svc}, nil
+	if fl != nil {
+		fl.start(svc.Apply, cache.InvalidateAll)
+	}
+	return &backend{storeID: id, cache: cache, svc: svc, fleet: fl}, nil
 }
 
 // Destruct closes the cache and lets go of the store; the usage pool calls
 // it when the last app instance using the backend is cleaned up.
 func (b *backend) Destruct() error {
+	if b.fleet != nil {
+		b.fleet.stop()
+	}
 	b.cache.Close()
 	_, err := stores.Delete(b.storeID)
 	return err

@@ -45,6 +45,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		signing_key       <secret>
 //		signing_algorithm HS256|HS384|HS512
 //		cache_ttl         <duration>
+//		stale_ttl         <duration>
 //		retry_after       <duration>
 //	}
 //
@@ -101,6 +102,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.CacheTTL = dur
+		case "stale_ttl":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			a.StaleTTL = dur
 		case "retry_after":
 			dur, err := parseDuration(d)
 			if err != nil {

@@ -31,11 +31,13 @@ func TestUnmarshalApp(t *testing.T) {
 				lock_timeout 2s
 			}
 			cache_ttl 1m
+			stale_ttl 5m
 			retry_after 10s
 			signing_algorithm HS512
 		}`, App{
 			Store:            &StoreConfig{Type: "file", Dir: "/var/lib/apiusers", LockTimeout: caddy.Duration(2 * time.Second)},
 			CacheTTL:         caddy.Duration(time.Minute),
+			StaleTTL:         caddy.Duration(5 * time.Minute),
 			RetryAfter:       caddy.Duration(10 * time.Second),
 			SigningAlgorithm: "HS512",
 		}},
@@ -92,6 +94,7 @@ func TestUnmarshalAppErrors(t *testing.T) {
 		{"unknown option", "apiusers {\n\tstore file\n\tcolour blue\n}", `unknown apiusers option "colour", at Testfile:3`},
 		{"redis without signing key", "apiusers {\n\tcache_ttl 1m\n\tstore redis redis://localhost:6379\n}", "store redis needs signing_key, so every instance verifies the same keys, at Testfile:3"},
 		{"bad duration", "apiusers {\n\tcache_ttl soon\n}", `cache_ttl: bad duration "soon"`},
+		{"bad stale_ttl", "apiusers {\n\tstale_ttl later\n}", `stale_ttl: bad duration "later"`},
 		{"bad duration line", "apiusers {\n\tstore file\n\tcache_ttl soon\n}", "at Testfile:3"},
 		{"negative duration", "apiusers {\n\tretry_after -1s\n}", "retry_after must be positive, at Testfile:2"},
 		{"short signing key", "apiusers {\n\tsigning_key short\n}", "signing_key must be at least 32 bytes, got 5, at Testfile:2"},

@@ -94,7 +94,7 @@ func bootstrap(stdout, stderr io.Writer, configFile, adapter, ws, username strin
 		return caddy.ExitCodeFailedStartup, err
 	}
 	defer store.Close()
-	svc, cache, err := s.newService(store)
+	svc, cache, err := s.newService(store, nil)
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}

@@ -63,7 +63,7 @@ http://localhost:8080 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, cache, err := s.newService(store)
+	svc, cache, err := s.newService(store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
