@@ -42,6 +42,9 @@ type Principal struct {
 type rightSet map[string]struct{}
 
 type keyState struct {
+	// lastTouch is when this instance last queued a last_used_at update
+	// for the key (Unix seconds).
+	lastTouch atomic.Int64
 	notAfter time.Time // zero: no end
 	header   []string  // one-element header value of the key id
 	val      any       // boxed key id for the placeholder
@@ -129,6 +132,17 @@ func (p *Principal) Active() bool { return p.Status == StatusActive }
 func (p *Principal) KeyLive(kid string, t time.Time) bool {
 	ks, ok := p.keys[kid]
 	return ok && (ks.notAfter.IsZero() || t.Before(ks.notAfter))
+}
+
+// touch reports whether the key's last_used_at is due for an update at
+// now (at most once per interval per loaded principal), and claims it.
+func (p *Principal) touch(kid string, now int64, interval int64) bool {
+	ks, ok := p.keys[kid]
+	if !ok {
+		return false
+	}
+	last := ks.lastTouch.Load()
+	return now-last >= interval && ks.lastTouch.CompareAndSwap(last, now)
 }
 
 // KeyHeader returns the precomputed one-element header value and the boxed

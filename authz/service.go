@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -22,6 +23,11 @@ type Service struct {
 	now    func() time.Time
 	loads  singleflight.Group
 	notify func(Change)
+
+	touches     chan touch // last_used_at updates (see lastused.go)
+	touchesDone chan struct{}
+	touchMu     sync.RWMutex
+	touchClosed bool
 }
 
 // Config configures a Service.
@@ -53,7 +59,9 @@ func NewService(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: cfg.Store, signer: cfg.Signer, cache: cfg.Cache, now: cfg.Now, notify: cfg.Notify}, nil
+	s := &Service{store: cfg.Store, signer: cfg.Signer, cache: cfg.Cache, now: cfg.Now, notify: cfg.Notify}
+	s.startTouches()
+	return s, nil
 }
 
 // Signer returns the service's signer.
@@ -112,6 +120,7 @@ func (s *Service) Authenticate(ctx context.Context, key string) (*Principal, *Cl
 	if !p.Active() {
 		return nil, nil, ErrInactive
 	}
+	s.queueTouch(p, cl, now)
 	return p, cl, nil
 }
 

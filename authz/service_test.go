@@ -528,3 +528,40 @@ func TestStaleTTLServesOnlyThroughOutages(t *testing.T) {
 		fs.down.Store(false)
 	}
 }
+
+func TestLastUsedAt(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		t.Cleanup(e.svc.Close)
+		u, _ := e.user("acme", "used", authz.KindAPI, authz.RoleAPIUser)
+		keys, _ := e.svc.ListKeys(e.ctx, e.root, "acme", u.ID)
+		if len(keys) != 1 || keys[0].LastUsedAt != nil {
+			t.Fatalf("a fresh key has last_used_at: %+v", keys)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			keys, _ = e.svc.ListKeys(e.ctx, e.root, "acme", u.ID)
+			if keys[0].LastUsedAt != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("last_used_at never set after the key was used")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !keys[0].LastUsedAt.Equal(e.clock().Truncate(time.Second)) {
+			t.Fatalf("last_used_at = %v, want %v", keys[0].LastUsedAt, e.clock())
+		}
+		// A revoked key is not brought back by a late touch.
+		if err := e.svc.RevokeKey(e.ctx, e.root, "acme", u.ID, keys[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		e.advance(2 * time.Minute)
+		e.svc.Authenticate(e.ctx, u.Key)
+		e.svc.Close()
+		keys, _ = e.svc.ListKeys(e.ctx, e.root, "acme", u.ID)
+		if len(keys) != 0 {
+			t.Fatalf("revoked key came back: %+v", keys)
+		}
+	})
+}
