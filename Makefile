@@ -50,6 +50,9 @@ vet:
 test: deps-test vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# Go benchmarks: the gateway hot path, the cache, the stores.
+# Go benchmarks (the gateway hot path, the cache, the stores), then the load
+# harness: wrk against Caddy and the gateway, revocation propagation, memory
+# (bench/run.sh; it installs wrk when missing and writes bench/RESULTS.md).
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	GO=$(GO) bash bench/run.sh

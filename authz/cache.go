@@ -61,6 +61,8 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 		NumCounters: cfg.MaxKeys * 10,
 		MaxCost:     cfg.MaxKeys,
 		BufferItems: 64,
+
+		IgnoreInternalCost: true, // costs count entries: otherwise each costs 1+56 and only MaxKeys/57 fit
 	})
 	if err != nil {
 		return nil, fmt.Errorf("making key cache: %w", err)
@@ -69,6 +71,8 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 		NumCounters: cfg.MaxPrincipals * 10,
 		MaxCost:     cfg.MaxPrincipals,
 		BufferItems: 64,
+
+		IgnoreInternalCost: true, // costs count entries (see above)
 	})
 	if err != nil {
 		keys.Close()

@@ -1,17 +1,24 @@
 package module
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/redisstore"
 )
 
 func init() {
@@ -23,6 +30,7 @@ Commands that work on the apiusers store a configuration names, without
 running Caddy.
 
   bootstrap   creates a workspace and its first superadmin API user
+  seed        fills a workspace with API users, one key each (load tests)
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			bootstrap := &cobra.Command{
@@ -60,6 +68,7 @@ store can be bootstrapped at any time.
 			bootstrap.Flags().StringP("workspace", "w", "", "Workspace id")
 			bootstrap.Flags().StringP("username", "u", "", "Username of the new superadmin")
 			cmd.AddCommand(bootstrap)
+			cmd.AddCommand(seedCommand())
 		},
 	})
 }
@@ -81,24 +90,11 @@ func bootstrap(stdout, stderr io.Writer, configFile, adapter, ws, username strin
 	if ws == "" || username == "" {
 		return caddy.ExitCodeFailedStartup, errors.New("--workspace and --username are required")
 	}
-	app, err := appFromConfig(configFile, adapter)
+	svc, closeSvc, err := openService(configFile, adapter)
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
-	s, err := app.resolve(caddy.NewReplacer())
-	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
-	}
-	store, err := s.openStore()
-	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
-	}
-	defer store.Close()
-	svc, cache, err := s.newService(store, nil)
-	if err != nil {
-		return caddy.ExitCodeFailedStartup, err
-	}
-	defer cache.Close()
+	defer closeSvc()
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -112,6 +108,29 @@ func bootstrap(stdout, stderr io.Writer, configFile, adapter, ws, username strin
 		return caddy.ExitCodeFailedStartup, err
 	}
 	return caddy.ExitCodeSuccess, nil
+}
+
+// openService opens the store the configuration names and makes the
+// service over it, the way the apiusers app does; close releases both.
+func openService(configFile, adapter string) (svc *authz.Service, close func(), err error) {
+	app, err := appFromConfig(configFile, adapter)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := app.resolve(caddy.NewReplacer())
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := s.openStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, cache, err := s.newService(store, nil)
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return svc, func() { svc.Close(); cache.Close(); store.Close() }, nil
 }
 
 // appFromConfig loads the configuration file and returns its apiusers app
@@ -136,4 +155,324 @@ func appFromConfig(configFile, adapter string) (*App, error) {
 		}
 	}
 	return app, nil
+}
+
+// Defaults of `caddy apiusers seed`.
+const (
+	defaultSeedUsers  = 10000
+	defaultSeedPrefix = "seed"
+	// Users created at once: the file store commits one fsync per user, so
+	// workers overlap the signing and encoding with it; on Redis every
+	// creation in a workspace races on the same username index, so
+	// concurrent creations mostly collide and retry, and one worker is
+	// fastest.
+	defaultSeedWorkersFile  = 8
+	defaultSeedWorkersRedis = 1
+)
+
+func seedCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "seed --config <file> [--adapter caddyfile] --workspace <id> --users <n> [--prefix <name>] [--keys-out <file>] [--root-key <key>]",
+		Short: "Fills a workspace with API users, one key each, for load tests",
+		Long: `
+Opens the store that the apiusers app of the given configuration names, like
+bootstrap, and creates --users API users named <prefix>-<number> in the
+workspace (created when missing), each with one key. The keys are written one
+per line to --keys-out (mode 0600), or to standard output without it; progress
+and a summary go to standard error.
+
+Every user is created the way the admin API creates one (with its audit
+entries), by --workers workers at once. Without --root-key a superadmin named
+<prefix>-seeder is bootstrapped to act as the creator; its key is never shown
+and is revoked when seeding ends. With the file store, Caddy must be stopped (see bootstrap);
+the Redis store can be seeded while a fleet runs.
+
+--config
+    The configuration file (a Caddyfile or JSON). Required.
+
+--adapter
+    The name of the config adapter to use (such as caddyfile).
+
+--workspace
+    The workspace id. Created when missing.
+
+--users
+    How many users to create. Default: 10000.
+
+--prefix
+    Usernames are <prefix>-<number>, numbered from 1. Default: seed.
+
+--role
+    The role of the users. Default: api_user.
+
+--keys-out
+    The file the keys are written to, one per line. Default: standard output.
+
+--root-key
+    A key of a user allowed to create users in the workspace (such as the
+    key bootstrap printed), instead of bootstrapping <prefix>-seeder.
+
+--workers
+    How many users are created at once. Default: 8 with the file store
+    (which spends most of each creation waiting for the disk), 1 with Redis
+    (where creations in one workspace contend for the same records, and
+    concurrent ones mostly retry).
+`,
+		Args: cobra.NoArgs,
+		RunE: caddycmd.WrapCommandFuncForCobra(cmdSeed),
+	}
+	f := c.Flags()
+	f.StringP("config", "c", "", "Configuration file")
+	f.StringP("adapter", "a", "", "Name of config adapter to apply")
+	f.StringP("workspace", "w", "", "Workspace id")
+	f.IntP("users", "n", defaultSeedUsers, "How many users to create")
+	f.String("prefix", defaultSeedPrefix, "Username prefix")
+	f.String("role", string(authz.RoleAPIUser), "Role of the users")
+	f.StringP("keys-out", "o", "", "File the keys are written to (default: standard output)")
+	f.String("root-key", "", "Key of the creating user (default: bootstrap <prefix>-seeder)")
+	f.Int("workers", 0, "How many users are created at once (default: 8 on the file store, 1 on Redis)")
+	return c
+}
+
+func cmdSeed(fl caddycmd.Flags) (int, error) {
+	o := seedOptions{
+		config:    fl.String("config"),
+		adapter:   fl.String("adapter"),
+		workspace: fl.String("workspace"),
+		users:     fl.Int("users"),
+		prefix:    fl.String("prefix"),
+		role:      authz.Role(fl.String("role")),
+		keysOut:   fl.String("keys-out"),
+		rootKey:   fl.String("root-key"),
+		workers:   fl.Int("workers"),
+	}
+	code, err := seed(context.Background(), os.Stdout, os.Stderr, o)
+	if err != nil {
+		return code, fmt.Errorf("apiusers seed: %w", err)
+	}
+	return code, nil
+}
+
+// seedOptions are the flags of the seed command.
+type seedOptions struct {
+	config, adapter string
+	workspace       string
+	users           int
+	prefix          string
+	role            authz.Role
+	keysOut         string        // "": stdout
+	rootKey         string        // "": bootstrap <prefix>-seeder
+	workers         int           // 0: by store type
+	progress        time.Duration // how often progress is reported; 0: 5s
+}
+
+// seed runs the seed command: keys go to o.keysOut (or stdout), messages
+// to stderr.
+func seed(ctx context.Context, stdout, stderr io.Writer, o seedOptions) (int, error) {
+	switch {
+	case o.config == "":
+		return caddy.ExitCodeFailedStartup, errors.New("--config is required")
+	case o.workspace == "":
+		return caddy.ExitCodeFailedStartup, errors.New("--workspace is required")
+	case o.users < 1:
+		return caddy.ExitCodeFailedStartup, errors.New("--users must be at least 1")
+	case o.prefix == "":
+		return caddy.ExitCodeFailedStartup, errors.New("--prefix must not be empty")
+	}
+	if o.role == "" {
+		o.role = authz.RoleAPIUser
+	}
+	if o.progress <= 0 {
+		o.progress = 5 * time.Second
+	}
+	svc, closeSvc, err := openService(o.config, o.adapter)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	defer closeSvc()
+	if o.workers < 1 {
+		o.workers = defaultSeedWorkersFile
+		if _, ok := svc.Store().(*redisstore.Store); ok {
+			o.workers = defaultSeedWorkersRedis
+		}
+	}
+
+	out := stdout
+	var keysFile *os.File
+	if o.keysOut != "" {
+		keysFile, err = os.OpenFile(o.keysOut, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return caddy.ExitCodeFailedStartup, fmt.Errorf("opening keys file: %w", err)
+		}
+		defer keysFile.Close() // a second Close after the checked one is harmless
+		out = keysFile
+	}
+
+	actor, release, err := seedActor(ctx, svc, stderr, o)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	defer release()
+
+	start := time.Now()
+	n, err := seedUsers(ctx, svc, actor, out, stderr, o)
+	elapsed := time.Since(start)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("after %d of %d users: %w", n, o.users, err)
+	}
+	if keysFile != nil {
+		if err := keysFile.Close(); err != nil {
+			return caddy.ExitCodeFailedStartup, fmt.Errorf("writing keys file: %w", err)
+		}
+	}
+	fmt.Fprintf(stderr, "seeded %d users (%s) in workspace %s in %s: %.0f users/s\n",
+		n, o.role, o.workspace, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+	return caddy.ExitCodeSuccess, nil
+}
+
+// seedActor returns the principal that creates the users: the owner of
+// o.rootKey, or a superadmin bootstrapped for the purpose, whose key release
+// revokes. The workspace exists once it returns.
+func seedActor(ctx context.Context, svc *authz.Service, stderr io.Writer, o seedOptions) (*authz.Principal, func(), error) {
+	nothing := func() {}
+	if o.rootKey != "" {
+		actor, _, err := svc.Authenticate(ctx, o.rootKey)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--root-key: %w", err)
+		}
+		if _, err := svc.GetWorkspace(ctx, actor, o.workspace); errors.Is(err, authz.ErrNotFound) {
+			if _, err := svc.CreateWorkspace(ctx, actor, authz.Workspace{ID: o.workspace}); err != nil {
+				return nil, nil, fmt.Errorf("creating workspace %s: %w", o.workspace, err)
+			}
+		}
+		return actor, nothing, nil
+	}
+	name := o.prefix + "-seeder"
+	created, err := svc.Bootstrap(ctx, o.workspace, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bootstrapping the seeding superadmin %s (pass --root-key, or another --prefix): %w", name, err)
+	}
+	actor, _, err := svc.Authenticate(ctx, created.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("authenticating the seeding superadmin: %w", err)
+	}
+	release := func() {
+		err := svc.RevokeKey(context.WithoutCancel(ctx), actor, o.workspace, created.ID, created.KeyID)
+		if err != nil {
+			fmt.Fprintf(stderr, "revoking the key of the seeding superadmin %s (%s, key %s) failed: %v; revoke it over the admin API\n",
+				name, created.ID, created.KeyID, err)
+		}
+	}
+	fmt.Fprintf(stderr, "bootstrapped superadmin %s (%s) to seed with; its key is revoked when seeding ends\n", name, created.ID)
+	return actor, release, nil
+}
+
+// seedUsers creates o.users users with o.workers workers and writes their
+// keys to out, one per line, as they are made. It returns how many users
+// were created (and their keys written).
+func seedUsers(ctx context.Context, svc *authz.Service, actor *authz.Principal, out, stderr io.Writer, o seedOptions) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		firstErr error
+		failOnce sync.Once
+	)
+	fail := func(err error) {
+		failOnce.Do(func() { firstErr = err; cancel() })
+	}
+
+	jobs := make(chan int)
+	go func() {
+		defer close(jobs)
+		for i := 1; i <= o.users; i++ {
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	width := len(strconv.Itoa(o.users))
+	keys := make(chan string, 4*o.workers)
+	var wg sync.WaitGroup
+	for range o.workers {
+		wg.Go(func() {
+			for i := range jobs {
+				if ctx.Err() != nil {
+					continue
+				}
+				key, err := seedUser(ctx, svc, actor, o.workspace, o.role, fmt.Sprintf("%s-%0*d", o.prefix, width, i))
+				if err != nil {
+					fail(err)
+					continue
+				}
+				keys <- key
+			}
+		})
+	}
+	go func() { wg.Wait(); close(keys) }()
+
+	var done atomic.Int64
+	stopProgress := make(chan struct{})
+	progressDone := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		start := time.Now()
+		t := time.NewTicker(o.progress)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				n := done.Load()
+				fmt.Fprintf(stderr, "seeded %d/%d users (%.0f/s)\n", n, o.users, float64(n)/time.Since(start).Seconds())
+			case <-stopProgress:
+				return
+			}
+		}
+	}()
+
+	// Keys are written as they come; after a write error the rest are
+	// drained so the workers can stop.
+	w := bufio.NewWriterSize(out, 64<<10)
+	written := 0
+	var writeErr error
+	for key := range keys {
+		if writeErr != nil {
+			continue
+		}
+		if _, writeErr = w.WriteString(key + "\n"); writeErr != nil {
+			fail(fmt.Errorf("writing keys: %w", writeErr))
+			continue
+		}
+		written++
+		done.Add(1)
+	}
+	close(stopProgress)
+	<-progressDone
+	if writeErr == nil {
+		if err := w.Flush(); err != nil {
+			fail(fmt.Errorf("writing keys: %w", err))
+		}
+	}
+	return written, firstErr
+}
+
+// seedUser creates one API user with a key and returns the key. A store
+// transaction that lost every optimistic race (the Redis store under many
+// writers) wrote nothing and is tried again; a domain conflict (the username
+// is taken) is not.
+func seedUser(ctx context.Context, svc *authz.Service, actor *authz.Principal, ws string, role authz.Role, username string) (string, error) {
+	in := authz.NewUser{Username: username, Kind: authz.KindAPI, Role: role, IssueKey: true}
+	for attempt := 1; ; attempt++ {
+		cu, err := svc.CreateUser(ctx, actor, ws, in)
+		if err == nil {
+			return cu.Key, nil
+		}
+		var domain *authz.Error
+		if attempt < 5 && errors.Is(err, authz.ErrConflict) && !errors.As(err, &domain) {
+			continue
+		}
+		return "", fmt.Errorf("creating user %s: %w", username, err)
+	}
 }
