@@ -48,8 +48,11 @@ type roleDef struct {
 var roles = map[Role]roleDef{
 	RoleSuperadmin: {all: true, everywhere: true},
 	RoleAdmin:      {all: true, except: []string{PermWorkspacesManage}},
+	// Editors cannot manage users of any kind: the basic and registration
+	// powers are left out too.
 	RoleEditor: {all: true, except: []string{
-		PermWorkspacesManage, PermUsersManage, PermKeysManage, PermKeysReveal, PermTeamsManage,
+		PermWorkspacesManage, PermUsersManage, PermUsersManageBasic, PermUsersRegister,
+		PermKeysManage, PermKeysReveal, PermTeamsManage,
 	}},
 	RoleOperator:        {perms: []string{"flows.read", "flows.run", "schedules.read", "schedules.run", "stats.read"}},
 	RoleViewer:          {perms: []string{"flows.read", "schedules.read", "stats.read"}},

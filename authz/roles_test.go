@@ -28,7 +28,7 @@ func TestRolePermissionTable(t *testing.T) {
 	}{
 		{RoleSuperadmin, []string{"workspaces.manage", "users.manage", "anything.at.all"}, nil},
 		{RoleAdmin, []string{"users.manage", "keys.reveal", "rules.manage"}, []string{"workspaces.manage"}},
-		{RoleEditor, []string{"users.read", "records.add"}, []string{"workspaces.manage", "users.manage", "keys.manage", "keys.reveal", "teams.manage"}},
+		{RoleEditor, []string{"users.read", "records.add"}, []string{"workspaces.manage", "users.manage", "users.manage.basic", "users.register", "keys.manage", "keys.reveal", "teams.manage"}},
 		{RoleOperator, []string{"flows.read", "flows.run", "schedules.read", "schedules.run", "stats.read"}, []string{"users.read", "rules.manage"}},
 		{RoleViewer, []string{"flows.read", "schedules.read", "stats.read"}, []string{"flows.run"}},
 		{RoleAPIUser, []string{"listeners.invoke", "messages.read.own"}, []string{"messages.read", "users.read"}},

@@ -45,6 +45,9 @@ type Config struct {
 
 // Change says what a committed mutation touched, for cache invalidation.
 type Change struct {
+	// Origin names the instance that made the change, so it can skip its
+	// own echo on a fleet-wide feed ("" when unknown).
+	Origin    string
 	Workspace string
 	// Users whose principal changed. Empty with Workspace set means the whole
 	// workspace.

@@ -2,6 +2,8 @@ package module
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"sync"
 	"time"
 
@@ -26,6 +28,7 @@ type invalidationFeed interface {
 // lost and comes back flushes the whole cache, since changes may have been
 // missed meanwhile.
 type fleet struct {
+	id     string // this instance, to skip its own changes coming back
 	feed   invalidationFeed
 	out    chan authz.Change
 	logger *zap.Logger
@@ -43,7 +46,9 @@ const fleetQueue = 4096
 const fleetPublishTimeout = 2 * time.Second
 
 func newFleet(feed invalidationFeed, logger *zap.Logger) *fleet {
-	return &fleet{feed: feed, out: make(chan authz.Change, fleetQueue), logger: logger}
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	return &fleet{id: hex.EncodeToString(id[:]), feed: feed, out: make(chan authz.Change, fleetQueue), logger: logger}
 }
 
 // start runs the publisher and the subscriber until stop.
@@ -53,7 +58,11 @@ func (f *fleet) start(apply func(authz.Change), resync func()) {
 	f.subbed, f.sent = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(f.subbed)
-		f.feed.Subscribe(ctx, apply, func() {
+		f.feed.Subscribe(ctx, func(c authz.Change) {
+			if c.Origin != f.id { // this instance applied its own change already
+				apply(c)
+			}
+		}, func() {
 			if c := f.logger.Check(zapcore.InfoLevel, "invalidation feed reconnected: flushing the principal cache"); c != nil {
 				c.Write()
 			}
@@ -83,6 +92,7 @@ func (f *fleet) notify(c authz.Change) {
 	if f.closed {
 		return
 	}
+	c.Origin = f.id
 	select {
 	case f.out <- c:
 	default:

@@ -30,6 +30,7 @@ const (
 
 // changeMessage is the wire form of authz.Change: {"ws":"acme","users":[…]}.
 type changeMessage struct {
+	Origin    string   `json:"from,omitempty"`
 	Workspace string   `json:"ws"`
 	Users     []string `json:"users,omitempty"`
 }
@@ -46,7 +47,7 @@ func (s *Store) Publish(ctx context.Context, c authz.Change) error {
 	if s.closed.Load() {
 		return authz.Unavailable(errors.New("redis store is closed"))
 	}
-	payload, err := json.Marshal(changeMessage{Workspace: c.Workspace, Users: c.Users})
+	payload, err := json.Marshal(changeMessage{Origin: c.Origin, Workspace: c.Workspace, Users: c.Users})
 	if err != nil {
 		return fmt.Errorf("encoding change of workspace %q: %w", c.Workspace, err)
 	}
@@ -141,7 +142,7 @@ func (s *Store) listen(ctx context.Context, apply func(authz.Change), resync fun
 				resync() // from an instance speaking another format
 				continue
 			}
-			apply(authz.Change{Workspace: c.Workspace, Users: c.Users})
+			apply(authz.Change{Origin: c.Origin, Workspace: c.Workspace, Users: c.Users})
 		}
 	}
 }
