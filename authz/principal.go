@@ -45,9 +45,9 @@ type keyState struct {
 	// lastTouch is when this instance last queued a last_used_at update
 	// for the key (Unix seconds).
 	lastTouch atomic.Int64
-	notAfter time.Time // zero: no end
-	header   []string  // one-element header value of the key id
-	val      any       // boxed key id for the placeholder
+	notAfter  time.Time // zero: no end
+	header    []string  // one-element header value of the key id
+	val       any       // boxed key id for the placeholder
 }
 
 // BuildPrincipal decodes a stored record into a Principal.

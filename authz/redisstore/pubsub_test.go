@@ -5,8 +5,11 @@ import (
 	"errors"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
@@ -41,20 +44,39 @@ func (sub *subscriber) stop() {
 	<-sub.done
 }
 
-// waitSubscribed waits until the server counts n subscribers of s's channel.
+// waitSubscribed waits until the server (every master of a cluster) counts
+// n subscribers of s's channel.
 func waitSubscribed(t *testing.T, s *Store, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got, err := s.Client().PubSubNumSub(context.Background(), s.Channel()).Result()
-		if err == nil && got[s.Channel()] == n {
+		got, err := numSub(s)
+		if err == nil && got == n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("channel %s has %v subscribers (%v), want %d", s.Channel(), got, err, n)
+			t.Fatalf("channel %s has %d subscribers (%v), want %d", s.Channel(), got, err, n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// numSub counts the subscribers of s's channel; a cluster node counts only
+// its own.
+func numSub(s *Store) (int64, error) {
+	ctx := context.Background()
+	cc, ok := s.Client().(*redis.ClusterClient)
+	if !ok {
+		got, err := s.Client().PubSubNumSub(ctx, s.Channel()).Result()
+		return got[s.Channel()], err
+	}
+	var total atomic.Int64
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		got, err := node.PubSubNumSub(ctx, s.Channel()).Result()
+		total.Add(got[s.Channel()])
+		return err
+	})
+	return total.Load(), err
 }
 
 func (sub *subscriber) expect(t *testing.T, want authz.Change, within time.Duration) {

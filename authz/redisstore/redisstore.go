@@ -20,14 +20,25 @@
 // Update is optimistic: WATCH the keys of every collection fn reads, buffer
 // fn's writes in the Tx, and apply them with MULTI/EXEC; when a watched key
 // changed, run fn again.
+//
+// Deployments. The store talks to a single server, a Redis Cluster or a
+// master that Redis Sentinel watches, through one redis.UniversalClient
+// (see Options). The hash tags make the cluster work; Sentinel failovers
+// are followed by the client. Redis replicates asynchronously, so a write
+// acknowledged by a master that fails before its replicas have it is lost:
+// Options.WaitReplicas closes that window for Update.
 package redisstore
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -55,12 +66,52 @@ const (
 	retryLockWait = 2 * time.Second
 )
 
-// Options configures New.
+// Options configures New. It names one of three deployments:
+//
+//   - a single server: URL (redis:// or rediss://);
+//   - Redis Cluster: Cluster set and Addrs the seed nodes; one reachable
+//     seed is enough, the client discovers the others (a cluster of one
+//     node is given the same way);
+//   - Redis Sentinel: MasterName set and Addrs the sentinels; the client
+//     asks them for the master and follows it across failovers.
+//
+// The deployment is never guessed from the number of addresses. New
+// rejects options that mix deployments or give a setting twice.
 type Options struct {
-	// URL locates the server: redis://[user:password@]host[:port][/db] or
-	// rediss://... for TLS. Query parameters understood by go-redis
+	// URL locates a single server: redis://[user:password@]host[:port][/db]
+	// or rediss://... for TLS. Query parameters understood by go-redis
 	// (dial_timeout, pool_size, ...) apply unless a field below is set.
+	// Must be empty with Cluster or MasterName.
 	URL string
+	// Cluster selects Redis Cluster: Addrs are seed nodes.
+	Cluster bool
+	// MasterName selects Redis Sentinel: the name the sentinels (Addrs)
+	// monitor the master under.
+	MasterName string
+	// Addrs are host:port addresses: cluster seed nodes with Cluster, the
+	// sentinels with MasterName. Used with one of them only.
+	Addrs []string
+	// Username and Password authenticate to the data nodes (Redis ACL user;
+	// an empty Username with a Password is the "default" user). With URL
+	// they may be given here instead of in the URL, not in both.
+	Username string
+	Password string
+	// SentinelUsername and SentinelPassword authenticate to the sentinels
+	// when they require it (Sentinel's own requirepass or ACL). Default:
+	// none.
+	SentinelUsername string
+	SentinelPassword string
+	// TLS makes every connection (data nodes and sentinels) use TLS,
+	// verified against the system roots with the server name taken from the
+	// address. A rediss:// URL implies it. Default: false.
+	TLS bool
+	// TLSConfig, when set, is the TLS configuration of every connection
+	// (custom roots, client certificates) and implies TLS.
+	TLSConfig *tls.Config
+	// DB is the database of a Sentinel-managed master. A single server's
+	// database is given in the URL path; Redis Cluster has only database 0.
+	// Default: 0.
+	DB int
 	// Prefix starts every key. It must not contain '{' or '}'.
 	// Default: "apiusers".
 	Prefix string
@@ -70,30 +121,117 @@ type Options struct {
 	ReadTimeout time.Duration
 	// WriteTimeout bounds writing one command. Default: 1s.
 	WriteTimeout time.Duration
-	// PoolSize is the maximum number of connections. Default: go-redis's
-	// (10 per GOMAXPROCS).
+	// PoolSize is the maximum number of connections (per node with
+	// Cluster). Default: go-redis's (10 per GOMAXPROCS).
 	PoolSize int
+	// WaitReplicas makes Update, after its EXEC, wait (Redis WAIT on the
+	// same connection) until this many replicas acknowledge the write, for
+	// at most WaitTimeout. When fewer do, Update fails with an error
+	// wrapping authz.ErrUnavailable (a 503) although the write is applied
+	// on the master: it may or may not survive a failover.
+	//
+	// Redis replicates asynchronously. Without this, a failover loses the
+	// writes the old master acknowledged but had not passed on: those of
+	// the last moments before the promotion, and every write it takes
+	// between the promotion and the clients hearing of it (in this
+	// package's failover test, about a second of writes). With it, every
+	// write Update reports as done is on WaitReplicas replicas, one of which
+	// a failover promotes. The price: one more round trip per write (the
+	// replication delay, well under a millisecond on a LAN), and writes
+	// failing while fewer replicas are connected (after a failover until
+	// the old master rejoins as a replica, or always when there are fewer
+	// replicas than this). API messages (AppendMessages, EraseMessages) do
+	// not wait. Default: 0 (do not wait).
+	WaitReplicas int
+	// WaitTimeout bounds the wait of WaitReplicas. Default: 1s.
+	WaitTimeout time.Duration
 }
 
 // Store is a Redis-backed authz.Store. It is safe for concurrent use.
 type Store struct {
-	client    redis.UniversalClient
-	prefix    string
-	ownClient bool
-	closed    atomic.Bool
-	now       func() time.Time // the clock of message retention
+	client       redis.UniversalClient
+	prefix       string
+	ownClient    bool
+	waitReplicas int           // see Options.WaitReplicas
+	waitTimeout  time.Duration // see Options.WaitTimeout
+	closed       atomic.Bool
+	now          func() time.Time // the clock of message retention
 	// retryLock[i] is a one-slot semaphore shared by the workspaces whose
 	// id hashes to i; see maxAttempts.
 	retryLock [retryLocks]chan struct{}
 }
 
 // New builds a store from opts. It does not dial: the first command
-// connects, so New never hangs on an unreachable server.
+// connects, so New never hangs on an unreachable server (or cluster, or
+// sentinel).
 func New(opts Options) (*Store, error) {
-	if opts.URL == "" {
-		return nil, errors.New("redis store: empty url")
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(opts.URL)
+	prefix, err := checkPrefix(opts.Prefix)
+	if err != nil {
+		return nil, err
+	}
+	var c redis.UniversalClient
+	if opts.URL != "" {
+		ro, err := opts.single()
+		if err != nil {
+			return nil, err
+		}
+		c = redis.NewClient(ro)
+	} else {
+		c = redis.NewUniversalClient(opts.universal())
+	}
+	s := NewFromClient(c, prefix)
+	s.ownClient = true
+	s.waitReplicas = opts.WaitReplicas
+	s.waitTimeout = cmp.Or(opts.WaitTimeout, time.Second)
+	return s, nil
+}
+
+// check rejects options that name no deployment, mix two, or give a
+// setting twice.
+func (o *Options) check() error {
+	sentinel := o.MasterName != ""
+	switch {
+	case o.Cluster && sentinel:
+		return errors.New("redis store: cluster and sentinel (master name) exclude each other")
+	case (o.Cluster || sentinel) && o.URL != "":
+		return errors.New("redis store: a url names a single server; with cluster or sentinel give the addresses (and username, password, tls) instead")
+	case o.Cluster && len(o.Addrs) == 0:
+		return errors.New("redis store: cluster needs at least one seed address")
+	case sentinel && len(o.Addrs) == 0:
+		return errors.New("redis store: sentinel needs at least one sentinel address")
+	case !o.Cluster && !sentinel && len(o.Addrs) > 0:
+		return errors.New("redis store: addresses need cluster or a sentinel master name; a single server is given by its url")
+	case !o.Cluster && !sentinel && o.URL == "":
+		return errors.New("redis store: empty url (or give cluster or sentinel addresses)")
+	case !sentinel && (o.SentinelUsername != "" || o.SentinelPassword != ""):
+		return errors.New("redis store: sentinel username and password need a sentinel master name")
+	case o.DB < 0:
+		return fmt.Errorf("redis store: db %d is negative", o.DB)
+	case o.Cluster && o.DB != 0:
+		return errors.New("redis store: redis cluster has only database 0")
+	case o.URL != "" && o.DB != 0:
+		return errors.New("redis store: a single server's database is given in the url path (redis://host:port/<db>), not as db")
+	case o.WaitReplicas < 0:
+		return fmt.Errorf("redis store: wait replicas %d is negative", o.WaitReplicas)
+	case o.WaitTimeout < 0:
+		return errors.New("redis store: wait timeout is negative")
+	}
+	for _, a := range o.Addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" || port == "" {
+			return fmt.Errorf("redis store: address %q: want host:port", a)
+		}
+	}
+	return nil
+}
+
+// single returns the client options of a single server: the URL's, with
+// the fields of o applied.
+func (o *Options) single() (*redis.Options, error) {
+	u, err := url.Parse(o.URL)
 	if err != nil {
 		// url.Parse errors quote the input, which may hold a password.
 		return nil, errors.New("redis store: malformed url")
@@ -101,19 +239,28 @@ func New(opts Options) (*Store, error) {
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
 		return nil, fmt.Errorf("redis store: url %s: scheme must be redis or rediss", u.Redacted())
 	}
-	ro, err := redis.ParseURL(opts.URL)
+	ro, err := redis.ParseURL(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("redis store: parsing url %s: %w", u.Redacted(), err)
 	}
-	prefix, err := checkPrefix(opts.Prefix)
-	if err != nil {
-		return nil, err
+	if o.Username != "" || o.Password != "" {
+		if u.User != nil {
+			return nil, fmt.Errorf("redis store: url %s: credentials given both in the url and as username/password", u.Redacted())
+		}
+		ro.Username, ro.Password = o.Username, o.Password
 	}
-	ro.DialTimeout = pick(opts.DialTimeout, ro.DialTimeout, 2*time.Second)
-	ro.ReadTimeout = pick(opts.ReadTimeout, ro.ReadTimeout, time.Second)
-	ro.WriteTimeout = pick(opts.WriteTimeout, ro.WriteTimeout, time.Second)
-	if opts.PoolSize > 0 {
-		ro.PoolSize = opts.PoolSize
+	if o.TLSConfig != nil || ro.TLSConfig == nil {
+		// A rediss:// URL's own TLS settings (skip_verify) stay unless
+		// TLSConfig replaces them.
+		if tc := o.tlsConfig(); tc != nil {
+			ro.TLSConfig = tc
+		}
+	}
+	ro.DialTimeout = pick(o.DialTimeout, ro.DialTimeout, 2*time.Second)
+	ro.ReadTimeout = pick(o.ReadTimeout, ro.ReadTimeout, time.Second)
+	ro.WriteTimeout = pick(o.WriteTimeout, ro.WriteTimeout, time.Second)
+	if o.PoolSize > 0 {
+		ro.PoolSize = o.PoolSize
 	}
 	if ro.DialerRetries == 0 {
 		// One dial attempt per command attempt: when the server is down the
@@ -123,14 +270,52 @@ func New(opts Options) (*Store, error) {
 	// Plain Redis does not send maintenance notifications; skip the
 	// handshake that asks for them.
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	s := NewFromClient(redis.NewClient(ro), prefix)
-	s.ownClient = true
-	return s, nil
+	return ro, nil
 }
 
-// NewFromClient builds a store over an existing client (a cluster client,
-// for instance). An empty prefix means DefaultPrefix. Close does not close
-// c. NewFromClient panics on a prefix New would reject.
+// universal returns the client options of a cluster or sentinel
+// deployment (check has passed).
+func (o *Options) universal() *redis.UniversalOptions {
+	return &redis.UniversalOptions{
+		Addrs: slices.Clone(o.Addrs),
+		// Explicit, so that a cluster of one seed is not taken for a
+		// single server.
+		IsClusterMode:    o.Cluster,
+		MasterName:       o.MasterName,
+		Username:         o.Username,
+		Password:         o.Password,
+		SentinelUsername: o.SentinelUsername,
+		SentinelPassword: o.SentinelPassword,
+		DB:               o.DB,
+		TLSConfig:        o.tlsConfig(),
+		DialTimeout:      cmp.Or(o.DialTimeout, 2*time.Second),
+		ReadTimeout:      cmp.Or(o.ReadTimeout, time.Second),
+		WriteTimeout:     cmp.Or(o.WriteTimeout, time.Second),
+		PoolSize:         o.PoolSize,
+		DialerRetries:    1, // see single
+		// Cluster clients only; failover clients disable it themselves.
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+}
+
+// tlsConfig returns the TLS configuration o asks for, nil for none (or
+// for what a rediss:// URL implies).
+func (o *Options) tlsConfig() *tls.Config {
+	switch {
+	case o.TLSConfig != nil:
+		return o.TLSConfig.Clone()
+	case o.TLS:
+		// The server name comes from each address as it is dialed.
+		return &tls.Config{MinVersion: tls.VersionTLS12}
+	default:
+		return nil
+	}
+}
+
+// NewFromClient builds a store over an existing client, for settings
+// Options does not offer. An empty prefix means DefaultPrefix; Update does
+// not wait for replicas (Options.WaitReplicas). Close does not close c.
+// NewFromClient panics on a prefix New would reject.
 func NewFromClient(c redis.UniversalClient, prefix string) *Store {
 	p, err := checkPrefix(prefix)
 	if err != nil {
@@ -190,7 +375,10 @@ func (s *Store) Update(ctx context.Context, ws string, fn func(authz.Tx) error) 
 			if fnErr = fn(t); fnErr != nil {
 				return fnErr
 			}
-			return t.commit()
+			if err := t.commit(); err != nil || len(t.ops) == 0 {
+				return err
+			}
+			return s.awaitReplicas(ctx, rtx)
 		}, s.anchor(ws)...)
 		switch {
 		case fnErr != nil:
@@ -210,6 +398,31 @@ func (s *Store) Update(ctx context.Context, ws string, fn func(authz.Tx) error) 
 			return s.mapErr(fmt.Sprintf("updating workspace %q", ws), ctx.Err())
 		}
 	}
+}
+
+// awaitReplicas waits, when Options.WaitReplicas asks for it, until that
+// many replicas acknowledge what c (the connection that ran EXEC) wrote.
+// WAIT counts the replicas that have every write of c's connection so far,
+// so it covers the EXEC just before it.
+func (s *Store) awaitReplicas(ctx context.Context, c *redis.Tx) error {
+	if s.waitReplicas == 0 {
+		return nil
+	}
+	n, err := c.Wait(ctx, s.waitReplicas, s.waitTimeout).Result()
+	switch {
+	case err == nil:
+	case errors.Is(err, context.Canceled):
+		return err
+	default:
+		// Whatever failed (the connection, or the master turned replica
+		// after EXEC and refuses WAIT), the write is applied but not
+		// known to be replicated: unavailable, like a short count.
+		return authz.Unavailable(fmt.Errorf("waiting for %d replicas: %w", s.waitReplicas, err))
+	}
+	if n < int64(s.waitReplicas) {
+		return authz.Unavailable(fmt.Errorf("write reached %d of %d replicas within %s: a failover could lose it", n, s.waitReplicas, s.waitTimeout))
+	}
+	return nil
 }
 
 // anchor returns the keys Update must WATCH up front: none on a single
@@ -376,6 +589,8 @@ func (s *Store) mapErr(what string, err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, authz.ErrUnavailable):
+		return fmt.Errorf("%s: %w", what, err)
 	case errors.Is(err, redis.Nil):
 		return fmt.Errorf("%s: %w", what, authz.ErrNotFound)
 	case unavailable(err):
@@ -396,7 +611,7 @@ func unavailable(err error) bool {
 	}
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
-		for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY"} {
+		for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "UNBLOCKED"} {
 			if redis.HasErrorPrefix(err, p) {
 				return true
 			}

@@ -495,8 +495,9 @@ func TestConcurrentUpdatesAcrossStores(t *testing.T) {
 }
 
 // TestConformanceCluster runs the suite over a one-node Redis Cluster
-// through a cluster client: Redis then rejects any script or transaction
-// whose keys are not in one slot, which proves the hash-tag layout.
+// through a cluster client (Options.Cluster with one seed): Redis then
+// rejects any script or transaction whose keys are not in one slot, which
+// proves the hash-tag layout. TestCluster runs it over three masters.
 func TestConformanceCluster(t *testing.T) {
 	srv := redistest.Start(t, "--cluster-enabled", "yes")
 	ctx := context.Background()
@@ -514,10 +515,10 @@ func TestConformanceCluster(t *testing.T) {
 	}
 	var n atomic.Int64
 	open := func(t *testing.T) authz.Store {
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr}})
-		t.Cleanup(func() { _ = c.Close() })
-		s := NewFromClient(c, fmt.Sprintf("cl%d", n.Add(1)))
-		t.Cleanup(func() { _ = s.Close() })
+		s := newStore(t, Options{Cluster: true, Addrs: []string{srv.Addr}, Prefix: fmt.Sprintf("cl%d", n.Add(1))})
+		if _, ok := s.Client().(*redis.ClusterClient); !ok {
+			t.Fatalf("a cluster of one seed got a %T", s.Client())
+		}
 		return s
 	}
 	storetest.Run(t, open)

@@ -302,7 +302,7 @@ func (t *tx) commit() error {
 	if len(t.ops) == 0 {
 		return nil
 	}
-	_, err := t.rtx.TxPipelined(t.ctx, func(p redis.Pipeliner) error {
+	cmds, err := t.rtx.TxPipelined(t.ctx, func(p redis.Pipeliner) error {
 		for _, o := range t.ops {
 			h, z := t.s.key(t.ws, 'h', o.coll), t.s.key(t.ws, 'z', o.coll)
 			switch o.kind {
@@ -318,6 +318,15 @@ func (t *tx) commit() error {
 		}
 		return nil
 	})
+	if redis.HasErrorPrefix(err, "EXECABORT") {
+		// A command was refused as it was queued (READONLY when the
+		// master just became a replica, OOM, ...): that is the cause.
+		for _, c := range cmds {
+			if cerr := c.Err(); cerr != nil && !redis.HasErrorPrefix(cerr, "EXECABORT") {
+				return fmt.Errorf("transaction aborted: %w", cerr)
+			}
+		}
+	}
 	return err
 }
 

@@ -1,9 +1,12 @@
-// Package redistest starts real redis-server processes for tests.
+// Package redistest starts real redis-server processes for tests: a
+// single server (Start), a Redis Cluster of masters (StartCluster), or a
+// master, a replica and a sentinel (StartSentinel, with Failover).
 //
 // Each server listens on a free loopback port and keeps its files in a
 // temporary directory; it is stopped when the test ends, even when it fails.
-// Tests need the redis-server binary on PATH (apt-get install -y
-// redis-server); with APIUSERS_SKIP_REDIS=1 they are skipped instead.
+// Tests need the redis-server binary on PATH, and redis-cli for a cluster
+// (apt-get install -y redis-server brings both); with APIUSERS_SKIP_REDIS=1
+// they are skipped instead.
 package redistest
 
 import (
@@ -51,13 +54,17 @@ type Server struct {
 // nor keeps an append-only file. The server is stopped by t.Cleanup.
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("APIUSERS_SKIP_REDIS") == "1" {
-			t.Skip("redis-server not found and APIUSERS_SKIP_REDIS=1: skipping")
-		}
-		t.Fatal("redis-server not found: install it (apt-get install -y redis-server) or run make test")
-	}
+	return start(t, func(dir string, port int) ([]string, error) {
+		return commandLine(dir, port, args), nil
+	})
+}
+
+// start starts a redis-server whose arguments cmdline makes for its
+// directory and a free port, trying other ports when one is taken. The
+// server is stopped by t.Cleanup, which is registered before it starts.
+func start(t testing.TB, cmdline func(dir string, port int) ([]string, error)) *Server {
+	t.Helper()
+	bin := lookPath(t, "redis-server")
 	s := &Server{t: t, bin: bin, Dir: t.TempDir()}
 	t.Cleanup(s.Stop)
 
@@ -68,13 +75,29 @@ func Start(t testing.TB, args ...string) *Server {
 			t.Fatalf("redistest: finding a free port: %v", err)
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		s.args = commandLine(s.Dir, port, args)
+		if s.args, err = cmdline(s.Dir, port); err != nil {
+			t.Fatalf("redistest: %v", err)
+		}
 		if lastErr = s.start(); lastErr == nil {
 			return s
 		}
 	}
 	t.Fatalf("redistest: starting redis-server: %v", lastErr)
 	return nil
+}
+
+// lookPath finds a Redis binary on PATH, or skips (APIUSERS_SKIP_REDIS=1)
+// or fails the test.
+func lookPath(t testing.TB, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("APIUSERS_SKIP_REDIS") == "1" {
+			t.Skipf("%s not found and APIUSERS_SKIP_REDIS=1: skipping", name)
+		}
+		t.Fatalf("%s not found: install it (apt-get install -y redis-server) or run make test", name)
+	}
+	return bin
 }
 
 // commandLine builds the redis-server arguments: ours first, then the
@@ -199,7 +222,8 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// ping sends an inline PING and expects +PONG.
+// ping sends an inline PING and expects +PONG, or -NOAUTH from a server
+// that wants a password (it is up all the same).
 func ping(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
@@ -214,7 +238,7 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.HasPrefix(line, []byte("+PONG")) {
+	if !bytes.HasPrefix(line, []byte("+PONG")) && !bytes.HasPrefix(line, []byte("-NOAUTH")) {
 		return fmt.Errorf("PING answered %q", bytes.TrimSpace(line))
 	}
 	return nil
