@@ -111,7 +111,9 @@ type Recorder struct {
 	queue   chan Message
 	dropped atomic.Uint64
 	onDrop  func(n int)
+	onBatch func(n int, err error)
 	done    chan struct{}
+	closing chan struct{} // closed by Close: stop lingering
 	cancel  context.CancelFunc
 	// mu guards closed against Record racing Close.
 	mu     sync.RWMutex
@@ -129,6 +131,14 @@ type RecorderConfig struct {
 	// OnDrop is called (from the writer goroutine or Record) with the number
 	// of messages lost.
 	OnDrop func(n int)
+	// Linger is how long the writer lets a batch that is not full fill up
+	// before writing it, so that a store is written to in fewer, larger
+	// batches. Default: 50ms.
+	Linger time.Duration
+	// OnBatch is called from the writer goroutine after each store call
+	// with the number of messages in the batch and the store's error (nil
+	// when they were stored).
+	OnBatch func(n int, err error)
 }
 
 // NewRecorder starts a Recorder writing to ms; Close stops it after
@@ -140,13 +150,20 @@ func NewRecorder(ms MessageStore, cfg RecorderConfig) *Recorder {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 256
 	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 50 * time.Millisecond
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Recorder{store: ms, keep: cfg.Keep, queue: make(chan Message, cfg.Queue), onDrop: cfg.OnDrop, done: make(chan struct{}), cancel: cancel}
-	go r.run(ctx, cfg.Batch)
+	r := &Recorder{
+		store: ms, keep: cfg.Keep, queue: make(chan Message, cfg.Queue),
+		onDrop: cfg.OnDrop, onBatch: cfg.OnBatch, done: make(chan struct{}), closing: make(chan struct{}), cancel: cancel,
+	}
+	go r.run(ctx, cfg.Batch, cfg.Linger)
 	return r
 }
 
-// Record queues m. It never blocks.
+// Record queues m. It never blocks. A message without an id gets
+// NewMessageID(m.Time) in the writer goroutine, off the caller's path.
 func (r *Recorder) Record(m Message) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -171,21 +188,47 @@ func (r *Recorder) drop(n int) {
 	}
 }
 
-func (r *Recorder) run(ctx context.Context, batch int) {
+func (r *Recorder) run(ctx context.Context, batch int, linger time.Duration) {
 	defer close(r.done)
 	buf := make([]Message, 0, batch)
-	for m := range r.queue {
-		buf = append(buf[:0], m)
-	fill:
+	// fill adds what is queued to buf, without waiting; open is false once
+	// the queue is closed and empty.
+	fill := func() (open bool) {
 		for len(buf) < batch {
 			select {
 			case m, ok := <-r.queue:
 				if !ok {
-					break fill
+					return false
 				}
 				buf = append(buf, m)
 			default:
-				break fill
+				return true
+			}
+		}
+		return true
+	}
+	var wait *time.Timer
+	for m := range r.queue {
+		buf = append(buf[:0], m)
+		// A batch that is not full yet gets linger to fill. The writer
+		// sleeps rather than waits on the queue meanwhile, so busy
+		// producers hand messages over without waking it each time.
+		if fill() && len(buf) < batch && linger > 0 {
+			if wait == nil {
+				wait = time.NewTimer(linger)
+			} else {
+				wait.Reset(linger)
+			}
+			select {
+			case <-wait.C:
+			case <-r.closing:
+				wait.Stop()
+			}
+			fill()
+		}
+		for i := range buf {
+			if buf[i].ID == "" {
+				buf[i].ID = NewMessageID(buf[i].Time)
 			}
 		}
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -193,6 +236,9 @@ func (r *Recorder) run(ctx context.Context, batch int) {
 		cancel()
 		if err != nil {
 			r.drop(len(buf))
+		}
+		if r.onBatch != nil {
+			r.onBatch(len(buf), err)
 		}
 	}
 }
@@ -203,6 +249,7 @@ func (r *Recorder) Close(ctx context.Context) {
 	if !r.closed {
 		r.closed = true
 		close(r.queue)
+		close(r.closing)
 	}
 	r.mu.Unlock()
 	select {

@@ -6,6 +6,7 @@ package module
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -101,7 +103,25 @@ type App struct {
 	// answered 503. Default: 5s.
 	RetryAfter caddy.Duration `json:"retry_after,omitempty"`
 
+	// MessagesKeep is how many API messages (calls recorded on routes with
+	// `record`) are kept per user: when a user's new messages are written,
+	// its oldest beyond this many are deleted. Default: 10000.
+	MessagesKeep int `json:"messages_keep,omitempty"`
+
+	// MessagesMaxAge is how long API messages are kept: when a user's new
+	// messages are written, its messages older than this are deleted (a
+	// user who stops calling keeps its last messages). Default: 720h (30
+	// days).
+	MessagesMaxAge caddy.Duration `json:"messages_max_age,omitempty"`
+
+	// MessagesQueue is how many API messages may wait to be written. When
+	// the queue is full (the store is slow or away), new messages are
+	// dropped, never the request, and counted in the
+	// apiusers_messages_dropped_total metric. Default: 65536.
+	MessagesQueue int `json:"messages_queue,omitempty"`
+
 	svc           *authz.Service
+	messages      *appMessages // the recorder taken by routes with record
 	poolKey       string
 	retryAfter    []string
 	retryAfterDur time.Duration
@@ -124,10 +144,55 @@ type StoreConfig struct {
 	// process (a running Caddy) to release the database. Default: 5s.
 	LockTimeout caddy.Duration `json:"lock_timeout,omitempty"`
 
-	// URL is the Redis server, redis://[user:password@]host:port[/db] or
-	// rediss://... for TLS. Placeholders known at provision are expanded.
-	// Required with the Redis store.
+	// URL is a single Redis server, redis://[user:password@]host:port[/db]
+	// or rediss://... for TLS. Placeholders known at provision are expanded.
+	// The Redis store needs exactly one of url, cluster and sentinel.
 	URL string `json:"url,omitempty"`
+
+	// Cluster lists seed nodes (host:port) of a Redis Cluster: the store
+	// learns the other nodes from any seed that answers, so one is enough,
+	// and a cluster of one node is given the same way. Placeholders known
+	// at provision are expanded, and an entry may then hold several
+	// addresses separated by commas or spaces. Excludes url and sentinel.
+	Cluster []string `json:"cluster,omitempty"`
+
+	// Sentinel locates the master through Redis Sentinel; the store follows
+	// it across failovers. Excludes url and cluster.
+	Sentinel *SentinelConfig `json:"sentinel,omitempty"`
+
+	// Username is the Redis ACL user of the data nodes (with url, it may be
+	// given in the url instead, not in both). Placeholders known at
+	// provision are expanded. Default: none (the "default" user).
+	Username string `json:"username,omitempty"`
+
+	// Password authenticates to the data nodes (with url, it may be given
+	// in the url instead, not in both). Placeholders known at provision,
+	// such as {env.REDIS_PASSWORD}, are expanded. Default: none.
+	Password string `json:"password,omitempty"`
+
+	// TLS makes every Redis connection (data nodes and sentinels) use TLS,
+	// verified against the system's roots. A rediss:// url implies it.
+	// Default: false.
+	TLS bool `json:"tls,omitempty"`
+
+	// DB is the database of a Sentinel-managed master. A single server's
+	// database is the url path; Redis Cluster has only database 0.
+	// Default: 0.
+	DB int `json:"db,omitempty"`
+
+	// WaitReplicas makes every admin write wait until this many replicas
+	// have it (Redis WAIT), for at most wait_timeout, and answer 503 when
+	// fewer do (the write is then on the master and may or may not
+	// survive a failover). Redis replicates asynchronously: without this
+	// a failover loses the writes the old master acknowledged but had not
+	// passed on, which is every write it took between the promotion of a
+	// replica and the clients' switch to it. It costs a round trip per
+	// write and fails writes while fewer replicas are connected. Recorded
+	// API messages do not wait. Default: 0 (do not wait).
+	WaitReplicas int `json:"wait_replicas,omitempty"`
+
+	// WaitTimeout bounds the wait of wait_replicas. Default: 1s.
+	WaitTimeout caddy.Duration `json:"wait_timeout,omitempty"`
 
 	// Prefix starts every Redis key the store writes, so several
 	// deployments can share one Redis. It must not contain '{' or '}'.
@@ -142,6 +207,23 @@ type StoreConfig struct {
 
 	// WriteTimeout bounds writing one Redis command. Default: 1s.
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+}
+
+// SentinelConfig locates a Redis master through Redis Sentinel.
+type SentinelConfig struct {
+	// MasterName is the name the sentinels monitor the master under.
+	// Placeholders known at provision are expanded. Required.
+	MasterName string `json:"master_name,omitempty"`
+
+	// Addrs are the sentinels (host:port); asking any one that answers is
+	// enough. Placeholders are expanded as in cluster. Required.
+	Addrs []string `json:"addrs,omitempty"`
+
+	// Username and Password authenticate to the sentinels, when they
+	// require it (they are not the data nodes' credentials). Placeholders
+	// known at provision are expanded. Default: none.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -170,6 +252,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.poolKey = key
 	a.svc = v.(*backend).svc
+	if a.messages, err = a.messageSettings(s.storeID()); err != nil {
+		return err
+	}
 	a.retryAfter = s.retryAfter
 	a.retryAfterDur = s.retryAfterDur
 	return nil
@@ -192,6 +277,9 @@ func (a *App) Stop() error { return nil }
 // Cleanup releases this instance's hold on the shared store and cache; the
 // last holder closes them.
 func (a *App) Cleanup() error {
+	if a.messages != nil {
+		a.messages.release()
+	}
 	if a.poolKey == "" {
 		return nil
 	}
@@ -217,6 +305,7 @@ type settings struct {
 	dialTimeout  time.Duration // zero: the store's default
 	readTimeout  time.Duration
 	writeTimeout time.Duration
+	redis        redisDeployment // redis store: all but url, prefix, timeouts
 
 	secret        []byte
 	algorithm     string
@@ -309,10 +398,18 @@ func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
 			return nil, errors.New("store: dir applies to the file store only")
 		}
 		s.url = repl.ReplaceKnown(sc.URL, "")
-		if s.url == "" {
-			return nil, errors.New("store redis: url is required (redis:// or rediss://)")
+		rd, err := resolveRedis(sc, repl)
+		if err != nil {
+			return nil, err
 		}
-		if !strings.HasPrefix(s.url, "redis://") && !strings.HasPrefix(s.url, "rediss://") {
+		s.redis = rd
+		switch {
+		case (sc.Cluster != nil || sc.Sentinel != nil) && s.url != "":
+			return nil, errors.New("store redis: url names a single server; with cluster or sentinel give username, password and tls instead")
+		case sc.Cluster != nil || sc.Sentinel != nil:
+		case s.url == "":
+			return nil, errors.New("store redis: url is required (redis:// or rediss://), or cluster or sentinel addresses")
+		case !strings.HasPrefix(s.url, "redis://") && !strings.HasPrefix(s.url, "rediss://"):
 			return nil, errors.New("store redis: url must start with redis:// or rediss://")
 		}
 		if s.prefix == "" {
@@ -330,6 +427,89 @@ func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
 	return s, nil
 }
 
+// redisDeployment is the Redis store's configuration beyond the url,
+// prefix and timeouts, placeholders expanded.
+type redisDeployment struct {
+	cluster          []string // seed nodes; nil unless cluster
+	masterName       string   // sentinel
+	sentinels        []string
+	sentinelUsername string
+	sentinelPassword string
+	username         string
+	password         string
+	tls              bool
+	db               int
+	waitReplicas     int
+	waitTimeout      time.Duration
+}
+
+// resolveRedis expands the placeholders of sc's Redis deployment and
+// checks what redisstore.New cannot word in the config's terms.
+func resolveRedis(sc *StoreConfig, repl *caddy.Replacer) (redisDeployment, error) {
+	rd := redisDeployment{
+		cluster:      expandAddrs(sc.Cluster, repl),
+		username:     repl.ReplaceKnown(sc.Username, ""),
+		password:     repl.ReplaceKnown(sc.Password, ""),
+		tls:          sc.TLS,
+		db:           sc.DB,
+		waitReplicas: sc.WaitReplicas,
+		waitTimeout:  time.Duration(sc.WaitTimeout),
+	}
+	if sc.Cluster != nil && sc.Sentinel != nil {
+		return rd, errors.New("store redis: cluster and sentinel exclude each other")
+	}
+	if sc.Cluster != nil && len(rd.cluster) == 0 {
+		return rd, errors.New("store redis: cluster has no address once placeholders are expanded")
+	}
+	if sn := sc.Sentinel; sn != nil {
+		rd.masterName = repl.ReplaceKnown(sn.MasterName, "")
+		rd.sentinels = expandAddrs(sn.Addrs, repl)
+		rd.sentinelUsername = repl.ReplaceKnown(sn.Username, "")
+		rd.sentinelPassword = repl.ReplaceKnown(sn.Password, "")
+		if rd.masterName == "" || len(rd.sentinels) == 0 {
+			return rd, errors.New("store redis: sentinel needs a master name and at least one sentinel address")
+		}
+	}
+	if sc.WaitReplicas < 0 || sc.WaitTimeout < 0 {
+		return rd, errors.New("store redis: wait_replicas and wait_timeout must not be negative")
+	}
+	return rd, nil
+}
+
+// expandAddrs expands the placeholders of addrs and splits each result at
+// commas and spaces, so one {env.X} can name several addresses.
+func expandAddrs(addrs []string, repl *caddy.Replacer) []string {
+	var out []string
+	for _, a := range addrs {
+		out = append(out, strings.FieldsFunc(repl.ReplaceKnown(a, ""), func(r rune) bool {
+			return r == ',' || unicode.IsSpace(r)
+		})...)
+	}
+	return out
+}
+
+// id names the deployment for storeID: empty for a plain url. Passwords
+// appear as a hash, so a changed password makes a new client without the
+// pool key holding it.
+func (rd *redisDeployment) id() string {
+	if rd.cluster == nil && rd.masterName == "" && rd.username == "" && rd.password == "" &&
+		!rd.tls && rd.db == 0 && rd.waitReplicas == 0 && rd.waitTimeout == 0 {
+		return ""
+	}
+	hash := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		sum := sha256.Sum256([]byte(p))
+		return hex.EncodeToString(sum[:8])
+	}
+	return strings.Join([]string{
+		strings.Join(rd.cluster, ","), rd.masterName, strings.Join(rd.sentinels, ","),
+		rd.sentinelUsername, hash(rd.sentinelPassword), rd.username, hash(rd.password),
+		strconv.FormatBool(rd.tls), strconv.Itoa(rd.db), strconv.Itoa(rd.waitReplicas), rd.waitTimeout.String(),
+	}, "\x00")
+}
+
 func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 	if d > 0 {
 		return time.Duration(d)
@@ -341,7 +521,11 @@ func durationOr(d caddy.Duration, def time.Duration) time.Duration {
 // one store client (the embedded database can be opened only once).
 func (s *settings) storeID() string {
 	if s.storeType == StoreRedis {
-		return "redis\x00" + s.url + "\x00" + s.prefix
+		id := "redis\x00" + s.url + "\x00" + s.prefix
+		if d := s.redis.id(); d != "" {
+			id += "\x00" + d
+		}
+		return id
 	}
 	return "file\x00" + s.dir
 }
@@ -358,12 +542,28 @@ func (s *settings) poolKey() string {
 func (s *settings) openStore() (authz.Store, error) {
 	switch s.storeType {
 	case StoreRedis:
+		rd := &s.redis
+		addrs := rd.cluster
+		if rd.masterName != "" {
+			addrs = rd.sentinels
+		}
 		st, err := redisstore.New(redisstore.Options{
-			URL:          s.url,
-			Prefix:       s.prefix,
-			DialTimeout:  s.dialTimeout,
-			ReadTimeout:  s.readTimeout,
-			WriteTimeout: s.writeTimeout,
+			URL:              s.url,
+			Cluster:          rd.cluster != nil,
+			MasterName:       rd.masterName,
+			Addrs:            addrs,
+			Username:         rd.username,
+			Password:         rd.password,
+			SentinelUsername: rd.sentinelUsername,
+			SentinelPassword: rd.sentinelPassword,
+			TLS:              rd.tls,
+			DB:               rd.db,
+			Prefix:           s.prefix,
+			DialTimeout:      s.dialTimeout,
+			ReadTimeout:      s.readTimeout,
+			WriteTimeout:     s.writeTimeout,
+			WaitReplicas:     rd.waitReplicas,
+			WaitTimeout:      rd.waitTimeout,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("opening redis store: %w", err)
@@ -443,6 +643,7 @@ func (s *settings) openBackend(logger *zap.Logger) (*backend, error) {
 // Destruct closes the cache and lets go of the store; the usage pool calls
 // it when the last app instance using the backend is cleaned up.
 func (b *backend) Destruct() error {
+	b.svc.Close()
 	if b.fleet != nil {
 		b.fleet.stop()
 	}

@@ -1,7 +1,11 @@
 package module
 
 import (
+	"net"
+	"strconv"
 	"strings"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -36,22 +40,40 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		store file [<dir>] {
 //			lock_timeout <duration>
 //		}
-//		store redis <url> {
-//			prefix        <prefix>
-//			dial_timeout  <duration>
-//			read_timeout  <duration>
-//			write_timeout <duration>
+//		store redis [<url>] {
+//			cluster           <host:port...>
+//			sentinel          <master-name> <host:port...>
+//			sentinel_username <user>
+//			sentinel_password <password>
+//			username          <user>
+//			password          <password>
+//			tls
+//			db                <number>
+//			wait_replicas     <count> [<timeout>]
+//			prefix            <prefix>
+//			dial_timeout      <duration>
+//			read_timeout      <duration>
+//			write_timeout     <duration>
 //		}
 //		signing_key       <secret>
 //		signing_algorithm HS256|HS384|HS512
 //		cache_ttl         <duration>
 //		stale_ttl         <duration>
 //		retry_after       <duration>
+//		messages_keep     <count>
+//		messages_max_age  <duration>
+//		messages_queue    <count>
 //	}
 //
 // The store's block is optional. The file store is the default; the Redis
-// store needs signing_key. See App and StoreConfig for what each option
-// means and its default.
+// store needs signing_key. The Redis store is a single server (the url),
+// a Redis Cluster (cluster with one or more seed nodes, no url) or a
+// master that Redis Sentinel watches (sentinel with the master's name and
+// the sentinels, no url); username, password and tls apply to any of them
+// (with a url, credentials go in the url or in username/password, not
+// both). Values may be placeholders such as {env.REDIS_PASSWORD}, expanded
+// when the config loads. See App, StoreConfig and SentinelConfig for what
+// each option means and its default.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
 	if d.NextArg() {
@@ -114,6 +136,24 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.RetryAfter = dur
+		case "messages_keep":
+			n, err := parseCount(d)
+			if err != nil {
+				return err
+			}
+			a.MessagesKeep = n
+		case "messages_max_age":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			a.MessagesMaxAge = dur
+		case "messages_queue":
+			n, err := parseCount(d)
+			if err != nil {
+				return err
+			}
+			a.MessagesQueue = n
 		default:
 			return d.Errf("unknown apiusers option %q", d.Val())
 		}
@@ -124,25 +164,26 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// unmarshalStore parses `store file [<dir>] {…}` or `store redis <url> {…}`;
+// unmarshalStore parses `store file [<dir>] {…}` or `store redis [<url>] {…}`;
 // d is on "store".
 func unmarshalStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 	if !d.NextArg() {
 		return nil, d.ArgErr()
 	}
 	sc := &StoreConfig{Type: d.Val()}
+	storeAt := *d // the store's type, for errors about the whole store
 	switch sc.Type {
 	case StoreFile:
 		if d.NextArg() {
 			sc.Dir = d.Val()
 		}
 	case StoreRedis:
-		if !d.NextArg() {
-			return nil, d.Errf("store redis needs a URL (redis:// or rediss://)")
-		}
-		sc.URL = d.Val()
-		if !strings.Contains(sc.URL, "{") && !strings.HasPrefix(sc.URL, "redis://") && !strings.HasPrefix(sc.URL, "rediss://") {
-			return nil, d.Errf("store redis: URL must start with redis:// or rediss://")
+		// No url when the block names a cluster or sentinel.
+		if d.NextArg() {
+			sc.URL = d.Val()
+			if !strings.Contains(sc.URL, "{") && !strings.HasPrefix(sc.URL, "redis://") && !strings.HasPrefix(sc.URL, "rediss://") {
+				return nil, d.Errf("store redis: URL must start with redis:// or rediss://")
+			}
 		}
 	default:
 		return nil, d.Errf("unknown store %q (want file or redis)", sc.Type)
@@ -150,21 +191,21 @@ func unmarshalStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 	if d.NextArg() {
 		return nil, d.ArgErr()
 	}
+	var r redisLines
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if sc.Type == StoreRedis {
+			if ok, err := r.unmarshal(d, sc); ok || err != nil {
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
 		var target *caddy.Duration
 		switch {
 		case sc.Type == StoreFile && opt == "lock_timeout":
 			target = &sc.LockTimeout
-		case sc.Type == StoreRedis && opt == "prefix":
-			if !d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			sc.Prefix = d.Val()
-			if d.NextArg() {
-				return nil, d.ArgErr()
-			}
-			continue
 		case sc.Type == StoreRedis && opt == "dial_timeout":
 			target = &sc.DialTimeout
 		case sc.Type == StoreRedis && opt == "read_timeout":
@@ -180,7 +221,149 @@ func unmarshalStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 		}
 		*target = dur
 	}
+	if sc.Type == StoreRedis {
+		if err := r.finish(sc, &storeAt); err != nil {
+			return nil, err
+		}
+	}
 	return sc, nil
+}
+
+// redisLines remembers, while the block of `store redis` is parsed, what
+// can only be checked once all of it is read, and where it was.
+type redisLines struct {
+	sentinelUsername, sentinelPassword string
+	sentinelAuthAt                     *caddyfile.Dispenser // first sentinel_username/_password line
+	dbAt                               *caddyfile.Dispenser
+	credentialsAt                      *caddyfile.Dispenser // first username/password line
+}
+
+// unmarshal parses the Redis option d is on into sc; ok is false when d is
+// on no Redis-specific option (a timeout, or an unknown option).
+func (r *redisLines) unmarshal(d *caddyfile.Dispenser, sc *StoreConfig) (ok bool, err error) {
+	opt := d.Val()
+	at := *d
+	switch opt {
+	case "cluster", "sentinel":
+		args := d.RemainingArgs()
+		switch {
+		case sc.Cluster != nil || sc.Sentinel != nil:
+			if (opt == "cluster") == (sc.Cluster != nil) {
+				return true, d.Errf("%s given twice", opt)
+			}
+			return true, d.Err("store redis: cluster and sentinel exclude each other")
+		case sc.URL != "":
+			return true, d.Errf("%s: the url names a single server; leave it out and give username, password and tls in this block", opt)
+		case opt == "cluster" && len(args) == 0:
+			return true, d.Err("cluster needs at least one seed address (host:port)")
+		case opt == "sentinel" && len(args) < 2:
+			return true, d.Err("sentinel needs the master's name and at least one sentinel address (host:port)")
+		}
+		addrs := args
+		if opt == "sentinel" {
+			addrs = args[1:]
+		}
+		for _, a := range addrs {
+			if strings.Contains(a, "{") {
+				continue // checked once expanded
+			}
+			if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+				return true, d.Errf("%s: address %q: want host:port", opt, a)
+			}
+		}
+		if opt == "cluster" {
+			sc.Cluster = addrs
+		} else {
+			sc.Sentinel = &SentinelConfig{MasterName: args[0], Addrs: addrs}
+		}
+	case "username", "password", "sentinel_username", "sentinel_password", "prefix":
+		if !d.NextArg() {
+			return true, d.ArgErr()
+		}
+		v := d.Val()
+		if d.NextArg() {
+			return true, d.ArgErr()
+		}
+		switch opt {
+		case "username":
+			sc.Username = v
+		case "password":
+			sc.Password = v
+		case "sentinel_username":
+			r.sentinelUsername = v
+		case "sentinel_password":
+			r.sentinelPassword = v
+		case "prefix":
+			sc.Prefix = v
+		}
+		switch {
+		case (opt == "username" || opt == "password") && r.credentialsAt == nil:
+			r.credentialsAt = &at
+		case strings.HasPrefix(opt, "sentinel_") && r.sentinelAuthAt == nil:
+			r.sentinelAuthAt = &at
+		}
+	case "tls":
+		if d.NextArg() {
+			return true, d.ArgErr()
+		}
+		sc.TLS = true
+	case "db":
+		if !d.NextArg() {
+			return true, d.ArgErr()
+		}
+		n, err := strconv.Atoi(d.Val())
+		if err != nil || n < 0 {
+			return true, d.Errf("db: want a database number (0 or more), got %q", d.Val())
+		}
+		if d.NextArg() {
+			return true, d.ArgErr()
+		}
+		sc.DB, r.dbAt = n, &at
+	case "wait_replicas":
+		if !d.NextArg() {
+			return true, d.ArgErr()
+		}
+		n, err := strconv.Atoi(d.Val())
+		if err != nil || n <= 0 {
+			return true, d.Errf("wait_replicas: want a positive whole number, got %q", d.Val())
+		}
+		sc.WaitReplicas = n
+		if d.NextArg() {
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil {
+				return true, d.Errf("wait_replicas: bad timeout %q: %v", d.Val(), err)
+			}
+			if dur <= 0 {
+				return true, d.Err("wait_replicas: the timeout must be positive")
+			}
+			sc.WaitTimeout = caddy.Duration(dur)
+			if d.NextArg() {
+				return true, d.ArgErr()
+			}
+		}
+	default:
+		return false, nil
+	}
+	return true, nil
+}
+
+// finish checks the block of `store redis` as a whole; storeAt is on its
+// type, for errors about the whole store.
+func (r *redisLines) finish(sc *StoreConfig, storeAt *caddyfile.Dispenser) error {
+	switch {
+	case sc.URL == "" && sc.Cluster == nil && sc.Sentinel == nil:
+		return storeAt.Err("store redis needs a URL (redis:// or rediss://), or a cluster or sentinel line in its block")
+	case r.sentinelAuthAt != nil && sc.Sentinel == nil:
+		return r.sentinelAuthAt.Err("sentinel_username and sentinel_password need a sentinel line")
+	case r.dbAt != nil && sc.Sentinel == nil:
+		return r.dbAt.Err("db applies to sentinel only: a single server's database is the url path (redis://host:port/<db>), and a cluster has only database 0")
+	case r.credentialsAt != nil && strings.Contains(sc.URL, "@"):
+		return r.credentialsAt.Err("the url already holds credentials: give them in one place")
+	}
+	if sc.Sentinel != nil {
+		sc.Sentinel.Username, sc.Sentinel.Password = r.sentinelUsername, r.sentinelPassword
+	}
+	return nil
 }
 
 // parseDuration reads the one duration argument of the current option.
@@ -202,6 +385,22 @@ func parseDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	return caddy.Duration(dur), nil
 }
 
+// parseCount reads the one positive integer argument of the current option.
+func parseCount(d *caddyfile.Dispenser) (int, error) {
+	opt := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	n, err := strconv.Atoi(d.Val())
+	if err != nil || n <= 0 {
+		return 0, d.Errf("%s: want a positive whole number, got %q", opt, d.Val())
+	}
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	return n, nil
+}
+
 func parseGateway(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	g := new(Gateway)
 	err := g.UnmarshalCaddyfile(h.Dispenser)
@@ -216,6 +415,7 @@ func parseGateway(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		require   <permission> [on <resource>] [owner <value>]
 //		key_from  <source...>
 //		keep_credentials
+//		record    [body <size>]
 //	}
 //
 // The block is optional; require and roles may be repeated (require lines
@@ -226,6 +426,10 @@ func parseGateway(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //
 // Roles and permissions are checked when the configuration loads: a role
 // must be a built-in role, a permission must match ^[a-z][a-z0-9_.:-]*$.
+//
+// record stores each admitted call as an API message of the caller; with
+// `body <size>` (such as 4KiB, 1kB or 512), the message keeps up to that
+// much of the start of the request body, at most 1MiB.
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -291,12 +495,45 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			g.KeepCredentials = true
 		case "record":
-			return d.Err("record is not supported yet")
+			if g.Record != nil {
+				return d.Err("record given twice")
+			}
+			rc, err := unmarshalRecord(d)
+			if err != nil {
+				return err
+			}
+			g.Record = rc
 		default:
 			return d.Errf("unknown apiusers subdirective %q", d.Val())
 		}
 	}
 	return nil
+}
+
+// unmarshalRecord parses `record [body <size>]`; d is on "record".
+func unmarshalRecord(d *caddyfile.Dispenser) (*RecordConfig, error) {
+	rc := new(RecordConfig)
+	if !d.NextArg() {
+		return rc, nil
+	}
+	if d.Val() != "body" {
+		return nil, d.Errf("record: unexpected %q (want body <size>)", d.Val())
+	}
+	if !d.NextArg() {
+		return nil, d.Err("record body needs a size, such as 4KiB")
+	}
+	n, err := humanize.ParseBytes(d.Val())
+	if err != nil {
+		return nil, d.Errf("record body: bad size %q: %v", d.Val(), err)
+	}
+	if n == 0 || n > MaxRecordBody {
+		return nil, d.Errf("record body %s: want 1 byte to 1MiB", d.Val())
+	}
+	rc.Body = int64(n)
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	return rc, nil
 }
 
 // unmarshalRequire parses `require <permission> [on <resource>] [owner <value>]`;

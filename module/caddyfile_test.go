@@ -57,12 +57,68 @@ func TestUnmarshalApp(t *testing.T) {
 			},
 			SigningKey: secret32,
 		}},
+		{"messages", `apiusers {
+			messages_keep 500
+			messages_max_age 7d
+			messages_queue 1024
+		}`, App{
+			MessagesKeep:   500,
+			MessagesMaxAge: caddy.Duration(7 * 24 * time.Hour),
+			MessagesQueue:  1024,
+		}},
 		{"placeholders", `apiusers {
 			store redis {env.REDIS_URL}
 			signing_key {env.APIUSERS_SIGNING_KEY}
 		}`, App{
 			Store:      &StoreConfig{Type: "redis", URL: "{env.REDIS_URL}"},
 			SigningKey: "{env.APIUSERS_SIGNING_KEY}",
+		}},
+		{"redis cluster", `apiusers {
+			store redis {
+				cluster 10.0.0.1:7000 10.0.0.2:7000 {env.REDIS_SEEDS}
+				username gateway
+				password {env.REDIS_PASSWORD}
+				tls
+				wait_replicas 1 250ms
+				prefix gw
+			}
+			signing_key ` + secret32 + `
+		}`, App{
+			Store: &StoreConfig{
+				Type: "redis", Cluster: []string{"10.0.0.1:7000", "10.0.0.2:7000", "{env.REDIS_SEEDS}"},
+				Username: "gateway", Password: "{env.REDIS_PASSWORD}", TLS: true,
+				WaitReplicas: 1, WaitTimeout: caddy.Duration(250 * time.Millisecond), Prefix: "gw",
+			},
+			SigningKey: secret32,
+		}},
+		{"redis sentinel", `apiusers {
+			store redis {
+				sentinel_password {env.SENTINEL_PASSWORD}
+				sentinel mymaster sentinel-1:26379 sentinel-2:26379
+				db 2
+				password {env.REDIS_PASSWORD}
+				wait_replicas 1
+			}
+			signing_key ` + secret32 + `
+		}`, App{
+			Store: &StoreConfig{
+				Type: "redis",
+				Sentinel: &SentinelConfig{
+					MasterName: "mymaster", Addrs: []string{"sentinel-1:26379", "sentinel-2:26379"},
+					Password: "{env.SENTINEL_PASSWORD}",
+				},
+				DB: 2, Password: "{env.REDIS_PASSWORD}", WaitReplicas: 1,
+			},
+			SigningKey: secret32,
+		}},
+		{"redis url with separate password", `apiusers {
+			store redis redis://redis.internal:6379 {
+				password {env.REDIS_PASSWORD}
+			}
+			signing_key ` + secret32 + `
+		}`, App{
+			Store:      &StoreConfig{Type: "redis", URL: "redis://redis.internal:6379", Password: "{env.REDIS_PASSWORD}"},
+			SigningKey: secret32,
 		}},
 	}
 	for _, c := range cases {
@@ -101,10 +157,35 @@ func TestUnmarshalAppErrors(t *testing.T) {
 		{"unknown store", "apiusers {\n\tstore etcd\n}", `unknown store "etcd" (want file or redis), at Testfile:2`},
 		{"redis without url", "apiusers {\n\tstore redis\n}", "store redis needs a URL"},
 		{"redis bad url", "apiusers {\n\tstore redis localhost:6379\n}", "URL must start with redis:// or rediss://, at Testfile:2"},
+		{"redis empty block", "apiusers {\n\tsigning_key " + secret32 + "\n\tstore redis {\n\t\tprefix x\n\t}\n}", "store redis needs a URL (redis:// or rediss://), or a cluster or sentinel line in its block, at Testfile:3"},
+		{"cluster with url", "apiusers {\n\tstore redis redis://x:1 {\n\t\tcluster a:1\n\t}\n}", "cluster: the url names a single server; leave it out and give username, password and tls in this block, at Testfile:3"},
+		{"cluster without seeds", "apiusers {\n\tstore redis {\n\t\tcluster\n\t}\n}", "cluster needs at least one seed address (host:port), at Testfile:3"},
+		{"cluster bad seed", "apiusers {\n\tstore redis {\n\t\tcluster a:1 b\n\t}\n}", `cluster: address "b": want host:port, at Testfile:3`},
+		{"cluster twice", "apiusers {\n\tstore redis {\n\t\tcluster a:1\n\t\tcluster b:1\n\t}\n}", "cluster given twice, at Testfile:4"},
+		{"cluster and sentinel", "apiusers {\n\tstore redis {\n\t\tcluster a:1\n\t\tsentinel m s:1\n\t}\n}", "store redis: cluster and sentinel exclude each other, at Testfile:4"},
+		{"sentinel without address", "apiusers {\n\tstore redis {\n\t\tsentinel mymaster\n\t}\n}", "sentinel needs the master's name and at least one sentinel address (host:port), at Testfile:3"},
+		{"sentinel bad address", "apiusers {\n\tstore redis {\n\t\tsentinel m :26379\n\t}\n}", `sentinel: address ":26379": want host:port, at Testfile:3`},
+		{"sentinel password without sentinel", "apiusers {\n\tstore redis {\n\t\tcluster a:1\n\t\tsentinel_password x\n\t}\n}", "sentinel_username and sentinel_password need a sentinel line, at Testfile:4"},
+		{"db without sentinel", "apiusers {\n\tstore redis redis://x:1 {\n\t\tdb 1\n\t}\n}", "db applies to sentinel only: a single server's database is the url path (redis://host:port/<db>), and a cluster has only database 0, at Testfile:3"},
+		{"db negative", "apiusers {\n\tstore redis {\n\t\tsentinel m s:1\n\t\tdb -1\n\t}\n}", `db: want a database number (0 or more), got "-1", at Testfile:4`},
+		{"credentials twice", "apiusers {\n\tstore redis redis://u:p@x:1 {\n\t\tpassword q\n\t}\n}", "the url already holds credentials: give them in one place, at Testfile:3"},
+		{"password without value", "apiusers {\n\tstore redis redis://x:1 {\n\t\tpassword\n\t}\n}", "wrong argument count or unexpected line ending after 'password', at Testfile:3"},
+		{"tls with argument", "apiusers {\n\tstore redis redis://x:1 {\n\t\ttls yes\n\t}\n}", "wrong argument count or unexpected line ending after 'yes', at Testfile:3"},
+		{"wait_replicas zero", "apiusers {\n\tstore redis redis://x:1 {\n\t\twait_replicas 0\n\t}\n}", `wait_replicas: want a positive whole number, got "0", at Testfile:3`},
+		{"wait_replicas bad timeout", "apiusers {\n\tstore redis redis://x:1 {\n\t\twait_replicas 1 soon\n\t}\n}", `wait_replicas: bad timeout "soon"`},
+		{"wait_replicas extra", "apiusers {\n\tstore redis redis://x:1 {\n\t\twait_replicas 1 1s 2s\n\t}\n}", "wrong argument count or unexpected line ending after '2s', at Testfile:3"},
+		{"redis option on file store", "apiusers {\n\tstore file {\n\t\tcluster a:1\n\t}\n}", `unknown option "cluster" of store file, at Testfile:3`},
 		{"store twice", "apiusers {\n\tstore file\n\tstore file\n}", "store given twice, at Testfile:3"},
 		{"file option on redis", "apiusers {\n\tstore redis redis://x {\n\t\tlock_timeout 1s\n\t}\n}", `unknown option "lock_timeout" of store redis, at Testfile:3`},
 		{"redis option on file", "apiusers {\n\tstore file {\n\t\tprefix x\n\t}\n}", `unknown option "prefix" of store file, at Testfile:3`},
 		{"bad algorithm", "apiusers {\n\tsigning_algorithm none\n}", `signing_algorithm "none": want HS256, HS384 or HS512, at Testfile:2`},
+		{"messages_keep zero", "apiusers {\n\tmessages_keep 0\n}", `messages_keep: want a positive whole number, got "0", at Testfile:2`},
+		{"messages_keep word", "apiusers {\n\tstore file\n\tmessages_keep all\n}", `messages_keep: want a positive whole number, got "all", at Testfile:3`},
+		{"messages_keep missing", "apiusers {\n\tmessages_keep\n}", "wrong argument count"},
+		{"messages_keep extra", "apiusers {\n\tmessages_keep 1 2\n}", "wrong argument count or unexpected line ending after '2', at Testfile:2"},
+		{"messages_max_age bad", "apiusers {\n\tmessages_max_age forever\n}", `messages_max_age: bad duration "forever": time: invalid duration "forever", at Testfile:2`},
+		{"messages_max_age negative", "apiusers {\n\n\tmessages_max_age -1h\n}", "messages_max_age must be positive, at Testfile:3"},
+		{"messages_queue negative", "apiusers {\n\tmessages_queue -5\n}", `messages_queue: want a positive whole number, got "-5", at Testfile:2`},
 		{"argument after name", "apiusers foo", "wrong argument count"},
 		{"extra argument", "apiusers {\n\tcache_ttl 1s 2s\n}", "wrong argument count or unexpected line ending after '2s', at Testfile:2"},
 	}
@@ -147,6 +228,7 @@ func TestUnmarshalGateway(t *testing.T) {
 			key_from bearer header X-Token
 			key_from query api_key cookie session
 			keep_credentials
+			record body 4KiB
 		}`, Gateway{
 			Workspace: "acme",
 			Roles:     []string{"api_user", "api_basic", "admin"},
@@ -161,7 +243,20 @@ func TestUnmarshalGateway(t *testing.T) {
 				{From: "query", Name: "api_key"}, {From: "cookie", Name: "session"},
 			},
 			KeepCredentials: true,
+			Record:          &RecordConfig{Body: 4096},
 		}},
+		{"record without body", `apiusers {
+			record
+		}`, Gateway{Record: &RecordConfig{}}},
+		{"record body in bytes", `apiusers {
+			record body 512
+		}`, Gateway{Record: &RecordConfig{Body: 512}}},
+		{"record body in kB", `apiusers {
+			record body 1kB
+		}`, Gateway{Record: &RecordConfig{Body: 1000}}},
+		{"record body at the bound", `apiusers {
+			record body 1MiB
+		}`, Gateway{Record: &RecordConfig{Body: 1 << 20}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -200,7 +295,14 @@ func TestUnmarshalGatewayErrors(t *testing.T) {
 		{"key_from without name", "apiusers {\n\tkey_from header\n}", "key_from header needs a name, at Testfile:2"},
 		{"key_from empty", "apiusers {\n\tkey_from\n}", "wrong argument count"},
 		{"keep_credentials arg", "apiusers {\n\tkeep_credentials yes\n}", "wrong argument count"},
-		{"record not yet", "apiusers {\n\trecord body 1KiB\n}", "record is not supported yet, at Testfile:2"},
+		{"record twice", "apiusers {\n\trecord\n\trecord body 1KiB\n}", "record given twice, at Testfile:3"},
+		{"record bad keyword", "apiusers {\n\trequire x\n\trecord headers\n}", `record: unexpected "headers" (want body <size>), at Testfile:3`},
+		{"record body without size", "apiusers {\n\trecord body\n}", "record body needs a size, such as 4KiB, at Testfile:2"},
+		{"record body bad size", "apiusers {\n\trecord body lots\n}", `record body: bad size "lots"`},
+		{"record body bad size line", "apiusers {\n\n\trecord body lots\n}", "at Testfile:3"},
+		{"record body zero", "apiusers {\n\trecord body 0\n}", "record body 0: want 1 byte to 1MiB, at Testfile:2"},
+		{"record body too big", "apiusers {\n\trecord body 2MiB\n}", "record body 2MiB: want 1 byte to 1MiB, at Testfile:2"},
+		{"record extra argument", "apiusers {\n\trecord body 1KiB now\n}", "wrong argument count or unexpected line ending after 'now', at Testfile:2"},
 		{"matcher-like argument", "apiusers foo", "wrong argument count"},
 	}
 	for _, c := range cases {
@@ -248,6 +350,8 @@ func TestGatewayCompileErrors(t *testing.T) {
 		{Gateway{KeyFrom: []KeySource{{From: "header"}}}, "needs a name"},
 		{Gateway{KeyFrom: []KeySource{{From: "bearer", Name: "x"}}}, "takes no name"},
 		{Gateway{KeyFrom: []KeySource{{From: "body"}}}, "unknown source"},
+		{Gateway{Record: &RecordConfig{Body: -1}}, "record body -1: want 0 to 1048576 bytes"},
+		{Gateway{Record: &RecordConfig{Body: 1<<20 + 1}}, "want 0 to 1048576 bytes"},
 	}
 	for _, c := range cases {
 		g := c.g

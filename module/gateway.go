@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -55,6 +56,14 @@ func init() {
 // Unless KeepCredentials is set, the credential the key came from (the
 // Authorization header, the header, the query parameter or the cookie) is
 // removed from the request before it goes on.
+//
+// With Record, every call the route admits is stored as an API message of
+// the caller once the handlers after it are done: its time, key id, method,
+// path (as the client sent it), status, duration, bytes in and out, client
+// IP and, when asked, the start of the request body. Messages are written
+// in batches off the request path; a message that cannot be queued or
+// stored is counted in apiusers_messages_dropped_total, and the request
+// never waits or fails because of it.
 type Gateway struct {
 	// Workspace, when set, admits only callers whose workspace it is.
 	// Superadmins act in every workspace and pass this check. Default: any
@@ -78,7 +87,16 @@ type Gateway struct {
 	// upstream. Default: false (it is removed).
 	KeepCredentials bool `json:"keep_credentials,omitempty"`
 
+	// Record, when set, stores each admitted call as an API message of the
+	// caller (listed at GET /workspaces/{ws}/messages of the admin API).
+	// Retention and the write queue are options of the apiusers app.
+	// Default: nothing is recorded.
+	Record *RecordConfig `json:"record,omitempty"`
+
 	svc        *authz.Service
+	recorder   *authz.Recorder // nil unless Record is set
+	bodyMax    int64
+	now        func() time.Time
 	retryAfter []string
 	roles      []authz.Role
 	reqs       []requirement
@@ -151,6 +169,11 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	app := appIface.(*App)
 	g.svc = app.Service()
 	g.retryAfter = app.retryAfter
+	if g.Record != nil {
+		if g.recorder, err = app.recorder(ctx); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -158,6 +181,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 func (g *Gateway) Validate() error {
 	if g.svc == nil {
 		return errors.New("apiusers: no service")
+	}
+	if g.Record != nil && g.recorder == nil {
+		return errors.New("apiusers: record without a recorder")
 	}
 	return nil
 }
@@ -182,6 +208,15 @@ func (g *Gateway) compile() error {
 		}
 		g.reqs = append(g.reqs, c)
 	}
+	if g.Record != nil {
+		if g.Record.Body < 0 || g.Record.Body > MaxRecordBody {
+			return fmt.Errorf("record body %d: want 0 to %d bytes", g.Record.Body, MaxRecordBody)
+		}
+		g.bodyMax = g.Record.Body
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
 	var err error
 	g.sources, err = compileSources(g.KeyFrom)
 	return err
@@ -189,6 +224,10 @@ func (g *Gateway) compile() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	var start time.Time
+	if g.recorder != nil {
+		start = g.now()
+	}
 	src, key := g.takeKey(r)
 	p, cl, err := g.svc.Authenticate(r.Context(), key)
 	if err != nil {
@@ -228,6 +267,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h[hdrWorkspace] = vals[2:3:3]
 	h[hdrRole] = vals[3:4:4]
 	h[hdrKeyID] = vals[4:5:5]
+	if g.recorder != nil {
+		return g.serveRecorded(w, r, next, p, cl, start)
+	}
 	return next.ServeHTTP(w, r)
 }
 
