@@ -177,29 +177,5 @@ func (s *Service) ListAudit(ctx context.Context, actor *Principal, ws string, pa
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
 		return nil, "", err
 	}
-	var out []AuditEntry
-	err = s.store.View(ctx, ws, func(tx Tx) error {
-		entries, err := tx.Scan(Collection{Workspace: ws, Name: CollAudit}, "", after, page.Limit+1)
-		if err != nil {
-			return err
-		}
-		out = make([]AuditEntry, 0, len(entries))
-		for _, e := range entries {
-			var a AuditEntry
-			if err := json.Unmarshal(e.Value, &a); err != nil {
-				return fmt.Errorf("decoding audit entry %s: %w", e.ID, err)
-			}
-			out = append(out, a)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(out) > page.Limit {
-		out = out[:page.Limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
-	return out, next, nil
+	return listPage[AuditEntry](ctx, s.store, Collection{Workspace: ws, Name: CollAudit}, after, page.Limit)
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -137,4 +138,35 @@ func (p Page) normalize() (Page, string, error) {
 	}
 	after, err := decodeCursor(p.Cursor)
 	return p, after, err
+}
+
+// listPage reads one page of collection c: up to limit records with ids
+// after `after`, decoded, and the cursor of the next page ("" when there is
+// none).
+func listPage[T any](ctx context.Context, st Store, c Collection, after string, limit int) ([]T, string, error) {
+	out := []T{}
+	next := ""
+	err := st.View(ctx, c.Workspace, func(tx Tx) error {
+		entries, err := tx.Scan(c, "", after, limit+1)
+		if err != nil {
+			return err
+		}
+		out, next = make([]T, 0, len(entries)), ""
+		if len(entries) > limit {
+			entries = entries[:limit]
+			next = encodeCursor(entries[limit-1].ID)
+		}
+		for _, e := range entries {
+			var v T
+			if err := json.Unmarshal(e.Value, &v); err != nil {
+				return fmt.Errorf("decoding %s/%s: %w", c.Name, e.ID, err)
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
 }

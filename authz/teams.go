@@ -2,9 +2,7 @@ package authz
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 )
@@ -63,31 +61,7 @@ func (s *Service) ListTeams(ctx context.Context, actor *Principal, ws string, pa
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
 		return nil, "", err
 	}
-	var out []Team
-	err = s.store.View(ctx, ws, func(tx Tx) error {
-		entries, err := tx.Scan(teamsOf(ws), "", after, page.Limit+1)
-		if err != nil {
-			return err
-		}
-		out = make([]Team, 0, len(entries))
-		for _, e := range entries {
-			var t Team
-			if err := json.Unmarshal(e.Value, &t); err != nil {
-				return fmt.Errorf("decoding team %s: %w", e.ID, err)
-			}
-			out = append(out, t)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(out) > page.Limit {
-		out = out[:page.Limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
-	return out, next, nil
+	return listPage[Team](ctx, s.store, teamsOf(ws), after, page.Limit)
 }
 
 // GetTeam returns one team: to callers with users.read or teams.manage, and

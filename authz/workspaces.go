@@ -2,9 +2,7 @@ package authz
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 )
 
 // ListWorkspaces lists the caller's workspace, or every workspace for a
@@ -24,31 +22,7 @@ func (s *Service) ListWorkspaces(ctx context.Context, actor *Principal, page Pag
 		}
 		return []Workspace{*w}, "", nil
 	}
-	out := []Workspace{}
-	err = s.store.View(ctx, "", func(tx Tx) error {
-		entries, err := tx.Scan(workspacesColl(), "", after, page.Limit+1)
-		if err != nil {
-			return err
-		}
-		out = out[:0]
-		for _, e := range entries {
-			var w Workspace
-			if err := json.Unmarshal(e.Value, &w); err != nil {
-				return fmt.Errorf("decoding workspace %s: %w", e.ID, err)
-			}
-			out = append(out, w)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(out) > page.Limit {
-		out = out[:page.Limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
-	return out, next, nil
+	return listPage[Workspace](ctx, s.store, workspacesColl(), after, page.Limit)
 }
 
 // CreateWorkspace creates a workspace (needs workspaces.manage).
