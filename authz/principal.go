@@ -24,10 +24,9 @@ type Principal struct {
 	// Everywhere is true for superadmins, who act in every workspace.
 	Everywhere bool
 
-	// Values precomputed for the gateway so that its hot path does not
-	// allocate: one-element header values and boxed placeholder values.
-	HeaderUserID, HeaderUsername, HeaderWorkspace, HeaderRole []string
-	ValUserID, ValUsername, ValWorkspace, ValRole, ValTeams   any
+	// Placeholder values boxed once, so that the gateway's hot path does
+	// not allocate to set them.
+	ValUserID, ValUsername, ValWorkspace, ValRole, ValTeams any
 
 	perms  permSet
 	grants map[string]rightSet // "type:id" -> rights
@@ -46,7 +45,6 @@ type keyState struct {
 	// for the key (Unix seconds).
 	lastTouch atomic.Int64
 	notAfter  time.Time // zero: no end
-	header    []string  // one-element header value of the key id
 	val       any       // boxed key id for the placeholder
 }
 
@@ -86,7 +84,7 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		if err := json.Unmarshal(raw, &k); err != nil {
 			return nil, fmt.Errorf("decoding key record of user %s: %w", u.ID, err)
 		}
-		ks := &keyState{header: []string{k.ID}, val: k.ID}
+		ks := &keyState{val: k.ID}
 		if k.ExpiresAt != nil {
 			ks.notAfter = *k.ExpiresAt
 		}
@@ -95,10 +93,6 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		}
 		p.keys[k.ID] = ks
 	}
-	p.HeaderUserID = []string{p.UserID}
-	p.HeaderUsername = []string{p.Username}
-	p.HeaderWorkspace = []string{p.Workspace}
-	p.HeaderRole = []string{string(p.Role)}
 	p.ValUserID, p.ValUsername, p.ValWorkspace, p.ValRole = p.UserID, p.Username, p.Workspace, string(p.Role)
 	p.ValTeams = strings.Join(p.Teams, ",")
 	return p, nil
@@ -145,13 +139,13 @@ func (p *Principal) touch(kid string, now int64, interval int64) bool {
 	return now-last >= interval && ks.lastTouch.CompareAndSwap(last, now)
 }
 
-// KeyHeader returns the precomputed one-element header value and the boxed
-// placeholder value of key id kid (nil when the key is unknown).
-func (p *Principal) KeyHeader(kid string) ([]string, any) {
+// KeyValue returns the boxed placeholder value of key id kid (nil when the
+// key is unknown).
+func (p *Principal) KeyValue(kid string) any {
 	if ks, ok := p.keys[kid]; ok {
-		return ks.header, ks.val
+		return ks.val
 	}
-	return nil, nil
+	return nil
 }
 
 // InWorkspace reports whether the principal may act in workspace ws.

@@ -242,7 +242,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusForbidden, deny)
 	}
 
-	_, kidVal := p.KeyHeader(cl.KeyID)
+	kidVal := p.KeyValue(cl.KeyID)
 	repl.Set("http.auth.user.id", p.ValUserID)
 	repl.Set("http.auth.user.username", p.ValUsername)
 	repl.Set("http.auth.user.workspace", p.ValWorkspace)
