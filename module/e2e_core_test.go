@@ -110,13 +110,7 @@ http://localhost:%d {
 // is stopped when t ends.
 func startAcc(t *testing.T, store string) *acc {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test")
-	}
-	tmp := t.TempDir()
-	t.Setenv("XDG_DATA_HOME", filepath.Join(tmp, "xdg-data"))
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(tmp, "xdg-config"))
-	dataDir := filepath.Join(tmp, "apiusers")
+	tmp, dataDir := e2eTempDirs(t)
 
 	up := &recorder{}
 	upstream := httptest.NewServer(up)

@@ -58,13 +58,7 @@ var exStoreLine = regexp.MustCompile(`(?m)^\t\tstore file .*$`)
 // "hello <username>".
 func startEx(t *testing.T, example, store string) *exEnv {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test")
-	}
-	tmp := t.TempDir()
-	t.Setenv("XDG_DATA_HOME", filepath.Join(tmp, "xdg-data"))
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(tmp, "xdg-config"))
-	dataDir := filepath.Join(tmp, "apiusers")
+	tmp, dataDir := e2eTempDirs(t)
 	t.Setenv("APIUSERS_DATA", dataDir)
 	x := &exEnv{}
 	if store == exRedis {

@@ -101,18 +101,26 @@ var (
 	e2eAdminPort     int
 )
 
+// e2eTempDirs skips end-to-end tests in -short mode, points Caddy's data
+// and config directories into a temporary directory, and returns that
+// directory and the apiusers data directory inside it.
+func e2eTempDirs(t *testing.T) (tmp, dataDir string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	tmp = t.TempDir()
+	t.Setenv("XDG_DATA_HOME", filepath.Join(tmp, "xdg-data"))
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(tmp, "xdg-config"))
+	return tmp, filepath.Join(tmp, "apiusers")
+}
+
 // startE2E loads the example's Caddyfile into the in-process Caddy, after
 // bootstrapping its store with the bootstrap command's code. Set the
 // example's environment before calling it.
 func startE2E(t *testing.T, example string) *e2e {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test")
-	}
-	tmp := t.TempDir()
-	t.Setenv("XDG_DATA_HOME", filepath.Join(tmp, "xdg-data"))
-	t.Setenv("XDG_CONFIG_HOME", filepath.Join(tmp, "xdg-config"))
-	dataDir := filepath.Join(tmp, "apiusers")
+	tmp, dataDir := e2eTempDirs(t)
 	t.Setenv("APIUSERS_DATA", dataDir)
 
 	up := &recorder{}
