@@ -132,6 +132,21 @@ func TestServiceTeamsGrantsAudit(t *testing.T) {
 			if len(again) != len(entries) {
 				t.Fatal("a failed mutation was audited")
 			}
+			// Reveal is audited, without the key.
+			keys, err := e.svc.ListKeys(ctx, e.root, "acme", u.ID)
+			if err != nil || len(keys) == 0 {
+				t.Fatalf("keys of %s: %v", u.ID, err)
+			}
+			revealed, err := e.svc.RevealKey(ctx, e.root, "acme", u.ID, keys[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, _, _ := e.svc.ListAudit(ctx, e.root, "acme", authz.Page{Limit: 1})
+			raw, _ := json.Marshal(after[0])
+			if after[0].Action != "key.reveal" || after[0].Target != keys[0].ID || after[0].Actor != e.root.UserID ||
+				strings.Contains(string(raw), revealed.Secret) {
+				t.Fatalf("reveal audit entry = %s", raw)
+			}
 			_, viewer := e.user("acme", "v", authz.KindMember, authz.RoleViewer)
 			_, _, err = e.svc.ListAudit(ctx, viewer, "acme", authz.Page{})
 			wantErr(t, err, authz.ErrForbidden)
