@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,10 +33,18 @@ type CacheConfig struct {
 // principal remembers the epochs it was loaded under and is a miss once
 // either moved on. A load that started before an invalidation is never
 // cached, so a change is seen by the next request that starts after it.
+//
+// A verified key also remembers the principal it last led to (a link, see
+// verifiedKey), so that a request whose key and principal are cached does one
+// cache lookup, not two. A link is good only while no invalidation of any
+// kind has happened since it was made (the epoch counter), and while the
+// principal is fresh; every invalidation moves the epoch both before and
+// after it drops anything, so a link made from a principal read during the
+// invalidation is already stale when the invalidation returns.
 type Cache struct {
 	ttl        time.Duration
 	staleTTL   time.Duration
-	keys       *ristretto.Cache[string, *Claims]
+	keys       *ristretto.Cache[string, *verifiedKey]
 	principals *ristretto.Cache[string, *Principal]
 
 	// epoch moves on every invalidation; a load that saw another epoch at its
@@ -57,10 +66,11 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if cfg.MaxKeys <= 0 {
 		cfg.MaxKeys = 1_000_000
 	}
-	keys, err := ristretto.NewCache(&ristretto.Config[string, *Claims]{
+	keys, err := ristretto.NewCache(&ristretto.Config[string, *verifiedKey]{
 		NumCounters: cfg.MaxKeys * 10,
 		MaxCost:     cfg.MaxKeys,
 		BufferItems: 64,
+		KeyToHash:   keyHash,
 
 		IgnoreInternalCost: true, // costs count entries: otherwise each costs 1+56 and only MaxKeys/57 fit
 	})
@@ -84,6 +94,18 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	return &Cache{ttl: cfg.TTL, staleTTL: cfg.StaleTTL, keys: keys, principals: principals}, nil
 }
 
+// The key cache's hash: two 64-bit hashes of the key string with seeds of
+// this process (ristretto keeps only the hashes; both must match). Keys are
+// long (a JWT is about 200 bytes), and the runtime's AES-based hash is about
+// twice as fast on them as ristretto's default xxhash + memhash pair, with
+// the same 128 bits against collisions; the seeds are random per process,
+// so nobody can craft colliding keys.
+var keySeed1, keySeed2 = maphash.MakeSeed(), maphash.MakeSeed()
+
+func keyHash(key string) (uint64, uint64) {
+	return maphash.String(keySeed1, key), maphash.String(keySeed2, key)
+}
+
 // TTL is the configured principal lifetime.
 func (c *Cache) TTL() time.Duration { return c.ttl }
 
@@ -93,10 +115,22 @@ func (c *Cache) Close() {
 	c.principals.Close()
 }
 
-// claims returns the verified claims of key, if cached.
-func (c *Cache) claims(key string) (*Claims, bool) { return c.keys.Get(key) }
+// verifiedKey is a key cache entry: the claims of a key whose signature
+// was checked, and the principal the key last led to (see linked).
+type verifiedKey struct {
+	claims Claims
+	link   atomic.Pointer[principalLink]
+}
 
-func (c *Cache) setClaims(key string, cl *Claims) { c.keys.Set(key, cl, 1) }
+// verified returns the cache entry of key, if cached.
+func (c *Cache) verified(key string) (*verifiedKey, bool) { return c.keys.Get(key) }
+
+// setVerified caches cl as the verified claims of key and returns the entry.
+func (c *Cache) setVerified(key string, cl *Claims) *verifiedKey {
+	v := &verifiedKey{claims: *cl}
+	c.keys.Set(key, v, 1)
+	return v
+}
 
 func (c *Cache) wsEpoch(ws string) *atomic.Uint64 {
 	if v, ok := c.wsEpochs.Load(ws); ok {
@@ -113,6 +147,33 @@ func (c *Cache) principal(userID string, now time.Time) (*Principal, bool) {
 		return nil, false
 	}
 	return p, true
+}
+
+// principalLink is what a verified key remembers of the principal it led
+// to: the principal, the state of that key in it, and the epoch the link
+// was made under.
+type principalLink struct {
+	p     *Principal
+	ks    *keyState
+	epoch uint64
+}
+
+// linked returns the principal v's last request led to, if no
+// invalidation happened since and it is still fresh at now.
+func (c *Cache) linked(v *verifiedKey, now time.Time) (*Principal, *keyState, bool) {
+	l := v.link.Load()
+	if l == nil || l.epoch != c.epoch.Load() || now.Sub(l.p.loadedAt) >= c.ttl {
+		return nil, nil, false
+	}
+	return l.p, l.ks, true
+}
+
+// link makes v lead to p (and ks, v's key in p), which was fresh when the
+// epoch was epoch.
+func (c *Cache) link(v *verifiedKey, p *Principal, ks *keyState, epoch uint64) {
+	if epoch == c.epoch.Load() {
+		v.link.Store(&principalLink{p: p, ks: ks, epoch: epoch})
+	}
 }
 
 // stale returns the cached principal of userID if it was not invalidated
@@ -135,7 +196,7 @@ func (c *Cache) stamp(ws string) uint64 {
 	return c.all.Load()<<32 ^ c.wsEpoch(ws).Load()
 }
 
-// begin returns the epoch to pass to store when a load starts.
+// begin returns the epoch to pass to store (or link) when a load starts.
 func (c *Cache) begin() uint64 { return c.epoch.Load() }
 
 // store caches p, loaded at loadedAt, unless an invalidation happened since
@@ -151,18 +212,30 @@ func (c *Cache) store(p *Principal, start uint64, loadedAt time.Time, stamp uint
 	// caller's clock (one clock read per request), and stale entries leave
 	// by eviction.
 	c.principals.Set(p.UserID, p, 1)
+	if c.epoch.Load() != start {
+		// An invalidation ran between the check and the Set: undo the Set
+		// (ristretto applies the two in order), moving the epoch again so
+		// that no link to p made meanwhile is used.
+		c.InvalidateUser(p.UserID)
+	}
 }
 
 // InvalidateUser drops the cached principal of userID.
+//
+// The epoch moves before the drop (a load in flight is not cached) and
+// after it (a link made from the principal read just before the drop is
+// not used); the same holds for the other two.
 func (c *Cache) InvalidateUser(userID string) {
 	c.epoch.Add(1)
 	c.principals.Del(userID)
+	c.epoch.Add(1)
 }
 
 // InvalidateWorkspace drops every cached principal of workspace ws.
 func (c *Cache) InvalidateWorkspace(ws string) {
 	c.epoch.Add(1)
 	c.wsEpoch(ws).Add(1)
+	c.epoch.Add(1)
 }
 
 // InvalidateAll drops every cached principal (for example after a lost
@@ -170,6 +243,7 @@ func (c *Cache) InvalidateWorkspace(ws string) {
 func (c *Cache) InvalidateAll() {
 	c.epoch.Add(1)
 	c.all.Add(1)
+	c.epoch.Add(1)
 }
 
 // Wait blocks until pending cache writes are applied (for tests).

@@ -87,8 +87,8 @@ func (s *Service) writeTouches(ws string, ts []touch) {
 }
 
 // queueTouch records that key cl was used by p at now, if it is due.
-func (s *Service) queueTouch(p *Principal, cl *Claims, now time.Time) {
-	if s.touches == nil || !p.touch(cl.KeyID, now.Unix(), touchInterval) {
+func (s *Service) queueTouch(p *Principal, ks *keyState, cl *Claims, now time.Time) {
+	if s.touches == nil || !ks.touch(now.Unix(), touchInterval) {
 		return
 	}
 	s.touchMu.RLock()

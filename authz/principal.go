@@ -46,6 +46,7 @@ type keyState struct {
 	lastTouch atomic.Int64
 	notAfter  time.Time // zero: no end
 	val       any       // boxed key id for the placeholder
+	slot      atomic.Value
 }
 
 // BuildPrincipal decodes a stored record into a Principal.
@@ -125,16 +126,17 @@ func (p *Principal) Active() bool { return p.Status == StatusActive }
 // KeyLive reports whether key id kid of this user may authenticate at t.
 func (p *Principal) KeyLive(kid string, t time.Time) bool {
 	ks, ok := p.keys[kid]
-	return ok && (ks.notAfter.IsZero() || t.Before(ks.notAfter))
+	return ok && ks.liveAt(t)
+}
+
+// liveAt reports whether the key may authenticate at t.
+func (ks *keyState) liveAt(t time.Time) bool {
+	return ks.notAfter.IsZero() || t.Before(ks.notAfter)
 }
 
 // touch reports whether the key's last_used_at is due for an update at
 // now (at most once per interval per loaded principal), and claims it.
-func (p *Principal) touch(kid string, now int64, interval int64) bool {
-	ks, ok := p.keys[kid]
-	if !ok {
-		return false
-	}
+func (ks *keyState) touch(now int64, interval int64) bool {
 	last := ks.lastTouch.Load()
 	return now-last >= interval && ks.lastTouch.CompareAndSwap(last, now)
 }
@@ -144,6 +146,17 @@ func (p *Principal) touch(kid string, now int64, interval int64) bool {
 func (p *Principal) KeyValue(kid string) any {
 	if ks, ok := p.keys[kid]; ok {
 		return ks.val
+	}
+	return nil
+}
+
+// KeySlot returns a place to keep something derived from this principal
+// and its key kid, made once and then shared by every request with that key
+// while the principal is cached (the gateway keeps its placeholder provider
+// there); nil when the key is unknown.
+func (p *Principal) KeySlot(kid string) *atomic.Value {
+	if ks, ok := p.keys[kid]; ok {
+		return &ks.slot
 	}
 	return nil
 }

@@ -94,36 +94,47 @@ func (s *Service) Authenticate(ctx context.Context, key string) (*Principal, *Cl
 	if key == "" {
 		return nil, nil, ErrNoKey
 	}
-	cl, ok := s.cache.claims(key)
+	v, ok := s.cache.verified(key)
 	if !ok {
-		var err error
-		cl, err = s.signer.Verify(key)
+		cl, err := s.signer.Verify(key)
 		if err != nil {
 			if errors.Is(err, ErrKeyMalformed) {
 				return nil, nil, ErrBadKey
 			}
 			return nil, nil, ErrBadSig
 		}
-		s.cache.setClaims(key, cl)
+		v = s.cache.setVerified(key, cl)
 	}
+	cl := &v.claims
 	now := s.now()
 	if cl.Expired(now) {
 		return nil, nil, ErrExpiredKey
 	}
-	p, err := s.principal(ctx, cl.Workspace, cl.UserID, now)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
+	// The hot path: the key leads straight to its principal. Otherwise find
+	// the principal (cache or store), check it, and link the key to it.
+	p, ks, ok := s.cache.linked(v, now)
+	if !ok {
+		var epoch uint64
+		var err error
+		p, epoch, err = s.principal(ctx, cl.Workspace, cl.UserID, now)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, nil, ErrRevokedKey
+			}
+			return nil, nil, err
+		}
+		if ks = p.keys[cl.KeyID]; ks == nil || p.Workspace != cl.Workspace {
 			return nil, nil, ErrRevokedKey
 		}
-		return nil, nil, err
+		if !p.Active() {
+			return nil, nil, ErrInactive
+		}
+		s.cache.link(v, p, ks, epoch)
 	}
-	if p.Workspace != cl.Workspace || !p.KeyLive(cl.KeyID, now) {
+	if !ks.liveAt(now) {
 		return nil, nil, ErrRevokedKey
 	}
-	if !p.Active() {
-		return nil, nil, ErrInactive
-	}
-	s.queueTouch(p, cl, now)
+	s.queueTouch(p, ks, cl, now)
 	return p, cl, nil
 }
 
@@ -131,41 +142,68 @@ func (s *Service) Authenticate(ctx context.Context, key string) (*Principal, *Cl
 // with one store read (concurrent misses for one user share that read).
 // Errors wrap ErrNotFound or ErrUnavailable.
 func (s *Service) Principal(ctx context.Context, ws, userID string) (*Principal, error) {
-	return s.principal(ctx, ws, userID, s.now())
+	p, _, err := s.principal(ctx, ws, userID, s.now())
+	return p, err
 }
 
-func (s *Service) principal(ctx context.Context, ws, userID string, now time.Time) (*Principal, error) {
+// noEpoch is an epoch no cache reaches: what principal returns with a
+// principal that must not be linked to (a stale copy).
+const noEpoch = ^uint64(0)
+
+// loaded is the result of one store load: the principal and the cache
+// epoch when the load started.
+type loaded struct {
+	p     *Principal
+	start uint64
+}
+
+// principal returns the principal of userID, and the cache epoch as of
+// which it is known to be current (see Cache.link).
+//
+// What it returns reflects every invalidation that happened before it was
+// called: a load already in flight that began before one of them is not
+// shared with this caller; it waits for a load of its own.
+func (s *Service) principal(ctx context.Context, ws, userID string, now time.Time) (*Principal, uint64, error) {
+	epoch := s.cache.begin()
 	if p, ok := s.cache.principal(userID, now); ok {
-		return p, nil
+		return p, epoch, nil
 	}
-	v, err, _ := s.loads.Do(userID, func() (any, error) {
-		start := s.cache.begin()
-		stamp := s.cache.stamp(ws)
-		loadedAt := s.now()
-		rec, err := s.store.LoadPrincipal(context.WithoutCancel(ctx), ws, userID)
+	for {
+		v, err, _ := s.loads.Do(userID, func() (any, error) {
+			start := s.cache.begin()
+			stamp := s.cache.stamp(ws)
+			loadedAt := s.now()
+			rec, err := s.store.LoadPrincipal(context.WithoutCancel(ctx), ws, userID)
+			if err != nil {
+				return nil, err
+			}
+			p, err := BuildPrincipal(rec)
+			if err != nil {
+				return nil, Unavailable(err)
+			}
+			s.cache.store(p, start, loadedAt, stamp)
+			return loaded{p, start}, nil
+		})
 		if err != nil {
-			return nil, err
+			if errors.Is(err, ErrNotFound) {
+				return nil, 0, err
+			}
+			if p, ok := s.cache.stale(userID, now); ok {
+				return p, noEpoch, nil
+			}
+			if errors.Is(err, ErrUnavailable) {
+				return nil, 0, &Error{Kind: ErrUnavailable, Detail: errUnavailable.Detail}
+			}
+			return nil, 0, Unavailable(err)
 		}
-		p, err := BuildPrincipal(rec)
-		if err != nil {
-			return nil, Unavailable(err)
+		l := v.(loaded)
+		if l.start >= epoch {
+			return l.p, l.start, nil
 		}
-		s.cache.store(p, start, loadedAt, stamp)
-		return p, nil
-	})
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil, err
-		}
-		if p, ok := s.cache.stale(userID, now); ok {
-			return p, nil
-		}
-		if errors.Is(err, ErrUnavailable) {
-			return nil, &Error{Kind: ErrUnavailable, Detail: errUnavailable.Detail}
-		}
-		return nil, Unavailable(err)
+		// The load began before something was invalidated. Start another:
+		// any load that begins after Forget began after this call did.
+		s.loads.Forget(userID)
 	}
-	return v.(*Principal), nil
 }
 
 // changed invalidates the local cache and tells the fleet.

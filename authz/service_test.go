@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"sync"
@@ -460,6 +461,91 @@ func TestCacheCollapsesMissesAndSeesChanges(t *testing.T) {
 	}
 	_, _, err = e.svc.Authenticate(e.ctx, u.Key)
 	wantErr(t, err, authz.ErrUnauthenticated)
+}
+
+// A verified key leads straight to its principal until anything is
+// invalidated. While other goroutines keep authenticating the same key
+// (making and using that link), every change made through the instance is
+// seen by the first request that starts after the change returned, and a
+// change to another user or workspace does not stop the key working.
+func TestKeyLinkSeesEveryChange(t *testing.T) {
+	st, err := filestore.Open(filepath.Join(t.TempDir(), "a.db"), filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e := newEnv(t, st)
+	u, _ := e.user("acme", "hot", authz.KindAPI, authz.RoleAPIUser)
+	other, _ := e.user("acme", "other", authz.KindAPI, authz.RoleAPIUser)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_, _, _ = e.svc.Authenticate(e.ctx, u.Key)
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for i := range 50 {
+		if _, err := e.svc.SetStatus(e.ctx, e.root, "acme", u.ID, authz.StatusInactive); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.svc.Authenticate(e.ctx, u.Key); !errors.Is(err, authz.ErrInactive) {
+			t.Fatalf("round %d: after deactivation: %v, want ErrInactive", i, err)
+		}
+		if _, err := e.svc.SetStatus(e.ctx, e.root, "acme", u.ID, authz.StatusActive); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.svc.Authenticate(e.ctx, u.Key); err != nil {
+			t.Fatalf("round %d: after reactivation: %v", i, err)
+		}
+		// Changes elsewhere move the epoch; the key keeps working.
+		if _, err := e.svc.SetStatus(e.ctx, e.root, "acme", other.ID, authz.StatusInactive); err != nil {
+			t.Fatal(err)
+		}
+		e.svc.Cache().InvalidateWorkspace("elsewhere")
+		if _, _, err := e.svc.Authenticate(e.ctx, u.Key); err != nil {
+			t.Fatalf("round %d: after a change to another user: %v", i, err)
+		}
+		if _, err := e.svc.SetStatus(e.ctx, e.root, "acme", other.ID, authz.StatusActive); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Workspace-wide and global invalidation reach a linked key too: the
+	// user's record changed in the store behind the cache's back, so only
+	// the invalidation can make the next request see it.
+	e.auth(u.Key)
+	if err := st.Update(e.ctx, "acme", func(tx authz.Tx) error {
+		raw, err := tx.Get(authz.Collection{Workspace: "acme", Name: authz.CollUsers}, u.ID)
+		if err != nil {
+			return err
+		}
+		var rec map[string]any
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return err
+		}
+		rec["status"] = string(authz.StatusInactive)
+		raw, err = json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return tx.Put(authz.Collection{Workspace: "acme", Name: authz.CollUsers}, u.ID, raw)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.auth(u.Key) // still cached: nobody was told
+	e.svc.Cache().InvalidateWorkspace("acme")
+	if _, _, err := e.svc.Authenticate(e.ctx, u.Key); !errors.Is(err, authz.ErrInactive) {
+		t.Fatalf("after InvalidateWorkspace: %v, want ErrInactive", err)
+	}
 }
 
 // failingStore fails principal loads while down is set, as an unreachable

@@ -242,13 +242,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusForbidden, deny)
 	}
 
-	kidVal := p.KeyValue(cl.KeyID)
-	repl.Set("http.auth.user.id", p.ValUserID)
-	repl.Set("http.auth.user.username", p.ValUsername)
-	repl.Set("http.auth.user.workspace", p.ValWorkspace)
-	repl.Set("http.auth.user.role", p.ValRole)
-	repl.Set("http.auth.user.key_id", kidVal)
-	repl.Set("http.auth.user.teams", p.ValTeams)
+	setPlaceholders(r, repl, p, cl.KeyID)
 
 	if !g.KeepCredentials {
 		src.remove(r)
@@ -271,6 +265,78 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return g.serveRecorded(w, r, next, p, cl, start)
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// varPlaceholders is the request variable that tells a gateway that an
+// earlier one already gave the request's replacer a placeholder provider.
+const varPlaceholders = "apiusers.placeholders"
+
+// setPlaceholders makes the {http.auth.user.*} placeholders of r answer for
+// p and its key kid.
+//
+// The first gateway of a request adds a provider to the replacer: one made
+// per principal and key and kept with the cached principal (KeySlot), so a
+// request costs a slice append instead of six locked map writes. A later
+// gateway of the same request (or a request without Caddy's vars) sets
+// static values, which the replacer consults before any provider: the last
+// gateway's caller is the one the placeholders describe.
+func setPlaceholders(r *http.Request, repl *caddy.Replacer, p *authz.Principal, kid string) {
+	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		if _, again := vars[varPlaceholders]; !again {
+			if slot := p.KeySlot(kid); slot != nil {
+				f, _ := slot.Load().(caddy.ReplacerFunc)
+				if f == nil {
+					f = placeholderProvider(p, p.KeyValue(kid))
+					slot.Store(f) // a racing request stores an equal one
+				}
+				vars[varPlaceholders] = true
+				repl.Map(f)
+				return
+			}
+		}
+	}
+	repl.Set(phUserID, p.ValUserID)
+	repl.Set(phUsername, p.ValUsername)
+	repl.Set(phWorkspace, p.ValWorkspace)
+	repl.Set(phRole, p.ValRole)
+	repl.Set(phKeyID, p.KeyValue(kid))
+	repl.Set(phTeams, p.ValTeams)
+}
+
+// The placeholders the gateway sets.
+const (
+	phPrefix    = "http.auth.user."
+	phUserID    = phPrefix + "id"
+	phUsername  = phPrefix + "username"
+	phWorkspace = phPrefix + "workspace"
+	phRole      = phPrefix + "role"
+	phKeyID     = phPrefix + "key_id"
+	phTeams     = phPrefix + "teams"
+)
+
+// placeholderProvider answers the gateway's placeholders for p and the
+// boxed key id kid.
+func placeholderProvider(p *authz.Principal, kid any) caddy.ReplacerFunc {
+	return func(key string) (any, bool) {
+		if len(key) <= len(phPrefix) || key[:len(phPrefix)] != phPrefix {
+			return nil, false
+		}
+		switch key[len(phPrefix):] {
+		case "id":
+			return p.ValUserID, true
+		case "username":
+			return p.ValUsername, true
+		case "workspace":
+			return p.ValWorkspace, true
+		case "role":
+			return p.ValRole, true
+		case "key_id":
+			return kid, true
+		case "teams":
+			return p.ValTeams, true
+		}
+		return nil, false
+	}
 }
 
 // authError maps an error of Authenticate to the response: 401 for a bad

@@ -247,6 +247,47 @@ func TestGatewayAllows(t *testing.T) {
 	}
 }
 
+// Two gateways in one request (nested routes, each with its own key
+// source): the placeholders and headers describe the caller of the last
+// one, whichever way the first one set them.
+func TestGatewayTwiceInOneRequest(t *testing.T) {
+	e := newTestEnv(t)
+	second, secondKey := e.createUser("acme", authz.NewUser{Username: "second", Kind: authz.KindAPI, Role: authz.RoleAPIUser})
+	g1 := e.gateway(&Gateway{})
+	g2 := e.gateway(&Gateway{KeyFrom: []KeySource{{From: SourceHeader, Name: "X-Second-Key"}}})
+	for _, withVars := range []bool{true, false} {
+		r := bearer(e.userKey)
+		r.Header.Set("X-Second-Key", secondKey)
+		repl := caddyhttp.NewTestReplacer(r)
+		if withVars {
+			*r = *r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
+		}
+		var firstID string
+		var upstream *http.Request
+		err := g1.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			firstID, _ = repl.GetString("http.auth.user.id")
+			return g2.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+				upstream = r
+				return nil
+			}))
+		}))
+		if err != nil || upstream == nil {
+			t.Fatalf("vars %v: denied: %v", withVars, err)
+		}
+		if firstID != e.user.ID {
+			t.Errorf("vars %v: {http.auth.user.id} after the first gateway = %q, want %q", withVars, firstID, e.user.ID)
+		}
+		for k, want := range map[string]string{"http.auth.user.id": second.ID, "http.auth.user.username": "second", "http.auth.user.key_id": second.KeyID} {
+			if got, _ := repl.GetString(k); got != want {
+				t.Errorf("vars %v: {%s} after both = %q, want %q", withVars, k, got, want)
+			}
+		}
+		if got := upstream.Header.Get("X-Api-User-Id"); got != second.ID {
+			t.Errorf("vars %v: upstream X-Api-User-Id = %q, want %q", withVars, got, second.ID)
+		}
+	}
+}
+
 // A later handler that edits header values in place (request_header's
 // replace form does) must not change what the next request sees.
 func TestGatewayHeadersNotShared(t *testing.T) {
