@@ -224,10 +224,6 @@ func (g *Gateway) compile() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	var start time.Time
-	if g.recorder != nil {
-		start = g.now()
-	}
 	src, key := g.takeKey(r)
 	p, cl, err := g.svc.Authenticate(r.Context(), key)
 	if err != nil {
@@ -262,7 +258,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h[hdrRole] = vals[3:4:4]
 	h[hdrKeyID] = vals[4:5:5]
 	if g.recorder != nil {
-		return g.serveRecorded(w, r, next, p, cl, start)
+		return g.serveRecorded(w, r, next, p, cl)
 	}
 	return next.ServeHTTP(w, r)
 }

@@ -231,7 +231,16 @@ func (s *sharedRecorder) Destruct() error {
 // serveRecorded runs next and records the call as an API message of p.
 // Recording never fails the request: the message is queued without
 // blocking, and a message that cannot be queued or stored is counted.
-func (g *Gateway) serveRecorded(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, p *authz.Principal, cl *authz.Claims, start time.Time) error {
+//
+// The call's time and duration count from when Caddy began the request
+// (its start_time variable, as its access log does), or from now when the
+// request has no such variable.
+func (g *Gateway) serveRecorded(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, p *authz.Principal, cl *authz.Claims) error {
+	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	start, ok := vars[varStartTime].(time.Time)
+	if !ok {
+		start = g.now()
+	}
 	// The path the client asked for, before handle_path or rewrites.
 	path := r.URL.Path
 	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
@@ -272,17 +281,21 @@ func (g *Gateway) serveRecorded(w http.ResponseWriter, r *http.Request, next cad
 		DurationMS:    float64(g.now().Sub(start)) / float64(time.Millisecond),
 		BytesIn:       in,
 		BytesOut:      rc.w.size,
-		ClientIP:      clientIP(r),
+		ClientIP:      clientIP(r, vars),
 		Body:          body,
 		BodyTruncated: truncated,
 	})
 	return err
 }
 
+// varStartTime is the request variable in which Caddy's server keeps the
+// time it began the request.
+const varStartTime = "start_time"
+
 // clientIP is Caddy's idea of the client's address (trusted proxies
 // applied), else the connection's remote address.
-func clientIP(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+func clientIP(r *http.Request, vars map[string]any) string {
+	if ip, ok := vars[caddyhttp.ClientIPVarKey].(string); ok && ip != "" {
 		return ip
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

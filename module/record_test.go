@@ -102,6 +102,30 @@ func TestGatewayRecords(t *testing.T) {
 	}
 }
 
+// A message's time and duration count from when Caddy began the request
+// (its start_time variable), not from when the gateway ran.
+func TestGatewayRecordTimesFromCaddyStart(t *testing.T) {
+	e := newTestEnv(t)
+	g, closeRec := e.recordingGateway(&Gateway{Record: &RecordConfig{}})
+	began := e.clock().Add(-250 * time.Millisecond) // earlier handlers took 250ms
+	r := bearer(e.userKey)
+	_, err := serveWith(t, g, r, map[string]any{varStartTime: began}, func(w http.ResponseWriter, r *http.Request) error {
+		e.advance(50 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeRec()
+	ms := e.messagesOf(e.user.ID)
+	if len(ms) != 1 {
+		t.Fatalf("%d messages, want 1", len(ms))
+	}
+	if !ms[0].Time.Equal(began) || ms[0].DurationMS != 300 {
+		t.Fatalf("time %v, duration %vms; want %v, 300ms", ms[0].Time, ms[0].DurationMS, began.UTC())
+	}
+}
+
 func TestGatewayRecordStatusAndSizes(t *testing.T) {
 	e := newTestEnv(t)
 	g, closeRec := e.recordingGateway(&Gateway{Record: &RecordConfig{Body: 64}})
