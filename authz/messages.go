@@ -102,6 +102,21 @@ func (s *Service) ListMessages(ctx context.Context, actor *Principal, ws string,
 	return out, next, nil
 }
 
+// MessageSweeper is a MessageStore that can apply an age bound to every
+// user at once, so that the messages of a user who stopped calling age out
+// too (AppendMessages applies retention only to the users it writes for).
+type MessageSweeper interface {
+	// SweepMessages deletes messages older than before (at millisecond
+	// precision) of every user of every workspace, oldest first, at most
+	// limit of them (limit > 0), and returns how many it deleted. Each
+	// deletion removes a message from every index at once.
+	SweepMessages(ctx context.Context, before time.Time, limit int) (int, error)
+}
+
+// sweepChunk is the most messages one SweepMessages call of the recorder
+// deletes; it calls again while a call deletes that many.
+const sweepChunk = 10000
+
 // Recorder writes messages asynchronously in batches. Record never blocks:
 // when the queue is full, or a batch cannot be stored, the messages are
 // dropped and counted.
@@ -113,8 +128,10 @@ type Recorder struct {
 	onDrop  func(n int)
 	onBatch func(n int, err error)
 	done    chan struct{}
-	closing chan struct{} // closed by Close: stop lingering
+	swept   chan struct{} // closed when the sweeper stopped
+	closing chan struct{} // closed by Close: stop lingering and sweeping
 	cancel  context.CancelFunc
+	onSweep func(n int, err error)
 	// mu guards closed against Record racing Close.
 	mu     sync.RWMutex
 	closed bool
@@ -139,6 +156,15 @@ type RecorderConfig struct {
 	// with the number of messages in the batch and the store's error (nil
 	// when they were stored).
 	OnBatch func(n int, err error)
+	// SweepEvery is how often the messages older than Keep.MaxAge are
+	// deleted for every user, including those who no longer call (when
+	// Keep.MaxAge is set and the store is a MessageSweeper). The first
+	// sweep runs at start. Default: MaxAge/100, between 1 minute and 1
+	// hour.
+	SweepEvery time.Duration
+	// OnSweep is called after each sweep with the number of messages
+	// deleted and the store's error.
+	OnSweep func(n int, err error)
 }
 
 // NewRecorder starts a Recorder writing to ms; Close stops it after
@@ -156,10 +182,57 @@ func NewRecorder(ms MessageStore, cfg RecorderConfig) *Recorder {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Recorder{
 		store: ms, keep: cfg.Keep, queue: make(chan Message, cfg.Queue),
-		onDrop: cfg.OnDrop, onBatch: cfg.OnBatch, done: make(chan struct{}), closing: make(chan struct{}), cancel: cancel,
+		onDrop: cfg.OnDrop, onBatch: cfg.OnBatch, onSweep: cfg.OnSweep,
+		done: make(chan struct{}), swept: make(chan struct{}), closing: make(chan struct{}), cancel: cancel,
 	}
 	go r.run(ctx, cfg.Batch, cfg.Linger)
+	sw, ok := ms.(MessageSweeper)
+	if !ok || cfg.Keep.MaxAge <= 0 {
+		close(r.swept)
+		return r
+	}
+	every := cfg.SweepEvery
+	if every <= 0 {
+		every = min(max(cfg.Keep.MaxAge/100, time.Minute), time.Hour)
+	}
+	go r.sweep(ctx, sw, every)
 	return r
+}
+
+// sweep deletes the messages older than the age bound, every every, until
+// Close. A sweep that fails (the store is away) is tried again at the next
+// tick.
+func (r *Recorder) sweep(ctx context.Context, sw MessageSweeper, every time.Duration) {
+	defer close(r.swept)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		total := 0
+		var err error
+		for {
+			var n int
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			n, err = sw.SweepMessages(sctx, time.Now().Add(-r.keep.MaxAge), sweepChunk)
+			cancel()
+			total += n
+			if err != nil || n < sweepChunk {
+				break
+			}
+			select {
+			case <-r.closing:
+				return
+			default:
+			}
+		}
+		if r.onSweep != nil {
+			r.onSweep(total, err)
+		}
+		select {
+		case <-tick.C:
+		case <-r.closing:
+			return
+		}
+	}
 }
 
 // Record queues m. It never blocks. A message without an id gets
@@ -258,6 +331,8 @@ func (r *Recorder) Close(ctx context.Context) {
 		r.cancel()
 		<-r.done
 	}
+	r.cancel() // a sweep in progress stops
+	<-r.swept
 }
 
 // Message ids and time windows. Ids sort newest first (NewMessageID), so a

@@ -95,3 +95,95 @@ func TestRecorderDropsAndCounts(t *testing.T) {
 		t.Fatalf("Dropped() = %d, OnDrop counted %d, OnBatch failed %d; want 4, 4, 3", r.Dropped(), dropped, failed)
 	}
 }
+
+// sweepingMessages is a fakeMessages that is also a MessageSweeper: it
+// notes each sweep's bound and answers with the counts in results (then
+// 0), failing while sweepErr is set.
+type sweepingMessages struct {
+	fakeMessages
+	sweeps   chan time.Time
+	results  []int
+	sweepErr error
+}
+
+func (s *sweepingMessages) SweepMessages(_ context.Context, before time.Time, limit int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweeps <- before
+	if s.sweepErr != nil {
+		return 0, s.sweepErr
+	}
+	n := 0
+	if len(s.results) > 0 {
+		n, s.results = min(s.results[0], limit), s.results[1:]
+	}
+	return n, nil
+}
+
+// With an age bound, the recorder sweeps every store-wide at start and then
+// every SweepEvery, calling again while a call deleted a full chunk; it
+// reports each sweep, keeps sweeping after a failure, and stops on Close.
+func TestRecorderSweeps(t *testing.T) {
+	st := &sweepingMessages{sweeps: make(chan time.Time, 100), results: []int{10000, 10000, 7}}
+	type sweep struct {
+		n   int
+		err error
+	}
+	done := make(chan sweep, 100)
+	rec := authz.NewRecorder(st, authz.RecorderConfig{
+		Keep:       authz.Retention{MaxAge: time.Hour},
+		SweepEvery: 20 * time.Millisecond,
+		OnSweep:    func(n int, err error) { done <- sweep{n, err} },
+	})
+	next := func() sweep {
+		t.Helper()
+		select {
+		case s := <-done:
+			return s
+		case <-time.After(10 * time.Second):
+			t.Fatal("no sweep")
+			return sweep{}
+		}
+	}
+	start := time.Now()
+	if s := next(); s.n != 20007 || s.err != nil {
+		t.Fatalf("first sweep: %+v, want 20007 messages in three calls", s)
+	}
+	lo, hi := start.Add(-time.Hour-time.Second), time.Now().Add(-time.Hour+time.Second)
+	for range 3 {
+		if before := <-st.sweeps; before.Before(lo) || before.After(hi) {
+			t.Fatalf("swept before %v, want about an hour ago (%v to %v)", before, lo, hi)
+		}
+	}
+	st.mu.Lock()
+	st.sweepErr = errors.New("connection refused")
+	st.mu.Unlock()
+	for {
+		if s := next(); s.err != nil {
+			break
+		}
+	}
+	st.mu.Lock()
+	st.sweepErr = nil
+	st.mu.Unlock()
+	for {
+		if s := next(); s.err == nil {
+			break
+		}
+	}
+	rec.Close(context.Background())
+	for len(st.sweeps) > 0 {
+		<-st.sweeps
+	}
+	time.Sleep(60 * time.Millisecond)
+	if n := len(st.sweeps); n != 0 {
+		t.Fatalf("%d sweeps after Close", n)
+	}
+
+	// Without an age bound, or with a store that cannot sweep, nothing runs.
+	st2 := &sweepingMessages{sweeps: make(chan time.Time, 1)}
+	authz.NewRecorder(st2, authz.RecorderConfig{SweepEvery: time.Millisecond}).Close(context.Background())
+	if len(st2.sweeps) != 0 {
+		t.Fatal("swept without an age bound")
+	}
+}

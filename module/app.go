@@ -109,9 +109,10 @@ type App struct {
 	MessagesKeep int `json:"messages_keep,omitempty"`
 
 	// MessagesMaxAge is how long API messages are kept: when a user's new
-	// messages are written, its messages older than this are deleted (a
-	// user who stops calling keeps its last messages). Default: 720h (30
-	// days).
+	// messages are written, its messages older than this are deleted, and
+	// a sweep deletes them for every user (those who stopped calling too)
+	// every MessagesMaxAge/100, kept between one minute and one hour.
+	// Default: 720h (30 days).
 	MessagesMaxAge caddy.Duration `json:"messages_max_age,omitempty"`
 
 	// MessagesQueue is how many API messages may wait to be written. When

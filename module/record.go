@@ -168,6 +168,7 @@ func (a *App) recorder(ctx caddy.Context) (*authz.Recorder, error) {
 			Keep:    m.keep,
 			OnDrop:  func(n int) { messagesDropped.Add(float64(n)) },
 			OnBatch: sr.batchDone,
+			OnSweep: sr.sweepDone,
 		})
 		return sr, nil
 	})
@@ -215,6 +216,20 @@ func (s *sharedRecorder) batchDone(n int, err error) {
 	}
 	if c := s.logger.Check(zapcore.WarnLevel, "storing API messages failed; they are dropped and counted in apiusers_messages_dropped_total"); c != nil {
 		c.Write(zap.Int("messages", n), zap.Error(err))
+	}
+}
+
+// sweepDone logs a sweep of old messages: the number deleted at debug
+// level, a failure as a warning (the next sweep tries again).
+func (s *sharedRecorder) sweepDone(n int, err error) {
+	if err != nil {
+		if c := s.logger.Check(zapcore.WarnLevel, "deleting API messages past messages_max_age failed; the next sweep tries again"); c != nil {
+			c.Write(zap.Int("deleted", n), zap.Error(err))
+		}
+		return
+	}
+	if c := s.logger.Check(zapcore.DebugLevel, "deleted API messages past messages_max_age"); c != nil {
+		c.Write(zap.Int("deleted", n))
 	}
 }
 

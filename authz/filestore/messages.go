@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/apiusers/apiusers/authz"
 	"go.etcd.io/bbolt"
@@ -93,7 +94,7 @@ func (s *Store) AppendMessages(ctx context.Context, msgs []authz.Message, keep a
 		}
 		for o, n := range added {
 			b, _ := messageBuckets(btx, o.ws, false)
-			if err := b.retain(o.user, n, keep.MaxPerUser, dropFrom); err != nil {
+			if err := b.retain(o.user, n, keep.MaxPerUser, dropFrom, 0); err != nil {
 				fnErr = err
 				return err
 			}
@@ -193,7 +194,7 @@ func (s *Store) EraseMessages(ctx context.Context, ws, userID string) error {
 		if b == nil {
 			return nil
 		}
-		if fnErr = b.retain(userID, 0, -1, nil); fnErr != nil {
+		if fnErr = b.retain(userID, 0, -1, nil, 0); fnErr != nil {
 			return fnErr
 		}
 		return nil
@@ -205,6 +206,61 @@ func (s *Store) EraseMessages(ctx context.Context, ws, userID string) error {
 		return s.backendErr(err)
 	}
 	return nil
+}
+
+// SweepMessages deletes up to limit messages older than before, of every
+// user of every workspace, in one write transaction. In each workspace it
+// walks "all" from the first id too old to its end (the oldest), so it
+// costs O(log n) per message deleted plus one lookup per workspace.
+func (s *Store) SweepMessages(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if limit <= 0 {
+		return 0, fmt.Errorf("sweeping messages: limit %d: %w", limit, authz.ErrInvalid)
+	}
+	dropFrom := []byte(authz.MessageIDsOlderThan(before))
+	deleted := 0
+	var fnErr error
+	err := s.db.Update(func(btx *bbolt.Tx) error {
+		var names [][]byte
+		if err := btx.ForEach(func(name []byte, _ *bbolt.Bucket) error {
+			names = append(names, bytes.Clone(name))
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, name := range names {
+			if deleted >= limit {
+				break
+			}
+			b, _ := messageBuckets(btx, string(name), false)
+			if b == nil || string(name) == globalBucket {
+				continue
+			}
+			// Count per user what goes, then let retain drop those
+			// messages (the oldest of each user) and fix the counts.
+			gone := map[string]int{}
+			c := b.all.Cursor()
+			for k, user := c.Seek(dropFrom); k != nil && deleted < limit; k, user = c.Next() {
+				gone[string(user)]++
+				deleted++
+			}
+			for user := range gone {
+				if fnErr = b.retain(user, 0, 0, dropFrom, gone[user]); fnErr != nil {
+					return fnErr
+				}
+			}
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return 0, fnErr
+	}
+	if err != nil {
+		return 0, s.backendErr(err)
+	}
+	return deleted, nil
 }
 
 // msgBuckets are the message buckets of one workspace.
@@ -250,8 +306,9 @@ func messageBuckets(btx *bbolt.Tx, ws string, create bool) (*msgBuckets, error) 
 // retain updates the count of user's messages by added, then deletes its
 // oldest messages while it holds more than max (max 0: no bound; max < 0:
 // delete all) or while the oldest id is at or past dropFrom (nil: no age
-// bound). It costs O(log n) per message deleted.
-func (b *msgBuckets) retain(user string, added uint64, max int, dropFrom []byte) error {
+// bound), deleting at most limit messages (limit <= 0: no bound). It costs
+// O(log n) per message deleted.
+func (b *msgBuckets) retain(user string, added uint64, max int, dropFrom []byte, limit int) error {
 	ub := b.users.Bucket([]byte(user))
 	if ub == nil {
 		return nil
@@ -260,12 +317,17 @@ func (b *msgBuckets) retain(user string, added uint64, max int, dropFrom []byte)
 	if v := b.count.Get([]byte(user)); len(v) == 8 {
 		n += binary.BigEndian.Uint64(v)
 	}
+	dropped := 0
 	c := ub.Cursor()
 	for k, _ := c.Last(); k != nil; k, _ = c.Last() {
 		over := max < 0 || (max > 0 && n > uint64(max))
 		if !over && (dropFrom == nil || bytes.Compare(k, dropFrom) < 0) {
 			break
 		}
+		if limit > 0 && dropped == limit {
+			break
+		}
+		dropped++
 		id := bytes.Clone(k) // k is invalid once deleted
 		if err := c.Delete(); err != nil {
 			return fmt.Errorf("deleting message %s: %w", id, err)
@@ -296,4 +358,7 @@ func (b *msgBuckets) retain(user string, added uint64, max int, dropFrom []byte)
 }
 
 // Interface guards
-var _ authz.MessageStore = (*Store)(nil)
+var (
+	_ authz.MessageStore   = (*Store)(nil)
+	_ authz.MessageSweeper = (*Store)(nil)
+)

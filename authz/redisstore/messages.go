@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/redis/go-redis/v9"
@@ -279,5 +280,106 @@ func (s *Store) userMessagesKey(ws, user string) string {
 	return s.key(ws, 'm', "u:"+user)
 }
 
+// sweepPage is the most messages one step of SweepMessages reads and
+// deletes in one workspace.
+const sweepPage = 1000
+
+// SweepMessages deletes up to limit messages older than before, of every
+// user of every workspace (the workspaces collection names them). In each
+// workspace it reads a page of the oldest ids from m:all and the users of
+// those messages, then deletes them from the three keys in one MULTI/EXEC;
+// it costs O(log n) per message deleted. Two instances sweeping at once
+// delete the same messages twice, which is harmless.
+func (s *Store) SweepMessages(ctx context.Context, before time.Time, limit int) (int, error) {
+	if err := s.begin(ctx, ""); err != nil {
+		return 0, err
+	}
+	if limit <= 0 {
+		return 0, fmt.Errorf("sweeping messages: limit %d: %w", limit, authz.ErrInvalid)
+	}
+	var wss []string
+	for after := ""; ; {
+		var page []authz.Entry
+		err := s.View(ctx, "", func(tx authz.Tx) error {
+			var err error
+			page, err = tx.Scan(authz.Collection{Name: authz.CollWorkspaces}, "", after, 1000)
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range page {
+			wss = append(wss, e.ID)
+		}
+		if len(page) < 1000 {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	dropFrom := authz.MessageIDsOlderThan(before)
+	deleted := 0
+	for _, ws := range wss {
+		for deleted < limit {
+			want := min(sweepPage, limit-deleted)
+			n, err := s.sweepWorkspace(ctx, ws, dropFrom, want)
+			deleted += n
+			if err != nil {
+				return deleted, s.mapErr(fmt.Sprintf("sweeping messages of workspace %q", ws), err)
+			}
+			if n < want {
+				break
+			}
+		}
+	}
+	return deleted, nil
+}
+
+// sweepWorkspace deletes up to n of the oldest messages of ws whose ids are
+// at or past dropFrom, and returns how many it found.
+func (s *Store) sweepWorkspace(ctx context.Context, ws, dropFrom string, n int) (int, error) {
+	data, all := s.key(ws, 'm', "data"), s.key(ws, 'm', "all")
+	ids, err := s.client.ZRangeByLex(ctx, all, &redis.ZRangeBy{Min: "[" + dropFrom, Max: "+", Count: int64(n)}).Result()
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	vals, err := s.client.HMGet(ctx, data, ids...).Result()
+	if err != nil {
+		return 0, err
+	}
+	byUser := map[string][]any{}
+	for i, v := range vals {
+		raw, ok := v.(string)
+		if !ok {
+			continue // gone meanwhile: only the index entry is left
+		}
+		var m struct {
+			UserID string `json:"user_id"`
+		}
+		if err := json.Unmarshal([]byte(raw), &m); err != nil || m.UserID == "" {
+			return 0, fmt.Errorf("decoding message %s: %v", ids[i], err)
+		}
+		byUser[m.UserID] = append(byUser[m.UserID], ids[i])
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, all, members...)
+		p.HDel(ctx, data, ids...)
+		for user, us := range byUser {
+			p.ZRem(ctx, s.userMessagesKey(ws, user), us...)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
 // Interface guards
-var _ authz.MessageStore = (*Store)(nil)
+var (
+	_ authz.MessageStore   = (*Store)(nil)
+	_ authz.MessageSweeper = (*Store)(nil)
+)

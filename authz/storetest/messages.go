@@ -26,6 +26,7 @@ func RunMessages(t *testing.T, open func(t *testing.T) authz.Store) {
 		{"TimeBounds", testMessagesTimeBounds},
 		{"RetentionByCount", testMessagesRetentionCount},
 		{"RetentionByAge", testMessagesRetentionAge},
+		{"Sweep", testMessagesSweep},
 		{"Erase", testMessagesErase},
 		{"WorkspacesIsolated", testMessagesWorkspaces},
 		{"Burst", testMessagesBurst},
@@ -349,6 +350,84 @@ func testMessagesRetentionAge(t *testing.T, ms authz.MessageStore) {
 		t.Fatalf("a message older than the retention was kept: %v", messageIDs(got))
 	}
 	sameIDs(t, "workspace after an expired message", listAll(t, ms, ws, authz.MessageQuery{}, 2), all)
+}
+
+// SweepMessages applies the age bound to every user of every workspace,
+// including users who write nothing more, oldest first and at most limit
+// per call, and leaves the counts that retention by number relies on right.
+func testMessagesSweep(t *testing.T, ms authz.MessageStore) {
+	sw, ok := ms.(authz.MessageSweeper)
+	if !ok {
+		t.Fatalf("%T does not implement authz.MessageSweeper", ms)
+	}
+	st := ms.(authz.Store)
+	for _, w := range []string{ws, "other"} {
+		if err := st.Update(ctx(t), "", func(tx authz.Tx) error {
+			return tx.Put(authz.Collection{Name: authz.CollWorkspaces}, w, []byte(`{"id":"`+w+`"}`))
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	var old, young []authz.Message
+	add := func(w, user string, ago time.Duration) {
+		m := message(w, user, now.Add(-ago))
+		if ago > time.Hour {
+			old = append(old, m)
+		} else {
+			young = append(young, m)
+		}
+	}
+	// In time order: ids of one millisecond sort by creation.
+	add(ws, "usr_a", 5*time.Hour)
+	add(ws, "usr_gone", 4*time.Hour) // every message of this user is old
+	add("other", "usr_a", 4*time.Hour)
+	add(ws, "usr_a", 3*time.Hour)
+	add(ws, "usr_gone", 3*time.Hour)
+	add(ws, "usr_a", 2*time.Hour)
+	add(ws, "usr_a", 30*time.Minute)
+	add("other", "usr_a", 20*time.Minute)
+	add(ws, "usr_b", 10*time.Minute)
+	add(ws, "usr_a", time.Minute)
+	appendMessages(t, ms, append(append([]authz.Message(nil), old...), young...), authz.Retention{})
+
+	total := 0
+	for range len(old) + 1 {
+		n, err := sw.SweepMessages(ctx(t), now.Add(-time.Hour), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 2 {
+			t.Fatalf("a sweep with limit 2 deleted %d messages", n)
+		}
+		total += n
+		if n < 2 {
+			break
+		}
+	}
+	if total != len(old) {
+		t.Fatalf("sweeps deleted %d messages, want %d", total, len(old))
+	}
+	for _, w := range []string{ws, "other"} {
+		want := newest(young, func(m authz.Message) bool { return m.Workspace == w })
+		sameIDs(t, w, listAll(t, ms, w, authz.MessageQuery{}, 2), want)
+		for _, user := range []string{"usr_a", "usr_b", "usr_gone"} {
+			want := newest(young, func(m authz.Message) bool { return m.Workspace == w && m.UserID == user })
+			sameIDs(t, w+" "+user, messageIDs(listMessages(t, ms, w, authz.MessageQuery{UserID: user})), want)
+		}
+	}
+	if n, err := sw.SweepMessages(ctx(t), now.Add(-time.Hour), 100); err != nil || n != 0 {
+		t.Fatalf("sweeping again: %d deleted, %v", n, err)
+	}
+	// usr_a of ws holds 2 messages now; with room for 3, one more keeps all.
+	extra := message(ws, "usr_a", time.Now())
+	appendMessages(t, ms, []authz.Message{extra}, authz.Retention{MaxPerUser: 3})
+	want := append([]string{extra.ID}, newest(young, func(m authz.Message) bool { return m.Workspace == ws && m.UserID == "usr_a" })...)
+	sameIDs(t, "usr_a after a bounded write", messageIDs(listMessages(t, ms, ws, authz.MessageQuery{UserID: "usr_a"})), want)
+
+	if _, err := sw.SweepMessages(ctx(t), now, 0); !errors.Is(err, authz.ErrInvalid) {
+		t.Fatalf("limit 0: %v, want ErrInvalid", err)
+	}
 }
 
 func testMessagesErase(t *testing.T, ms authz.MessageStore) {
