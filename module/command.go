@@ -168,6 +168,8 @@ const (
 	// fastest.
 	defaultSeedWorkersFile  = 8
 	defaultSeedWorkersRedis = 1
+	// defaultSeedBatch is how many users one seeding transaction creates.
+	defaultSeedBatch = 100
 )
 
 func seedCommand() *cobra.Command {
@@ -182,7 +184,8 @@ per line to --keys-out (mode 0600), or to standard output without it; progress
 and a summary go to standard error.
 
 Every user is created the way the admin API creates one (with its audit
-entries), by --workers workers at once. Without --root-key a superadmin named
+entries), --batch users per transaction (all or none of a batch), by
+--workers workers at once. Without --root-key a superadmin named
 <prefix>-seeder is bootstrapped to act as the creator; its key is never shown
 and is revoked when seeding ends. With the file store, Caddy must be stopped (see bootstrap);
 the Redis store can be seeded while a fleet runs.
@@ -213,10 +216,13 @@ the Redis store can be seeded while a fleet runs.
     key bootstrap printed), instead of bootstrapping <prefix>-seeder.
 
 --workers
-    How many users are created at once. Default: 8 with the file store
+    How many batches are created at once. Default: 8 with the file store
     (which spends most of each creation waiting for the disk), 1 with Redis
     (where creations in one workspace contend for the same records, and
     concurrent ones mostly retry).
+
+--batch
+    How many users one transaction creates (at most 1000). Default: 100.
 `,
 		Args: cobra.NoArgs,
 		RunE: caddycmd.WrapCommandFuncForCobra(cmdSeed),
@@ -230,7 +236,8 @@ the Redis store can be seeded while a fleet runs.
 	f.String("role", string(authz.RoleAPIUser), "Role of the users")
 	f.StringP("keys-out", "o", "", "File the keys are written to (default: standard output)")
 	f.String("root-key", "", "Key of the creating user (default: bootstrap <prefix>-seeder)")
-	f.Int("workers", 0, "How many users are created at once (default: 8 on the file store, 1 on Redis)")
+	f.Int("workers", 0, "How many batches are created at once (default: 8 on the file store, 1 on Redis)")
+	f.Int("batch", defaultSeedBatch, "Users created per transaction (at most 1000)")
 	return c
 }
 
@@ -245,6 +252,7 @@ func cmdSeed(fl caddycmd.Flags) (int, error) {
 		keysOut:   fl.String("keys-out"),
 		rootKey:   fl.String("root-key"),
 		workers:   fl.Int("workers"),
+		batch:     fl.Int("batch"),
 	}
 	code, err := seed(context.Background(), os.Stdout, os.Stderr, o)
 	if err != nil {
@@ -263,6 +271,7 @@ type seedOptions struct {
 	keysOut         string        // "": stdout
 	rootKey         string        // "": bootstrap <prefix>-seeder
 	workers         int           // 0: by store type
+	batch           int           // users per transaction; 0: defaultSeedBatch
 	progress        time.Duration // how often progress is reported; 0: 5s
 }
 
@@ -284,6 +293,12 @@ func seed(ctx context.Context, stdout, stderr io.Writer, o seedOptions) (int, er
 	}
 	if o.progress <= 0 {
 		o.progress = 5 * time.Second
+	}
+	if o.batch < 1 {
+		o.batch = defaultSeedBatch
+	}
+	if o.batch > authz.MaxBulkUsers {
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("--batch must be at most %d", authz.MaxBulkUsers)
 	}
 	svc, closeSvc, err := openService(o.config, o.adapter)
 	if err != nil {
@@ -381,12 +396,14 @@ func seedUsers(ctx context.Context, svc *authz.Service, actor *authz.Principal, 
 		failOnce.Do(func() { firstErr = err; cancel() })
 	}
 
-	jobs := make(chan int)
+	// A job is a batch of users, numbered first to first+n-1.
+	type job struct{ first, n int }
+	jobs := make(chan job)
 	go func() {
 		defer close(jobs)
-		for i := 1; i <= o.users; i++ {
+		for i := 1; i <= o.users; i += o.batch {
 			select {
-			case jobs <- i:
+			case jobs <- job{i, min(o.batch, o.users-i+1)}:
 			case <-ctx.Done():
 				return
 			}
@@ -398,16 +415,22 @@ func seedUsers(ctx context.Context, svc *authz.Service, actor *authz.Principal, 
 	var wg sync.WaitGroup
 	for range o.workers {
 		wg.Go(func() {
-			for i := range jobs {
+			for j := range jobs {
 				if ctx.Err() != nil {
 					continue
 				}
-				key, err := seedUser(ctx, svc, actor, o.workspace, o.role, fmt.Sprintf("%s-%0*d", o.prefix, width, i))
+				names := make([]string, j.n)
+				for i := range names {
+					names[i] = fmt.Sprintf("%s-%0*d", o.prefix, width, j.first+i)
+				}
+				batch, err := seedBatch(ctx, svc, actor, o.workspace, o.role, names)
 				if err != nil {
 					fail(err)
 					continue
 				}
-				keys <- key
+				for _, key := range batch {
+					keys <- key
+				}
 			}
 		})
 	}
@@ -458,21 +481,28 @@ func seedUsers(ctx context.Context, svc *authz.Service, actor *authz.Principal, 
 	return written, firstErr
 }
 
-// seedUser creates one API user with a key and returns the key. A store
-// transaction that lost every optimistic race (the Redis store under many
-// writers) wrote nothing and is tried again; a domain conflict (the username
-// is taken) is not.
-func seedUser(ctx context.Context, svc *authz.Service, actor *authz.Principal, ws string, role authz.Role, username string) (string, error) {
-	in := authz.NewUser{Username: username, Kind: authz.KindAPI, Role: role, IssueKey: true}
+// seedBatch creates API users with a key each, named names, in one
+// transaction, and returns their keys. A store transaction that lost every
+// optimistic race (the Redis store under many writers) wrote nothing and
+// is tried again; a domain conflict (a username is taken) is not.
+func seedBatch(ctx context.Context, svc *authz.Service, actor *authz.Principal, ws string, role authz.Role, names []string) ([]string, error) {
+	in := make([]authz.NewUser, len(names))
+	for i, name := range names {
+		in[i] = authz.NewUser{Username: name, Kind: authz.KindAPI, Role: role, IssueKey: true}
+	}
 	for attempt := 1; ; attempt++ {
-		cu, err := svc.CreateUser(ctx, actor, ws, in)
+		created, err := svc.CreateUsers(ctx, actor, ws, in)
 		if err == nil {
-			return cu.Key, nil
+			keys := make([]string, len(created))
+			for i, cu := range created {
+				keys[i] = cu.Key
+			}
+			return keys, nil
 		}
 		var domain *authz.Error
 		if attempt < 5 && errors.Is(err, authz.ErrConflict) && !errors.As(err, &domain) {
 			continue
 		}
-		return "", fmt.Errorf("creating user %s: %w", username, err)
+		return nil, fmt.Errorf("creating users %s to %s: %w", names[0], names[len(names)-1], err)
 	}
 }

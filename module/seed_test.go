@@ -73,6 +73,7 @@ func TestSeedFileStore(t *testing.T) {
 	const n = 300
 	code, err := seed(context.Background(), &stdout, &stderr, seedOptions{
 		config: cfg, adapter: "caddyfile", workspace: "acme", users: n, prefix: "load", keysOut: keysOut, workers: 8,
+		batch: 7, // 300 = 42 batches of 7 and one of 6
 	})
 	if err != nil || code != 0 {
 		t.Fatalf("seed: %d %v (stderr %s)", code, err, stderr.String())
