@@ -187,8 +187,9 @@ func run(url string, sizes []int, samples, batch int) error {
 			}
 			list = append(list, d)
 		}
+		perUser := (used - before) / int64(size+1) // +1: the root user
 		fmt.Printf("| %s | %s | %.1f MiB | %s B | %s | %s | %s | %s |\n",
-			thousands(size), thousands(int(rate)), float64(used-before)/(1<<20), thousands(int((used-before)/int64(size+1))) /* +1: root */,
+			thousands(size), thousands(int(rate)), float64(used-before)/(1<<20), thousands(int(perUser)),
 			ms(pct(miss, 50)), ms(pct(miss, 99)), ms(pct(list, 50)), ms(pct(list, 99)))
 	}
 	return nil
