@@ -23,6 +23,11 @@
 #   BENCH_USERS        users seeded in each store for the miss runs and the
 #                      memory figures [100000]
 #   BENCH_ROUNDS       revocations measured for propagation [200]
+#   BENCH_SCALE        the sizes bench/scale fills a fresh Redis to, and
+#                      measures a gateway miss, a list page and memory per
+#                      user at [1000,100000]; 1000,1000000 for the million
+#                      (about 4 minutes of seeding and 1 GiB for Redis);
+#                      none to skip
 #   BENCH_RESULTS      where the results are written [bench/RESULTS.md]
 #   BENCH_NOTE         a line added to the results (say what else ran)
 #   BENCH_KEEP=1       keep the temporary directory (configs, logs, keys)
@@ -38,6 +43,7 @@ THREADS=${BENCH_THREADS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 USERS=${BENCH_USERS:-100000}
 ROUNDS=${BENCH_ROUNDS:-200}
+SCALE=${BENCH_SCALE:-1000,100000}
 RESULTS=${BENCH_RESULTS:-bench/RESULTS.md}
 NOTE=${BENCH_NOTE:-}
 KEEP=${BENCH_KEEP:-0}
@@ -201,6 +207,7 @@ log "building ./caddy and the bench programs"
 "$GO" build -o "$WORK/bin/upstream" ./bench/upstream
 "$GO" build -o "$WORK/bin/propagation" ./bench/propagation
 "$GO" build -o "$WORK/bin/cachemem" ./bench/cachemem
+"$GO" build -o "$WORK/bin/scale" ./bench/scale
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- Redis, upstream, stores -----------------------------------------------
@@ -496,6 +503,25 @@ REDIS_PER_USER=$(((REDIS_MEM_AFTER - REDIS_MEM_BEFORE) / USERS))
 row "Redis used_memory per seeded user ($(fmt_int "$USERS") users)" "" — — \
 	"$(fmt_int "$REDIS_PER_USER") B per user (the user, its name index entry, its key and key index entry, 2 audit entries): $(awk -v b="$REDIS_PER_USER" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 users"
 
+# --- scale -----------------------------------------------------------------
+
+SCALE_TABLE=
+if [ "$SCALE" != none ]; then
+	log "scale: filling a fresh Redis to $SCALE users"
+	free_port SCALE_PORT
+	mkdir -p "$WORK/redis-scale"
+	start redis-scale redis-server --bind 127.0.0.1 --port "$SCALE_PORT" --dir "$WORK/redis-scale" \
+		--save '' --appendonly no --protected-mode yes
+	SCALE_PID=$LAST_PID
+	for i in $(seq 100); do
+		redis-cli -p "$SCALE_PORT" ping >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	SCALE_TABLE=$("$WORK/bin/scale" -redis "redis://127.0.0.1:$SCALE_PORT/0" -sizes "$SCALE" 2>"$WORK/logs/scale.log") ||
+		die "scale failed: $(tail -n 5 "$WORK/logs/scale.log")"
+	stop "$SCALE_PID"
+fi
+
 # --- results ---------------------------------------------------------------
 
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
@@ -530,9 +556,18 @@ TABLE=$(
 	[ -n "$NOTE" ] && echo "- note: $NOTE"
 	echo
 	echo "$TABLE"
+	if [ -n "$SCALE_TABLE" ]; then
+		echo
+		echo "## Scale (\`bench/scale\`, one workspace of a fresh Redis)"
+		echo
+		echo "At each size: a gateway miss is the first use of a key by a fresh cache (signature check and the one-round-trip principal load, \`authz.Service.Authenticate\`); a list page is 100 users from a cursor at a random user (\`ListUsers\`, what \`GET /workspaces/{ws}/users?limit=100\` does); 1,000 of each, keys and cursors drawn from every user seeded so far. Users are created as the admin API creates them (user, name index, key, key index, two audit entries), 500 per transaction."
+		echo
+		echo "$SCALE_TABLE"
+	fi
 } >"$RESULTS"
 
 echo
 echo "$TABLE"
+[ -n "$SCALE_TABLE" ] && echo && echo "$SCALE_TABLE"
 echo
 log "results written to $RESULTS"
