@@ -180,9 +180,26 @@ func (s *Server) Stop() {
 	s.cmd, s.done = nil, nil
 }
 
+// Kill kills the server with SIGKILL, as a crash or the OOM killer would:
+// no shutdown, no final RDB save, no last flush of the append-only file.
+// It waits for the process to exit. What survives a Restart is what the
+// server had written to disk by then (with "--appendfsync", "always",
+// every write it acknowledged). Killing a stopped server does nothing.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd, s.done = nil, nil
+}
+
 // Restart stops the server if it runs and starts it again on the same port
 // with the same directory and options. Data survives only when the options
-// made the server persist it (for instance "--appendonly", "yes").
+// made the server persist it (for instance "--appendonly", "yes"). After
+// Kill it starts the killed server again, as a supervisor would.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
