@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -61,7 +60,7 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 			}
 			for _, e := range entries {
 				var u User
-				if err := json.Unmarshal(e.Value, &u); err != nil {
+				if err := decodeRecord(usersOf(ws), e.ID, e.Value, &u); err != nil {
 					return fmt.Errorf("decoding user %s: %w", e.ID, err)
 				}
 				if match(&u) {
@@ -504,15 +503,6 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		}
 		if err := checkDeletable(actor, u); err != nil {
 			return err
-		}
-		keys, err := listKeys(tx, ws, id)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := tx.Delete(keyIndexOf(ws), k.ID); err != nil {
-				return err
-			}
 		}
 		if err := tx.Drop(KeysCollection(ws, id)); err != nil {
 			return err

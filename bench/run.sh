@@ -501,7 +501,7 @@ row "Go heap per cached user ($(fmt_int "$(kv "$MEM" cached)") of $(fmt_int "$(k
 	"$(fmt_int "$PB_BYTES") B per principal + $(fmt_int "$KB_BYTES") B per verified key = $(fmt_int "$UB_BYTES") B per user: $(awk -v b="$UB_BYTES" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 cached users"
 REDIS_PER_USER=$(((REDIS_MEM_AFTER - REDIS_MEM_BEFORE) / USERS))
 row "Redis used_memory per seeded user ($(fmt_int "$USERS") users)" "" — — \
-	"$(fmt_int "$REDIS_PER_USER") B per user (the user, its name index entry, its key and key index entry, 2 audit entries): $(awk -v b="$REDIS_PER_USER" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 users"
+	"$(fmt_int "$REDIS_PER_USER") B per user (the user, its name index entry, its key, 2 audit entries): $(awk -v b="$REDIS_PER_USER" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 users"
 
 # --- scale -----------------------------------------------------------------
 

@@ -20,9 +20,10 @@ type tx struct {
 	r   redis.Cmdable // reads go here: the client in View, rtx in Update
 	rtx *redis.Tx     // the WATCHing connection; nil in View
 
-	watched map[string]bool        // collection names WATCHed so far
-	pending map[string]*collWrites // buffered writes by collection name
-	ops     []op                   // buffered writes in call order
+	watched map[string]bool          // Redis keys WATCHed so far
+	blobs   map[string][]authz.Entry // packed collections read in Update, by key and field
+	pending map[string]*collWrites   // buffered writes by collection name
+	ops     []op                     // buffered writes in call order
 }
 
 // collWrites is the buffered state of one collection: what the tx will
@@ -58,21 +59,22 @@ func (t *tx) check(c authz.Collection) error {
 	return nil
 }
 
-// watch WATCHes the keys of collection name the first time an Update reads
-// it, so a concurrent change makes EXEC fail and fn run again.
-func (t *tx) watch(name string) error {
-	if t.rtx == nil || t.watched[name] {
-		return nil
+// watch WATCHes the key of collection name the first time an Update reads
+// it (or, for a packed collection, commits to it), so a concurrent change
+// makes EXEC fail and fn run again. It returns where the collection lives.
+func (t *tx) watch(name string) (place, error) {
+	p := t.s.place(t.ws, name)
+	if t.rtx == nil || t.watched[p.key] {
+		return p, nil
 	}
-	err := t.rtx.Watch(t.ctx, t.s.key(t.ws, 'h', name), t.s.key(t.ws, 'z', name)).Err()
-	if err != nil {
-		return t.s.mapErr(fmt.Sprintf("watching collection %s of workspace %q", name, t.ws), err)
+	if err := t.rtx.Watch(t.ctx, p.key).Err(); err != nil {
+		return p, t.s.mapErr(fmt.Sprintf("watching collection %s of workspace %q", name, t.ws), err)
 	}
 	if t.watched == nil {
 		t.watched = make(map[string]bool)
 	}
-	t.watched[name] = true
-	return nil
+	t.watched[p.key] = true
+	return p, nil
 }
 
 // writes returns the buffered state of collection name, creating it.
@@ -108,20 +110,88 @@ func (t *tx) Get(c authz.Collection, id string) ([]byte, error) {
 			return nil, t.notFound(c, id)
 		}
 	}
-	if err := t.watch(c.Name); err != nil {
+	p, err := t.watch(c.Name)
+	if err != nil {
 		return nil, err
 	}
-	v, err := t.r.HGet(t.ctx, t.s.key(t.ws, 'h', c.Name), id).Bytes()
-	if err == redis.Nil {
-		return nil, t.notFound(c, id)
-	}
+	v, ok, err := t.getRedis(p, id)
 	if err != nil {
 		return nil, t.s.mapErr(fmt.Sprintf("getting %s/%s in workspace %q", c.Name, id, t.ws), err)
 	}
-	if v == nil {
-		v = []byte{}
+	if !ok {
+		return nil, t.notFound(c, id)
 	}
 	return v, nil
+}
+
+// getRedis reads id from the collection at p as committed.
+func (t *tx) getRedis(p place, id string) ([]byte, bool, error) {
+	switch p.layout {
+	case layoutHash:
+		v, err := t.r.HGet(t.ctx, p.key, id).Bytes()
+		if err == redis.Nil {
+			return nil, false, nil
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		return v, err == nil, err
+	case layoutPacked:
+		es, err := t.readBlob(p)
+		if err != nil {
+			return nil, false, err
+		}
+		i, ok := slices.BinarySearchFunc(es, id, func(e authz.Entry, id string) int { return strings.Compare(e.ID, id) })
+		if !ok {
+			return nil, false, nil
+		}
+		return es[i].Value, true, nil
+	default:
+		lo, hi := idRange(id)
+		ms, err := t.r.ZRangeByLex(t.ctx, p.key, &redis.ZRangeBy{Min: lo, Max: hi, Count: 1}).Result()
+		if err != nil || len(ms) == 0 {
+			return nil, false, err
+		}
+		e, err := decodeMember(t.ws, ms[0])
+		return e.Value, err == nil, err
+	}
+}
+
+// readBlob reads the entries of the packed collection at p, in id order.
+// In an Update it keeps what it read: the key is watched, so should it
+// change, EXEC fails anyway. The entries are the caller's to change.
+func (t *tx) readBlob(p place) ([]authz.Entry, error) {
+	if es, ok := t.blobs[p.where()]; ok {
+		return cloneEntries(es), nil
+	}
+	b, err := t.r.HGet(t.ctx, p.key, p.field).Bytes()
+	if err != nil && err != redis.Nil {
+		return nil, err
+	}
+	es, err := decodeBlob(t.ws, b)
+	if err != nil {
+		return nil, err
+	}
+	t.keepBlob(p, es)
+	return es, nil
+}
+
+func (t *tx) keepBlob(p place, es []authz.Entry) {
+	if t.rtx == nil {
+		return
+	}
+	if t.blobs == nil {
+		t.blobs = make(map[string][]authz.Entry)
+	}
+	t.blobs[p.where()] = cloneEntries(es)
+}
+
+func cloneEntries(es []authz.Entry) []authz.Entry {
+	out := make([]authz.Entry, len(es))
+	for i, e := range es {
+		out[i] = authz.Entry{ID: e.ID, Value: clone(e.Value)}
+	}
+	return out
 }
 
 func (t *tx) notFound(c authz.Collection, id string) error {
@@ -178,24 +248,6 @@ func (t *tx) Drop(c authz.Collection) error {
 	return nil
 }
 
-// scanScript returns, in one round trip, up to ARGV[3] (-1: all) entries of
-// the collection whose zset is KEYS[1] and hash KEYS[2], with ids in the
-// ZRANGEBYLEX range [ARGV[1], ARGV[2]], as a flat id, value, id, value...
-// array. Ids present in the zset but not in the hash are skipped.
-var scanScript = redis.NewScript(`
-local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-if #ids == 0 then return {} end
-local vals = redis.call('HMGET', KEYS[2], unpack(ids))
-local out = {}
-for i = 1, #ids do
-  if vals[i] then
-    out[#out + 1] = ids[i]
-    out[#out + 1] = vals[i]
-  end
-end
-return out
-`)
-
 // Scan returns up to limit entries of c with ids starting with prefix and
 // sorting after `after`, merging this tx's buffered writes over Redis.
 func (t *tx) Scan(c authz.Collection, prefix, after string, limit int) ([]authz.Entry, error) {
@@ -205,7 +257,8 @@ func (t *tx) Scan(c authz.Collection, prefix, after string, limit int) ([]authz.
 	w := t.pending[c.Name]
 	var base []authz.Entry
 	if w == nil || !w.dropped {
-		if err := t.watch(c.Name); err != nil {
+		p, err := t.watch(c.Name)
+		if err != nil {
 			return nil, err
 		}
 		// Buffered deletes may hide up to len(dels) stored entries: fetch
@@ -217,9 +270,8 @@ func (t *tx) Scan(c authz.Collection, prefix, after string, limit int) ([]authz.
 				n += len(w.dels)
 			}
 		}
-		var err error
-		if base, err = t.scanRedis(c.Name, prefix, after, n); err != nil {
-			return nil, err
+		if base, err = t.scanRedis(p, prefix, after, n); err != nil {
+			return nil, t.s.mapErr(fmt.Sprintf("scanning %s in workspace %q", c.Name, t.ws), err)
 		}
 	}
 	if w == nil {
@@ -250,70 +302,89 @@ func (t *tx) Scan(c authz.Collection, prefix, after string, limit int) ([]authz.
 	return merged, nil
 }
 
-func (t *tx) scanRedis(coll, prefix, after string, n int) ([]authz.Entry, error) {
-	lo := "-"
-	switch {
-	case after != "" && after >= prefix:
-		lo = "(" + after
-	case prefix != "":
-		lo = "[" + prefix
-	}
-	hi := "+"
-	if succ, ok := successor(prefix); ok {
-		hi = "(" + succ
-	}
-	keys := []string{t.s.key(t.ws, 'z', coll), t.s.key(t.ws, 'h', coll)}
-	res, err := scanScript.Run(t.ctx, t.r, keys, lo, hi, n).Slice()
-	if err != nil {
-		return nil, t.s.mapErr(fmt.Sprintf("scanning %s in workspace %q", coll, t.ws), err)
-	}
-	if len(res) == 0 {
-		return nil, nil
-	}
-	out := make([]authz.Entry, 0, len(res)/2)
-	for i := 0; i+1 < len(res); i += 2 {
-		id, ok1 := res[i].(string)
-		v, ok2 := res[i+1].(string)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("scanning %s in workspace %q: unexpected reply %T, %T", coll, t.ws, res[i], res[i+1])
+// scanRedis returns up to n entries (n <= 0: all) of the collection at p as
+// committed, with ids starting with prefix and sorting after `after`.
+func (t *tx) scanRedis(p place, prefix, after string, n int) ([]authz.Entry, error) {
+	switch p.layout {
+	case layoutHash:
+		m, err := t.r.HGetAll(t.ctx, p.key).Result()
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, authz.Entry{ID: id, Value: []byte(v)})
+		es := make([]authz.Entry, 0, len(m))
+		for id, v := range m {
+			if strings.HasPrefix(id, prefix) && id > after {
+				es = append(es, authz.Entry{ID: id, Value: []byte(v)})
+			}
+		}
+		sortEntries(es)
+		return filterEntries(es, prefix, after, n), nil
+	case layoutPacked:
+		es, err := t.readBlob(p)
+		if err != nil {
+			return nil, err
+		}
+		return filterEntries(es, prefix, after, n), nil
+	default:
+		lo, hi := scanRange(prefix, after)
+		by := &redis.ZRangeBy{Min: lo, Max: hi}
+		if n > 0 {
+			by.Count = int64(n)
+		}
+		ms, err := t.r.ZRangeByLex(t.ctx, p.key, by).Result()
+		if err != nil || len(ms) == 0 {
+			return nil, err
+		}
+		out := make([]authz.Entry, len(ms))
+		for i, m := range ms {
+			if out[i], err = decodeMember(t.ws, m); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
 	}
-	return out, nil
-}
-
-// successor returns the smallest string greater than every string starting
-// with prefix, or false when there is none (empty prefix, or all 0xff).
-func successor(prefix string) (string, bool) {
-	b := []byte(prefix)
-	for len(b) > 0 && b[len(b)-1] == 0xff {
-		b = b[:len(b)-1]
-	}
-	if len(b) == 0 {
-		return "", false
-	}
-	b[len(b)-1]++
-	return string(b), true
 }
 
 // commit applies the buffered writes in MULTI/EXEC. EXEC fails with
 // redis.TxFailedErr when a WATCHed key changed since it was watched.
+//
+// Nothing queued can fail at run time (a MULTI would not roll the rest
+// back): a packed collection is written whole, as computed here from what
+// Redis holds (read under WATCH) and the buffered writes.
 func (t *tx) commit() error {
 	if len(t.ops) == 0 {
 		return nil
 	}
-	cmds, err := t.rtx.TxPipelined(t.ctx, func(p redis.Pipeliner) error {
+	packed, err := t.packedWrites()
+	if err != nil {
+		return err
+	}
+	cmds, err := t.rtx.TxPipelined(t.ctx, func(pl redis.Pipeliner) error {
 		for _, o := range t.ops {
-			h, z := t.s.key(t.ws, 'h', o.coll), t.s.key(t.ws, 'z', o.coll)
-			switch o.kind {
-			case opPut:
-				p.HSet(t.ctx, h, o.id, o.value)
-				p.ZAdd(t.ctx, z, redis.Z{Member: o.id})
-			case opDelete:
-				p.HDel(t.ctx, h, o.id)
-				p.ZRem(t.ctx, z, o.id)
-			case opDrop:
-				p.Del(t.ctx, h, z)
+			p := t.s.place(t.ws, o.coll)
+			switch {
+			case p.layout == layoutPacked:
+				// Written whole below.
+			case p.layout == layoutHash && o.kind == opPut:
+				pl.HSet(t.ctx, p.key, o.id, o.value)
+			case p.layout == layoutHash && o.kind == opDelete:
+				pl.HDel(t.ctx, p.key, o.id)
+			case o.kind == opPut:
+				lo, hi := idRange(o.id)
+				pl.ZRemRangeByLex(t.ctx, p.key, lo, hi)
+				pl.ZAdd(t.ctx, p.key, redis.Z{Member: encodeMember(t.ws, o.id, o.value)})
+			case o.kind == opDelete:
+				lo, hi := idRange(o.id)
+				pl.ZRemRangeByLex(t.ctx, p.key, lo, hi)
+			case o.kind == opDrop:
+				pl.Del(t.ctx, p.key)
+			}
+		}
+		for _, pw := range packed {
+			if pw.blob == nil {
+				pl.HDel(t.ctx, pw.p.key, pw.p.field)
+			} else {
+				pl.HSet(t.ctx, pw.p.key, pw.p.field, pw.blob)
 			}
 		}
 		return nil
@@ -328,6 +399,89 @@ func (t *tx) commit() error {
 		}
 	}
 	return err
+}
+
+// packedWrite is the new content of one packed collection.
+type packedWrite struct {
+	p    place
+	blob []byte // nil: remove the field
+}
+
+// packedWrites computes what commit writes for the packed collections this
+// tx wrote: what Redis holds, read under WATCH (WATCH and the reads in one
+// round trip), with the buffered writes applied.
+func (t *tx) packedWrites() ([]packedWrite, error) {
+	var names []string
+	for name := range t.pending {
+		if strings.HasPrefix(name, keysFamily) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	slices.Sort(names)
+	places := make([]place, len(names))
+	reads := make([]*redis.StringCmd, len(names))
+	var watch []string
+	_, err := t.rtx.Pipelined(t.ctx, func(pl redis.Pipeliner) error {
+		for i, name := range names {
+			places[i] = t.s.place(t.ws, name)
+			if _, ok := t.blobs[places[i].where()]; ok || t.pending[name].dropped {
+				continue // read already, or written whole without looking
+			}
+			if p := places[i]; !t.watched[p.key] && !slices.Contains(watch, p.key) {
+				watch = append(watch, p.key)
+				pl.Do(t.ctx, "WATCH", p.key)
+			}
+			reads[i] = pl.HGet(t.ctx, places[i].key, places[i].field)
+		}
+		return nil
+	})
+	if err != nil && err != redis.Nil {
+		return nil, t.s.mapErr(fmt.Sprintf("reading the keys of workspace %q", t.ws), err)
+	}
+	if t.watched == nil {
+		t.watched = make(map[string]bool)
+	}
+	for _, k := range watch {
+		t.watched[k] = true
+	}
+	out := make([]packedWrite, len(names))
+	for i, name := range names {
+		w := t.pending[name]
+		var es []authz.Entry
+		switch {
+		case w.dropped:
+		case reads[i] != nil:
+			b, err := reads[i].Bytes()
+			if err == nil || err == redis.Nil {
+				es, err = decodeBlob(t.ws, b)
+			}
+			if err != nil {
+				return nil, t.s.mapErr(fmt.Sprintf("reading %s in workspace %q", name, t.ws), err)
+			}
+		default:
+			es = cloneEntries(t.blobs[places[i].where()])
+		}
+		merged := es[:0]
+		for _, e := range es {
+			_, put := w.puts[e.ID]
+			_, del := w.dels[e.ID]
+			if !put && !del {
+				merged = append(merged, e)
+			}
+		}
+		for id, v := range w.puts {
+			merged = append(merged, authz.Entry{ID: id, Value: v})
+		}
+		sortEntries(merged)
+		out[i] = packedWrite{p: places[i]}
+		if len(merged) > 0 {
+			out[i].blob = encodeBlob(t.ws, merged)
+		}
+	}
+	return out, nil
 }
 
 // clone copies b, returning a non-nil slice even when b is empty.

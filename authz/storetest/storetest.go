@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) authz.Store) {
 		{"GetMissing", testGetMissing},
 		{"PutGetDelete", testPutGetDelete},
 		{"ValuesAreCopies", testValuesAreCopies},
+		{"ValuesRoundTrip", testValuesRoundTrip},
 		{"Drop", testDrop},
 		{"Scan", testScan},
 		{"ScanEmpty", testScanEmpty},
@@ -234,6 +235,83 @@ func testValuesAreCopies(t *testing.T, s authz.Store) {
 	}
 }
 
+// testValuesRoundTrip stores values a store might be tempted to shorten
+// (the domain's records start with {"id":"<id>","workspace":"<ws>"), and
+// look-alikes that must come back unchanged, in collections of every kind
+// the domain has: users, names, a user's keys, any other.
+func testValuesRoundTrip(t *testing.T, s authz.Store) {
+	colls := []authz.Collection{users, names, authz.KeysCollection(ws, "usr_1"), {Workspace: ws, Name: "other"}}
+	ids := []string{"x", `q"uote`, "\x00", "\x03", "é"}
+	values := func(id string) []string {
+		return []string{
+			"", "\x00\x01\x02\x03\xff",
+			`{"id":"` + id + `"`, `{"id":"` + id + `"}`, `{"id":"` + id + `","n":1}`,
+			`{"id":"` + id + `","workspace":"` + ws + `"`, `{"id":"` + id + `","workspace":"` + ws + `"}`,
+			`{"id":"` + id + `","workspace":"` + ws + `","n":1}`, `{"id":"` + id + `","workspace":"other"}`,
+			`{"id":"` + id + `","workspace":""}`, `{"id":"` + id + `x"}`, `{"id":"y"}`, `{"id": "` + id + `"}`,
+			` {"id":"` + id + `"}`,
+		}
+	}
+	for _, c := range colls {
+		for i := range values("") {
+			err := s.Update(ctx(t), ws, func(tx authz.Tx) error {
+				for _, id := range ids {
+					if err := tx.Put(c, id, []byte(values(id)[i])); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, id := range ids {
+				mustGet(t, s, c, id, values(id)[i])
+				want = append(want, fmt.Sprintf("%q=%q", id, values(id)[i]))
+			}
+			slices.Sort(want)
+			if got := render(scan(t, s, c, "", "", 0)); got != strings.Join(want, " ") {
+				t.Fatalf("%s: scan\n got %s\nwant %s", c.Name, got, strings.Join(want, " "))
+			}
+		}
+	}
+	// The global workspace: an empty workspace field.
+	global := authz.Collection{Name: authz.CollWorkspaces}
+	for _, v := range []string{`{"id":"acme","workspace":""}`, `{"id":"acme","workspace":"","n":1}`, `{"id":"acme"}`} {
+		put(t, s, global, "acme", v)
+		mustGet(t, s, global, "acme", v)
+	}
+	// A principal's records come back whole too.
+	user := `{"id":"usr_1","workspace":"` + ws + `","teams":["tm_1","tm_2"]}`
+	put(t, s, users, "usr_1", user)
+	put(t, s, teams, "tm_1", `{"id":"tm_1","workspace":"`+ws+`"}`)
+	put(t, s, teams, "tm_2", `{"id":"tm_2"}`)
+	keys := authz.KeysCollection(ws, "usr_1")
+	err := s.Update(ctx(t), ws, func(tx authz.Tx) error {
+		if err := tx.Drop(keys); err != nil {
+			return err
+		}
+		return errors.Join(tx.Put(keys, "key_1", []byte(`{"id":"key_1","workspace":"`+ws+`"}`)), tx.Put(keys, "key_2", []byte(`{"id":"key_2"}`)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.LoadPrincipal(ctx(t), ws, "usr_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rec.User) != user {
+		t.Errorf("User = %s, want %s", rec.User, user)
+	}
+	if got, want := joined(rec.Keys), `{"id":"key_1","workspace":"`+ws+`"} {"id":"key_2"}`; got != want {
+		t.Errorf("Keys = %s, want %s", got, want)
+	}
+	if got, want := joined(rec.Teams), `{"id":"tm_1","workspace":"`+ws+`"} {"id":"tm_2"}`; got != want {
+		t.Errorf("Teams = %s, want %s", got, want)
+	}
+}
+
 func testDrop(t *testing.T, s authz.Store) {
 	keysA := authz.KeysCollection(ws, "usr_a")
 	keysB := authz.KeysCollection(ws, "usr_b")
@@ -267,8 +345,8 @@ func testDrop(t *testing.T, s authz.Store) {
 // scanIDs is a set of ids whose byte order differs from naive expectations:
 // prefixes of each other, unicode, bytes 0x00, 0x01, 0xff.
 var scanIDs = []string{
-	"a", "a\x00", "a\x00b", "a\x01", "ab", "abc", "abd", "ab\xff", "ab\xff\xff", "ac",
-	"b", "ba", "é", "éa", "日本", "日本語", "\x01", "\xff", "\xff\xff", "\xff\xfe", "z",
+	"a", "a\x00", "a\x00b", "a\x01", "a\x02", "a\x03", "a\x03\x00", "a\x04", "ab", "abc", "abd", "ab\xff", "ab\xff\xff", "ac",
+	"b", "ba", "é", "éa", "日本", "日本語", "\x01", "\x03", "\xff", "\xff\xff", "\xff\xfe", "z",
 }
 
 func testScan(t *testing.T, s authz.Store) {
@@ -306,14 +384,14 @@ func testScan(t *testing.T, s authz.Store) {
 	for _, e := range all {
 		ids = append(ids, e.ID)
 	}
-	wantOrder := []string{"\x01", "a", "a\x00", "a\x00b", "a\x01", "ab", "abc", "abd", "ab\xff", "ab\xff\xff", "ac",
-		"b", "ba", "z", "é", "éa", "日本", "日本語", "\xff", "\xff\xfe", "\xff\xff"}
+	wantOrder := []string{"\x01", "\x03", "a", "a\x00", "a\x00b", "a\x01", "a\x02", "a\x03", "a\x03\x00", "a\x04",
+		"ab", "abc", "abd", "ab\xff", "ab\xff\xff", "ac", "b", "ba", "z", "é", "éa", "日本", "日本語", "\xff", "\xff\xfe", "\xff\xff"}
 	if !slices.Equal(ids, wantOrder) {
 		t.Fatalf("full scan order\n got %q\nwant %q", ids, wantOrder)
 	}
 
-	prefixes := []string{"", "a", "a\x00", "ab", "ab\xff", "abc", "b", "é", "日本", "\xff", "\xff\xff", "q", "zz"}
-	afters := []string{"", "a", "a\x00", "aa", "ab", "ab\xff", "abz", "b", "c", "é", "日", "\xff", "\xff\xff\xff"}
+	prefixes := []string{"", "a", "a\x00", "a\x03", "ab", "ab\xff", "abc", "b", "é", "日本", "\xff", "\xff\xff", "q", "zz"}
+	afters := []string{"", "a", "a\x00", "a\x02", "a\x03", "aa", "ab", "ab\xff", "abz", "b", "c", "é", "日", "\xff", "\xff\xff\xff"}
 	limits := []int{0, 1, 2, 3, 100}
 	for _, p := range prefixes {
 		for _, a := range afters {
@@ -766,6 +844,34 @@ func testConcurrentUpdates(t *testing.T, s authz.Store) {
 		t.Errorf("concurrent Update: %v", err)
 	}
 	mustGet(t, s, counter, "c", fmt.Sprint(workers*rounds))
+
+	// Blind writes of different ids into one user's keys, and into another
+	// user's, all at once: none is lost (a store that writes a collection
+	// whole must not write back a stale copy).
+	keys := []authz.Collection{authz.KeysCollection(ws, "usr_1"), authz.KeysCollection(ws, "usr_2")}
+	errs = make(chan error, workers*rounds)
+	for w := range workers {
+		wg.Go(func() {
+			for r := range rounds {
+				err := s.Update(ctx(t), ws, func(tx authz.Tx) error {
+					return tx.Put(keys[w%2], fmt.Sprintf("key_%02d_%02d", w, r), []byte("k"))
+				})
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent blind Update: %v", err)
+	}
+	for i, c := range keys {
+		if got := len(scan(t, s, c, "", "", 0)); got != workers/2*rounds {
+			t.Errorf("user %d holds %d keys after %d concurrent puts", i+1, got, workers/2*rounds)
+		}
+	}
 }
 
 func testCanceledContext(t *testing.T, s authz.Store) {
