@@ -50,9 +50,11 @@ type Cache struct {
 	// epoch moves on every invalidation; a load that saw another epoch at its
 	// start than at its end is not cached.
 	epoch atomic.Uint64
-	// all moves on InvalidateAll; wsEpochs[ws] on InvalidateWorkspace.
+	// all moves on InvalidateAll; wsEpochs[ws] on InvalidateWorkspace;
+	// users[userShard(id)] on InvalidateUser (see loadStamp).
 	all      atomic.Uint64
 	wsEpochs sync.Map // string -> *atomic.Uint64
+	users    [userShards]atomic.Uint64
 }
 
 // NewCache makes a Cache.
@@ -143,10 +145,37 @@ func (c *Cache) wsEpoch(ws string) *atomic.Uint64 {
 // principal returns the cached principal of userID if it is still fresh at now.
 func (c *Cache) principal(userID string, now time.Time) (*Principal, bool) {
 	p, ok := c.principals.Get(userID)
-	if !ok || now.Sub(p.loadedAt) >= c.ttl || p.epoch != c.all.Load()<<32^p.wsEpoch.Load() {
+	if !ok || now.Sub(p.loadedAt) >= c.ttl || !c.current(p) {
 		return nil, false
 	}
 	return p, true
+}
+
+// loadStamp is what a principal is checked against: the invalidation counters
+// that cover it (everything, its workspace, its user's shard) as they were
+// when its load began. A principal whose counters moved since is never
+// used, whenever ristretto applies the Set that cached it (ristretto
+// applies Sets later, so a Set queued before an invalidation may land
+// after it).
+type loadStamp struct {
+	scope uint64 // all<<32 ^ the workspace counter
+	user  uint64 // the user's shard counter
+}
+
+// userShards is the number of per-user invalidation counters; users share
+// them by hash, so invalidating one user may make a few others miss once.
+const userShards = 4096
+
+var userShardSeed = maphash.MakeSeed()
+
+func (c *Cache) userShard(userID string) *atomic.Uint64 {
+	return &c.users[maphash.String(userShardSeed, userID)%userShards]
+}
+
+// current reports whether no invalidation covering p happened since its
+// load began.
+func (c *Cache) current(p *Principal) bool {
+	return p.stamp.scope == c.all.Load()<<32^p.wsEpoch.Load() && p.stamp.user == p.userEpoch.Load()
 }
 
 // principalLink is what a verified key remembers of the principal it led
@@ -184,16 +213,16 @@ func (c *Cache) stale(userID string, now time.Time) (*Principal, bool) {
 		return nil, false
 	}
 	p, ok := c.principals.Get(userID)
-	if !ok || now.Sub(p.loadedAt) >= c.ttl+c.staleTTL || p.epoch != c.all.Load()<<32^p.wsEpoch.Load() {
+	if !ok || now.Sub(p.loadedAt) >= c.ttl+c.staleTTL || !c.current(p) {
 		return nil, false
 	}
 	return p, true
 }
 
-// stamp combines the global and workspace epochs a principal is checked
-// against.
-func (c *Cache) stamp(ws string) uint64 {
-	return c.all.Load()<<32 ^ c.wsEpoch(ws).Load()
+// stamp returns the counters a load of userID of ws that begins now is
+// checked against.
+func (c *Cache) stamp(ws, userID string) loadStamp {
+	return loadStamp{scope: c.all.Load()<<32 ^ c.wsEpoch(ws).Load(), user: c.userShard(userID).Load()}
 }
 
 // begin returns the epoch to pass to store (or link) when a load starts.
@@ -201,10 +230,11 @@ func (c *Cache) begin() uint64 { return c.epoch.Load() }
 
 // store caches p, loaded at loadedAt, unless an invalidation happened since
 // begin returned start.
-func (c *Cache) store(p *Principal, start uint64, loadedAt time.Time, stamp uint64) {
+func (c *Cache) store(p *Principal, start uint64, loadedAt time.Time, stamp loadStamp) {
 	p.loadedAt = loadedAt
-	p.epoch = stamp
+	p.stamp = stamp
 	p.wsEpoch = c.wsEpoch(p.Workspace)
+	p.userEpoch = c.userShard(p.UserID)
 	if c.epoch.Load() != start {
 		return
 	}
@@ -212,12 +242,6 @@ func (c *Cache) store(p *Principal, start uint64, loadedAt time.Time, stamp uint
 	// caller's clock (one clock read per request), and stale entries leave
 	// by eviction.
 	c.principals.Set(p.UserID, p, 1)
-	if c.epoch.Load() != start {
-		// An invalidation ran between the check and the Set: undo the Set
-		// (ristretto applies the two in order), moving the epoch again so
-		// that no link to p made meanwhile is used.
-		c.InvalidateUser(p.UserID)
-	}
 }
 
 // InvalidateUser drops the cached principal of userID.
@@ -227,6 +251,7 @@ func (c *Cache) store(p *Principal, start uint64, loadedAt time.Time, stamp uint
 // not used); the same holds for the other two.
 func (c *Cache) InvalidateUser(userID string) {
 	c.epoch.Add(1)
+	c.userShard(userID).Add(1)
 	c.principals.Del(userID)
 	c.epoch.Add(1)
 }

@@ -33,9 +33,10 @@ type Principal struct {
 	wild   map[string]rightSet // "type" -> rights, from "type:*" grants
 	keys   map[string]*keyState
 
-	loadedAt time.Time
-	epoch    uint64         // cache epochs at load time (see Cache.stamp)
-	wsEpoch  *atomic.Uint64 // the cache's epoch of this principal's workspace
+	loadedAt  time.Time
+	stamp     loadStamp      // the cache's counters when the load began
+	wsEpoch   *atomic.Uint64 // the cache's counter of this principal's workspace
+	userEpoch *atomic.Uint64 // the cache's counter of this principal's user shard
 }
 
 type rightSet map[string]struct{}

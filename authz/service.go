@@ -171,7 +171,7 @@ func (s *Service) principal(ctx context.Context, ws, userID string, now time.Tim
 	for {
 		v, err, _ := s.loads.Do(userID, func() (any, error) {
 			start := s.cache.begin()
-			stamp := s.cache.stamp(ws)
+			stamp := s.cache.stamp(ws, userID)
 			loadedAt := s.now()
 			rec, err := s.store.LoadPrincipal(context.WithoutCancel(ctx), ws, userID)
 			if err != nil {
@@ -200,9 +200,9 @@ func (s *Service) principal(ctx context.Context, ws, userID string, now time.Tim
 		if l.start >= epoch {
 			return l.p, l.start, nil
 		}
-		// The load began before something was invalidated. Start another:
-		// any load that begins after Forget began after this call did.
-		s.loads.Forget(userID)
+		// The load began before something was invalidated. Go again: a
+		// finished load has left the singleflight group, so the next Do
+		// starts a load, or joins one, that began after this call did.
 	}
 }
 

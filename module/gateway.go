@@ -48,6 +48,10 @@ func init() {
 //	{http.auth.user.key_id}     the id of the key used (key_…)
 //	{http.auth.user.teams}      the user's team ids, comma-separated
 //
+// (A value an earlier handler of the same request set for one of these
+// names, such as `vars http.auth.user.id …`, keeps precedence over the
+// gateway's, as static replacer values do over providers.)
+//
 // and these request headers, replacing every value the client sent:
 // X-Api-User-Id, X-Api-User-Name, X-Api-Workspace, X-Api-Role, X-Api-Key-Id.
 // (Spellings that some upstreams read as the same header, X_Api_User_Id or
