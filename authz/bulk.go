@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"slices"
 	"strings"
 )
 
@@ -28,6 +29,7 @@ func (s *Service) CreateUsers(ctx context.Context, actor *Principal, ws string, 
 	if auth == authNone {
 		return nil, forbidden("creating users needs %s", PermUsersManage)
 	}
+	in = slices.Clone(in) // defaults are filled in; the caller's slice stays
 	names := make(map[string]bool, len(in))
 	for i := range in {
 		if in[i].Status == "" {
@@ -101,12 +103,12 @@ func (s *Service) CreateUsers(ctx context.Context, actor *Principal, ws string, 
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(users))
+	// Nothing is invalidated: no cache holds users that did not exist
+	// (and moving every cache's epoch for each batch would unlink every
+	// key of every instance while a fleet is seeded).
 	for i := range users {
-		ids[i] = users[i].ID
 		out[i].User = users[i]
 		s.redact(actor, &out[i].User)
 	}
-	s.changed(Change{Workspace: ws, Users: ids})
 	return out, nil
 }

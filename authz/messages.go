@@ -107,15 +107,18 @@ func (s *Service) ListMessages(ctx context.Context, actor *Principal, ws string,
 // too (AppendMessages applies retention only to the users it writes for).
 type MessageSweeper interface {
 	// SweepMessages deletes messages older than before (at millisecond
-	// precision) of every user of every workspace, oldest first, at most
-	// limit of them (limit > 0), and returns how many it deleted. Each
-	// deletion removes a message from every index at once.
+	// precision) of every user of every workspace, at most limit of them
+	// (limit > 0), and returns how many it deleted. Each deletion removes
+	// a message from every index at once.
 	SweepMessages(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // sweepChunk is the most messages one SweepMessages call of the recorder
 // deletes; it calls again while a call deletes that many.
 const sweepChunk = 10000
+
+// sweepPause is the recorder's pause between two chunks of one sweep.
+const sweepPause = 100 * time.Millisecond
 
 // Recorder writes messages asynchronously in batches. Record never blocks:
 // when the queue is full, or a batch cannot be stored, the messages are
@@ -218,10 +221,12 @@ func (r *Recorder) sweep(ctx context.Context, sw MessageSweeper, every time.Dura
 			if err != nil || n < sweepChunk {
 				break
 			}
+			// Catching up (after a long downtime, or a lowered bound):
+			// leave the store to the writer between chunks.
 			select {
 			case <-r.closing:
 				return
-			default:
+			case <-time.After(sweepPause):
 			}
 		}
 		if r.onSweep != nil {

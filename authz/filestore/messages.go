@@ -210,8 +210,8 @@ func (s *Store) EraseMessages(ctx context.Context, ws, userID string) error {
 
 // SweepMessages deletes up to limit messages older than before, of every
 // user of every workspace, in one write transaction. In each workspace it
-// walks "all" from the first id too old to its end (the oldest), so it
-// costs O(log n) per message deleted plus one lookup per workspace.
+// walks "all" from the first id too old towards the oldest, so it costs
+// O(log n) per message deleted plus one lookup per workspace.
 func (s *Store) SweepMessages(ctx context.Context, before time.Time, limit int) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err

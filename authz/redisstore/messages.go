@@ -286,8 +286,8 @@ const sweepPage = 1000
 
 // SweepMessages deletes up to limit messages older than before, of every
 // user of every workspace (the workspaces collection names them). In each
-// workspace it reads a page of the oldest ids from m:all and the users of
-// those messages, then deletes them from the three keys in one MULTI/EXEC;
+// workspace it reads a page of the ids past the bound from m:all and the
+// users of those messages, then deletes them from the three keys in one MULTI/EXEC;
 // it costs O(log n) per message deleted. Two instances sweeping at once
 // delete the same messages twice, which is harmless.
 func (s *Store) SweepMessages(ctx context.Context, before time.Time, limit int) (int, error) {
@@ -355,8 +355,11 @@ func (s *Store) sweepWorkspace(ctx context.Context, ws, dropFrom string, n int) 
 		var m struct {
 			UserID string `json:"user_id"`
 		}
-		if err := json.Unmarshal([]byte(raw), &m); err != nil || m.UserID == "" {
-			return 0, fmt.Errorf("decoding message %s: %v", ids[i], err)
+		if json.Unmarshal([]byte(raw), &m) != nil || m.UserID == "" {
+			// Not a message this store wrote: it goes from m:data and
+			// m:all all the same, so that one bad value cannot stop every
+			// later sweep here.
+			continue
 		}
 		byUser[m.UserID] = append(byUser[m.UserID], ids[i])
 	}
