@@ -560,7 +560,7 @@ TABLE=$(
 		echo
 		echo "## Scale (\`bench/scale\`, one workspace of a fresh Redis)"
 		echo
-		echo "At each size: a gateway miss is the first use of a key by a fresh cache (signature check and the one-round-trip principal load, \`authz.Service.Authenticate\`); a list page is 100 users from a cursor at a random user (\`ListUsers\`, what \`GET /workspaces/{ws}/users?limit=100\` does); 1,000 of each, keys and cursors drawn from every user seeded so far. Users are created as the admin API creates them (user, name index, key, key index, two audit entries), 500 per transaction."
+		echo "At each size: a gateway miss is the first use of a key by a fresh cache (signature check and the one-round-trip principal load, \`authz.Service.Authenticate\`); a list page is 100 users from a cursor at a random user (\`ListUsers\`, what \`GET /workspaces/{ws}/users?limit=100\` does); 1,000 of each, keys and cursors drawn from every user seeded so far. Users are created as the admin API creates them (user, name index, key, two audit entries), 500 per transaction."
 		echo
 		echo "$SCALE_TABLE"
 	fi
