@@ -288,6 +288,33 @@ func TestGatewayTwiceInOneRequest(t *testing.T) {
 	}
 }
 
+// The placeholder provider is kept with the cached principal: after a
+// change reloads the principal, the placeholders describe the new one.
+func TestGatewayPlaceholdersFollowChanges(t *testing.T) {
+	e := newTestEnv(t)
+	g := e.gateway(&Gateway{})
+	res := serve(t, g, bearer(e.userKey))
+	if got, _ := res.repl.GetString("http.auth.user.username"); got != "station" {
+		t.Fatalf("{http.auth.user.username} = %q, want station", got)
+	}
+	name, role := "station-2", authz.RoleAPIBusiness
+	if _, err := e.svc.UpdateUser(context.Background(), e.root, "acme", e.user.ID, authz.UserPatch{Username: &name, Role: &role}, nil); err != nil {
+		t.Fatal(err)
+	}
+	res = serve(t, g, bearer(e.userKey))
+	if res.upstream == nil {
+		t.Fatalf("denied: %v", res.err)
+	}
+	for k, want := range map[string]string{"http.auth.user.username": name, "http.auth.user.role": string(role), "http.auth.user.key_id": e.user.KeyID} {
+		if got, _ := res.repl.GetString(k); got != want {
+			t.Errorf("{%s} = %q after the change, want %q", k, got, want)
+		}
+	}
+	if got := res.upstream.Header.Get("X-Api-User-Name"); got != name {
+		t.Errorf("X-Api-User-Name = %q after the change, want %q", got, name)
+	}
+}
+
 // A later handler that edits header values in place (request_header's
 // replace form does) must not change what the next request sees.
 func TestGatewayHeadersNotShared(t *testing.T) {
