@@ -22,12 +22,9 @@ func (s *Service) CreateUsers(ctx context.Context, actor *Principal, ws string, 
 	if len(in) > MaxBulkUsers {
 		return nil, fieldErr("users", "at most %d users at once", MaxBulkUsers)
 	}
-	if !actor.InWorkspace(ws) {
-		return nil, forbidden("not a member of workspace %s", ws)
-	}
-	auth := authorityOf(actor)
-	if auth == authNone {
-		return nil, forbidden("creating users needs %s", PermUsersManage)
+	auth, err := mayCreateUsers(actor, ws)
+	if err != nil {
+		return nil, err
 	}
 	in = slices.Clone(in) // defaults are filled in; the caller's slice stays
 	names := make(map[string]bool, len(in))
@@ -51,50 +48,15 @@ func (s *Service) CreateUsers(ctx context.Context, actor *Principal, ws string, 
 		return nil, err
 	}
 	now := s.now().UTC()
-	users := make([]User, len(in))
-	keys := make([]*Key, len(in))
-	out := make([]*CreatedUser, len(in))
-	for i, nu := range in {
-		users[i] = User{
-			ID: newID("usr_", now), Workspace: ws, Username: nu.Username, Email: nu.Email,
-			Kind: nu.Kind, Role: nu.Role, Status: nu.Status, Organization: nu.Organization,
-			Language: nu.Language, Timezone: nu.Timezone, PrivateNote: nu.PrivateNote,
-			Permissions: orEmpty(nu.Permissions), Grants: orEmptyGrants(nu.Grants), Teams: []string{},
-			CreatedAt: now, UpdatedAt: now, Version: 1,
-		}
-		out[i] = &CreatedUser{}
-		if nu.IssueKey {
-			keys[i] = s.newKey(&users[i], "default", nil, now)
-			secret, err := s.sign(keys[i])
-			if err != nil {
-				return nil, err
-			}
-			out[i].Key, out[i].KeyID = secret, keys[i].ID
+	nus := make([]*newUser, len(in))
+	for i := range in {
+		if nus[i], err = s.newUserRecords(ws, in[i], now); err != nil {
+			return nil, err
 		}
 	}
-	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		for i := range users {
-			u := &users[i]
-			if err := claimName(tx, ws, u.Username, u.ID); err != nil {
-				return err
-			}
-			if err := putUser(tx, u); err != nil {
-				return err
-			}
-			changes, err := diff(nil, u)
-			if err != nil {
-				return err
-			}
-			if err := s.audit(tx, ws, actor, ActionUserCreate, u.ID, changes); err != nil {
-				return err
-			}
-			if keys[i] == nil {
-				continue
-			}
-			if err := putKey(tx, keys[i]); err != nil {
-				return err
-			}
-			if err := s.audit(tx, ws, actor, ActionKeyCreate, keys[i].ID, keyChanges(keys[i])); err != nil {
+	err = s.store.Update(ctx, ws, func(tx Tx) error {
+		for _, nu := range nus {
+			if err := s.writeNewUser(tx, actor, nu, nil, now); err != nil {
 				return err
 			}
 		}
@@ -106,9 +68,9 @@ func (s *Service) CreateUsers(ctx context.Context, actor *Principal, ws string, 
 	// Nothing is invalidated: no cache holds users that did not exist
 	// (and moving every cache's epoch for each batch would unlink every
 	// key of every instance while a fleet is seeded).
-	for i := range users {
-		out[i].User = users[i]
-		s.redact(actor, &out[i].User)
+	out := make([]*CreatedUser, len(nus))
+	for i, nu := range nus {
+		out[i] = nu.created(s, actor)
 	}
 	return out, nil
 }

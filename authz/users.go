@@ -111,12 +111,9 @@ func (s *Service) redact(actor *Principal, u *User) {
 
 // CreateUser creates a user (and its first key when in.IssueKey).
 func (s *Service) CreateUser(ctx context.Context, actor *Principal, ws string, in NewUser) (*CreatedUser, error) {
-	if !actor.InWorkspace(ws) {
-		return nil, forbidden("not a member of workspace %s", ws)
-	}
-	auth := authorityOf(actor)
-	if auth == authNone {
-		return nil, forbidden("creating users needs %s", PermUsersManage)
+	auth, err := mayCreateUsers(actor, ws)
+	if err != nil {
+		return nil, err
 	}
 	if in.Status == "" {
 		in.Status = StatusActive
@@ -128,63 +125,108 @@ func (s *Service) CreateUser(ctx context.Context, actor *Principal, ws string, i
 		return nil, err
 	}
 	now := s.now().UTC()
-	u := User{
+	nu, err := s.newUserRecords(ws, in, now)
+	if err != nil {
+		return nil, err
+	}
+	err = s.store.Update(ctx, ws, func(tx Tx) error {
+		return s.writeNewUser(tx, actor, nu, in.Teams, now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.changed(Change{Workspace: ws, Users: []string{nu.user.ID}})
+	return nu.created(s, actor), nil
+}
+
+// mayCreateUsers checks that actor may create users in ws at all, and
+// returns its authority over the users it creates.
+func mayCreateUsers(actor *Principal, ws string) (authority, error) {
+	if !actor.InWorkspace(ws) {
+		return authNone, forbidden("not a member of workspace %s", ws)
+	}
+	auth := authorityOf(actor)
+	if auth == authNone {
+		return authNone, forbidden("creating users needs %s", PermUsersManage)
+	}
+	return auth, nil
+}
+
+// newUser is what creating one user writes: the user record and, when
+// asked for, its first key and that key's string.
+type newUser struct {
+	user   User
+	key    *Key
+	secret string
+}
+
+// newUserRecords makes the records of a new user of ws from in (checked
+// already), and signs its first key when in.IssueKey.
+func (s *Service) newUserRecords(ws string, in NewUser, now time.Time) (*newUser, error) {
+	nu := &newUser{user: User{
 		ID: newID("usr_", now), Workspace: ws, Username: in.Username, Email: in.Email,
 		Kind: in.Kind, Role: in.Role, Status: in.Status, Organization: in.Organization,
 		Language: in.Language, Timezone: in.Timezone, PrivateNote: in.PrivateNote,
 		Permissions: orEmpty(in.Permissions), Grants: orEmptyGrants(in.Grants), Teams: []string{},
 		CreatedAt: now, UpdatedAt: now, Version: 1,
-	}
-	out := &CreatedUser{}
-	var key *Key
+	}}
 	if in.IssueKey {
-		key = s.newKey(&u, "default", nil, now)
-		secret, err := s.sign(key)
+		nu.key = s.newKey(&nu.user, "default", nil, now)
+		secret, err := s.sign(nu.key)
 		if err != nil {
 			return nil, err
 		}
-		out.Key, out.KeyID = secret, key.ID
+		nu.secret = secret
 	}
-	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		u.Teams = []string{}
-		if err := claimName(tx, ws, u.Username, u.ID); err != nil {
-			return err
-		}
-		for _, tid := range in.Teams {
-			if t, err := getTeam(tx, ws, tid); err == nil {
-				if err := checkGrantable(actor, authManage, nil, t.Permissions, nil, t.Grants); err != nil {
-					return err
-				}
-			}
-			if err := joinTeam(tx, &u, tid, now); err != nil {
+	return nu, nil
+}
+
+// writeNewUser writes nu in tx: its name, the teams it joins, the user,
+// its key, and the audit entries of the user and the key.
+func (s *Service) writeNewUser(tx Tx, actor *Principal, nu *newUser, teams []string, now time.Time) error {
+	u, ws := &nu.user, nu.user.Workspace
+	u.Teams = []string{} // Update may run this more than once
+	if err := claimName(tx, ws, u.Username, u.ID); err != nil {
+		return err
+	}
+	for _, tid := range teams {
+		if t, err := getTeam(tx, ws, tid); err == nil {
+			if err := checkGrantable(actor, authManage, nil, t.Permissions, nil, t.Grants); err != nil {
 				return err
 			}
 		}
-		if err := putUser(tx, &u); err != nil {
+		if err := joinTeam(tx, u, tid, now); err != nil {
 			return err
 		}
-		changes, err := diff(nil, &u)
-		if err != nil {
-			return err
-		}
-		if err := s.audit(tx, ws, actor, ActionUserCreate, u.ID, changes); err != nil {
-			return err
-		}
-		if key == nil {
-			return nil
-		}
-		if err := putKey(tx, key); err != nil {
-			return err
-		}
-		return s.audit(tx, ws, actor, ActionKeyCreate, key.ID, keyChanges(key))
-	})
-	if err != nil {
-		return nil, err
 	}
-	s.changed(Change{Workspace: ws, Users: []string{u.ID}})
-	out.User = u
+	if err := putUser(tx, u); err != nil {
+		return err
+	}
+	changes, err := diff(nil, u)
+	if err != nil {
+		return err
+	}
+	if err := s.audit(tx, ws, actor, ActionUserCreate, u.ID, changes); err != nil {
+		return err
+	}
+	if nu.key == nil {
+		return nil
+	}
+	if err := putKey(tx, nu.key); err != nil {
+		return err
+	}
+	return s.audit(tx, ws, actor, ActionKeyCreate, nu.key.ID, keyChanges(nu.key))
+}
+
+// created is what the caller is shown of nu: the user as actor may see it,
+// and the key string.
+func (nu *newUser) created(s *Service, actor *Principal) *CreatedUser {
+	out := &CreatedUser{User: nu.user, Key: nu.secret}
+	if nu.key != nil {
+		out.KeyID = nu.key.ID
+	}
 	s.redact(actor, &out.User)
-	return out, nil
+	return out
 }
 
 func (s *Service) validateNewUser(actor *Principal, auth authority, in *NewUser) error {
