@@ -3,6 +3,9 @@ package authz
 import (
 	"context"
 	"time"
+
+	"github.com/apiusers/apiusers/authz/audit"
+	"github.com/apiusers/apiusers/authz/ids"
 )
 
 // MaxKeysPerUser bounds how many keys one user may hold.
@@ -13,7 +16,7 @@ const MaxGrace = 30 * 24 * time.Hour
 
 func (s *Service) newKey(u *User, name string, expiresAt *time.Time, now time.Time) *Key {
 	return &Key{
-		ID: newID("key_", now), UserID: u.ID, Workspace: u.Workspace, Name: name,
+		ID: ids.New("key_", now), UserID: u.ID, Workspace: u.Workspace, Name: name,
 		CreatedAt: now, ExpiresAt: expiresAt, IssuedAt: now.Unix(), SigningKeyID: s.signer.KeyID(),
 	}
 }
@@ -133,9 +136,9 @@ func (s *Service) CreateKey(ctx context.Context, actor *Principal, ws, userID st
 
 // keyChanges describes a new key for the audit log: never the key itself.
 func keyChanges(k *Key) map[string]FieldChange {
-	c := map[string]FieldChange{"user_id": change(nil, k.UserID), "name": change(nil, k.Name)}
+	c := map[string]FieldChange{"user_id": audit.Changed(nil, k.UserID), "name": audit.Changed(nil, k.Name)}
 	if k.ExpiresAt != nil {
-		c["expires_at"] = change(nil, k.ExpiresAt)
+		c["expires_at"] = audit.Changed(nil, k.ExpiresAt)
 	}
 	return c
 }
@@ -182,9 +185,9 @@ func (s *Service) RegenerateKey(ctx context.Context, actor *Principal, ws, userI
 			return err
 		}
 		changes := keyChanges(k)
-		changes["replaces"] = change(nil, old.ID)
+		changes["replaces"] = audit.Changed(nil, old.ID)
 		if old.RevokesAt != nil {
-			changes["old_revokes_at"] = change(nil, old.RevokesAt)
+			changes["old_revokes_at"] = audit.Changed(nil, old.RevokesAt)
 		}
 		return s.audit(tx, ws, actor, ActionKeyRegenerate, k.ID, changes)
 	})
@@ -217,7 +220,7 @@ func (s *Service) RevealKey(ctx context.Context, actor *Principal, ws, userID, k
 			return err
 		}
 		out = &IssuedKey{Key: *k, Secret: secret}
-		return s.audit(tx, ws, actor, ActionKeyReveal, k.ID, map[string]FieldChange{"user_id": change(nil, userID)})
+		return s.audit(tx, ws, actor, ActionKeyReveal, k.ID, map[string]FieldChange{"user_id": audit.Changed(nil, userID)})
 	})
 	return out, err
 }
@@ -236,7 +239,7 @@ func (s *Service) RevokeKey(ctx context.Context, actor *Principal, ws, userID, k
 			return err
 		}
 		return s.audit(tx, ws, actor, ActionKeyRevoke, kid, map[string]FieldChange{
-			"user_id": change(userID, nil), "name": change(k.Name, nil),
+			"user_id": audit.Changed(userID, nil), "name": audit.Changed(k.Name, nil),
 		})
 	})
 	if err != nil {

@@ -17,7 +17,6 @@ const (
 	CollUsers      = "users"      // id -> User
 	CollNames      = "names"      // lower-case username -> user id
 	CollTeams      = "teams"      // id -> Team
-	CollKeyIndex   = "keyindex"   // key id -> user id
 	CollMeta       = "meta"       // "workspace" -> Workspace
 	collKeysPrefix = "keys:"      // "keys:<user id>": key id -> Key
 )

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"slices"
 	"strings"
+
+	"github.com/apiusers/apiusers/authz/audit"
+	"github.com/apiusers/apiusers/authz/ids"
 )
 
 // CollTeamNames maps a lower-case team name to its id (names are unique per
@@ -108,7 +111,7 @@ func (s *Service) CreateTeam(ctx context.Context, actor *Principal, ws string, i
 	}
 	now := s.now().UTC()
 	t := Team{
-		ID: newID("team_", now), Workspace: ws, Name: strings.TrimSpace(in.Name),
+		ID: ids.New("team_", now), Workspace: ws, Name: strings.TrimSpace(in.Name),
 		Permissions: orEmpty(in.Permissions), Grants: orEmptyGrants(in.Grants), Members: []string{},
 		CreatedAt: now, UpdatedAt: now, Version: 1,
 	}
@@ -119,7 +122,7 @@ func (s *Service) CreateTeam(ctx context.Context, actor *Principal, ws string, i
 		if err := putRecord(tx, teamsOf(ws), t.ID, &t); err != nil {
 			return err
 		}
-		changes, err := diff(nil, &t, "members", "workspace", "id")
+		changes, err := audit.Diff(nil, &t, "members", "workspace", "id")
 		if err != nil {
 			return err
 		}
@@ -176,7 +179,7 @@ func (s *Service) UpdateTeam(ctx context.Context, actor *Principal, ws, id strin
 		if err := checkGrantable(actor, authManage, before.Permissions, t.Permissions, before.Grants, t.Grants); err != nil {
 			return err
 		}
-		changes, err := diff(&before, t, "members")
+		changes, err := audit.Diff(&before, t, "members")
 		if err != nil || len(changes) == 0 {
 			return err
 		}
@@ -229,7 +232,7 @@ func (s *Service) DeleteTeam(ctx context.Context, actor *Principal, ws, id strin
 			return err
 		}
 		return s.audit(tx, ws, actor, ActionTeamDelete, id, map[string]FieldChange{
-			"name": change(t.Name, nil), "members": change(t.Members, nil),
+			"name": audit.Changed(t.Name, nil), "members": audit.Changed(t.Members, nil),
 		})
 	})
 	if err != nil {

@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/apiusers/apiusers/authz/audit"
+	"github.com/apiusers/apiusers/authz/ids"
 )
 
 // ListUsers lists users of ws the caller may see, in creation order.
@@ -164,7 +167,7 @@ type newUser struct {
 // already), and signs its first key when in.IssueKey.
 func (s *Service) newUserRecords(ws string, in NewUser, now time.Time) (*newUser, error) {
 	nu := &newUser{user: User{
-		ID: newID("usr_", now), Workspace: ws, Username: in.Username, Email: in.Email,
+		ID: ids.New("usr_", now), Workspace: ws, Username: in.Username, Email: in.Email,
 		Kind: in.Kind, Role: in.Role, Status: in.Status, Organization: in.Organization,
 		Language: in.Language, Timezone: in.Timezone, PrivateNote: in.PrivateNote,
 		Permissions: orEmpty(in.Permissions), Grants: orEmptyGrants(in.Grants), Teams: []string{},
@@ -202,7 +205,7 @@ func (s *Service) writeNewUser(tx Tx, actor *Principal, nu *newUser, teams []str
 	if err := putUser(tx, u); err != nil {
 		return err
 	}
-	changes, err := diff(nil, u)
+	changes, err := audit.Diff(nil, u)
 	if err != nil {
 		return err
 	}
@@ -367,7 +370,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 		if err := s.applyPatch(tx, actor, u, &patch); err != nil {
 			return err
 		}
-		changes, err := diff(&before, u)
+		changes, err := audit.Diff(&before, u)
 		if err != nil || len(changes) == 0 {
 			return err
 		}
@@ -488,7 +491,7 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 		if u.Status == status {
 			return nil
 		}
-		changes := map[string]FieldChange{"status": change(u.Status, status)}
+		changes := map[string]FieldChange{"status": audit.Changed(u.Status, status)}
 		u.Status = status
 		u.Version++
 		u.UpdatedAt = s.now().UTC()
@@ -561,7 +564,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 			return err
 		}
 		return s.audit(tx, ws, actor, ActionUserDelete, id, map[string]FieldChange{
-			"username": change(u.Username, nil), "erase": change(nil, erase),
+			"username": audit.Changed(u.Username, nil), "erase": audit.Changed(nil, erase),
 		})
 	})
 	if err != nil {

@@ -3,6 +3,8 @@ package authz
 import (
 	"context"
 	"errors"
+
+	"github.com/apiusers/apiusers/authz/audit"
 )
 
 // ListWorkspaces lists the caller's workspace, or every workspace for a
@@ -56,7 +58,7 @@ func (s *Service) createWorkspace(ctx context.Context, actor *Principal, ws Work
 			return err
 		}
 		return s.audit(tx, ws.ID, actor, ActionWorkspaceCreate, ws.ID, map[string]FieldChange{
-			"id": change(nil, ws.ID), "name": change(nil, ws.Name),
+			"id": audit.Changed(nil, ws.ID), "name": audit.Changed(nil, ws.Name),
 		})
 	})
 	if err != nil {

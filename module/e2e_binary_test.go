@@ -276,7 +276,7 @@ func TestE2EBinary(t *testing.T) {
 		tmp := t.TempDir()
 		dataDir := filepath.Join(tmp, "apiusers")
 		env := binEnv(tmp, "APIUSERS_DATA="+dataDir)
-		up := &recorder{}
+		up := &upstreamLog{}
 		upstream := httptest.NewServer(up)
 		t.Cleanup(upstream.Close)
 		adminPort, sitePort := freePort(t), freePort(t)

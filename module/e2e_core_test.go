@@ -112,7 +112,7 @@ func startAcc(t *testing.T, store string) *acc {
 	t.Helper()
 	tmp, dataDir := e2eTempDirs(t)
 
-	up := &recorder{}
+	up := &upstreamLog{}
 	upstream := httptest.NewServer(up)
 	t.Cleanup(upstream.Close)
 
@@ -178,7 +178,7 @@ var accMarks atomic.Int64
 func accMark() string { return "m" + strconv.FormatInt(accMarks.Add(1), 10) }
 
 // find returns the request the upstream received with X-Test-Mark m, or nil.
-func (rc *recorder) byMark(m string) *http.Request {
+func (rc *upstreamLog) byMark(m string) *http.Request {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	for _, r := range rc.reqs {

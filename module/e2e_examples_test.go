@@ -67,7 +67,7 @@ func startEx(t *testing.T, example, store string) *exEnv {
 		t.Setenv("APIUSERS_SIGNING_KEY", "e2e-examples-signing-key-0123456789abcdef")
 	}
 
-	up := &recorder{}
+	up := &upstreamLog{}
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		up.ServeHTTP(w, r)

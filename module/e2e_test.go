@@ -28,17 +28,17 @@ type e2e struct {
 	tester   *caddytest.Tester
 	base     string // http://localhost:<port>
 	dataDir  string
-	upstream *recorder
+	upstream *upstreamLog
 	root     string // the bootstrapped superadmin's key
 }
 
-// recorder is an upstream that remembers the requests it received.
-type recorder struct {
+// upstreamLog is an upstream that remembers the requests it received.
+type upstreamLog struct {
 	mu   sync.Mutex
 	reqs []*http.Request
 }
 
-func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (rc *upstreamLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	rc.reqs = append(rc.reqs, r.Clone(r.Context()))
 	rc.mu.Unlock()
@@ -46,7 +46,7 @@ func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "hello %s", r.Header.Get("X-Api-User-Name"))
 }
 
-func (rc *recorder) last(t *testing.T) *http.Request {
+func (rc *upstreamLog) last(t *testing.T) *http.Request {
 	t.Helper()
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -123,7 +123,7 @@ func startE2E(t *testing.T, example string) *e2e {
 	tmp, dataDir := e2eTempDirs(t)
 	t.Setenv("APIUSERS_DATA", dataDir)
 
-	up := &recorder{}
+	up := &upstreamLog{}
 	upstream := httptest.NewServer(up)
 	t.Cleanup(upstream.Close)
 

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/recorder"
 )
 
 func init() {
@@ -98,7 +99,7 @@ type Gateway struct {
 	Record *RecordConfig `json:"record,omitempty"`
 
 	svc        *authz.Service
-	recorder   *authz.Recorder // nil unless Record is set
+	recorder   *recorder.Recorder // nil unless Record is set
 	bodyMax    int64
 	now        func() time.Time
 	retryAfter []string

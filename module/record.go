@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/recorder"
 )
 
 // Recording API messages: the gateway's record line, and the one recorder
@@ -99,7 +100,7 @@ type appMessages struct {
 
 	mu  sync.Mutex
 	key string // in recorders, once taken
-	rec *authz.Recorder
+	rec *recorder.Recorder
 }
 
 // messageSettings applies the message defaults and checks the values.
@@ -136,7 +137,7 @@ func (a *App) messageSettings(storeID string) (*appMessages, error) {
 // and writer. Configurations with the same store and message settings
 // share one recorder, so a reload loses nothing that was queued. The
 // message metrics are registered in ctx's registry.
-func (a *App) recorder(ctx caddy.Context) (*authz.Recorder, error) {
+func (a *App) recorder(ctx caddy.Context) (*recorder.Recorder, error) {
 	m := a.messages
 	if m == nil {
 		return nil, errors.New("apiusers app is not provisioned")
@@ -163,7 +164,7 @@ func (a *App) recorder(ctx caddy.Context) (*authz.Recorder, error) {
 			return nil, err
 		}
 		sr := &sharedRecorder{storeID: m.storeID, logger: m.logger}
-		sr.rec = authz.NewRecorder(ms, authz.RecorderConfig{
+		sr.rec = recorder.New(ms, recorder.Config{
 			Queue:   m.queue,
 			Keep:    m.keep,
 			OnDrop:  func(n int) { messagesDropped.Add(float64(n)) },
@@ -197,7 +198,7 @@ var recorders = caddy.NewUsagePool()
 // sharedRecorder is a recorder in the recorders pool.
 type sharedRecorder struct {
 	storeID string
-	rec     *authz.Recorder
+	rec     *recorder.Recorder
 	logger  *zap.Logger
 	lastLog atomic.Int64 // unix nanoseconds of the last error logged
 }

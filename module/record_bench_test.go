@@ -20,6 +20,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/recorder"
 )
 
 // What `record` costs on the gateway's hot path: an allowed request whose
@@ -56,7 +57,7 @@ func (c *countingMessages) EraseMessages(context.Context, string, string) error 
 
 // benchRecordGateway is benchGateway's gateway, recording when record is
 // set (keeping up to bodyMax bytes of bodies).
-func benchRecordGateway(b *testing.B, record bool, bodyMax int64) (*Gateway, string, *authz.Recorder) {
+func benchRecordGateway(b *testing.B, record bool, bodyMax int64) (*Gateway, string, *recorder.Recorder) {
 	b.Helper()
 	g, key := benchGateway(b)
 	if !record {
@@ -66,7 +67,7 @@ func benchRecordGateway(b *testing.B, record bool, bodyMax int64) (*Gateway, str
 	if err := g.compile(); err != nil {
 		b.Fatal(err)
 	}
-	rec := authz.NewRecorder(&countingMessages{}, authz.RecorderConfig{})
+	rec := recorder.New(&countingMessages{}, recorder.Config{})
 	b.Cleanup(func() { rec.Close(context.Background()) })
 	g.recorder = rec
 	return g, key, rec
@@ -175,7 +176,7 @@ func BenchmarkGatewayRecordTurns(b *testing.B) {
 	if err := on.compile(); err != nil {
 		b.Fatal(err)
 	}
-	rec := authz.NewRecorder(&countingMessages{}, authz.RecorderConfig{})
+	rec := recorder.New(&countingMessages{}, recorder.Config{})
 	b.Cleanup(func() { rec.Close(context.Background()) })
 	on.recorder = rec
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/filestore"
+	"github.com/apiusers/apiusers/authz/recorder"
 )
 
 // recordingGateway is a gateway over e's service that records into a
@@ -24,7 +25,7 @@ func (e *testEnv) recordingGateway(g *Gateway) (gw *Gateway, close func()) {
 	e.t.Helper()
 	gw = e.gateway(g)
 	gw.now = e.clock
-	gw.recorder = authz.NewRecorder(e.svc.Store().(authz.MessageStore), authz.RecorderConfig{})
+	gw.recorder = recorder.New(e.svc.Store().(authz.MessageStore), recorder.Config{})
 	return gw, func() { gw.recorder.Close(context.Background()) }
 }
 

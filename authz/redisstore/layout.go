@@ -19,7 +19,7 @@ const (
 	layoutSorted layout = iota
 	// layoutHash: one HASH id -> value. Get in O(1); Scan reads the whole
 	// hash and sorts it, so it is kept for collections the domain only
-	// reads by id (CollNames, CollKeyIndex).
+	// reads by id (CollNames).
 	layoutHash
 	// layoutPacked: the whole collection is one field of a HASH the
 	// workspace's collections of the same family share (encodeBlob). For
@@ -49,7 +49,7 @@ func (s *Store) place(ws, coll string) place {
 	switch {
 	case strings.HasPrefix(coll, keysFamily):
 		return place{layout: layoutPacked, key: s.key(ws, 'p', strings.TrimSuffix(keysFamily, ":")), field: coll[len(keysFamily):]}
-	case coll == authz.CollNames || coll == authz.CollKeyIndex:
+	case coll == authz.CollNames:
 		return place{layout: layoutHash, key: s.key(ws, 'h', coll)}
 	default:
 		return place{layout: layoutSorted, key: s.key(ws, 'r', coll)}

@@ -7,7 +7,7 @@
 //
 //	<prefix>:{<ws>}:r:<collection>   ZSET  score 0, one member per record:
 //	                                 the id, a tag, the value (see below)
-//	<prefix>:{<ws>}:h:names          HASH  id -> value (also h:keyindex)
+//	<prefix>:{<ws>}:h:names          HASH  id -> value
 //	<prefix>:{<ws>}:p:keys           HASH  user id -> that user's whole
 //	                                 collection keys:<user id>, packed
 //	<prefix>:{<ws>}:m:...            API messages (see messages.go)
@@ -22,8 +22,8 @@
 // limit) and Get in O(log n); a write replaces the member of its id
 // (ZREMRANGEBYLEX, ZADD). A member leaves out what repeats where it is
 // stored: the {"id":"<id>","workspace":"<ws>" the domain's records start
-// with. Two collections the domain only reads by id, names and keyindex,
-// are plain hashes (Get in O(1); Scan reads the whole hash). A user's keys
+// with. The one collection the domain only reads by id, names, is a
+// plain hash (Get in O(1); Scan reads the whole hash). A user's keys
 // (at most authz.MaxKeysPerUser live ones) are one field of a hash all
 // users of the workspace share, read and written whole: LoadPrincipal gets
 // them with one HGET, and an Update writing them reads the field (under

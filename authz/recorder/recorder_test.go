@@ -1,4 +1,4 @@
-package authz_test
+package recorder_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/recorder"
 )
 
 // fakeMessages is a MessageStore that keeps what it is given, or fails.
@@ -41,7 +42,7 @@ func TestRecorderWritesAndNamesMessages(t *testing.T) {
 	var mu sync.Mutex
 	stored := 0
 	keep := authz.Retention{MaxPerUser: 7, MaxAge: time.Hour}
-	r := authz.NewRecorder(st, authz.RecorderConfig{Keep: keep, OnBatch: func(n int, err error) {
+	r := recorder.New(st, recorder.Config{Keep: keep, OnBatch: func(n int, err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if err == nil {
@@ -76,7 +77,7 @@ func TestRecorderDropsAndCounts(t *testing.T) {
 	st := &fakeMessages{err: errors.New("store down")}
 	var mu sync.Mutex
 	dropped, failed := 0, 0
-	r := authz.NewRecorder(st, authz.RecorderConfig{
+	r := recorder.New(st, recorder.Config{
 		OnDrop: func(n int) { mu.Lock(); dropped += n; mu.Unlock() },
 		OnBatch: func(n int, err error) {
 			mu.Lock()
@@ -130,7 +131,7 @@ func TestRecorderSweeps(t *testing.T) {
 		err error
 	}
 	done := make(chan sweep, 100)
-	rec := authz.NewRecorder(st, authz.RecorderConfig{
+	rec := recorder.New(st, recorder.Config{
 		Keep:       authz.Retention{MaxAge: time.Hour},
 		SweepEvery: 20 * time.Millisecond,
 		OnSweep:    func(n int, err error) { done <- sweep{n, err} },
@@ -182,7 +183,7 @@ func TestRecorderSweeps(t *testing.T) {
 
 	// Without an age bound, or with a store that cannot sweep, nothing runs.
 	st2 := &sweepingMessages{sweeps: make(chan time.Time, 1)}
-	authz.NewRecorder(st2, authz.RecorderConfig{SweepEvery: time.Millisecond}).Close(context.Background())
+	recorder.New(st2, recorder.Config{SweepEvery: time.Millisecond}).Close(context.Background())
 	if len(st2.sweeps) != 0 {
 		t.Fatal("swept without an age bound")
 	}

@@ -1,0 +1,137 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors of Authenticate. They are allocated once: the gateway's deny path
+// does not allocate either.
+var (
+	ErrNoKey       = &Error{Kind: ErrUnauthenticated, Detail: "no API key"}
+	ErrBadKey      = &Error{Kind: ErrUnauthenticated, Detail: "malformed API key"}
+	ErrBadSig      = &Error{Kind: ErrUnauthenticated, Detail: "invalid API key signature"}
+	ErrExpiredKey  = &Error{Kind: ErrUnauthenticated, Detail: "API key expired"}
+	ErrRevokedKey  = &Error{Kind: ErrUnauthenticated, Detail: "unknown or revoked API key"}
+	ErrInactive    = &Error{Kind: ErrUnauthenticated, Detail: "user is not active"}
+	errUnavailable = &Error{Kind: ErrUnavailable, Detail: "authorization store unavailable"}
+)
+
+// Authenticate verifies key and returns the caller's principal and the key's
+// claims. Errors wrap ErrUnauthenticated (401) or ErrUnavailable (503).
+func (s *Service) Authenticate(ctx context.Context, key string) (*Principal, *Claims, error) {
+	if key == "" {
+		return nil, nil, ErrNoKey
+	}
+	v, ok := s.cache.verified(key)
+	if !ok {
+		cl, err := s.signer.Verify(key)
+		if err != nil {
+			if errors.Is(err, ErrKeyMalformed) {
+				return nil, nil, ErrBadKey
+			}
+			return nil, nil, ErrBadSig
+		}
+		v = s.cache.setVerified(key, cl)
+	}
+	cl := &v.claims
+	now := s.now()
+	if cl.Expired(now) {
+		return nil, nil, ErrExpiredKey
+	}
+	// The hot path: the key leads straight to its principal. Otherwise find
+	// the principal (cache or store), check it, and link the key to it.
+	p, ks, ok := s.cache.linked(v, now)
+	if !ok {
+		var epoch uint64
+		var err error
+		p, epoch, err = s.principal(ctx, cl.Workspace, cl.UserID, now)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, nil, ErrRevokedKey
+			}
+			return nil, nil, err
+		}
+		if ks = p.keys[cl.KeyID]; ks == nil || p.Workspace != cl.Workspace {
+			return nil, nil, ErrRevokedKey
+		}
+		if !p.Active() {
+			return nil, nil, ErrInactive
+		}
+		s.cache.link(v, p, ks, epoch)
+	}
+	if !ks.liveAt(now) {
+		return nil, nil, ErrRevokedKey
+	}
+	s.queueTouch(p, ks, cl, now)
+	return p, cl, nil
+}
+
+// Principal returns the principal of user userID in ws, from the cache or
+// with one store read (concurrent misses for one user share that read).
+// Errors wrap ErrNotFound or ErrUnavailable.
+func (s *Service) Principal(ctx context.Context, ws, userID string) (*Principal, error) {
+	p, _, err := s.principal(ctx, ws, userID, s.now())
+	return p, err
+}
+
+// noEpoch is an epoch no cache reaches: what principal returns with a
+// principal that must not be linked to (a stale copy).
+const noEpoch = ^uint64(0)
+
+// loaded is the result of one store load: the principal and the cache
+// epoch when the load started.
+type loaded struct {
+	p     *Principal
+	start uint64
+}
+
+// principal returns the principal of userID, and the cache epoch as of
+// which it is known to be current (see Cache.link).
+//
+// What it returns reflects every invalidation that happened before it was
+// called: a load already in flight that began before one of them is not
+// shared with this caller; it waits for a load of its own.
+func (s *Service) principal(ctx context.Context, ws, userID string, now time.Time) (*Principal, uint64, error) {
+	epoch := s.cache.begin()
+	if p, ok := s.cache.principal(userID, now); ok {
+		return p, epoch, nil
+	}
+	for {
+		v, err, _ := s.loads.Do(userID, func() (any, error) {
+			start := s.cache.begin()
+			stamp := s.cache.stamp(ws, userID)
+			loadedAt := s.now()
+			rec, err := s.store.LoadPrincipal(context.WithoutCancel(ctx), ws, userID)
+			if err != nil {
+				return nil, err
+			}
+			p, err := BuildPrincipal(rec)
+			if err != nil {
+				return nil, Unavailable(err)
+			}
+			s.cache.store(p, start, loadedAt, stamp)
+			return loaded{p, start}, nil
+		})
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, 0, err
+			}
+			if p, ok := s.cache.stale(userID, now); ok {
+				return p, noEpoch, nil
+			}
+			if errors.Is(err, ErrUnavailable) {
+				return nil, 0, &Error{Kind: ErrUnavailable, Detail: errUnavailable.Detail}
+			}
+			return nil, 0, Unavailable(err)
+		}
+		l := v.(loaded)
+		if l.start >= epoch {
+			return l.p, l.start, nil
+		}
+		// The load began before something was invalidated. Go again: a
+		// finished load has left the singleflight group, so the next Do
+		// starts a load, or joins one, that began after this call did.
+	}
+}
