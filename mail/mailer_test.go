@@ -1,15 +1,10 @@
 package mail
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"html"
-	"io"
-	"mime"
-	"mime/multipart"
-	netmail "net/mail"
 	"regexp"
 	"strings"
 	"sync"
@@ -19,6 +14,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/apiusers/apiusers/mail/mailtest"
 )
 
 // token is the secret part of the test links: it must reach the mail
@@ -54,7 +51,7 @@ func (e *testEnv) slept() []time.Duration {
 // o.From says otherwise) that trusts s's certificate, sleeps not at all
 // between attempts (it records the waits) and logs into an observer. The
 // Mailer is closed when the test ends.
-func newEnv(t *testing.T, s *smtpServer, url string, o Options) *testEnv {
+func newEnv(t *testing.T, s *mailtest.Server, url string, o Options) *testEnv {
 	t.Helper()
 	cfg, err := ParseConfig(url, "Example Platform <noreply@example.test>")
 	if err != nil {
@@ -110,67 +107,14 @@ func noSecretsLogged(t *testing.T, logs *observer.ObservedLogs, to string) {
 	}
 }
 
-// mailView is a received mail taken apart as a mail client would.
-type mailView struct {
-	Header   netmail.Header
-	Raw      string
-	Subject  string
-	Types    []string
-	Text     string
-	HTML     string
-	Boundary string
-}
-
-func parseMail(t *testing.T, data []byte) mailView {
+// parseMail takes a composed or received message apart.
+func parseMail(t *testing.T, data []byte) mailtest.Message {
 	t.Helper()
-	msg, err := netmail.ReadMessage(bytes.NewReader(data))
+	v, err := mailtest.ParseData(data)
 	if err != nil {
-		t.Fatalf("reading the mail: %v\n%s", err, data)
-	}
-	v := mailView{Header: msg.Header, Raw: string(data)}
-	dec := new(mime.WordDecoder)
-	if v.Subject, err = dec.DecodeHeader(msg.Header.Get("Subject")); err != nil {
-		t.Fatalf("decoding the subject: %v", err)
-	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/alternative" {
-		t.Fatalf("Content-Type = %q (%v), want multipart/alternative", msg.Header.Get("Content-Type"), err)
-	}
-	v.Boundary = params["boundary"]
-	mr := multipart.NewReader(msg.Body, v.Boundary)
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("reading a part: %v", err)
-		}
-		body, err := io.ReadAll(p) // quoted-printable is decoded by the reader
-		if err != nil {
-			t.Fatalf("reading a part: %v", err)
-		}
-		ct := p.Header.Get("Content-Type")
-		v.Types = append(v.Types, ct)
-		switch ct {
-		case "text/plain; charset=utf-8":
-			v.Text = string(body)
-		case "text/html; charset=utf-8":
-			v.HTML = string(body)
-		}
+		t.Fatalf("%v\n%s", err, data)
 	}
 	return v
-}
-
-var hrefRE = regexp.MustCompile(`href="([^"]*)"`)
-
-// hrefs are the decoded targets of the HTML's links.
-func hrefs(doc string) []string {
-	var out []string
-	for _, m := range hrefRE.FindAllStringSubmatch(doc, -1) {
-		out = append(out, html.UnescapeString(m[1]))
-	}
-	return out
 }
 
 func invitation() Message {
@@ -189,26 +133,26 @@ func invitation() Message {
 func TestInvitationArrivesOverEveryTransport(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		server   serverOptions
+		server   mailtest.Options
 		url      string
 		wantTLS  bool
 		wantUser string
 	}{
-		{name: "plain relay", server: serverOptions{}, url: "smtp://127.0.0.1:%s"},
-		{name: "starttls offered", server: serverOptions{startTLS: true}, url: "smtp://127.0.0.1:%s", wantTLS: true},
-		{name: "starttls and auth plain", server: serverOptions{startTLS: true, user: "mailer", password: "p@ss:w/rd"},
+		{name: "plain relay", server: mailtest.Options{}, url: "smtp://127.0.0.1:%s"},
+		{name: "starttls offered", server: mailtest.Options{StartTLS: true}, url: "smtp://127.0.0.1:%s", wantTLS: true},
+		{name: "starttls and auth plain", server: mailtest.Options{StartTLS: true, Username: "mailer", Password: "p@ss:w/rd"},
 			url: "smtp://mailer:p%%40ss%%3Aw%%2Frd@127.0.0.1:%s", wantTLS: true, wantUser: "mailer"},
-		{name: "implicit tls and auth plain", server: serverOptions{implicit: true, user: "mailer", password: "secret"},
+		{name: "implicit tls and auth plain", server: mailtest.Options{ImplicitTLS: true, Username: "mailer", Password: "secret"},
 			url: "smtps://mailer:secret@127.0.0.1:%s", wantTLS: true, wantUser: "mailer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, tc.server)
+			s := mailtest.Start(t, tc.server)
 			e := newEnv(t, s, fmt.Sprintf(tc.url, s.Port), Options{
 				Now: func() time.Time { return time.Date(2030, 3, 1, 12, 0, 0, 0, time.UTC) },
 			})
 			e.m.Start(context.Background())
 			e.m.Send(invitation())
-			r := s.next()
+			r := s.Next(t)
 
 			if r.TLS != tc.wantTLS || r.User != tc.wantUser {
 				t.Errorf("TLS = %v, user = %q; want %v, %q", r.TLS, r.User, tc.wantTLS, tc.wantUser)
@@ -251,7 +195,7 @@ func TestInvitationArrivesOverEveryTransport(t *testing.T) {
 			if strings.Contains(v.HTML, "<Robotics>") {
 				t.Error("the workspace name reached the HTML unescaped")
 			}
-			links := hrefs(v.HTML)
+			links := v.Links()
 			if len(links) != 2 || links[0] != testLink || links[1] != testLink {
 				t.Errorf("HTML links %q, want the link twice", links)
 			}
@@ -268,7 +212,7 @@ func TestInvitationArrivesOverEveryTransport(t *testing.T) {
 }
 
 // checkHeaders asserts the headers every mail has.
-func checkHeaders(t *testing.T, v mailView) {
+func checkHeaders(t *testing.T, v mailtest.Message) {
 	t.Helper()
 	h := v.Header
 	if got := h.Get("From"); got != `"Example Platform" <noreply@example.test>` {
@@ -297,7 +241,7 @@ func checkHeaders(t *testing.T, v mailView) {
 }
 
 func TestLanguages(t *testing.T) {
-	s := startServer(t, serverOptions{})
+	s := mailtest.Start(t, mailtest.Options{})
 	e := newEnv(t, s, "smtp://127.0.0.1:"+s.Port, Options{Now: func() time.Time { return time.Date(2030, 3, 1, 12, 0, 0, 0, time.UTC) }})
 	e.m.Start(context.Background())
 	expires := time.Date(2030, 3, 1, 13, 0, 0, 0, time.UTC)
@@ -340,7 +284,7 @@ func TestLanguages(t *testing.T) {
 			msg := tc.msg
 			msg.To, msg.Link, msg.Expires = "bob@example.org", testLink, expires
 			e.m.Send(msg)
-			v := parseMail(t, s.next().Data)
+			v := parseMail(t, s.Next(t).Data)
 			if v.Subject != tc.subject {
 				t.Errorf("subject %q, want %q", v.Subject, tc.subject)
 			}
@@ -364,7 +308,7 @@ func TestLanguages(t *testing.T) {
 					t.Errorf("HTML lacks %q:\n%s", want, v.HTML)
 				}
 			}
-			if l := hrefs(v.HTML); len(l) != 2 || l[0] != testLink {
+			if l := v.Links(); len(l) != 2 || l[0] != testLink {
 				t.Errorf("HTML links %q", l)
 			}
 		})
@@ -372,17 +316,17 @@ func TestLanguages(t *testing.T) {
 }
 
 func TestRetriesAfterTemporaryRefusal(t *testing.T) {
-	s := startServer(t, serverOptions{})
-	s.refuseNext(errTryLater, errTryLater)
+	s := mailtest.Start(t, mailtest.Options{})
+	s.RefuseNext(451, 451)
 	e := newEnv(t, s, "smtp://127.0.0.1:"+s.Port, Options{Backoff: 3 * time.Second, MaxBackoff: 4 * time.Second})
 	e.m.Start(context.Background())
 	e.m.Send(invitation())
-	r := s.next()
+	r := s.Next(t)
 	if v := parseMail(t, r.Data); !strings.Contains(v.Text, testLink) {
 		t.Error("the retried mail lost its link")
 	}
 	waitFor(t, "the sent count", func() bool { return e.m.Sent() == 1 })
-	if got := s.rcptCount(); got != 3 {
+	if got := s.Rcpts(); got != 3 {
 		t.Errorf("%d RCPT commands, want 3 (two refused, one accepted)", got)
 	}
 	if got := fmt.Sprint(e.slept()); got != "[3s 4s]" {
@@ -396,17 +340,17 @@ func TestRetriesAfterTemporaryRefusal(t *testing.T) {
 		t.Errorf("retry log lines %v", retries)
 	}
 	noSecretsLogged(t, e.logs, "bob@example.org")
-	s.none()
+	s.None(t)
 }
 
 func TestGivesUpAfterTheLastAttempt(t *testing.T) {
-	s := startServer(t, serverOptions{})
-	s.refuseNext(errTryLater, errTryLater, errTryLater, errTryLater)
+	s := mailtest.Start(t, mailtest.Options{})
+	s.RefuseNext(451, 451, 451, 451)
 	e := newEnv(t, s, "smtp://127.0.0.1:"+s.Port, Options{Attempts: 3})
 	e.m.Start(context.Background())
 	e.m.Send(invitation())
 	waitFor(t, "the failed count", func() bool { return e.m.Failed() == 1 })
-	if got := s.rcptCount(); got != 3 {
+	if got := s.Rcpts(); got != 3 {
 		t.Errorf("%d attempts, want 3", got)
 	}
 	if _, failed := e.hooks(KindInvitation); e.m.Sent() != 0 || failed != 1 {
@@ -423,30 +367,30 @@ func TestGivesUpAfterTheLastAttempt(t *testing.T) {
 		t.Errorf("give-up line %s %v", l.Level, f)
 	}
 	noSecretsLogged(t, e.logs, "bob@example.org")
-	s.none()
+	s.None(t)
 }
 
 func TestPermanentRefusalIsNotRetried(t *testing.T) {
-	s := startServer(t, serverOptions{})
-	s.refuseNext(errNoUser)
+	s := mailtest.Start(t, mailtest.Options{})
+	s.RefuseNext(550)
 	e := newEnv(t, s, "smtp://127.0.0.1:"+s.Port, Options{})
 	e.m.Start(context.Background())
 	e.m.Send(invitation())
 	waitFor(t, "the failed count", func() bool { return e.m.Failed() == 1 })
-	if got := s.rcptCount(); got != 1 || len(e.slept()) != 0 {
+	if got := s.Rcpts(); got != 1 || len(e.slept()) != 0 {
 		t.Errorf("%d attempts and waits %v after a 550, want 1 and none", got, e.slept())
 	}
 	noSecretsLogged(t, e.logs, "bob@example.org")
 }
 
 func TestCredentialsNeverGoInTheClear(t *testing.T) {
-	s := startServer(t, serverOptions{}) // no STARTTLS
+	s := mailtest.Start(t, mailtest.Options{}) // no STARTTLS
 	e := newEnv(t, s, "smtp://mailer:secret@127.0.0.1:"+s.Port, Options{})
 	e.m.Start(context.Background())
 	e.m.Send(invitation())
 	waitFor(t, "the failed count", func() bool { return e.m.Failed() == 1 })
-	if u := s.authUsers(); len(u) != 0 || s.rcptCount() != 0 {
-		t.Errorf("the server saw AUTH %v and %d RCPT", u, s.rcptCount())
+	if u := s.AuthUsers(); len(u) != 0 || s.Rcpts() != 0 {
+		t.Errorf("the server saw AUTH %v and %d RCPT", u, s.Rcpts())
 	}
 	l := e.logs.FilterMessage("mail not sent").All()
 	if len(l) != 1 || !strings.Contains(fmt.Sprint(l[0].ContextMap()["error"]), "does not offer STARTTLS") {
@@ -458,24 +402,24 @@ func TestCredentialsNeverGoInTheClear(t *testing.T) {
 }
 
 func TestUntrustedCertificateFails(t *testing.T) {
-	s := startServer(t, serverOptions{startTLS: true})
+	s := mailtest.Start(t, mailtest.Options{StartTLS: true})
 	e := newEnv(t, s, "smtp://127.0.0.1:"+s.Port, Options{Attempts: 2, TLSConfig: &tls.Config{}})
 	e.m.Start(context.Background())
 	e.m.Send(invitation())
 	waitFor(t, "the failed count", func() bool { return e.m.Failed() == 1 })
-	s.none()
-	if s.rcptCount() != 0 {
+	s.None(t)
+	if s.Rcpts() != 0 {
 		t.Error("the mail went on past a certificate nobody trusts")
 	}
 }
 
 func TestWrongPasswordFails(t *testing.T) {
-	s := startServer(t, serverOptions{startTLS: true, user: "mailer", password: "right"})
+	s := mailtest.Start(t, mailtest.Options{StartTLS: true, Username: "mailer", Password: "right"})
 	e := newEnv(t, s, "smtp://mailer:wrong@127.0.0.1:"+s.Port, Options{})
 	e.m.Start(context.Background())
 	e.m.Send(invitation())
 	waitFor(t, "the failed count", func() bool { return e.m.Failed() == 1 })
-	if u := s.authUsers(); len(u) != 1 {
+	if u := s.AuthUsers(); len(u) != 1 {
 		t.Errorf("AUTH tried %d times, want once (535 is permanent)", len(u))
 	}
 	if strings.Contains(fmt.Sprint(e.logs.All()), "wrong") {
@@ -484,7 +428,7 @@ func TestWrongPasswordFails(t *testing.T) {
 }
 
 func TestSendNeverBlocks(t *testing.T) {
-	s := startServer(t, serverOptions{})
+	s := mailtest.Start(t, mailtest.Options{})
 	e := newEnv(t, s, "smtp://127.0.0.1:"+s.Port, Options{QueueSize: 2, Workers: 1})
 	// Not started: nothing takes from the queue, so Send must drop, not wait.
 	done := make(chan struct{})
@@ -506,12 +450,12 @@ func TestSendNeverBlocks(t *testing.T) {
 		t.Errorf("log %v", l)
 	}
 	e.m.Start(context.Background())
-	s.next()
-	s.next()
+	s.Next(t)
+	s.Next(t)
 	waitFor(t, "the sent count", func() bool { return e.m.Sent() == 2 })
 
 	// A server that hangs in DATA holds the one worker; Send still returns.
-	release := s.blockData()
+	release := s.BlockData()
 	defer release()
 	for range 10 {
 		e.m.Send(invitation())
@@ -523,9 +467,9 @@ func TestSendNeverBlocks(t *testing.T) {
 }
 
 func TestCloseDrainsTheQueue(t *testing.T) {
-	s := startServer(t, serverOptions{})
+	s := mailtest.Start(t, mailtest.Options{})
 	e := newEnv(t, s, "smtp://127.0.0.1:"+s.Port, Options{Workers: 1})
-	release := s.blockData()
+	release := s.BlockData()
 	e.m.Start(context.Background())
 	for range 3 {
 		e.m.Send(invitation())
@@ -537,7 +481,7 @@ func TestCloseDrainsTheQueue(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	for range 3 {
-		s.next()
+		s.Next(t)
 	}
 	if e.m.Sent() != 3 || e.m.Failed() != 0 {
 		t.Errorf("sent %d failed %d, want 3 and 0", e.m.Sent(), e.m.Failed())
@@ -549,15 +493,15 @@ func TestCloseDrainsTheQueue(t *testing.T) {
 }
 
 func TestCloseGivesUpAtItsDeadline(t *testing.T) {
-	s := startServer(t, serverOptions{})
+	s := mailtest.Start(t, mailtest.Options{})
 	e := newEnv(t, s, "smtp://127.0.0.1:"+s.Port, Options{Workers: 1})
-	release := s.blockData()
+	release := s.BlockData()
 	defer release()
 	e.m.Start(context.Background())
 	for range 3 {
 		e.m.Send(invitation())
 	}
-	waitFor(t, "the first mail in DATA", func() bool { return s.rcptCount() == 1 })
+	waitFor(t, "the first mail in DATA", func() bool { return s.Rcpts() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err := e.m.Close(ctx)
@@ -571,7 +515,7 @@ func TestCloseGivesUpAtItsDeadline(t *testing.T) {
 }
 
 func TestUnsendableMessagesFailAtOnce(t *testing.T) {
-	s := startServer(t, serverOptions{})
+	s := mailtest.Start(t, mailtest.Options{})
 	e := newEnv(t, s, "smtp://127.0.0.1:"+s.Port, Options{})
 	e.m.Start(context.Background())
 	bad := []Message{
@@ -586,8 +530,8 @@ func TestUnsendableMessagesFailAtOnce(t *testing.T) {
 		e.m.Send(m)
 	}
 	waitFor(t, "the failed count", func() bool { return e.m.Failed() == uint64(len(bad)) })
-	if s.rcptCount() != 0 {
-		t.Errorf("%d RCPT for messages that cannot be sent", s.rcptCount())
+	if s.Rcpts() != 0 {
+		t.Errorf("%d RCPT for messages that cannot be sent", s.Rcpts())
 	}
 	noSecretsLogged(t, e.logs, "bob@example.org")
 }
