@@ -100,7 +100,7 @@ func (p pooledMailer) Destruct() error {
 	return p.Close(ctx)
 }
 
-// resolveMail expands the placeholders of the mail option and checks it.
+// resolve expands the placeholders of the mail option and checks it.
 func (mc *MailConfig) resolve(repl *caddy.Replacer) (mail.Config, error) {
 	if mc.URL == "" {
 		return mail.Config{}, errors.New("mail: url is required (smtp[s]://[user:password@]host:port)")
