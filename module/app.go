@@ -24,6 +24,7 @@ import (
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/filestore"
 	"github.com/apiusers/apiusers/authz/redisstore"
+	"github.com/apiusers/apiusers/mail"
 )
 
 func init() {
@@ -121,12 +122,18 @@ type App struct {
 	// apiusers_messages_dropped_total metric. Default: 65536.
 	MessagesQueue int `json:"messages_queue,omitempty"`
 
+	// Mail is the SMTP server invitation and password-reset mails are
+	// sent through (see MailConfig). Default: none; no mail is sent.
+	Mail *MailConfig `json:"mail,omitempty"`
+
 	svc           *authz.Service
 	messages      *appMessages // the recorder taken by routes with record
 	poolKey       string
 	retryAfter    []string
 	retryAfterDur time.Duration
 	logger        *zap.Logger
+	mailer        *mail.Mailer // nil without the mail option
+	mailKey       string       // in mailers
 }
 
 // StoreConfig selects and configures the store.
@@ -236,10 +243,14 @@ func (App) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision resolves the configuration and takes (or makes) the shared
-// store, cache and service. It does not dial: the Redis store connects on
-// first use, and the file store is a local file.
+// store, cache and service, and the mailer. It does not dial: the Redis
+// store connects on first use, the file store is a local file, and the
+// mailer connects for each mail.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	if err := a.provisionMail(ctx); err != nil {
+		return err
+	}
 	s, err := a.resolve(caddy.NewReplacer())
 	if err != nil {
 		return err
@@ -275,19 +286,21 @@ func (a *App) Start() error { return nil }
 // Stop stops the app.
 func (a *App) Stop() error { return nil }
 
-// Cleanup releases this instance's hold on the shared store and cache; the
-// last holder closes them.
+// Cleanup releases this instance's hold on the shared store, cache and
+// mailer; the last holder closes them (the mailer after delivering its
+// queue, for at most 10s).
 func (a *App) Cleanup() error {
 	if a.messages != nil {
 		a.messages.release()
 	}
+	mailErr := a.releaseMail()
 	if a.poolKey == "" {
-		return nil
+		return mailErr
 	}
 	key := a.poolKey
 	a.poolKey = ""
 	_, err := backends.Delete(key)
-	return err
+	return errors.Join(err, mailErr)
 }
 
 // Service is the domain service the handlers use.

@@ -63,6 +63,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		messages_keep     <count>
 //		messages_max_age  <duration>
 //		messages_queue    <count>
+//		mail smtp[s]://[user:password@]host[:port] {
+//			from <address>
+//		}
 //	}
 //
 // The store's block is optional. The file store is the default; the Redis
@@ -71,9 +74,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 // master that Redis Sentinel watches (sentinel with the master's name and
 // the sentinels, no url); username, password and tls apply to any of them
 // (with a url, credentials go in the url or in username/password, not
-// both). Values may be placeholders such as {env.REDIS_PASSWORD}, expanded
-// when the config loads. See App, StoreConfig and SentinelConfig for what
-// each option means and its default.
+// both). mail names the SMTP server and, in from, the sender; without it
+// no mail is sent. Values may be placeholders such as {env.X}, expanded
+// when the config loads. See App, StoreConfig, SentinelConfig and
+// MailConfig for what each option means and its default.
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
 	if d.NextArg() {
@@ -154,6 +158,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.MessagesQueue = n
+		case "mail":
+			if a.Mail != nil {
+				return d.Err("mail given twice")
+			}
+			mc, err := unmarshalMail(d)
+			if err != nil {
+				return err
+			}
+			a.Mail = mc
 		default:
 			return d.Errf("unknown apiusers option %q", d.Val())
 		}
