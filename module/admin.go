@@ -4,11 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/apiusers/apiusers/admin"
 )
@@ -31,9 +35,19 @@ func init() {
 // authenticate with an API key read exactly as the apiusers directive reads
 // it by default: `Authorization: Bearer <key>`, then `X-API-Key`. Answers
 // are JSON; errors are application/problem+json written by the handler
-// itself (it sets no placeholders).
+// itself (it sets no placeholders). While the apiusers app's store cannot
+// be opened (only before the app has started) it answers 503 through
+// Caddy's error handling, with Retry-After.
 type Admin struct {
-	h *admin.Handler
+	app  *App
+	opts admin.Options
+	api  *lazyAdmin
+}
+
+// lazyAdmin is the admin API, made on the first request.
+type lazyAdmin struct {
+	mu sync.Mutex
+	h  atomic.Pointer[admin.Handler]
 }
 
 // CaddyModule returns the Caddy module information.
@@ -44,23 +58,44 @@ func (Admin) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision makes the admin API over the service of the apiusers app.
+// Provision finds the apiusers app; the admin API is made over its service
+// on the first request, once the app's store is open.
 func (a *Admin) Provision(ctx caddy.Context) error {
 	appIface, err := ctx.App("apiusers")
 	if err != nil {
 		return fmt.Errorf("getting apiusers app: %w", err)
 	}
-	app := appIface.(*App)
+	a.app = appIface.(*App)
 	srcs, err := compileSources(nil)
 	if err != nil {
 		return err
 	}
-	a.h = admin.New(app.Service(), admin.Options{
+	a.opts = admin.Options{
 		KeySources: adminKeySources(srcs),
-		RetryAfter: app.retryAfterDur,
+		RetryAfter: a.app.retryAfterDur,
 		Logger:     ctx.Logger(),
-	})
+	}
+	a.api = new(lazyAdmin)
 	return nil
+}
+
+// handler returns the admin API, making it on the first call.
+func (a *Admin) handler() (*admin.Handler, error) {
+	if h := a.api.h.Load(); h != nil {
+		return h, nil
+	}
+	svc, err := a.app.Service()
+	if err != nil {
+		return nil, err
+	}
+	a.api.mu.Lock()
+	defer a.api.mu.Unlock()
+	if h := a.api.h.Load(); h != nil {
+		return h, nil
+	}
+	h := admin.New(svc, a.opts)
+	a.api.h.Store(h)
+	return h, nil
 }
 
 // adminKeySources turns the gateway's key sources into the admin API's, so
@@ -75,8 +110,8 @@ func adminKeySources(srcs []keySource) []admin.KeySource {
 
 // Validate reports whether the handler is ready.
 func (a *Admin) Validate() error {
-	if a.h == nil {
-		return errors.New("apiusers_admin: no handler")
+	if a.app == nil {
+		return errors.New("apiusers_admin: no apiusers app")
 	}
 	return nil
 }
@@ -84,7 +119,15 @@ func (a *Admin) Validate() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler; the admin API answers
 // every request itself and never calls next.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	a.h.ServeHTTP(w, r)
+	h, err := a.handler()
+	if err != nil {
+		if c := a.opts.Logger.Check(zapcore.ErrorLevel, "authorization store unavailable"); c != nil {
+			c.Write(zap.Error(err))
+		}
+		w.Header()[hdrRetryAfter] = a.app.retryAfter
+		return caddyhttp.Error(http.StatusServiceUnavailable, errStoreUnavailable)
+	}
+	h.ServeHTTP(w, r)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package module
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 
+	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/filestore"
 )
 
@@ -20,6 +23,9 @@ func TestResolveDefaults(t *testing.T) {
 	a := new(App)
 	s, err := a.resolve(caddy.NewReplacer())
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.loadSecret(); err != nil {
 		t.Fatal(err)
 	}
 	wantDir := filepath.Join(data, "caddy", "apiusers")
@@ -46,6 +52,9 @@ func TestResolveDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s2.loadSecret(); err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(s.secret, s2.secret) {
 		t.Fatal("the secret changed on the second start")
 	}
@@ -53,6 +62,9 @@ func TestResolveDefaults(t *testing.T) {
 	onDisk, _ := os.ReadFile(path)
 	s3, err := (&App{SigningKey: strings.TrimSpace(string(onDisk))}).resolve(caddy.NewReplacer())
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s3.loadSecret(); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(s.secret, s3.secret) {
@@ -80,6 +92,9 @@ func TestResolve(t *testing.T) {
 	}
 	if s.retryAfter[0] != "2" {
 		t.Fatalf("Retry-After = %s, want 2 (rounded up)", s.retryAfter[0])
+	}
+	if err := s.loadSecret(); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "sub", secretFileName)); !os.IsNotExist(err) {
 		t.Fatal("a signing.key was written although signing_key is set")
@@ -136,12 +151,15 @@ func TestAppSharesStore(t *testing.T) {
 		if err := a.Validate(); err != nil {
 			t.Fatal(err)
 		}
+		if err := a.Start(); err != nil {
+			t.Fatalf("start: %v", err)
+		}
 		return a
 	}
 	lock := caddy.Duration(200 * time.Millisecond)
 	oldApp := provision(&App{Store: &StoreConfig{Dir: dir, LockTimeout: lock}})
 	same := provision(&App{Store: &StoreConfig{Dir: dir, LockTimeout: lock}})
-	if oldApp.Service() != same.Service() {
+	if serviceOf(t, oldApp) != serviceOf(t, same) {
 		t.Fatal("an identical config did not share the service")
 	}
 	start := time.Now()
@@ -149,7 +167,7 @@ func TestAppSharesStore(t *testing.T) {
 	if time.Since(start) >= time.Duration(lock) {
 		t.Fatal("a new cache over the same store waited for the file lock")
 	}
-	if other.Service() == oldApp.Service() || other.Service().Store() != oldApp.Service().Store() {
+	if serviceOf(t, other) == serviceOf(t, oldApp) || serviceOf(t, other).Store() != serviceOf(t, oldApp).Store() {
 		t.Fatal("a changed cache_ttl should make a new service over the same store")
 	}
 
@@ -191,5 +209,75 @@ func TestAppProvisionErrors(t *testing.T) {
 	}
 	if err := r.Cleanup(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// serviceOf is the service app serves with, its store opened.
+func serviceOf(t *testing.T, app *App) *authz.Service {
+	t.Helper()
+	svc, err := app.Service()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// `caddy validate` (and `caddy adapt --validate`) provision a
+// configuration without starting it: they work while another Caddy holds
+// the file store, and leave no signing key behind.
+func TestValidateWhileStoreHeld(t *testing.T) {
+	dir := t.TempDir()
+	held, err := filestore.Open(filepath.Join(dir, dbFileName), filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cf := `{
+	admin off
+	apiusers {
+		store file ` + dir + ` {
+			lock_timeout 3s
+		}
+	}
+}
+http://localhost:8080 {
+	handle_path /admin/* {
+		apiusers_admin
+	}
+	apiusers {
+		require listeners.invoke
+		record
+	}
+	respond ok
+}
+`
+	cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg caddy.Config
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := caddy.Validate(&cfg); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if d := time.Since(start); d >= 3*time.Second {
+		t.Fatalf("validate took %s: it waited for the file lock", d)
+	}
+	if _, err := os.Stat(filepath.Join(dir, secretFileName)); !os.IsNotExist(err) {
+		t.Fatalf("validate wrote a signing key (%v)", err)
+	}
+	// Starting is what needs the store: the same config cannot, and says so.
+	app := &App{Store: &StoreConfig{Dir: dir, LockTimeout: caddy.Duration(100 * time.Millisecond)}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := app.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Cleanup()
+	if err := app.Start(); err == nil || !strings.Contains(err.Error(), "opening file store") {
+		t.Fatalf("start with the store held: err = %v", err)
 	}
 }

@@ -121,6 +121,9 @@ func openService(configFile, adapter string) (svc *authz.Service, close func(), 
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.loadSecret(); err != nil {
+		return nil, nil, err
+	}
 	store, err := s.openStore()
 	if err != nil {
 		return nil, nil, err

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/filestore"
 )
@@ -51,22 +49,11 @@ http://localhost:8080 {
 
 	// The key works against the store the config names, with the secret
 	// kept beside it.
-	app, err := appFromConfig(cfg, "caddyfile")
+	svc, closeSvc, err := openService(cfg, "caddyfile")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := app.resolve(caddy.NewReplacer())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := s.openStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, cache, err := s.newService(store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer closeSvc()
 	p, _, err := svc.Authenticate(context.Background(), key)
 	if err != nil {
 		t.Fatalf("the printed key does not authenticate: %v", err)
@@ -74,8 +61,6 @@ http://localhost:8080 {
 	if p.Role != authz.RoleSuperadmin || p.Workspace != "acme" || p.Username != "root" {
 		t.Fatalf("principal = %+v", p)
 	}
-	cache.Close()
-	store.Close()
 }
 
 func TestBootstrapStoreInUse(t *testing.T) {

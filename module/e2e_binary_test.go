@@ -346,6 +346,15 @@ func TestE2EBinary(t *testing.T) {
 			t.Errorf("bootstrap took %v to give up", r.took)
 		}
 		t.Logf("bootstrap gave up after %v", r.took.Round(time.Millisecond))
+		// Validating and adapting open no store: they work meanwhile.
+		for _, args := range [][]string{
+			{"validate", "--config", cfg, "--adapter", "caddyfile"},
+			{"adapt", "--config", cfg, "--adapter", "caddyfile", "--validate"},
+		} {
+			if r := runBin(t, bin, env, 30*time.Second, args...); r.code != 0 {
+				t.Errorf("caddy %s while Caddy holds the store: exit %d\n%s", args[0], r.code, r.stderr)
+			}
+		}
 		res, body = binCall(t, http.MethodGet, site+"/api/hello", station.Key, nil)
 		if res.StatusCode != http.StatusOK {
 			t.Fatalf("Caddy after the refused bootstrap: %d %s", res.StatusCode, body)

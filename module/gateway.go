@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/apiusers/apiusers/authz"
-	"github.com/apiusers/apiusers/authz/recorder"
 )
 
 func init() {
@@ -98,8 +96,7 @@ type Gateway struct {
 	// Default: nothing is recorded.
 	Record *RecordConfig `json:"record,omitempty"`
 
-	svc        *authz.Service
-	recorder   *recorder.Recorder // nil unless Record is set
+	app        *App
 	bodyMax    int64
 	now        func() time.Time
 	retryAfter []string
@@ -129,28 +126,6 @@ type Requirement struct {
 	Owner string `json:"owner,omitempty"`
 }
 
-// Key sources.
-const (
-	SourceBearer = "bearer" // Authorization: Bearer <key>
-	SourceHeader = "header" // a request header
-	SourceQuery  = "query"  // a query string parameter
-	SourceCookie = "cookie" // a cookie
-)
-
-// KeySource is one place a key may be taken from.
-type KeySource struct {
-	// From is "bearer" (the Authorization header's Bearer credential),
-	// "header", "query" or "cookie".
-	From string `json:"from"`
-
-	// Name is the header, query parameter or cookie name. Required unless
-	// From is "bearer".
-	Name string `json:"name,omitempty"`
-}
-
-// DefaultKeySources are used when a route names none.
-var DefaultKeySources = []KeySource{{From: SourceBearer}, {From: SourceHeader, Name: "X-API-Key"}}
-
 // CaddyModule returns the Caddy module information.
 func (Gateway) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -159,9 +134,9 @@ func (Gateway) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision compiles the route's rules and takes the service of the
-// apiusers app (which runs with its defaults when the Caddyfile has no
-// global apiusers block).
+// Provision compiles the route's rules and finds the apiusers app (which
+// runs with its defaults when the Caddyfile has no global apiusers block),
+// whose service it uses once the app is started.
 func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.logger = ctx.Logger()
 	if err := g.compile(); err != nil {
@@ -171,24 +146,18 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("getting apiusers app: %w", err)
 	}
-	app := appIface.(*App)
-	g.svc = app.Service()
-	g.retryAfter = app.retryAfter
+	g.app = appIface.(*App)
+	g.retryAfter = g.app.retryAfter
 	if g.Record != nil {
-		if g.recorder, err = app.recorder(ctx); err != nil {
-			return err
-		}
+		return g.app.wantRecorder(ctx)
 	}
 	return nil
 }
 
 // Validate reports whether the handler is ready.
 func (g *Gateway) Validate() error {
-	if g.svc == nil {
-		return errors.New("apiusers: no service")
-	}
-	if g.Record != nil && g.recorder == nil {
-		return errors.New("apiusers: record without a recorder")
+	if g.app == nil {
+		return errors.New("apiusers: no apiusers app")
 	}
 	return nil
 }
@@ -229,8 +198,12 @@ func (g *Gateway) compile() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	sv, err := g.app.open()
+	if err != nil {
+		return g.authError(w, err)
+	}
 	src, key := g.takeKey(r)
-	p, cl, err := g.svc.Authenticate(r.Context(), key)
+	p, cl, err := sv.svc.Authenticate(r.Context(), key)
 	if err != nil {
 		return g.authError(w, err)
 	}
@@ -262,8 +235,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h[hdrWorkspace] = vals[2:3:3]
 	h[hdrRole] = vals[3:4:4]
 	h[hdrKeyID] = vals[4:5:5]
-	if g.recorder != nil {
-		return g.serveRecorded(w, r, next, p, cl)
+	if sv.rec != nil && g.Record != nil {
+		return g.serveRecorded(w, r, next, sv.rec, p, cl)
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -480,188 +453,6 @@ func (q *requirement) holds(p *authz.Principal, repl *caddy.Replacer) bool {
 		return true
 	}
 	return q.hasOwner && p.HasRight(res, q.own) && p.Owns(owner)
-}
-
-// keySource is a compiled KeySource.
-type keySource struct {
-	kind uint8
-	name string // canonical header name, query parameter or cookie name
-}
-
-const (
-	kindNone uint8 = iota
-	kindBearer
-	kindHeader
-	kindQuery
-	kindCookie
-)
-
-func compileSources(srcs []KeySource) ([]keySource, error) {
-	if len(srcs) == 0 {
-		srcs = DefaultKeySources
-	}
-	out := make([]keySource, 0, len(srcs))
-	for _, s := range srcs {
-		var ks keySource
-		switch s.From {
-		case SourceBearer:
-			if s.Name != "" {
-				return nil, errors.New("key_from bearer takes no name")
-			}
-			ks = keySource{kind: kindBearer, name: hdrAuthorization}
-		case SourceHeader:
-			ks = keySource{kind: kindHeader, name: http.CanonicalHeaderKey(s.Name)}
-		case SourceQuery:
-			ks = keySource{kind: kindQuery, name: s.Name}
-		case SourceCookie:
-			ks = keySource{kind: kindCookie, name: s.Name}
-		default:
-			return nil, fmt.Errorf("key_from: unknown source %q (want bearer, header, query or cookie)", s.From)
-		}
-		if ks.kind != kindBearer && s.Name == "" {
-			return nil, fmt.Errorf("key_from %s needs a name", s.From)
-		}
-		out = append(out, ks)
-	}
-	return out, nil
-}
-
-// takeKey returns the first source holding a key, and the key ("" and a
-// zero source when none does).
-func (g *Gateway) takeKey(r *http.Request) (keySource, string) {
-	for _, s := range g.sources {
-		if k := s.value(r); k != "" {
-			return s, k
-		}
-	}
-	return keySource{}, ""
-}
-
-// value returns the key this source holds in r, or "".
-func (s keySource) value(r *http.Request) string {
-	switch s.kind {
-	case kindBearer:
-		v := r.Header[hdrAuthorization]
-		if len(v) == 0 {
-			return ""
-		}
-		const scheme = "bearer "
-		a := v[0]
-		if len(a) <= len(scheme) || !strings.EqualFold(a[:len(scheme)], scheme) {
-			return ""
-		}
-		return strings.TrimSpace(a[len(scheme):])
-	case kindHeader:
-		v := r.Header[s.name]
-		if len(v) == 0 {
-			return ""
-		}
-		return strings.TrimSpace(v[0])
-	case kindQuery:
-		return queryValue(r.URL.RawQuery, s.name)
-	case kindCookie:
-		c, err := r.Cookie(s.name)
-		if err != nil {
-			return ""
-		}
-		return c.Value
-	}
-	return ""
-}
-
-// remove deletes this source's credential from r.
-func (s keySource) remove(r *http.Request) {
-	switch s.kind {
-	case kindBearer, kindHeader:
-		delete(r.Header, s.name)
-	case kindQuery:
-		r.URL.RawQuery = removeQueryParam(r.URL.RawQuery, s.name)
-		r.RequestURI = r.URL.RequestURI()
-	case kindCookie:
-		removeCookie(r.Header, s.name)
-	}
-}
-
-// queryValue returns the first value of parameter name in the raw query,
-// without parsing (and allocating) the whole query.
-func queryValue(raw, name string) string {
-	for raw != "" {
-		var part string
-		part, raw, _ = strings.Cut(raw, "&")
-		k, v, _ := strings.Cut(part, "=")
-		if queryKey(k) != name {
-			continue
-		}
-		if strings.ContainsAny(v, "%+") {
-			u, err := url.QueryUnescape(v)
-			if err != nil {
-				return ""
-			}
-			v = u
-		}
-		return v
-	}
-	return ""
-}
-
-func queryKey(k string) string {
-	if strings.ContainsAny(k, "%+") {
-		if u, err := url.QueryUnescape(k); err == nil {
-			return u
-		}
-	}
-	return k
-}
-
-// removeQueryParam returns raw without any parameter named name.
-func removeQueryParam(raw, name string) string {
-	var b strings.Builder
-	for raw != "" {
-		var part string
-		part, raw, _ = strings.Cut(raw, "&")
-		k, _, _ := strings.Cut(part, "=")
-		if part == "" || queryKey(k) == name {
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(part)
-	}
-	return b.String()
-}
-
-// removeCookie deletes cookie name from the Cookie headers of h.
-func removeCookie(h http.Header, name string) {
-	lines := h["Cookie"]
-	if len(lines) == 0 {
-		return
-	}
-	kept := make([]string, 0, len(lines))
-	for _, line := range lines {
-		var b strings.Builder
-		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			k, _, _ := strings.Cut(part, "=")
-			if part == "" || strings.TrimSpace(k) == name {
-				continue
-			}
-			if b.Len() > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(part)
-		}
-		if b.Len() > 0 {
-			kept = append(kept, b.String())
-		}
-	}
-	if len(kept) == 0 {
-		delete(h, "Cookie")
-		return
-	}
-	h["Cookie"] = kept
 }
 
 // Interface guards

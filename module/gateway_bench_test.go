@@ -70,7 +70,7 @@ func benchGateway(b *testing.B) (*Gateway, string) {
 	if err := g.compile(); err != nil {
 		b.Fatal(err)
 	}
-	g.svc, g.retryAfter, g.logger = svc, []string{"5"}, zap.NewNop()
+	g.app, g.retryAfter, g.logger = appServing(svc, nil), []string{"5"}, zap.NewNop()
 
 	// Warm the caches: ristretto admits entries asynchronously, so give
 	// it a moment after the first loads.

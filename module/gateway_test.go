@@ -17,6 +17,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/filestore"
+	"github.com/apiusers/apiusers/authz/recorder"
 	"github.com/apiusers/apiusers/authz/redisstore"
 )
 
@@ -113,10 +114,18 @@ func compiledGateway(t *testing.T, g *Gateway, svc *authz.Service) *Gateway {
 	if err := g.compile(); err != nil {
 		t.Fatalf("compiling gateway: %v", err)
 	}
-	g.svc = svc
+	g.app = appServing(svc, nil)
 	g.retryAfter = []string{"7"}
 	g.logger = zap.NewNop()
 	return g
+}
+
+// appServing is an apiusers app serving with svc and rec, as one is once
+// provisioned and started.
+func appServing(svc *authz.Service, rec *recorder.Recorder) *App {
+	a := &App{retryAfter: []string{"7"}, state: new(appState)}
+	a.state.live.Store(&serving{svc: svc, rec: rec})
+	return a
 }
 
 // result is what one call of the handler did.

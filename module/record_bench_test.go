@@ -69,7 +69,7 @@ func benchRecordGateway(b *testing.B, record bool, bodyMax int64) (*Gateway, str
 	}
 	rec := recorder.New(&countingMessages{}, recorder.Config{})
 	b.Cleanup(func() { rec.Close(context.Background()) })
-	g.recorder = rec
+	g.app = appServing(g.app.state.live.Load().svc, rec)
 	return g, key, rec
 }
 
@@ -178,7 +178,7 @@ func BenchmarkGatewayRecordTurns(b *testing.B) {
 	}
 	rec := recorder.New(&countingMessages{}, recorder.Config{})
 	b.Cleanup(func() { rec.Close(context.Background()) })
-	on.recorder = rec
+	on.app = appServing(off.app.state.live.Load().svc, rec)
 
 	base := httptest.NewRequest(http.MethodPost, "http://example.com/api/hello", nil)
 	tmpl := clientHeader(key)

@@ -25,8 +25,9 @@ func (e *testEnv) recordingGateway(g *Gateway) (gw *Gateway, close func()) {
 	e.t.Helper()
 	gw = e.gateway(g)
 	gw.now = e.clock
-	gw.recorder = recorder.New(e.svc.Store().(authz.MessageStore), recorder.Config{})
-	return gw, func() { gw.recorder.Close(context.Background()) }
+	rec := recorder.New(e.svc.Store().(authz.MessageStore), recorder.Config{})
+	gw.app = appServing(e.svc, rec)
+	return gw, func() { rec.Close(context.Background()) }
 }
 
 // messagesOf lists the messages of user id in acme, newest first.
@@ -279,19 +280,31 @@ func TestAppSharesRecorder(t *testing.T) {
 		}
 		return a
 	}
-	oldApp := provision(&App{Store: &StoreConfig{Dir: dir, LockTimeout: lock}})
-	if oldApp.messages.rec != nil {
-		t.Fatal("a recorder was made although no route records")
+	// recorder is what a route with a record line gets, its app started.
+	recorder := func(a *App) (*recorder.Recorder, error) {
+		t.Helper()
+		if err := a.wantRecorder(ctx); err != nil {
+			return nil, err
+		}
+		sv, err := a.open()
+		if err != nil {
+			return nil, err
+		}
+		return sv.rec, nil
 	}
-	rec1, err := oldApp.recorder(ctx)
+	oldApp := provision(&App{Store: &StoreConfig{Dir: dir, LockTimeout: lock}})
+	if sv, err := oldApp.open(); err != nil || sv.rec != nil {
+		t.Fatalf("a recorder was made although no route records (%v)", err)
+	}
+	rec1, err := recorder(oldApp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again, _ := oldApp.recorder(ctx); again != rec1 {
+	if again, _ := recorder(oldApp); again != rec1 {
 		t.Fatal("a second route of the same config got another recorder")
 	}
 	newApp := provision(&App{Store: &StoreConfig{Dir: dir, LockTimeout: lock}})
-	rec2, err := newApp.recorder(ctx)
+	rec2, err := recorder(newApp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +312,7 @@ func TestAppSharesRecorder(t *testing.T) {
 		t.Fatal("a reload with the same settings made a new recorder")
 	}
 	other := provision(&App{Store: &StoreConfig{Dir: dir, LockTimeout: lock}, MessagesKeep: 3})
-	rec3, err := other.recorder(ctx)
+	rec3, err := recorder(other)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,107 @@
+package module
+
+import (
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/apiusers/apiusers/authz"
+)
+
+// newService makes the service over store, with its own cache; notify, when
+// not nil, is told every committed change. The caller closes the cache and
+// the store.
+func (s *settings) newService(store authz.Store, notify func(authz.Change)) (*authz.Service, *authz.Cache, error) {
+	signer, err := authz.NewSigner(authz.SignerConfig{Secret: s.secret, Algorithm: s.algorithm})
+	if err != nil {
+		return nil, nil, err
+	}
+	cache, err := authz.NewCache(authz.CacheConfig{TTL: s.cacheTTL, StaleTTL: s.staleTTL})
+	if err != nil {
+		return nil, nil, err
+	}
+	svc, err := authz.NewService(authz.Config{Store: store, Signer: signer, Cache: cache, Notify: notify})
+	if err != nil {
+		cache.Close()
+		return nil, nil, err
+	}
+	return svc, cache, nil
+}
+
+// backend is one shared cache and service over a shared store.
+type backend struct {
+	storeID string
+	cache   *authz.Cache
+	svc     *authz.Service
+	fleet   *fleet // nil unless the store carries invalidations (Redis)
+}
+
+// openBackend takes the shared store (opening it if no other backend holds
+// it) and makes the service over it. Over a store shared by a fleet it
+// also starts the fleet-wide invalidation (see fleet).
+func (s *settings) openBackend(logger *zap.Logger) (*backend, error) {
+	id := s.storeID()
+	v, _, err := stores.LoadOrNew(id, func() (caddy.Destructor, error) {
+		st, err := s.openStore()
+		if err != nil {
+			return nil, err
+		}
+		return sharedStore{st}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	st := v.(sharedStore).Store
+	var fl *fleet
+	notify := func(authz.Change) {}
+	if feed, ok := st.(invalidationFeed); ok {
+		fl = newFleet(feed, logger)
+		notify = fl.notify
+	}
+	svc, cache, err := s.newService(st, notify)
+	if err != nil {
+		_, _ = stores.Delete(id)
+		return nil, err
+	}
+	if fl != nil {
+		fl.start(svc.Apply, cache.InvalidateAll)
+	}
+	return &backend{storeID: id, cache: cache, svc: svc, fleet: fl}, nil
+}
+
+// Destruct closes the cache and lets go of the store; the usage pool calls
+// it when the last app instance using the backend is cleaned up.
+func (b *backend) Destruct() error {
+	b.svc.Close()
+	if b.fleet != nil {
+		b.fleet.stop()
+	}
+	// Nothing uses the cache any more; closing it zeroes ristretto's
+	// counters (tens of milliseconds, seconds under the race detector),
+	// which a config reload need not wait for.
+	go b.cache.Close()
+	_, err := stores.Delete(b.storeID)
+	return err
+}
+
+// sharedStore is a store in the stores pool.
+type sharedStore struct{ authz.Store }
+
+// Destruct closes the store once no backend uses it.
+func (s sharedStore) Destruct() error { return s.Close() }
+
+// Two pools outlive config reloads, which overlap the old and the new app
+// instance. backends holds cache and service by poolKey, so a reload that
+// changes nothing keeps the cache warm. stores holds the store by storeID,
+// so a reload that changes only the cache settings or the signing key makes
+// a new backend over the same store: the embedded database can be opened
+// by one holder only.
+var (
+	backends = caddy.NewUsagePool()
+	stores   = caddy.NewUsagePool()
+)
+
+// Interface guards
+var (
+	_ caddy.Destructor = (*backend)(nil)
+	_ caddy.Destructor = sharedStore{}
+)
