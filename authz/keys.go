@@ -40,17 +40,17 @@ func (s *Service) keyTarget(tx Tx, actor *Principal, ws, userID string, read boo
 	if !actor.InWorkspace(ws) {
 		return nil, forbidden("not a member of workspace %s", ws)
 	}
-	u, err := getUser(tx, ws, userID)
+	sj, err := loadSubject(tx, ws, userID)
 	if err != nil {
 		return nil, err
 	}
 	if read && actor.UserID == userID {
-		return u, nil
+		return sj.User, nil
 	}
-	if !mayManageKeys(actor, u) {
-		return nil, forbidden("managing keys of user %s needs %s", userID, PermKeysManage)
+	if !mayManageKeys(actor, sj) {
+		return nil, forbidden("managing keys of user %s needs %s and may not reach beyond the caller's own rights", userID, PermKeysManage)
 	}
-	return u, nil
+	return sj.User, nil
 }
 
 // liveKeys lists u's keys, deleting the ones whose grace or expiry ended

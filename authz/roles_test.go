@@ -71,10 +71,11 @@ func TestRoleWithin(t *testing.T) {
 	if roleWithin(editor, RoleAdmin) {
 		t.Error("editor may give admin")
 	}
-	// An admin holding workspaces.manage explicitly covers superadmin.
+	// workspaces.manage is workspace-scoped: holding it explicitly does not
+	// make an admin a superadmin's equal.
 	adminPlus := principalOf(t, User{ID: "usr_b", Workspace: "w", Role: RoleAdmin, Permissions: []string{"workspaces.manage"}})
-	if !roleWithin(adminPlus, RoleSuperadmin) {
-		t.Error("admin with workspaces.manage cannot give superadmin")
+	if roleWithin(adminPlus, RoleSuperadmin) {
+		t.Error("admin with workspaces.manage may give superadmin")
 	}
 }
 

@@ -1,7 +1,19 @@
 package authz
 
+import "errors"
+
 // Who may manage whom (SPEC §2). Every check here reads the actor's
-// effective permissions; none touches the store.
+// effective permissions and the target's effective rights; none touches the
+// store (subjectOf reads the target's teams inside the caller's
+// transaction).
+//
+// The rule: an actor manages only users whose effective rights (role, own
+// permissions and grants, and those of its teams) it holds itself, because
+// managing a user includes minting, regenerating and revealing its keys,
+// and a key acts with its user's rights. A superadmin's power over every
+// workspace counts above anything workspace-scoped: only a superadmin
+// gives, or touches a holder of, the superadmin role. Nobody changes its
+// own role.
 
 // rolePerms holds each role's compiled permission set.
 var rolePerms = func() map[Role]*permSet {
@@ -15,10 +27,16 @@ var rolePerms = func() map[Role]*permSet {
 }()
 
 // roleWithin reports whether role r is not above the actor: the actor holds
-// every permission r gives.
+// every permission r gives, and a role acting in every workspace
+// (superadmin) is within only an actor that acts in every workspace too,
+// whatever workspace-scoped permissions (such as workspaces.manage) the
+// actor holds.
 func roleWithin(actor *Principal, r Role) bool {
-	rp, ok := rolePerms[r]
-	return ok && actor.perms.coversSet(rp)
+	d, ok := roles[r]
+	if !ok || (d.everywhere && !actor.Everywhere) {
+		return false
+	}
+	return actor.perms.coversSet(rolePerms[r])
 }
 
 // authority is the kind of power an actor has over users of a workspace.
@@ -28,7 +46,7 @@ const (
 	authNone     authority = iota
 	authRegister           // users.register: creates api_basic users, enables and disables them
 	authBasic              // users.manage.basic: manages api_basic users
-	authManage             // users.manage: manages users whose role is not above its own
+	authManage             // users.manage: manages users whose effective rights it holds
 )
 
 func authorityOf(actor *Principal) authority {
@@ -43,23 +61,100 @@ func authorityOf(actor *Principal) authority {
 	return authNone
 }
 
+// subject is a user as the rules weigh it: its record, and the rights it
+// holds beyond its role (its own permissions and grants, and those of its
+// teams).
+type subject struct {
+	*User
+	extra *Principal
+}
+
+// teamMemo keeps the teams one transaction has read, by id (nil: missing).
+type teamMemo map[string]*Team
+
+// subjectOf returns u with its rights beyond its role, reading its teams in
+// tx (missing teams give nothing). memo may be nil.
+func subjectOf(tx Tx, u *User, memo teamMemo) (*subject, error) {
+	extra := &Principal{perms: newPermSet(), grants: map[string]rightSet{}, wild: map[string]rightSet{}}
+	extra.perms.add(u.Permissions)
+	extra.addGrants(u.Grants)
+	for _, tid := range u.Teams {
+		t, seen := memo[tid]
+		if !seen {
+			var tm Team
+			switch err := getRecord(tx, teamsOf(u.Workspace), tid, &tm); {
+			case err == nil:
+				t = &tm
+			case !errors.Is(err, ErrNotFound):
+				return nil, err
+			}
+			if memo != nil {
+				memo[tid] = t
+			}
+		}
+		if t != nil {
+			extra.perms.add(t.Permissions)
+			extra.addGrants(t.Grants)
+		}
+	}
+	return &subject{User: u, extra: extra}, nil
+}
+
+// holdsExtra reports whether actor holds every permission and every right
+// of every grant in extra (a permission or right covers its ".own" form).
+func holdsExtra(actor, extra *Principal) bool {
+	for p := range extra.perms.perms {
+		if !actor.perms.covers(p) {
+			return false
+		}
+	}
+	for res, rs := range extra.grants {
+		for r := range rs {
+			if !actor.holdsRight(res, r) {
+				return false
+			}
+		}
+	}
+	for typ, rs := range extra.wild {
+		for r := range rs {
+			if !actor.holdsRight(typ+":*", r) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// holdsRight is HasRight counting a right as covering its ".own" form.
+func (p *Principal) holdsRight(resource, right string) bool {
+	if p.HasRight(resource, right) {
+		return true
+	}
+	base, ok := cutOwn(right)
+	return ok && p.HasRight(resource, base)
+}
+
 // mayManage reports whether actor may change target (fields, role, status,
-// deletion).
-func mayManage(actor *Principal, target *User) bool {
+// deletion, keys): with users.manage, when the target's role is within the
+// actor's and the actor holds everything the target holds beyond it; with
+// users.manage.basic, when the target is an api_basic user (the role the
+// table gives it to manage) and the actor holds everything the target holds
+// beyond that role.
+func mayManage(actor *Principal, target *subject) bool {
 	if !actor.InWorkspace(target.Workspace) {
 		return false
 	}
 	switch authorityOf(actor) {
 	case authManage:
-		return roleWithin(actor, target.Role)
+		return roleWithin(actor, target.Role) && holdsExtra(actor, target.extra)
 	case authBasic:
-		return target.Role == RoleAPIBasic
+		return target.Role == RoleAPIBasic && holdsExtra(actor, target.extra)
 	}
 	return false
 }
 
 // mayRead reports whether actor may read target's profile.
-func mayRead(actor *Principal, target *User) bool {
+func mayRead(actor *Principal, target *subject) bool {
 	if actor.UserID == target.ID {
 		return true
 	}
@@ -71,7 +166,7 @@ func mayRead(actor *Principal, target *User) bool {
 
 // mayManageKeys reports whether actor may list, create, regenerate and
 // revoke target's keys.
-func mayManageKeys(actor *Principal, target *User) bool {
+func mayManageKeys(actor *Principal, target *subject) bool {
 	if !mayManage(actor, target) {
 		return false
 	}
@@ -79,8 +174,8 @@ func mayManageKeys(actor *Principal, target *User) bool {
 }
 
 // checkGrantable returns a 403 error unless the actor holds every permission
-// and right it is about to give (only additions are checked, so an admin
-// can edit a user who holds something the admin lacks without removing it).
+// and right it is about to give (only additions are checked: what the
+// target held already, the actor holds too, or it could not manage it).
 func checkGrantable(actor *Principal, auth authority, oldPerms, newPerms []string, oldGrants, newGrants []Grant) error {
 	have := make(map[string]bool, len(oldPerms))
 	for _, p := range oldPerms {
@@ -113,7 +208,7 @@ func checkGrantable(actor *Principal, auth authority, oldPerms, newPerms []strin
 			if auth != authManage && !actor.perms.all {
 				return errf(ErrForbidden, "may not grant right %q on %s", r, g.Resource)
 			}
-			if !actor.HasRight(g.Resource, r) {
+			if !actor.holdsRight(g.Resource, r) {
 				return errf(ErrForbidden, "may not grant right %q on %s: the caller does not hold it", r, g.Resource)
 			}
 		}
@@ -134,6 +229,9 @@ func checkRole(actor *Principal, auth authority, k Kind, r Role) error {
 		return errf(ErrForbidden, "may only give the api_basic role")
 	}
 	if !roleWithin(actor, r) && auth == authManage {
+		if d.everywhere {
+			return errf(ErrForbidden, "may not give role %s: only a superadmin gives it", r)
+		}
 		return errf(ErrForbidden, "may not give role %s: it is above the caller's", r)
 	}
 	return nil

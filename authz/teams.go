@@ -262,11 +262,12 @@ func (s *Service) membership(ctx context.Context, actor *Principal, ws, tid, uid
 		if err != nil {
 			return err
 		}
-		u, err := getUser(tx, ws, uid)
+		sj, err := loadSubject(tx, ws, uid)
 		if err != nil {
 			return err
 		}
-		if !mayManage(actor, u) {
+		u := sj.User
+		if !mayManage(actor, sj) {
 			return forbidden("may not change the teams of user %s", uid)
 		}
 		now := s.now().UTC()

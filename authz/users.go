@@ -53,8 +53,10 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 		return nil, "", err
 	}
 	var out []User
+	var show []bool
 	err = s.store.View(ctx, ws, func(tx Tx) error {
-		out = out[:0]
+		out, show = out[:0], show[:0]
+		memo := teamMemo{}
 		cursor := after
 		for len(out) <= page.Limit {
 			entries, err := tx.Scan(usersOf(ws), "", cursor, page.Limit+1)
@@ -67,7 +69,12 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 					return fmt.Errorf("decoding user %s: %w", e.ID, err)
 				}
 				if match(&u) {
+					sj, err := subjectOf(tx, &u, memo)
+					if err != nil {
+						return err
+					}
 					out = append(out, u)
+					show = append(show, mayManage(actor, sj))
 					if len(out) > page.Limit {
 						break
 					}
@@ -89,7 +96,7 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 		next = encodeCursor(out[len(out)-1].ID)
 	}
 	for i := range out {
-		s.redact(actor, &out[i])
+		redact(actor, &out[i], show[i])
 	}
 	return out, next, nil
 }
@@ -105,9 +112,10 @@ func (s *Service) workspaceExists(ctx context.Context, ws string) (*Workspace, e
 	return w, err
 }
 
-// redact hides what the actor may not see of u.
-func (s *Service) redact(actor *Principal, u *User) {
-	if actor.UserID == u.ID || !mayManage(actor, u) {
+// redact hides what the actor may not see of u: its private_note, unless
+// the actor may manage u (manages, as mayManage said) and is not u itself.
+func redact(actor *Principal, u *User, manages bool) {
+	if actor.UserID == u.ID || !manages {
 		u.PrivateNote = ""
 	}
 }
@@ -161,6 +169,8 @@ type newUser struct {
 	user   User
 	key    *Key
 	secret string
+	// manages: the actor may manage the user it made (set by writeNewUser).
+	manages bool
 }
 
 // newUserRecords makes the records of a new user of ws from in (checked
@@ -205,6 +215,11 @@ func (s *Service) writeNewUser(tx Tx, actor *Principal, nu *newUser, teams []str
 	if err := putUser(tx, u); err != nil {
 		return err
 	}
+	sj, err := subjectOf(tx, u, nil)
+	if err != nil {
+		return err
+	}
+	nu.manages = mayManage(actor, sj)
 	changes, err := audit.Diff(nil, u)
 	if err != nil {
 		return err
@@ -228,7 +243,7 @@ func (nu *newUser) created(s *Service, actor *Principal) *CreatedUser {
 	if nu.key != nil {
 		out.KeyID = nu.key.ID
 	}
-	s.redact(actor, &out.User)
+	redact(actor, &out.User, nu.manages)
 	return out
 }
 
@@ -328,18 +343,35 @@ func (s *Service) GetUser(ctx context.Context, actor *Principal, ws, id string) 
 	if !actor.InWorkspace(ws) {
 		return nil, forbidden("not a member of workspace %s", ws)
 	}
-	u, err := s.loadUser(ctx, ws, id)
+	var sj *subject
+	err := s.store.View(ctx, ws, func(tx Tx) error {
+		u, err := getUser(tx, ws, id)
+		if err != nil {
+			return err
+		}
+		sj, err = subjectOf(tx, u, nil)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) && actor.UserID != id && !actor.HasPermission(PermUsersRead) && authorityOf(actor) < authBasic {
 			return nil, forbidden("reading users needs %s", PermUsersRead)
 		}
 		return nil, err
 	}
-	if !mayRead(actor, u) {
+	if !mayRead(actor, sj) {
 		return nil, forbidden("reading user %s needs %s", id, PermUsersRead)
 	}
-	s.redact(actor, u)
-	return u, nil
+	redact(actor, sj.User, mayManage(actor, sj))
+	return sj.User, nil
+}
+
+// loadSubject reads user id of ws and its teams in tx.
+func loadSubject(tx Tx, ws, id string) (*subject, error) {
+	u, err := getUser(tx, ws, id)
+	if err != nil {
+		return nil, err
+	}
+	return subjectOf(tx, u, nil)
 }
 
 func (s *Service) loadUser(ctx context.Context, ws, id string) (*User, error) {
@@ -358,16 +390,19 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 		return nil, forbidden("not a member of workspace %s", ws)
 	}
 	var u *User
+	var manages bool
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		var err error
-		if u, err = getUser(tx, ws, id); err != nil {
+		sj, err := loadSubject(tx, ws, id)
+		if err != nil {
 			return err
 		}
+		u = sj.User
 		if ifMatch != nil && *ifMatch != u.Version {
 			return errf(ErrPrecondition, "user %s is at version %d, not %d", id, u.Version, *ifMatch)
 		}
 		before := *u
-		if err := s.applyPatch(tx, actor, u, &patch); err != nil {
+		manages = mayManage(actor, sj)
+		if err := s.applyPatch(tx, actor, u, manages, &patch); err != nil {
 			return err
 		}
 		changes, err := audit.Diff(&before, u)
@@ -385,13 +420,16 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 		return nil, err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{id}})
-	s.redact(actor, u)
+	redact(actor, u, manages)
 	return u, nil
 }
 
-func (s *Service) applyPatch(tx Tx, actor *Principal, u *User, p *UserPatch) error {
-	manage := mayManage(actor, u)
+// applyPatch applies p to u; manage says whether actor may manage u.
+func (s *Service) applyPatch(tx Tx, actor *Principal, u *User, manage bool, p *UserPatch) error {
 	self := actor.UserID == u.ID
+	if self && p.Role != nil && *p.Role != u.Role {
+		return forbidden("nobody changes its own role")
+	}
 	if !manage {
 		if !self {
 			return forbidden("may not change user %s", u.ID)
@@ -480,12 +518,14 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 		return nil, forbidden("not a member of workspace %s", ws)
 	}
 	var u *User
+	var manages bool
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		var err error
-		if u, err = getUser(tx, ws, id); err != nil {
+		sj, err := loadSubject(tx, ws, id)
+		if err != nil {
 			return err
 		}
-		if !mayChangeStatus(actor, u, status) {
+		u, manages = sj.User, mayManage(actor, sj)
+		if !mayChangeStatus(actor, sj, status) {
 			return forbidden("may not set user %s to %s", id, status)
 		}
 		if u.Status == status {
@@ -504,16 +544,21 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 		return nil, err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{id}})
-	s.redact(actor, u)
+	redact(actor, u, manages)
 	return u, nil
 }
 
-func mayChangeStatus(actor *Principal, u *User, status Status) bool {
+// mayChangeStatus reports whether actor may move u to status: a manager
+// may; a registering caller (users.register) may enable and disable an
+// api_basic user that holds nothing beyond its role the caller lacks; an
+// api_basic user may deactivate itself.
+func mayChangeStatus(actor *Principal, u *subject, status Status) bool {
 	if mayManage(actor, u) {
 		return true
 	}
 	enableDisable := status == StatusActive || status == StatusInactive
-	if authorityOf(actor) == authRegister && u.Role == RoleAPIBasic && actor.InWorkspace(u.Workspace) && enableDisable {
+	if authorityOf(actor) == authRegister && u.Role == RoleAPIBasic && actor.InWorkspace(u.Workspace) && enableDisable &&
+		holdsExtra(actor, u.extra) {
 		return true
 	}
 	return actor.UserID == u.ID && u.Role == RoleAPIBasic && status == StatusInactive
@@ -528,11 +573,16 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 	if erase {
 		// Messages live apart from the user record: check the deletion is
 		// allowed, erase them, then delete the user (checked again).
-		u, err := s.loadUser(ctx, ws, id)
+		var sj *subject
+		err := s.store.View(ctx, ws, func(tx Tx) error {
+			var err error
+			sj, err = loadSubject(tx, ws, id)
+			return err
+		})
 		if err != nil {
 			return err
 		}
-		if err := checkDeletable(actor, u); err != nil {
+		if err := checkDeletable(actor, sj); err != nil {
 			return err
 		}
 		if ms, ok := s.store.(MessageStore); ok {
@@ -542,11 +592,12 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		}
 	}
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		u, err := getUser(tx, ws, id)
+		sj, err := loadSubject(tx, ws, id)
 		if err != nil {
 			return err
 		}
-		if err := checkDeletable(actor, u); err != nil {
+		u := sj.User
+		if err := checkDeletable(actor, sj); err != nil {
 			return err
 		}
 		if err := tx.Drop(KeysCollection(ws, id)); err != nil {
@@ -574,7 +625,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 	return nil
 }
 
-func checkDeletable(actor *Principal, u *User) error {
+func checkDeletable(actor *Principal, u *subject) error {
 	if !mayManage(actor, u) {
 		return forbidden("may not delete user %s", u.ID)
 	}

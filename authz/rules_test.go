@@ -1,0 +1,185 @@
+package authz_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/apiusers/apiusers/authz"
+)
+
+// mk creates a user as root with the given extras and a key, and returns it
+// with its principal.
+func (e *env) mk(name string, role authz.Role, perms []string, grants []authz.Grant) (*authz.CreatedUser, *authz.Principal) {
+	e.t.Helper()
+	kind := authz.KindAPI
+	cu, err := e.svc.CreateUser(e.ctx, e.root, "acme", authz.NewUser{Username: name, Kind: kind, Role: role,
+		Permissions: perms, Grants: grants, IssueKey: true, PrivateNote: "note of " + name})
+	if err != nil {
+		e.t.Fatalf("creating %s: %v", name, err)
+	}
+	return cu, e.auth(cu.Key)
+}
+
+// borrowing lists every way of acting through a user: whoever may do any
+// of them could act with the target's rights.
+func borrowing(t *testing.T, e *env, actor *authz.Principal, target *authz.CreatedUser) map[string]error {
+	t.Helper()
+	org := "changed"
+	_, updErr := e.svc.UpdateUser(e.ctx, actor, "acme", target.ID, authz.UserPatch{Organization: &org}, nil)
+	_, keyErr := e.svc.CreateKey(e.ctx, actor, "acme", target.ID, authz.NewKey{Name: "borrowed"})
+	_, revErr := e.svc.RevealKey(e.ctx, actor, "acme", target.ID, target.KeyID)
+	_, regErr := e.svc.RegenerateKey(e.ctx, actor, "acme", target.ID, target.KeyID, authz.MaxGrace)
+	_, stErr := e.svc.SetStatus(e.ctx, actor, "acme", target.ID, authz.StatusInactive)
+	return map[string]error{"update": updErr, "create key": keyErr, "reveal": revErr, "regenerate": regErr, "status": stErr}
+}
+
+func wantAllForbidden(t *testing.T, what string, errs map[string]error) {
+	t.Helper()
+	for op, err := range errs {
+		if !errors.Is(err, authz.ErrForbidden) {
+			t.Errorf("%s: %s = %v, want forbidden", what, op, err)
+		}
+	}
+}
+
+func TestNoPrivilegeBorrowing(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		// A manager below admin: an operator that was given the powers to
+		// manage users and their keys.
+		mgrPerms := []string{"users.manage", "users.read", "keys.manage", "keys.reveal", "teams.manage"}
+		_, mgr := e.mk("mgr", authz.RoleOperator, mgrPerms, nil)
+
+		t.Run("same role, more permissions", func(t *testing.T) {
+			target, _ := e.mk("peer-perm", authz.RoleOperator, append(append([]string{}, mgrPerms...), "rules.manage"), nil)
+			wantAllForbidden(t, "operator with rules.manage", borrowing(t, e, mgr, target))
+			u, err := e.svc.GetUser(ctx, mgr, "acme", target.ID)
+			if err != nil || u.PrivateNote != "" {
+				t.Fatalf("a caller that may not manage the user reads its private_note: %v %q", err, u.PrivateNote)
+			}
+		})
+		t.Run("lower role, more grants", func(t *testing.T) {
+			target, _ := e.mk("low-grant", authz.RoleViewer, nil, []authz.Grant{{Resource: "device:d1", Rights: []string{"control"}}})
+			wantAllForbidden(t, "viewer with a device grant", borrowing(t, e, mgr, target))
+		})
+		t.Run("lower role, rights through a team", func(t *testing.T) {
+			team, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "devices",
+				Permissions: []string{"records.add"}, Grants: []authz.Grant{{Resource: "device:*", Rights: []string{"read"}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			target, _ := e.mk("low-team", authz.RoleViewer, nil, nil)
+			if err := e.svc.AddMember(ctx, e.root, "acme", team.ID, target.ID); err != nil {
+				t.Fatal(err)
+			}
+			wantAllForbidden(t, "viewer in a team", borrowing(t, e, mgr, target))
+			// Once the manager holds what the team gives, it manages the member.
+			if _, err := e.svc.UpdateUser(ctx, e.root, "acme", mgr.UserID, authz.UserPatch{
+				Permissions: &[]string{"users.manage", "users.read", "keys.manage", "keys.reveal", "teams.manage", "records.add"},
+				Grants:      &[]authz.Grant{{Resource: "device:*", Rights: []string{"read"}}},
+			}, nil); err != nil {
+				t.Fatal(err)
+			}
+			mgr2 := e.auth(mustKey(t, e, mgr.UserID))
+			for op, err := range borrowing(t, e, mgr2, target) {
+				if err != nil {
+					t.Errorf("a manager holding everything the target holds: %s: %v", op, err)
+				}
+			}
+		})
+		t.Run("an admin reaches neither a holder of workspaces.manage nor superadmin", func(t *testing.T) {
+			_, admin := e.mk("adm", authz.RoleAdmin, nil, nil)
+			wsAdmin, _ := e.mk("wsadm", authz.RoleAdmin, []string{"workspaces.manage"}, nil)
+			wantAllForbidden(t, "admin holding workspaces.manage", borrowing(t, e, admin, wsAdmin))
+			// An admin still manages users within its rights, grants included.
+			plain, _ := e.mk("plain", authz.RoleAPIUser, []string{"rules.manage"}, []authz.Grant{{Resource: "device:d9", Rights: []string{"control"}}})
+			for op, err := range borrowing(t, e, admin, plain) {
+				if err != nil {
+					t.Errorf("admin on an api_user within its rights: %s: %v", op, err)
+				}
+			}
+		})
+		t.Run("workspaces.manage never makes a superadmin", func(t *testing.T) {
+			team, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "ws-managers", Permissions: []string{"workspaces.manage"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			direct, directP := e.mk("ws-direct", authz.RoleAdmin, []string{"workspaces.manage"}, nil)
+			viaTeam, _ := e.mk("ws-team", authz.RoleAdmin, nil, nil)
+			if err := e.svc.AddMember(ctx, e.root, "acme", team.ID, viaTeam.ID); err != nil {
+				t.Fatal(err)
+			}
+			viaTeamP := e.auth(viaTeam.Key)
+			if !viaTeamP.HasPermission("workspaces.manage") {
+				t.Fatal("the team does not give workspaces.manage")
+			}
+			super := authz.RoleSuperadmin
+			for name, p := range map[string]*authz.Principal{"direct": directP, "team": viaTeamP} {
+				_, err := e.svc.UpdateUser(ctx, p, "acme", p.UserID, authz.UserPatch{Role: &super}, nil)
+				wantErr(t, err, authz.ErrForbidden)
+				other, _ := e.mk("victim-"+name, authz.RoleViewer, nil, nil)
+				_, err = e.svc.UpdateUser(ctx, p, "acme", other.ID, authz.UserPatch{Role: &super}, nil)
+				wantErr(t, err, authz.ErrForbidden)
+				_, err = e.svc.CreateUser(ctx, p, "acme", authz.NewUser{Username: "su-" + name, Kind: authz.KindAPI, Role: authz.RoleSuperadmin})
+				wantErr(t, err, authz.ErrForbidden)
+				wantAllForbidden(t, name+" on the root superadmin", borrowing(t, e, p, &authz.CreatedUser{User: authz.User{ID: e.root.UserID}}))
+			}
+			got, err := e.svc.GetUser(ctx, e.root, "acme", direct.ID)
+			if err != nil || got.Role != authz.RoleAdmin {
+				t.Fatalf("role after the attempts: %v %s", err, got.Role)
+			}
+			if p := e.auth(direct.Key); p.Everywhere || p.InWorkspace("elsewhere") {
+				t.Fatal("a workspace admin reaches other workspaces")
+			}
+		})
+		t.Run("nobody changes its own role", func(t *testing.T) {
+			_, admin := e.mk("self-admin", authz.RoleAdmin, nil, nil)
+			down := authz.RoleEditor
+			_, err := e.svc.UpdateUser(ctx, admin, "acme", admin.UserID, authz.UserPatch{Role: &down}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+			_, err = e.svc.UpdateUser(ctx, e.root, "acme", e.root.UserID, authz.UserPatch{Role: &down}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+			// The same role is no change.
+			same := authz.RoleAdmin
+			if _, err := e.svc.UpdateUser(ctx, admin, "acme", admin.UserID, authz.UserPatch{Role: &same}, nil); err != nil {
+				t.Fatalf("restating its own role: %v", err)
+			}
+		})
+		t.Run("api_business and api_registration reach only plain api_basic users", func(t *testing.T) {
+			_, biz := e.mk("biz", authz.RoleAPIBusiness, nil, nil)
+			_, reg := e.mk("reg", authz.RoleAPIRegistration, nil, nil)
+			team, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "basic-plus", Permissions: []string{"users.read"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			elevated, _ := e.mk("basic-elevated", authz.RoleAPIBasic, nil, []authz.Grant{{Resource: "device:d1", Rights: []string{"read"}}})
+			inTeam, _ := e.mk("basic-team", authz.RoleAPIBasic, nil, nil)
+			if err := e.svc.AddMember(ctx, e.root, "acme", team.ID, inTeam.ID); err != nil {
+				t.Fatal(err)
+			}
+			for _, target := range []*authz.CreatedUser{elevated, inTeam} {
+				wantAllForbidden(t, "api_business on "+target.Username, borrowing(t, e, biz, target))
+				_, err := e.svc.SetStatus(ctx, reg, "acme", target.ID, authz.StatusInactive)
+				wantErr(t, err, authz.ErrForbidden)
+			}
+			plain, _ := e.mk("basic-plain", authz.RoleAPIBasic, nil, nil)
+			if _, err := e.svc.CreateKey(ctx, biz, "acme", plain.ID, authz.NewKey{Name: "biz"}); err != nil {
+				t.Fatalf("api_business minting a key for a plain api_basic user: %v", err)
+			}
+			if _, err := e.svc.SetStatus(ctx, reg, "acme", plain.ID, authz.StatusInactive); err != nil {
+				t.Fatalf("api_registration disabling a plain api_basic user: %v", err)
+			}
+		})
+	})
+}
+
+// mustKey mints a fresh key for user id as root.
+func mustKey(t *testing.T, e *env, id string) string {
+	t.Helper()
+	k, err := e.svc.CreateKey(e.ctx, e.root, "acme", id, authz.NewKey{Name: "fresh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Secret
+}
