@@ -3,7 +3,6 @@ package authz
 import (
 	"context"
 	"slices"
-	"strings"
 )
 
 // MaxBulkUsers is the most users one CreateUsers call creates.
@@ -38,11 +37,11 @@ func (s *Service) CreateUsers(ctx context.Context, actor *Principal, ws string, 
 		if err := s.validateNewUser(actor, auth, &in[i]); err != nil {
 			return nil, err
 		}
-		lower := strings.ToLower(in[i].Username)
-		if names[lower] {
+		key := nameKey(in[i].Username)
+		if names[key] {
 			return nil, errf(ErrConflict, "username %q is given twice", in[i].Username)
 		}
-		names[lower] = true
+		names[key] = true
 	}
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apiusers/apiusers/authz/audit"
 	"github.com/apiusers/apiusers/authz/ids"
@@ -250,8 +251,8 @@ func (s *Service) RevokeKey(ctx context.Context, actor *Principal, ws, userID, k
 }
 
 func validateKeyName(name string) error {
-	if n := len([]rune(name)); n < 1 || n > 100 {
+	if n := utf8.RuneCountInString(name); n < 1 || n > 100 {
 		return fieldErr("name", "must be 1 to 100 characters")
 	}
-	return nil
+	return CheckText("name", name, TextLine)
 }

@@ -17,6 +17,8 @@ type Principal struct {
 	UserID    string
 	Username  string
 	Workspace string
+	// canonName is Username in canonical form (CanonicalName), for Owns.
+	canonName string
 	Kind      Kind
 	Role      Role
 	Status    Status
@@ -59,6 +61,7 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 	p := &Principal{
 		UserID:     u.ID,
 		Username:   u.Username,
+		canonName:  CanonicalName(u.Username),
 		Workspace:  u.Workspace,
 		Kind:       u.Kind,
 		Role:       u.Role,
@@ -197,9 +200,10 @@ func (p *Principal) HasRight(resource, right string) bool {
 }
 
 // Owns reports whether owner names this principal's user, by id or by
-// username (case-insensitively).
+// username in canonical form (CanonicalName: the form uniqueness is judged
+// in, so no other user's name can match).
 func (p *Principal) Owns(owner string) bool {
-	return owner != "" && (owner == p.UserID || strings.EqualFold(owner, p.Username))
+	return owner != "" && (owner == p.UserID || SameName(owner, p.canonName))
 }
 
 // AllowsOwned reports whether the principal may do perm on data owned by

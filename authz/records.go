@@ -72,7 +72,7 @@ func usersOf(ws string) Collection   { return Collection{Workspace: ws, Name: Co
 func namesOf(ws string) Collection   { return Collection{Workspace: ws, Name: CollNames} }
 func teamsOf(ws string) Collection   { return Collection{Workspace: ws, Name: CollTeams} }
 func workspacesColl() Collection     { return Collection{Name: CollWorkspaces} }
-func nameKey(username string) string { return strings.ToLower(username) }
+func nameKey(username string) string { return CanonicalName(username) }
 
 func getUser(tx Tx, ws, id string) (*User, error) {
 	var u User

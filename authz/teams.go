@@ -5,13 +5,14 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/apiusers/apiusers/authz/audit"
 	"github.com/apiusers/apiusers/authz/ids"
 )
 
-// CollTeamNames maps a lower-case team name to its id (names are unique per
-// workspace).
+// CollTeamNames maps a team name in canonical form (CanonicalName) to its
+// id (names are unique per workspace).
 const CollTeamNames = "teamnames"
 
 func teamNamesOf(ws string) Collection { return Collection{Workspace: ws, Name: CollTeamNames} }
@@ -28,21 +29,25 @@ func getTeam(tx Tx, ws, id string) (*Team, error) {
 }
 
 func validateTeamName(name string) error {
-	if n := len([]rune(strings.TrimSpace(name))); n < 1 || n > 100 {
+	if n := utf8.RuneCountInString(strings.TrimSpace(name)); n < 1 || n > 100 {
 		return fieldErr("name", "must be 1 to 100 characters")
 	}
-	return nil
+	_, err := checkName("name", name)
+	return err
 }
 
+// teamNameKey is the key of a team name in CollTeamNames.
+func teamNameKey(name string) string { return CanonicalName(name) }
+
 func claimTeamName(tx Tx, ws, name, id string) error {
-	owner, err := tx.Get(teamNamesOf(ws), strings.ToLower(name))
+	owner, err := tx.Get(teamNamesOf(ws), teamNameKey(name))
 	switch {
 	case err == nil && string(owner) != id:
 		return errf(ErrConflict, "team name %q is taken in workspace %s", name, ws)
 	case err != nil && !errors.Is(err, ErrNotFound):
 		return err
 	}
-	return tx.Put(teamNamesOf(ws), strings.ToLower(name), []byte(id))
+	return tx.Put(teamNamesOf(ws), teamNameKey(name), []byte(id))
 }
 
 func (s *Service) teamManager(actor *Principal, ws string) error {
@@ -154,11 +159,11 @@ func (s *Service) UpdateTeam(ctx context.Context, actor *Principal, ws, id strin
 				return err
 			}
 			name := strings.TrimSpace(*patch.Name)
-			if !strings.EqualFold(name, t.Name) {
+			if teamNameKey(name) != teamNameKey(t.Name) {
 				if err := claimTeamName(tx, ws, name, t.ID); err != nil {
 					return err
 				}
-				if err := tx.Delete(teamNamesOf(ws), strings.ToLower(t.Name)); err != nil {
+				if err := tx.Delete(teamNamesOf(ws), teamNameKey(t.Name)); err != nil {
 					return err
 				}
 			}
@@ -225,7 +230,7 @@ func (s *Service) DeleteTeam(ctx context.Context, actor *Principal, ws, id strin
 				return err
 			}
 		}
-		if err := tx.Delete(teamNamesOf(ws), strings.ToLower(t.Name)); err != nil {
+		if err := tx.Delete(teamNamesOf(ws), teamNameKey(t.Name)); err != nil {
 			return err
 		}
 		if err := tx.Delete(teamsOf(ws), id); err != nil {

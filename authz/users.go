@@ -41,13 +41,13 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 	if err != nil {
 		return nil, "", err
 	}
-	q := strings.ToLower(f.Q)
+	q := CanonicalName(f.Q)
 	match := func(u *User) bool {
 		return (f.Kind == "" || u.Kind == f.Kind) &&
 			(f.Role == "" || u.Role == f.Role) &&
 			(f.Status == "" || u.Status == f.Status) &&
 			(f.Team == "" || slices.Contains(u.Teams, f.Team)) &&
-			(q == "" || strings.HasPrefix(strings.ToLower(u.Username), q) || strings.HasPrefix(strings.ToLower(u.Email), q))
+			(q == "" || strings.HasPrefix(CanonicalName(u.Username), q) || strings.HasPrefix(CanonicalName(u.Email), q))
 	}
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
 		return nil, "", err
@@ -272,6 +272,12 @@ func (s *Service) validateNewUser(actor *Principal, auth authority, in *NewUser)
 	if len(in.Organization) > 200 || len(in.PrivateNote) > 4000 {
 		return fieldErr("organization", "organization at most 200 and private_note at most 4000 characters")
 	}
+	if err := CheckText("organization", in.Organization, TextLine); err != nil {
+		return err
+	}
+	if err := CheckText("private_note", in.PrivateNote, TextMultiline); err != nil {
+		return err
+	}
 	if err := checkRole(actor, auth, in.Kind, in.Role); err != nil {
 		return err
 	}
@@ -461,11 +467,17 @@ func (s *Service) applyPatch(tx Tx, actor *Principal, u *User, manage bool, p *U
 		if len(*p.Organization) > 200 {
 			return fieldErr("organization", "at most 200 characters")
 		}
+		if err := CheckText("organization", *p.Organization, TextLine); err != nil {
+			return err
+		}
 		u.Organization = *p.Organization
 	}
 	if p.PrivateNote != nil {
 		if len(*p.PrivateNote) > 4000 {
 			return fieldErr("private_note", "at most 4000 characters")
+		}
+		if err := CheckText("private_note", *p.PrivateNote, TextMultiline); err != nil {
+			return err
 		}
 		u.PrivateNote = *p.PrivateNote
 	}

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/language"
 )
@@ -32,31 +34,54 @@ func validateWorkspace(w *Workspace) error {
 	if len(w.Name) > 200 {
 		return fieldErr("name", "at most 200 characters")
 	}
+	if err := CheckText("name", w.Name, TextLine); err != nil {
+		return err
+	}
 	if w.Name == "" {
 		w.Name = w.ID
 	}
 	return nil
 }
 
+// validateUsername checks a username: 1 to 64 characters, no control,
+// format, unassigned or invisible character, no space or '/' and no usr_
+// prefix, all of these judged on the name as given and on its canonical
+// form (NFKC turns a fullwidth "ＵＳＲ＿" into "USR_" and some characters
+// into a space).
 func validateUsername(name string) error {
-	n := len([]rune(name))
+	n := utf8.RuneCountInString(name)
 	if n < 1 || n > 64 {
 		return fieldErr("username", "must be 1 to 64 characters")
 	}
-	if strings.HasPrefix(strings.ToLower(name), "usr_") {
+	canon, err := checkName("username", name)
+	if err != nil {
+		return err
+	}
+	if strings.HasPrefix(canon, "usr_") {
 		return fieldErr("username", "must not start with usr_")
 	}
-	for _, r := range name {
-		if r <= ' ' || r == 0x7f || r == '/' {
-			return fieldErr("username", "must not contain spaces, control characters or '/'")
+	for _, s := range []string{name, canon} {
+		for _, r := range s {
+			if r <= ' ' || r == '/' || unicode.IsSpace(r) {
+				return fieldErr("username", "must not contain spaces or '/'")
+			}
 		}
 	}
 	return nil
 }
 
 func validateEmail(email string) error {
-	if email != "" && (!emailRe.MatchString(email) || len(email) > 254) {
+	if email == "" {
+		return nil
+	}
+	if err := CheckText("email", email, TextLine); err != nil {
+		return err
+	}
+	if !emailRe.MatchString(email) || len(email) > 254 {
 		return fieldErr("email", "is not an email address")
+	}
+	if _, err := checkName("email", email); err != nil {
+		return err
 	}
 	return nil
 }
@@ -64,6 +89,9 @@ func validateEmail(email string) error {
 func validateLanguage(tag string) error {
 	if tag == "" {
 		return nil
+	}
+	if err := CheckText("language", tag, TextLine); err != nil {
+		return err
 	}
 	if _, err := language.Parse(tag); err != nil {
 		return fieldErr("language", "is not a BCP 47 language tag")
@@ -74,6 +102,9 @@ func validateLanguage(tag string) error {
 func validateTimezone(tz string) error {
 	if tz == "" {
 		return nil
+	}
+	if err := CheckText("timezone", tz, TextLine); err != nil {
+		return err
 	}
 	if tz == "Local" || strings.HasPrefix(tz, "/") {
 		return fieldErr("timezone", "is not an IANA time zone name")
@@ -99,9 +130,18 @@ func ParseResource(res string) (typ, id string, ok bool) {
 	if !ok || !resourceTypeRe.MatchString(typ) || id == "" || len(id) > 200 {
 		return "", "", false
 	}
-	for _, r := range id {
-		if r <= ' ' || r == 0x7f {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c == 0x7f {
 			return "", "", false
+		}
+		if id[i] >= utf8.RuneSelf {
+			// Not ASCII: refuse what CheckText refuses, and spaces.
+			for _, r := range id[i:] {
+				if badRune(r) != "" || unicode.IsSpace(r) || r == utf8.RuneError {
+					return "", "", false
+				}
+			}
+			break
 		}
 	}
 	return typ, id, true
