@@ -171,6 +171,23 @@ func TestNoPrivilegeBorrowing(t *testing.T) {
 				t.Fatalf("api_registration disabling a plain api_basic user: %v", err)
 			}
 		})
+		t.Run("api_registration never restores from trash", func(t *testing.T) {
+			_, reg := e.mk("reg2", authz.RoleAPIRegistration, nil, nil)
+			trashed, _ := e.mk("basic-trashed", authz.RoleAPIBasic, nil, nil)
+			if _, err := e.svc.SetStatus(ctx, e.root, "acme", trashed.ID, authz.StatusTrash); err != nil {
+				t.Fatal(err)
+			}
+			for _, to := range []authz.Status{authz.StatusActive, authz.StatusInactive, authz.StatusTrash} {
+				_, err := e.svc.SetStatus(ctx, reg, "acme", trashed.ID, to)
+				wantErr(t, err, authz.ErrForbidden)
+			}
+			if u, err := e.svc.GetUser(ctx, e.root, "acme", trashed.ID); err != nil || u.Status != authz.StatusTrash {
+				t.Fatalf("after the attempts: %v %s", err, u.Status)
+			}
+			if _, _, err := e.svc.Authenticate(ctx, trashed.Key); !errors.Is(err, authz.ErrUnauthenticated) {
+				t.Fatalf("the trashed user's key: %v", err)
+			}
+		})
 	})
 }
 

@@ -562,13 +562,15 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 
 // mayChangeStatus reports whether actor may move u to status: a manager
 // may; a registering caller (users.register) may enable and disable an
-// api_basic user that holds nothing beyond its role the caller lacks; an
+// api_basic user that holds nothing beyond its role the caller lacks (move
+// it between active and inactive, never out of trash nor into it); an
 // api_basic user may deactivate itself.
 func mayChangeStatus(actor *Principal, u *subject, status Status) bool {
 	if mayManage(actor, u) {
 		return true
 	}
-	enableDisable := status == StatusActive || status == StatusInactive
+	enableDisable := (status == StatusActive || status == StatusInactive) &&
+		(u.Status == StatusActive || u.Status == StatusInactive)
 	if authorityOf(actor) == authRegister && u.Role == RoleAPIBasic && actor.InWorkspace(u.Workspace) && enableDisable &&
 		holdsExtra(actor, u.extra) {
 		return true
