@@ -83,6 +83,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 			}
 		} else if errors.As(err, &de) {
 			p.Detail, p.Field = de.Detail, de.Field
+			if p.Status == http.StatusUnauthorized {
+				// The answer keeps invalid keys alike; the log says why.
+				if ce := h.log.Check(zap.DebugLevel, "admin request unauthenticated"); ce != nil {
+					ce.Write(zap.String("reason", de.Reason()))
+				}
+			}
 		}
 	}
 	if p.Detail == "" {

@@ -8,15 +8,30 @@ import (
 
 // Errors of Authenticate. They are allocated once: the gateway's deny path
 // does not allocate either.
+//
+// A 401 tells the caller only what the key's rightful holder can act on:
+// no key, an expired key, or an invalid one. Every other reason (malformed,
+// a bad signature, a key not yet valid, an unknown or revoked key, a user
+// that is not active) has the same Detail, so that a stolen key reveals
+// nothing about its account; each is still its own value, and Reason tells
+// them apart for the debug log.
 var (
 	ErrNoKey       = &Error{Kind: ErrUnauthenticated, Detail: "no API key"}
-	ErrBadKey      = &Error{Kind: ErrUnauthenticated, Detail: "malformed API key"}
-	ErrBadSig      = &Error{Kind: ErrUnauthenticated, Detail: "invalid API key signature"}
 	ErrExpiredKey  = &Error{Kind: ErrUnauthenticated, Detail: "API key expired"}
-	ErrRevokedKey  = &Error{Kind: ErrUnauthenticated, Detail: "unknown or revoked API key"}
-	ErrInactive    = &Error{Kind: ErrUnauthenticated, Detail: "user is not active"}
+	ErrBadKey      = invalidKey("malformed API key")
+	ErrBadSig      = invalidKey("invalid API key signature")
+	ErrNotYetValid = invalidKey("API key not yet valid (nbf)")
+	ErrRevokedKey  = invalidKey("unknown or revoked API key")
+	ErrInactive    = invalidKey("user is not active")
 	errUnavailable = &Error{Kind: ErrUnavailable, Detail: "authorization store unavailable"}
 )
+
+// DetailInvalidKey is the one answer to every invalid key.
+const DetailInvalidKey = "invalid API key"
+
+func invalidKey(reason string) *Error {
+	return &Error{Kind: ErrUnauthenticated, Detail: DetailInvalidKey, reason: reason}
+}
 
 // Authenticate verifies key and returns the caller's principal and the key's
 // claims. Errors wrap ErrUnauthenticated (401) or ErrUnavailable (503).
@@ -39,6 +54,9 @@ func (s *Service) Authenticate(ctx context.Context, key string) (*Principal, *Cl
 	now := s.now()
 	if cl.Expired(now) {
 		return nil, nil, ErrExpiredKey
+	}
+	if cl.NotYetValid(now) {
+		return nil, nil, ErrNotYetValid
 	}
 	// The hot path: the key leads straight to its principal. Otherwise find
 	// the principal (cache or store), check it, and link the key to it.

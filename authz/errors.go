@@ -30,6 +30,18 @@ type Error struct {
 	Kind   error  // one of the sentinels above
 	Detail string // what went wrong, for the client
 	Field  string // the offending input field, when there is one
+
+	reason string // what went wrong, for logs only ("": Detail)
+}
+
+// Reason says precisely what went wrong, for logs: it may say more than
+// Detail (which errors of Authenticate keep alike on purpose), never a key
+// or a secret.
+func (e *Error) Reason() string {
+	if e.reason != "" {
+		return e.reason
+	}
+	return e.Error()
 }
 
 func (e *Error) Error() string {

@@ -3,6 +3,7 @@ package authz_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/apiusers/apiusers/authz"
 )
@@ -199,4 +200,64 @@ func mustKey(t *testing.T, e *env, id string) string {
 		t.Fatal(err)
 	}
 	return k.Secret
+}
+
+// TestInvalidKeysAnswerAlike: a 401 says only what the key's rightful
+// holder can act on (SPEC §3); the precise reason is for the log.
+func TestInvalidKeysAnswerAlike(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		revoked, _ := e.mk("ans-revoked", authz.RoleAPIUser, nil, nil)
+		inactive, _ := e.mk("ans-inactive", authz.RoleAPIUser, nil, nil)
+		deleted, _ := e.mk("ans-deleted", authz.RoleAPIUser, nil, nil)
+		if err := e.svc.RevokeKey(ctx, e.root, "acme", revoked.ID, revoked.KeyID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.SetStatus(ctx, e.root, "acme", inactive.ID, authz.StatusInactive); err != nil {
+			t.Fatal(err)
+		}
+		e.svc.SetStatus(ctx, e.root, "acme", deleted.ID, authz.StatusTrash)
+		if err := e.svc.DeleteUser(ctx, e.root, "acme", deleted.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		live, _ := e.mk("ans-live", authz.RoleAPIUser, nil, nil)
+		cl, err := e.svc.Signer().Verify(live.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sign := func(c authz.Claims) string {
+			k, err := e.svc.Signer().Sign(c, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return k
+		}
+		unknown := *cl
+		unknown.KeyID = "key_00000000000000000000000000"
+		early := *cl
+		early.NotBefore = e.clock().Add(time.Hour).Unix()
+		late := *cl
+		late.ExpiresAt = e.clock().Add(-time.Hour).Unix()
+		reasons := map[string]bool{}
+		for name, key := range map[string]string{
+			"revoked": revoked.Key, "inactive": inactive.Key, "deleted": deleted.Key, "unknown": sign(unknown),
+			"bad signature": live.Key[:len(live.Key)-2] + "AA", "malformed": "x.y.z", "not yet valid": sign(early),
+		} {
+			_, _, err := e.svc.Authenticate(ctx, key)
+			var ae *authz.Error
+			if !errors.As(err, &ae) || !errors.Is(err, authz.ErrUnauthenticated) || ae.Detail != authz.DetailInvalidKey {
+				t.Errorf("%s: %v, want %q", name, err, authz.DetailInvalidKey)
+				continue
+			}
+			reasons[ae.Reason()] = true
+		}
+		if len(reasons) < 5 {
+			t.Errorf("the log cannot tell the reasons apart: %v", reasons)
+		}
+		_, _, err = e.svc.Authenticate(ctx, sign(late))
+		wantErr(t, err, authz.ErrExpiredKey)
+		_, _, err = e.svc.Authenticate(ctx, "")
+		wantErr(t, err, authz.ErrNoKey)
+	})
 }

@@ -23,11 +23,17 @@ type Claims struct {
 	KeyID     string // jti
 	IssuedAt  int64  // iat, Unix seconds
 	ExpiresAt int64  // exp, Unix seconds; 0 when the key does not expire
+	NotBefore int64  // nbf, Unix seconds; 0 when the key is valid from the start
 }
 
 // Expired reports whether the key has expired at t.
 func (c *Claims) Expired(t time.Time) bool {
 	return c.ExpiresAt != 0 && t.Unix() >= c.ExpiresAt
+}
+
+// NotYetValid reports whether the key's nbf lies after t.
+func (c *Claims) NotYetValid(t time.Time) bool {
+	return c.NotBefore != 0 && t.Unix() < c.NotBefore
 }
 
 type jwtClaims struct {
@@ -37,10 +43,11 @@ type jwtClaims struct {
 	ID        string `json:"jti"`
 	IssuedAt  int64  `json:"iat"`
 	ExpiresAt int64  `json:"exp,omitempty"`
+	NotBefore int64  `json:"nbf,omitempty"`
 }
 
-// The jwt.Claims methods: validation of exp is done here rather than by the
-// library so that "expired" is told apart from "bad".
+// The jwt.Claims methods: validation of exp and nbf is done here rather
+// than by the library so that "expired" is told apart from "bad".
 func (c *jwtClaims) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
 func (c *jwtClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
 func (c *jwtClaims) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
@@ -56,7 +63,9 @@ var (
 
 // Signer signs and verifies API keys with an HMAC secret. The algorithm is
 // pinned: a key whose header names any other algorithm (including "none") is
-// rejected before its signature is looked at.
+// rejected before its signature is looked at. A key has one accepted
+// spelling: its parts are strict unpadded base64url (no trailing bits set,
+// so the last character of the signature has no variants).
 type Signer struct {
 	method  *jwt.SigningMethodHMAC
 	issuer  string
@@ -110,7 +119,7 @@ func NewSigner(cfg SignerConfig) (*Signer, error) {
 		}
 		s.secrets[SigningKeyID(p)] = append([]byte(nil), p...)
 	}
-	s.parser = jwt.NewParser(jwt.WithValidMethods([]string{m.Alg()}), jwt.WithoutClaimsValidation())
+	s.parser = jwt.NewParser(jwt.WithValidMethods([]string{m.Alg()}), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
 	return s, nil
 }
 
@@ -137,14 +146,15 @@ func (s *Signer) Sign(c Claims, kid string) (string, error) {
 	}
 	t := jwt.NewWithClaims(s.method, &jwtClaims{
 		Issuer: s.issuer, Subject: c.UserID, Workspace: c.Workspace, ID: c.KeyID,
-		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt,
+		IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, NotBefore: c.NotBefore,
 	})
 	t.Header["kid"] = kid
 	return t.SignedString(secret)
 }
 
 // Verify checks the key's algorithm, kid, signature and claims, and returns
-// its claims. Expiry is not checked here (see Claims.Expired). Errors wrap
+// its claims. Time is not checked here (see Claims.Expired and
+// Claims.NotYetValid). Errors wrap
 // ErrKeyMalformed or ErrKeySignature and never contain the key.
 func (s *Signer) Verify(key string) (*Claims, error) {
 	if strings.Count(key, ".") != 2 || len(key) > 4096 {
@@ -172,6 +182,6 @@ func (s *Signer) Verify(key string) (*Claims, error) {
 	}
 	return &Claims{
 		Issuer: jc.Issuer, UserID: jc.Subject, Workspace: jc.Workspace, KeyID: jc.ID,
-		IssuedAt: jc.IssuedAt, ExpiresAt: jc.ExpiresAt,
+		IssuedAt: jc.IssuedAt, ExpiresAt: jc.ExpiresAt, NotBefore: jc.NotBefore,
 	}, nil
 }

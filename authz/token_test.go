@@ -125,3 +125,75 @@ func TestClaimsExpired(t *testing.T) {
 		t.Fatal("exp boundary wrong")
 	}
 }
+
+func TestClaimsNotYetValid(t *testing.T) {
+	now := time.Unix(1000, 0)
+	if (&Claims{}).NotYetValid(now) {
+		t.Fatal("no nbf means valid from the start")
+	}
+	if !(&Claims{NotBefore: 1001}).NotYetValid(now) || (&Claims{NotBefore: 1000}).NotYetValid(now) {
+		t.Fatal("nbf boundary wrong")
+	}
+	s := testSigner(t, secretA)
+	k, err := s.Sign(Claims{UserID: "usr_1", Workspace: "acme", KeyID: "key_1", IssuedAt: 1, NotBefore: 1001}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := s.Verify(k)
+	if err != nil || cl.NotBefore != 1001 {
+		t.Fatalf("nbf lost: %+v %v", cl, err)
+	}
+}
+
+// TestSignerOneSpelling: any other spelling of a key's parts (unused
+// trailing bits set, padding) is refused.
+func TestSignerOneSpelling(t *testing.T) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for _, alg := range []string{"HS256", "HS384", "HS512"} {
+		s, err := NewSigner(SignerConfig{Secret: []byte(secretA), Algorithm: alg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := s.Sign(Claims{UserID: "usr_1", Workspace: "acme", KeyID: "key_1", IssuedAt: 1700000000}, "")
+		if _, err := s.Verify(key); err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(key, ".")
+		variants := 0
+		for i, p := range parts {
+			if len(p)%4 == 0 {
+				continue // no unused bits in this part
+			}
+			unused := map[int]int{2: 15, 3: 3}[len(p)%4]
+			c := strings.IndexByte(alphabet, p[len(p)-1])
+			for extra := 1; extra <= unused; extra++ {
+				alt := append([]string(nil), parts...)
+				alt[i] = p[:len(p)-1] + string(alphabet[c|extra])
+				variant := strings.Join(alt, ".")
+				if b1, _ := base64.RawURLEncoding.DecodeString(alt[i]); string(b1) != decodeLoose(t, p) {
+					continue
+				}
+				variants++
+				if _, err := s.Verify(variant); err == nil {
+					t.Errorf("%s: part %d spelled with trailing bits %d verifies", alg, i, extra)
+				}
+			}
+			padded := append([]string(nil), parts...)
+			padded[i] = p + strings.Repeat("=", 4-len(p)%4)
+			if _, err := s.Verify(strings.Join(padded, ".")); err == nil {
+				t.Errorf("%s: part %d padded verifies", alg, i)
+			}
+		}
+		if variants == 0 {
+			t.Errorf("%s: no variant spelling was tried", alg)
+		}
+	}
+}
+
+func decodeLoose(t *testing.T, s string) string {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

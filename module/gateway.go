@@ -27,8 +27,11 @@ func init() {
 // store round trip), then answers
 //
 //   - 401 with `WWW-Authenticate: Bearer realm="apiusers", error="invalid_token"`
-//     when there is no key, the key is malformed, badly signed, unknown,
-//     revoked or expired, or its user is not active;
+//     when there is no key ("no API key"), the key expired ("API key
+//     expired"), or it is malformed, badly signed, not valid yet, unknown
+//     or revoked, or its user is not active (all of them "invalid API key":
+//     a stolen key tells nothing of its account; the debug log has the
+//     reason);
 //   - 403 with `WWW-Authenticate: Bearer realm="apiusers", error="insufficient_scope"`
 //     when the caller is authenticated but the route's workspace, roles or
 //     require lines do not admit it;
@@ -56,9 +59,12 @@ func init() {
 // (Spellings that some upstreams read as the same header, X_Api_User_Id or
 // X.Api.User.Id, never get this far: Caddy's server drops header names
 // with underscores and dots unless told otherwise.)
-// Unless KeepCredentials is set, the credential the key came from (the
-// Authorization header, the header, the query parameter or the cookie) is
-// removed from the request before it goes on.
+// Identity header names listed in the client's Connection header are
+// taken out of it, so a proxy after the gateway does not drop them as
+// hop-by-hop. Unless KeepCredentials is set, every configured key source
+// (the Authorization header, the header, the query parameter or the
+// cookie) is cleared before the request goes on, not only the one the key
+// came from.
 //
 // With Record, every call the route admits is stored as an API message of
 // the caller once the handlers after it are done: its time, key id, method,
@@ -86,8 +92,8 @@ type Gateway struct {
 	// Authorization header's Bearer credential, then the X-API-Key header.
 	KeyFrom []KeySource `json:"key_from,omitempty"`
 
-	// KeepCredentials passes the credential the key came from on to the
-	// upstream. Default: false (it is removed).
+	// KeepCredentials passes the key sources on to the upstream. Default:
+	// false (every configured source is cleared, whichever held the key).
 	KeepCredentials bool `json:"keep_credentials,omitempty"`
 
 	// Record, when set, stores each admitted call as an API message of the
@@ -202,7 +208,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return g.authError(w, err)
 	}
-	src, key := g.takeKey(r)
+	_, key := g.takeKey(r)
 	p, cl, err := sv.svc.Authenticate(r.Context(), key)
 	if err != nil {
 		return g.authError(w, err)
@@ -219,7 +225,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	setPlaceholders(r, repl, p, cl.KeyID)
 
 	if !g.KeepCredentials {
-		src.remove(r)
+		// Every source, not only the one the key came from: a client may
+		// send the key twice, or something else that looks like one.
+		for _, s := range g.sources {
+			s.remove(r)
+		}
+	}
+	// A header the client names in Connection is hop-by-hop: a proxy after
+	// this handler would drop it, identity headers included. Keep those
+	// names out of it.
+	if conn := r.Header["Connection"]; len(conn) > 0 {
+		dropConnectionTokens(r.Header, conn)
 	}
 	// The request's one allocation: a handler after this one may edit
 	// header values in place (Caddy's request_header replace does), so the
@@ -317,6 +333,14 @@ func placeholderProvider(p *authz.Principal, kid any) caddy.ReplacerFunc {
 // key or user, 503 (fail closed, retryable) for everything else.
 func (g *Gateway) authError(w http.ResponseWriter, err error) error {
 	if errors.Is(err, authz.ErrUnauthenticated) {
+		if c := g.logger.Check(zapcore.DebugLevel, "request unauthenticated"); c != nil {
+			var ae *authz.Error
+			reason := err.Error()
+			if errors.As(err, &ae) {
+				reason = ae.Reason()
+			}
+			c.Write(zap.String("reason", reason))
+		}
 		w.Header()[hdrWWWAuthenticate] = challengeInvalidToken
 		return caddyhttp.Error(http.StatusUnauthorized, err)
 	}

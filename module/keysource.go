@@ -120,17 +120,102 @@ func (s keySource) value(r *http.Request) string {
 	return ""
 }
 
-// remove deletes this source's credential from r.
+// remove deletes this source's credential from r (nothing is allocated
+// when r holds none there).
 func (s keySource) remove(r *http.Request) {
 	switch s.kind {
 	case kindBearer, kindHeader:
 		delete(r.Header, s.name)
 	case kindQuery:
+		if !hasQueryParam(r.URL.RawQuery, s.name) {
+			return
+		}
 		r.URL.RawQuery = removeQueryParam(r.URL.RawQuery, s.name)
 		r.RequestURI = r.URL.RequestURI()
 	case kindCookie:
+		if _, err := r.Cookie(s.name); err != nil {
+			return
+		}
 		removeCookie(r.Header, s.name)
 	}
+}
+
+// hasQueryParam reports whether the raw query holds parameter name.
+func hasQueryParam(raw, name string) bool {
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		k, _, _ := strings.Cut(part, "=")
+		if queryKey(k) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// identityHeaders are the headers the gateway sets for the upstream.
+var identityHeaders = [...]string{hdrUserID, hdrUsername, hdrWorkspace, hdrRole, hdrKeyID}
+
+// dropConnectionTokens removes the identity header names from the
+// Connection header values conn of h (a request without such a token, the
+// usual case, costs a scan and nothing else).
+func dropConnectionTokens(h http.Header, conn []string) {
+	named := false
+	for _, v := range conn {
+		if namesIdentityHeader(v) {
+			named = true
+			break
+		}
+	}
+	if !named {
+		return
+	}
+	kept := make([]string, 0, len(conn))
+	for _, v := range conn {
+		var b strings.Builder
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			tok = strings.TrimSpace(tok)
+			if tok == "" || isIdentityHeader(tok) {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(tok)
+		}
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = kept
+}
+
+// namesIdentityHeader reports whether a Connection header value lists an
+// identity header.
+func namesIdentityHeader(v string) bool {
+	for v != "" {
+		var tok string
+		tok, v, _ = strings.Cut(v, ",")
+		if isIdentityHeader(strings.TrimSpace(tok)) {
+			return true
+		}
+	}
+	return false
+}
+
+func isIdentityHeader(name string) bool {
+	for _, h := range identityHeaders {
+		if strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	return false
 }
 
 // queryValue returns the first value of parameter name in the raw query,
