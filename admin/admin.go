@@ -13,8 +13,9 @@
 //   - Errors are RFC 9457 problems with type "about:blank"; "field" names the
 //     offending body field, query parameter or header.
 //   - Bodies: at most 1 MiB (413 beyond), one JSON object, no unknown field,
-//     no trailing data (400); a Content-Type other than JSON is a 415, a
-//     missing one is accepted.
+//     no member given twice, no member name in another letter case than its
+//     field's, at most 32 levels deep, no trailing data (400); a
+//     Content-Type other than JSON is a 415, a missing one is accepted.
 //   - Lists: limit is 1 to 500 (default 50); anything else is a 400, never
 //     clamped. next_cursor is omitted on the last page.
 //   - ETag: the quoted version for users and teams (and for /me, the

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -22,10 +23,11 @@ import (
 const MaxBodyBytes = 1 << 20
 
 // decodeBody decodes the JSON request body into v: at most MaxBodyBytes,
-// one JSON value with no trailing data, no field v does not have. An empty
-// body leaves v as it is when emptyOK, else it is a 400. A Content-Type,
-// when given, must be application/json or a +json type (parameters such as
-// charset are ignored); otherwise 415.
+// one JSON value with no trailing data, no field v does not have, every
+// member spelled exactly as its field and given once (checkMembers). An
+// empty body leaves v as it is when emptyOK, else it is a 400. A
+// Content-Type, when given, must be application/json or a +json type
+// (parameters such as charset are ignored); otherwise 415.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && r.ContentLength != 0 {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -37,7 +39,20 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) err
 	if r.ContentLength > MaxBodyBytes {
 		return &http.MaxBytesError{Limit: MaxBodyBytes}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("", "reading the request body failed")
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := checkMembers(data, reflect.TypeOf(v)); err != nil {
+			return err
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
