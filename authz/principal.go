@@ -26,10 +26,6 @@ type Principal struct {
 	// Everywhere is true for superadmins, who act in every workspace.
 	Everywhere bool
 
-	// Placeholder values boxed once, so that the gateway's hot path does
-	// not allocate to set them.
-	ValUserID, ValUsername, ValWorkspace, ValRole, ValTeams any
-
 	perms  permSet
 	grants map[string]rightSet // "type:id" -> rights
 	wild   map[string]rightSet // "type" -> rights, from "type:*" grants
@@ -47,9 +43,8 @@ type keyState struct {
 	// lastTouch is when this instance last queued a last_used_at update
 	// for the key (Unix seconds).
 	lastTouch atomic.Int64
-	notAfter  time.Time // zero: no end
-	val       any       // boxed key id for the placeholder
-	slot      atomic.Value
+	notAfter  time.Time    // zero: no end
+	memo      atomic.Value // see Principal.Memo
 }
 
 // BuildPrincipal decodes a stored record into a Principal.
@@ -89,7 +84,7 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		if err := json.Unmarshal(raw, &k); err != nil {
 			return nil, fmt.Errorf("decoding key record of user %s: %w", u.ID, err)
 		}
-		ks := &keyState{val: k.ID}
+		ks := new(keyState)
 		if k.ExpiresAt != nil {
 			ks.notAfter = *k.ExpiresAt
 		}
@@ -98,8 +93,6 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		}
 		p.keys[k.ID] = ks
 	}
-	p.ValUserID, p.ValUsername, p.ValWorkspace, p.ValRole = p.UserID, p.Username, p.Workspace, string(p.Role)
-	p.ValTeams = strings.Join(p.Teams, ",")
 	return p, nil
 }
 
@@ -145,22 +138,14 @@ func (ks *keyState) touch(now int64, interval int64) bool {
 	return now-last >= interval && ks.lastTouch.CompareAndSwap(last, now)
 }
 
-// KeyValue returns the boxed placeholder value of key id kid (nil when the
-// key is unknown).
-func (p *Principal) KeyValue(kid string) any {
+// Memo returns a place where a caller may keep what it derives from this
+// principal and its key kid, to make it once and share it with every
+// request with that key while the principal is cached (a reload builds a
+// new principal, with empty memos); nil when the key is unknown. authz
+// never reads it.
+func (p *Principal) Memo(kid string) *atomic.Value {
 	if ks, ok := p.keys[kid]; ok {
-		return ks.val
-	}
-	return nil
-}
-
-// KeySlot returns a place to keep something derived from this principal
-// and its key kid, made once and then shared by every request with that key
-// while the principal is cached (the gateway keeps its placeholder provider
-// there); nil when the key is unknown.
-func (p *Principal) KeySlot(kid string) *atomic.Value {
-	if ks, ok := p.keys[kid]; ok {
-		return &ks.slot
+		return &ks.memo
 	}
 	return nil
 }

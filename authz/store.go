@@ -32,9 +32,30 @@ type Entry struct {
 	Value []byte
 }
 
+// Record values. A store keeps the bytes it is given and gives them back
+// unchanged; it may build on this contract to keep them smaller or to read
+// them in fewer round trips, and must store any other value as well:
+//
+//   - A record that names itself (users, teams, keys, workspaces) starts
+//     with IDHead(id), and one that names its workspace too (users,
+//     teams) continues with WorkspaceHead(ws): a store may leave out what
+//     the place it keeps the record in says already, and put it back.
+//   - A user's value (CollUsers) is a JSON object whose member "teams"
+//     lists the ids of the user's teams, which LoadPrincipal reads.
+//
+// Audit entries are binary (package audit) and promise nothing.
+
+// IDHead is how the value of record id starts when the record names itself.
+func IDHead(id string) string { return `{"id":"` + id + `"` }
+
+// WorkspaceHead is what follows IDHead in the value of a record that also
+// names its workspace ws.
+func WorkspaceHead(ws string) string { return `,"workspace":"` + ws + `"` }
+
 // Tx reads and writes records inside a transaction. Writes become visible to
 // other transactions only when the transaction commits, and either all of them
-// commit or none does. Values are opaque bytes (the domain stores JSON).
+// commit or none does. Values are opaque bytes, but for the record contract
+// above.
 type Tx interface {
 	// Get returns the value of id in c, or an error wrapping ErrNotFound.
 	Get(c Collection, id string) ([]byte, error)
@@ -52,7 +73,7 @@ type Tx interface {
 
 // PrincipalRecord is what the gateway needs to decide about one user: the
 // user record, every key of the user, and every team the user belongs to,
-// as stored (JSON). Missing teams are skipped.
+// as stored. Missing teams are skipped.
 type PrincipalRecord struct {
 	User  []byte
 	Keys  [][]byte

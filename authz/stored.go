@@ -19,8 +19,8 @@ import (
 // workspace) is not stored.
 
 // userRecord is how a User is stored. The first nine fields are the ones
-// BuildPrincipal reads, under their API names ("id" first: the Redis store
-// does not store a leading {"id":"<record id>" twice).
+// BuildPrincipal reads, under their API names; "id" and "workspace" come
+// first and "teams" is there, as the record contract (authz.Tx) promises.
 type userRecord struct {
 	ID           string          `json:"id"`
 	Workspace    string          `json:"workspace"`
@@ -77,8 +77,9 @@ func (r *userRecord) user(u *User) error {
 }
 
 // keyRecord is how a Key is stored. id, expires_at and revokes_at are the
-// fields BuildPrincipal reads; the user and workspace are those of the
-// collection the key is in.
+// fields BuildPrincipal reads; "id" comes first (the record contract of
+// authz.Tx); the user and workspace are those of the collection the key
+// is in.
 type keyRecord struct {
 	ID           string          `json:"id"`
 	Name         string          `json:"n,omitempty"`

@@ -39,7 +39,7 @@ func TestStoredUserRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(string(raw), `{"id":`+jsonString(u.ID)+`,"workspace":`+jsonString(u.Workspace)) {
+		if !strings.HasPrefix(string(raw), IDHead(u.ID)+WorkspaceHead(u.Workspace)) {
 			t.Errorf("stored user does not start with its id and workspace: %s", raw)
 		}
 		var got User
@@ -63,7 +63,7 @@ func TestStoredUserRoundTrip(t *testing.T) {
 	}
 	// A fresh user costs little.
 	raw, _ := encodeRecord(&bare)
-	if n := len(raw) - len(`{"id":"`+bare.ID+`","workspace":"acme"`); n > 80 {
+	if n := len(raw) - len(IDHead(bare.ID)+WorkspaceHead("acme")); n > 80 {
 		t.Errorf("a fresh user takes %d bytes besides id and workspace: %s", n, raw)
 	}
 	// Grants and permissions reach the principal.
@@ -95,6 +95,9 @@ func TestStoredKeyRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !strings.HasPrefix(string(raw), IDHead(k.ID)) {
+			t.Errorf("stored key does not start with its id: %s", raw)
+		}
 		var got Key
 		if err := decodeRecord(c, k.ID, raw, &got); err != nil {
 			t.Fatal(err)
@@ -123,8 +126,15 @@ func mustJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
-// jsonString is s as a JSON string.
-func jsonString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
+// Teams keep the record contract too: their value starts with their id and
+// workspace.
+func TestStoredTeamHead(t *testing.T) {
+	tm := Team{ID: ids.New("team_", time.Now()), Workspace: "acme", Name: "ops", Permissions: []string{}, Grants: []Grant{}, Members: []string{}}
+	raw, err := encodeRecord(&tm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(raw), IDHead(tm.ID)+WorkspaceHead(tm.Workspace)) {
+		t.Errorf("stored team does not start with its id and workspace: %s", raw)
+	}
 }

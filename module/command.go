@@ -18,7 +18,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/apiusers/apiusers/authz"
-	"github.com/apiusers/apiusers/authz/redisstore"
 )
 
 func init() {
@@ -310,7 +309,8 @@ func seed(ctx context.Context, stdout, stderr io.Writer, o seedOptions) (int, er
 	defer closeSvc()
 	if o.workers < 1 {
 		o.workers = defaultSeedWorkersFile
-		if _, ok := svc.Store().(*redisstore.Store); ok {
+		if _, shared := svc.Store().(invalidationFeed); shared {
+			// A store a fleet shares (Redis) is optimistic: see the defaults.
 			o.workers = defaultSeedWorkersRedis
 		}
 	}

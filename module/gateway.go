@@ -265,32 +265,26 @@ const varPlaceholders = "apiusers.placeholders"
 // p and its key kid.
 //
 // The first gateway of a request adds a provider to the replacer: one made
-// per principal and key and kept with the cached principal (KeySlot), so a
-// request costs a slice append instead of six locked map writes. A later
+// per principal and key and kept with the cached principal (its Memo), so
+// a request costs a slice append instead of six locked map writes. A later
 // gateway of the same request (or a request without Caddy's vars) sets
 // static values, which the replacer consults before any provider: the last
 // gateway's caller is the one the placeholders describe.
 func setPlaceholders(r *http.Request, repl *caddy.Replacer, p *authz.Principal, kid string) {
+	ph := placeholdersOf(p, kid)
 	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
 		if _, again := vars[varPlaceholders]; !again {
-			if slot := p.KeySlot(kid); slot != nil {
-				f, _ := slot.Load().(caddy.ReplacerFunc)
-				if f == nil {
-					f = placeholderProvider(p, p.KeyValue(kid))
-					slot.Store(f) // a racing request stores an equal one
-				}
-				vars[varPlaceholders] = true
-				repl.Map(f)
-				return
-			}
+			vars[varPlaceholders] = true
+			repl.Map(ph.provide)
+			return
 		}
 	}
-	repl.Set(phUserID, p.ValUserID)
-	repl.Set(phUsername, p.ValUsername)
-	repl.Set(phWorkspace, p.ValWorkspace)
-	repl.Set(phRole, p.ValRole)
-	repl.Set(phKeyID, p.KeyValue(kid))
-	repl.Set(phTeams, p.ValTeams)
+	repl.Set(phUserID, ph.id)
+	repl.Set(phUsername, ph.username)
+	repl.Set(phWorkspace, ph.workspace)
+	repl.Set(phRole, ph.role)
+	repl.Set(phKeyID, ph.keyID)
+	repl.Set(phTeams, ph.teams)
 }
 
 // The placeholders the gateway sets.
@@ -304,29 +298,54 @@ const (
 	phTeams     = phPrefix + "teams"
 )
 
-// placeholderProvider answers the gateway's placeholders for p and the
-// boxed key id kid.
-func placeholderProvider(p *authz.Principal, kid any) caddy.ReplacerFunc {
-	return func(key string) (any, bool) {
-		if len(key) <= len(phPrefix) || key[:len(phPrefix)] != phPrefix {
-			return nil, false
+// placeholders is what the gateway keeps with a cached principal and key:
+// the values of its placeholders, boxed once, and the provider answering
+// them, so that setting them allocates nothing.
+type placeholders struct {
+	id, username, workspace, role, keyID, teams any
+	provide                                     caddy.ReplacerFunc
+}
+
+// placeholdersOf returns the placeholders of p and its key kid, from p's
+// memo of the key or made (and kept there) on the first call.
+func placeholdersOf(p *authz.Principal, kid string) *placeholders {
+	memo := p.Memo(kid)
+	if memo != nil {
+		if ph, _ := memo.Load().(*placeholders); ph != nil {
+			return ph
 		}
-		switch key[len(phPrefix):] {
-		case "id":
-			return p.ValUserID, true
-		case "username":
-			return p.ValUsername, true
-		case "workspace":
-			return p.ValWorkspace, true
-		case "role":
-			return p.ValRole, true
-		case "key_id":
-			return kid, true
-		case "teams":
-			return p.ValTeams, true
-		}
+	}
+	ph := &placeholders{
+		id: p.UserID, username: p.Username, workspace: p.Workspace, role: string(p.Role),
+		keyID: kid, teams: strings.Join(p.Teams, ","),
+	}
+	ph.provide = ph.value
+	if memo != nil {
+		memo.Store(ph) // a racing request stores an equal one
+	}
+	return ph
+}
+
+// value answers the gateway's placeholders.
+func (ph *placeholders) value(key string) (any, bool) {
+	if len(key) <= len(phPrefix) || key[:len(phPrefix)] != phPrefix {
 		return nil, false
 	}
+	switch key[len(phPrefix):] {
+	case "id":
+		return ph.id, true
+	case "username":
+		return ph.username, true
+	case "workspace":
+		return ph.workspace, true
+	case "role":
+		return ph.role, true
+	case "key_id":
+		return ph.keyID, true
+	case "teams":
+		return ph.teams, true
+	}
+	return nil, false
 }
 
 // authError maps an error of Authenticate to the response: 401 for a bad

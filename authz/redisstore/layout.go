@@ -68,12 +68,13 @@ func (s *Store) place(ws, coll string) place {
 // are ranges over members (idRange, scanRange).
 //
 // The domain's records start with their own id, most with their workspace
-// next ({"id":"usr_…","workspace":"acme",…}): the tag leaves out what
-// repeats where the record is stored (split, join).
+// next ({"id":"usr_…","workspace":"acme",…}; the record contract of
+// authz.Tx): the tag leaves out what repeats where the record is stored
+// (split, join).
 const (
 	tagRaw       = 0x00 // rest is the value
-	tagID        = 0x01 // the value is {"id":"<id>" then rest
-	tagWorkspace = 0x02 // the value is {"id":"<id>","workspace":"<ws>" then rest
+	tagID        = 0x01 // the value is authz.IDHead(id) then rest
+	tagWorkspace = 0x02 // the value is IDHead(id), authz.WorkspaceHead(ws), then rest
 	escByte      = 0x03
 )
 
@@ -101,9 +102,9 @@ func esc(id string) string {
 func elided(tag byte, ws, id string) string {
 	switch tag {
 	case tagID:
-		return `{"id":"` + id + `"`
+		return authz.IDHead(id)
 	case tagWorkspace:
-		return `{"id":"` + id + `","workspace":"` + ws + `"`
+		return authz.IDHead(id) + authz.WorkspaceHead(ws)
 	}
 	return ""
 }

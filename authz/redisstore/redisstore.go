@@ -22,7 +22,7 @@
 // limit) and Get in O(log n); a write replaces the member of its id
 // (ZREMRANGEBYLEX, ZADD). A member leaves out what repeats where it is
 // stored: the {"id":"<id>","workspace":"<ws>" the domain's records start
-// with. The one collection the domain only reads by id, names, is a
+// with (the record contract of authz.Tx). The one collection the domain only reads by id, names, is a
 // plain hash (Get in O(1); Scan reads the whole hash). A user's keys
 // (at most authz.MaxKeysPerUser live ones) are one field of a hash all
 // users of the workspace share, read and written whole: LoadPrincipal gets
@@ -488,7 +488,9 @@ func (s *Store) lockRetries(ctx context.Context, ws string) (release func(), err
 // hash KEYS[2]) and the teams it lists that exist (members of the teams
 // zset KEYS[3]). It returns nil when the user is missing, else {user JSON,
 // keys blob or nil, {team JSON...}}. See layout.go for the member and blob
-// encodings.
+// encodings; value() puts back the heads elided() leaves out, as in
+// authz.IDHead and authz.WorkspaceHead, and the user's "teams" is the
+// record contract's too.
 var loadPrincipal = redis.NewScript(`
 local function esc(id)
   return (string.gsub(id, '[%z\1\2\3]', function(c) return '\3' .. c end))
