@@ -159,6 +159,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkStore(); err != nil {
+		return err
+	}
 	if a.messages, err = a.messageSettings(s.storeID()); err != nil {
 		return err
 	}

@@ -222,13 +222,20 @@ func TestResolveClusterAndSentinel(t *testing.T) {
 		}
 	}
 
-	// What redisstore rejects surfaces when the store is opened, which
-	// Provision does (caddy validate and adapt included).
-	s, err = (&App{Store: &StoreConfig{Type: StoreRedis, Cluster: []string{"a:1"}, DB: 1}, SigningKey: secret32}).resolve(caddy.NewReplacer())
+	// What redisstore rejects surfaces when the store is opened, and
+	// already when the app is provisioned (caddy validate and adapt
+	// included), which checks without opening.
+	bad := &App{Store: &StoreConfig{Type: StoreRedis, Cluster: []string{"a:1"}, DB: 1}, SigningKey: secret32}
+	s, err = bad.resolve(caddy.NewReplacer())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.openStore(); err == nil || !strings.Contains(err.Error(), "only database 0") {
 		t.Fatalf("openStore of a cluster with db 1: %v", err)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := bad.Provision(ctx); err == nil || !strings.Contains(err.Error(), "only database 0") {
+		t.Fatalf("provisioning a cluster with db 1: %v", err)
 	}
 }

@@ -118,34 +118,48 @@ type SentinelConfig struct {
 	Password string `json:"password,omitempty"`
 }
 
+// redisOptions is the Redis store's configuration.
+func (s *settings) redisOptions() redisstore.Options {
+	rd := &s.redis
+	addrs := rd.cluster
+	if rd.masterName != "" {
+		addrs = rd.sentinels
+	}
+	return redisstore.Options{
+		URL:              s.url,
+		Cluster:          rd.cluster != nil,
+		MasterName:       rd.masterName,
+		Addrs:            addrs,
+		Username:         rd.username,
+		Password:         rd.password,
+		SentinelUsername: rd.sentinelUsername,
+		SentinelPassword: rd.sentinelPassword,
+		TLS:              rd.tls,
+		DB:               rd.db,
+		Prefix:           s.prefix,
+		DialTimeout:      s.dialTimeout,
+		ReadTimeout:      s.readTimeout,
+		WriteTimeout:     s.writeTimeout,
+		WaitReplicas:     rd.waitReplicas,
+		WaitTimeout:      rd.waitTimeout,
+	}
+}
+
+// checkStore reports what opening the store would reject in the
+// configuration, without opening it (Provision calls it).
+func (s *settings) checkStore() error {
+	if s.storeType == StoreRedis {
+		return s.redisOptions().Validate()
+	}
+	return nil
+}
+
 // openStore opens the configured store. The file store waits at most
 // lockTimeout for another process to release the database.
 func (s *settings) openStore() (authz.Store, error) {
 	switch s.storeType {
 	case StoreRedis:
-		rd := &s.redis
-		addrs := rd.cluster
-		if rd.masterName != "" {
-			addrs = rd.sentinels
-		}
-		st, err := redisstore.New(redisstore.Options{
-			URL:              s.url,
-			Cluster:          rd.cluster != nil,
-			MasterName:       rd.masterName,
-			Addrs:            addrs,
-			Username:         rd.username,
-			Password:         rd.password,
-			SentinelUsername: rd.sentinelUsername,
-			SentinelPassword: rd.sentinelPassword,
-			TLS:              rd.tls,
-			DB:               rd.db,
-			Prefix:           s.prefix,
-			DialTimeout:      s.dialTimeout,
-			ReadTimeout:      s.readTimeout,
-			WriteTimeout:     s.writeTimeout,
-			WaitReplicas:     rd.waitReplicas,
-			WaitTimeout:      rd.waitTimeout,
-		})
+		st, err := redisstore.New(s.redisOptions())
 		if err != nil {
 			return nil, fmt.Errorf("opening redis store: %w", err)
 		}

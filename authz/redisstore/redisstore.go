@@ -188,7 +188,7 @@ type Store struct {
 // connects, so New never hangs on an unreachable server (or cluster, or
 // sentinel).
 func New(opts Options) (*Store, error) {
-	if err := opts.check(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	prefix, err := checkPrefix(opts.Prefix)
@@ -210,6 +210,23 @@ func New(opts Options) (*Store, error) {
 	s.waitReplicas = opts.WaitReplicas
 	s.waitTimeout = cmp.Or(opts.WaitTimeout, time.Second)
 	return s, nil
+}
+
+// Validate reports what New would reject in opts, without making a
+// client, so that a configuration can be checked before it runs.
+func (o Options) Validate() error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	if _, err := checkPrefix(o.Prefix); err != nil {
+		return err
+	}
+	if o.URL != "" {
+		if _, err := o.single(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // check rejects options that name no deployment, mix two, or give a
