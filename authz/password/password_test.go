@@ -1,0 +1,155 @@
+package password
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestHashVerify(t *testing.T) {
+	h, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	phc, err := h.Hash(ctx, "correct horse battery staple")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(phc, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("PHC string %q", phc)
+	}
+	if strings.Contains(phc, "correct horse") {
+		t.Fatal("hash holds the password")
+	}
+	ok, rehash, err := h.Verify(ctx, "correct horse battery staple", phc)
+	if err != nil || !ok || rehash {
+		t.Fatalf("right password: ok=%v rehash=%v err=%v", ok, rehash, err)
+	}
+	ok, _, err = h.Verify(ctx, "correct horse battery stapl", phc)
+	if err != nil || ok {
+		t.Fatalf("wrong password: ok=%v err=%v", ok, err)
+	}
+	if phc2, _ := h.Hash(ctx, "correct horse battery staple"); phc2 == phc {
+		t.Fatal("two hashes of one password are equal: no salt")
+	}
+	if _, _, err := h.Verify(ctx, "x", "$argon2id$v=19$m=99999999,t=2,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5"); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("absurd memory: %v", err)
+	}
+	for _, bad := range []string{"", "plain", "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5a2V5", "$argon2id$v=19$m=19456,t=2$c2FsdHNhbHQ$a2V5"} {
+		if _, _, err := h.Verify(ctx, "x", bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Verify(%q) = %v, want ErrMalformed", bad, err)
+		}
+	}
+}
+
+func TestRehashWhenRaised(t *testing.T) {
+	ctx := context.Background()
+	old, _ := New(Config{})
+	phc, err := old.Hash(ctx, "a long enough passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raised, err := New(Config{Params: Params{Memory: 19 * 1024, Time: 3, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, rehash, err := raised.Verify(ctx, "a long enough passphrase", phc)
+	if err != nil || !ok || !rehash {
+		t.Fatalf("old hash under raised params: ok=%v rehash=%v err=%v", ok, rehash, err)
+	}
+	if _, err := New(Config{Params: Params{Memory: 8 * 1024, Time: 2, Threads: 1}}); err == nil {
+		t.Fatal("parameters below the OWASP minimum were accepted")
+	}
+}
+
+func TestDummyFails(t *testing.T) {
+	h, _ := New(Config{})
+	if err := h.VerifyDummy(context.Background(), "anything at all"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPoolBounded floods the pool: no more than Workers hashes run at
+// once, and callers beyond the queue are refused at once with ErrBusy.
+func TestPoolBounded(t *testing.T) {
+	h, _ := New(Config{Workers: 1, Queue: 2})
+	ctx := context.Background()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = h.run(ctx, func() { close(started); <-release })
+	}()
+	<-started
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = h.run(ctx, func() {}) }() // waits: the queue's second place
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.queue) < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := h.run(ctx, func() { t.Error("ran beyond the queue") }); !errors.Is(err, ErrBusy) {
+		t.Fatalf("third caller: %v, want ErrBusy", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	close(release)
+	wg.Wait()
+	_ = cctx
+}
+
+func TestPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		pw       string
+		personal []string
+		ok       bool
+	}{
+		{"short", nil, false},
+		{"password1234", nil, false},
+		{"aaaaaaaaaaaaaaaa", nil, false},
+		{"123456789012", nil, false},
+		{"qwertyuiopasdf", nil, false},
+		{"ana.kovac@example.com", []string{"ana.kovac@example.com"}, false},
+		{"Ana.Kovac@Example.com!", []string{"ana.kovac@example.com"}, false},
+		{"anakovac-anakovac", []string{"anakovac"}, false},
+		{strings.Repeat("x", 257), nil, false},
+		{"\xff\xfe invalid utf8 text", nil, false},
+		{"correct horse battery staple", nil, true},
+		{"Tr0ub4dor&3-glacier-Owl", nil, true},
+		{"Zwölf Ängste über Brücken", nil, true},
+		{"山川异域风月同天岂曰无衣与子同裳", nil, true},
+		{strings.Repeat("river stone moss ", 15), nil, true},
+	} {
+		err := Check(tc.pw, tc.personal...)
+		if (err == nil) != tc.ok {
+			t.Errorf("Check(%.30q) = %v, want ok=%v", tc.pw, err, tc.ok)
+		}
+		var pe *PolicyError
+		if err != nil && (!errors.As(err, &pe) || strings.Contains(err.Error(), tc.pw)) {
+			t.Errorf("Check(%.30q): error %q is not a clean PolicyError", tc.pw, err)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	h, _ := New(Config{})
+	ctx := context.Background()
+	phc, _ := h.Hash(ctx, "correct horse battery staple")
+	b.ResetTimer()
+	for b.Loop() {
+		if ok, _, _ := h.Verify(ctx, "correct horse battery staple", phc); !ok {
+			b.Fatal("no match")
+		}
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	for b.Loop() {
+		_ = Check("correct horse battery staple", "ana@example.com", "ana")
+	}
+}
