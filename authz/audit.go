@@ -23,6 +23,18 @@ const (
 	ActionTeamMemberAdd    = "team.member.add"
 	ActionTeamMemberRemove = "team.member.remove"
 	ActionWorkspaceCreate  = "workspace.create"
+
+	ActionSignIn            = "session.sign_in"
+	ActionSignOut           = "session.sign_out"
+	ActionSessionEnd        = "session.end"
+	ActionInvitationSend    = "invitation.send"
+	ActionInvitationResend  = "invitation.resend"
+	ActionInvitationAccept  = "invitation.accept"
+	ActionPasswordSet       = "password.set"
+	ActionPasswordChange    = "password.change"
+	ActionPasswordResetSend = "password.reset_send"
+	ActionPasswordReset     = "password.reset"
+	ActionAccountUpdate     = "account.update"
 )
 
 // CollAudit holds a workspace's audit entries, newest first.

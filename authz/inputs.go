@@ -43,6 +43,9 @@ type NewUser struct {
 	// IssueKey asks for the user's first key in the same step; it is
 	// returned once, in the response.
 	IssueKey bool `json:"issue_key,omitempty"`
+	// Password, for an API user, lets it sign in with POST /login; it is
+	// hashed and never stored, returned or audited.
+	Password string `json:"password,omitempty"`
 }
 
 // UserPatch is the body of a user update; nil fields stay as they are.

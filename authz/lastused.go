@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -66,6 +67,12 @@ func (s *Service) writeTouches(ws string, ts []touch) {
 	defer cancel()
 	_ = s.store.Update(ctx, ws, func(tx Tx) error {
 		for _, t := range ts {
+			if strings.HasPrefix(t.kid, "ses_") {
+				if err := touchSession(tx, ws, t.user, t.kid, t.at); err != nil {
+					return err
+				}
+				continue
+			}
 			k, err := getKey(tx, ws, t.user, t.kid)
 			if errors.Is(err, ErrNotFound) {
 				continue // revoked meanwhile: do not bring it back
@@ -114,4 +121,23 @@ func (s *Service) Close() {
 	close(s.touches)
 	s.touchMu.Unlock()
 	<-s.touchesDone
+	if s.signIns != nil {
+		s.signIns.close()
+	}
+}
+
+// touchSession sets the last_used_at of session token kid of user.
+func touchSession(tx Tx, ws, user, kid string, at time.Time) error {
+	var t tokenSession
+	if err := getRecord(tx, KeysCollection(ws, user), kid, &t); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil // ended meanwhile: do not bring it back
+		}
+		return err
+	}
+	if t.LastUsedAt != nil && !at.After(*t.LastUsedAt) {
+		return nil
+	}
+	t.LastUsedAt = &at
+	return putRecord(tx, KeysCollection(ws, user), kid, &t)
 }

@@ -27,6 +27,9 @@ const (
 	StatusActive   Status = "active"
 	StatusInactive Status = "inactive"
 	StatusTrash    Status = "trash"
+	// StatusInvited is a membership (a member user) made by an invitation
+	// and not accepted yet: it cannot be used.
+	StatusInvited Status = "invited"
 )
 
 // Grant gives rights on one resource ("type:id") or on every resource of a
@@ -38,23 +41,31 @@ type Grant struct {
 
 // User is an account in one workspace.
 type User struct {
-	ID           string    `json:"id"`
-	Workspace    string    `json:"workspace"`
-	Username     string    `json:"username"`
-	Email        string    `json:"email,omitempty"`
-	Kind         Kind      `json:"kind"`
-	Role         Role      `json:"role"`
-	Status       Status    `json:"status"`
-	Organization string    `json:"organization,omitempty"`
-	Language     string    `json:"language,omitempty"`
-	Timezone     string    `json:"timezone,omitempty"`
-	PrivateNote  string    `json:"private_note,omitempty"`
-	Permissions  []string  `json:"permissions"`
-	Grants       []Grant   `json:"grants"`
-	Teams        []string  `json:"teams"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	Version      int64     `json:"version"`
+	ID           string   `json:"id"`
+	Workspace    string   `json:"workspace"`
+	Username     string   `json:"username"`
+	Email        string   `json:"email,omitempty"`
+	Kind         Kind     `json:"kind"`
+	Role         Role     `json:"role"`
+	Status       Status   `json:"status"`
+	Organization string   `json:"organization,omitempty"`
+	Language     string   `json:"language,omitempty"`
+	Timezone     string   `json:"timezone,omitempty"`
+	PrivateNote  string   `json:"private_note,omitempty"`
+	Permissions  []string `json:"permissions"`
+	Grants       []Grant  `json:"grants"`
+	Teams        []string `json:"teams"`
+	// Account names the person (acc_…) of a member user: the user is that
+	// person's membership of the workspace. Empty for API users.
+	Account string `json:"account,omitempty"`
+	// PasswordChangedAt is when an API user's password was last set; nil
+	// when it has none. (A person's password is the account's.)
+	PasswordChangedAt *time.Time `json:"password_changed_at,omitempty"`
+	// HasPassword tells whether an API user may sign in with a password.
+	HasPassword bool      `json:"has_password,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Version     int64     `json:"version"`
 }
 
 // Team groups users; its permissions and grants reach every member.

@@ -89,6 +89,11 @@ func putUser(tx Tx, u *User) error { return putRecord(tx, usersOf(u.Workspace), 
 
 func getKey(tx Tx, ws, userID, kid string) (*Key, error) {
 	var k Key
+	if !strings.HasPrefix(kid, "key_") {
+		// The collection also holds the user's session tokens (ses_…),
+		// which no key operation may touch.
+		return nil, errf(ErrNotFound, "key %s not found for user %s", kid, userID)
+	}
 	if err := getRecord(tx, KeysCollection(ws, userID), kid, &k); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, errf(ErrNotFound, "key %s not found for user %s", kid, userID)
@@ -111,7 +116,7 @@ func deleteKey(tx Tx, ws, userID, kid string) error {
 
 func listKeys(tx Tx, ws, userID string) ([]Key, error) {
 	c := KeysCollection(ws, userID)
-	entries, err := tx.Scan(c, "", "", 0)
+	entries, err := tx.Scan(c, "key_", "", 0)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,9 @@ type Service struct {
 	now    func() time.Time
 	loads  singleflight.Group
 	notify func(Change)
+	people PeopleConfig
+	// signIns throttles failed sign-ins.
+	signIns *signInThrottle
 
 	touches     chan touch // last_used_at updates (see lastused.go)
 	touchesDone chan struct{}
@@ -36,6 +39,9 @@ type Config struct {
 	// changed, after the local cache was invalidated (fleet-wide
 	// invalidation hooks in here).
 	Notify func(Change)
+	// People configures accounts, sessions and passwords (defaults: see
+	// PeopleConfig).
+	People PeopleConfig
 }
 
 // Change says what a committed mutation touched, for cache invalidation.
@@ -57,13 +63,24 @@ func NewService(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{store: cfg.Store, signer: cfg.Signer, cache: cfg.Cache, now: cfg.Now, notify: cfg.Notify}
+	if err := cfg.People.defaults(cfg.Store); err != nil {
+		return nil, err
+	}
+	s := &Service{store: cfg.Store, signer: cfg.Signer, cache: cfg.Cache, now: cfg.Now, notify: cfg.Notify,
+		people: cfg.People}
+	var err error
+	if s.signIns, err = newSignInThrottle(cfg.Store, cfg.Now); err != nil {
+		return nil, err
+	}
 	s.startTouches()
 	return s, nil
 }
 
 // Signer returns the service's signer.
 func (s *Service) Signer() *Signer { return s.signer }
+
+// People returns the service's people settings.
+func (s *Service) People() PeopleConfig { return s.people }
 
 // Cache returns the service's cache.
 func (s *Service) Cache() *Cache { return s.cache }

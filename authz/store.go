@@ -21,7 +21,10 @@ const (
 	collKeysPrefix = "keys:"      // "keys:<user id>": key id -> Key
 )
 
-// KeysCollection is the collection holding the key metadata of one user.
+// KeysCollection is the collection holding the credentials of one user:
+// the metadata of its keys (key_…) and its bearer session tokens (ses_…),
+// which LoadPrincipal reads together, so a session is checked on the
+// gateway's hot path exactly as a key is.
 func KeysCollection(ws, userID string) Collection {
 	return Collection{Workspace: ws, Name: collKeysPrefix + userID}
 }

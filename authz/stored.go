@@ -39,6 +39,8 @@ type userRecord struct {
 	Created      json.RawMessage `json:"c,omitempty"` // stamp after the id's time
 	Updated      json.RawMessage `json:"u,omitempty"` // stamp after Created; absent: the same
 	Version      int64           `json:"v,omitempty"` // less one: absent is version 1
+	Account      string          `json:"a,omitempty"`
+	PasswordAt   json.RawMessage `json:"pw,omitempty"` // stamp after Created; absent: no password
 }
 
 func newUserRecord(u *User) *userRecord {
@@ -51,6 +53,10 @@ func newUserRecord(u *User) *userRecord {
 	r.Created = encodeStamp(u.CreatedAt, ids.Nanos(u.ID))
 	if !u.UpdatedAt.Equal(u.CreatedAt) {
 		r.Updated = encodeStamp(u.UpdatedAt, stampBase(u.CreatedAt))
+	}
+	r.Account = u.Account
+	if u.PasswordChangedAt != nil {
+		r.PasswordAt = encodeStamp(*u.PasswordChangedAt, stampBase(u.CreatedAt))
 	}
 	return r
 }
@@ -71,7 +77,14 @@ func (r *userRecord) user(u *User) error {
 		Kind: r.Kind, Role: r.Role, Status: r.Status, Organization: r.Organization,
 		Language: r.Language, Timezone: r.Timezone, PrivateNote: r.PrivateNote,
 		Permissions: orEmpty(r.Permissions), Grants: orEmptyGrants(r.Grants), Teams: orEmpty(r.Teams),
-		CreatedAt: created, UpdatedAt: updated, Version: r.Version + 1,
+		CreatedAt: created, UpdatedAt: updated, Version: r.Version + 1, Account: r.Account,
+	}
+	if r.PasswordAt != nil {
+		t, err := decodeStamp(r.PasswordAt, stampBase(created))
+		if err != nil {
+			return err
+		}
+		u.PasswordChangedAt, u.HasPassword = &t, true
 	}
 	return nil
 }

@@ -177,7 +177,7 @@ func (s *Signer) Verify(key string) (*Claims, error) {
 		return nil, ErrKeySignature
 	}
 	if jc.Issuer != s.issuer || !strings.HasPrefix(jc.Subject, "usr_") ||
-		!strings.HasPrefix(jc.ID, "key_") || !ValidWorkspaceID(jc.Workspace) || jc.IssuedAt <= 0 {
+		!(strings.HasPrefix(jc.ID, "key_") || strings.HasPrefix(jc.ID, "ses_")) || !ValidWorkspaceID(jc.Workspace) || jc.IssuedAt <= 0 {
 		return nil, ErrKeyMalformed
 	}
 	return &Claims{

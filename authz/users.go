@@ -34,8 +34,8 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 	if f.Role != "" && !ValidRole(f.Role) {
 		return nil, "", fieldErr("role", "unknown role %q", f.Role)
 	}
-	if f.Status != "" && !validStatus(f.Status) {
-		return nil, "", fieldErr("status", "must be active, inactive or trash")
+	if f.Status != "" && !validStatus(f.Status) && f.Status != StatusInvited {
+		return nil, "", fieldErr("status", "must be invited, active, inactive or trash")
 	}
 	page, after, err := page.normalize()
 	if err != nil {
@@ -135,10 +135,23 @@ func (s *Service) CreateUser(ctx context.Context, actor *Principal, ws string, i
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
 		return nil, err
 	}
+	var phc string
+	if in.Password != "" {
+		if in.Kind != KindAPI {
+			return nil, fieldErr("password", "only API users get a password on create: people set theirs by invitation")
+		}
+		if phc, err = s.hashPassword(ctx, "password", in.Password, in.Username, in.Email); err != nil {
+			return nil, err
+		}
+	}
 	now := s.now().UTC()
 	nu, err := s.newUserRecords(ws, in, now)
 	if err != nil {
 		return nil, err
+	}
+	if phc != "" {
+		nu.hash = phc
+		nu.user.PasswordChangedAt, nu.user.HasPassword = &now, true
 	}
 	err = s.store.Update(ctx, ws, func(tx Tx) error {
 		return s.writeNewUser(tx, actor, nu, in.Teams, now)
@@ -171,6 +184,7 @@ type newUser struct {
 	secret string
 	// manages: the actor may manage the user it made (set by writeNewUser).
 	manages bool
+	hash   string // the password's PHC string, when it has one
 }
 
 // newUserRecords makes the records of a new user of ws from in (checked
@@ -220,6 +234,11 @@ func (s *Service) writeNewUser(tx Tx, actor *Principal, nu *newUser, teams []str
 		return err
 	}
 	nu.manages = mayManage(actor, sj)
+	if nu.hash != "" {
+		if err := tx.Put(passwordsOf(ws), u.ID, []byte(nu.hash)); err != nil {
+			return err
+		}
+	}
 	changes, err := audit.Diff(nil, u)
 	if err != nil {
 		return err
@@ -445,6 +464,9 @@ func (s *Service) applyPatch(tx Tx, actor *Principal, u *User, manage bool, p *U
 		}
 	}
 	auth := authorityOf(actor)
+	if p.Email != nil && u.Account != "" && *p.Email != u.Email {
+		return errf(ErrConflict, "user %s is a person's membership: its email is the account's sign-in and cannot be changed here", u.ID)
+	}
 	if p.Email != nil {
 		if err := validateEmail(*p.Email); err != nil {
 			return err
@@ -543,6 +565,9 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 		if u.Status == status {
 			return nil
 		}
+		if u.Status == StatusInvited && status != StatusTrash {
+			return errf(ErrConflict, "user %s has not accepted the invitation: only the person can make it active", id)
+		}
 		changes := map[string]FieldChange{"status": audit.Changed(u.Status, status)}
 		u.Status = status
 		u.Version++
@@ -550,12 +575,24 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 		if err := putUser(tx, u); err != nil {
 			return err
 		}
+		if status != StatusActive {
+			// Its sessions end, not just pause: reactivating the user
+			// does not bring them back.
+			if _, err := endTokenSessions(tx, ws, id, ""); err != nil {
+				return err
+			}
+		}
 		return s.audit(tx, ws, actor, ActionUserStatus, id, changes)
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{id}})
+	if status != StatusActive && u.Account != "" {
+		if err := s.endAccountSessions(ctx, u.Account); err != nil {
+			return nil, err
+		}
+	}
 	redact(actor, u, manages)
 	return u, nil
 }
@@ -605,6 +642,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 			}
 		}
 	}
+	var account string
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
 		sj, err := loadSubject(tx, ws, id)
 		if err != nil {
@@ -625,9 +663,13 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		if err := tx.Delete(namesOf(ws), nameKey(u.Username)); err != nil {
 			return err
 		}
+		if err := tx.Delete(passwordsOf(ws), id); err != nil {
+			return err
+		}
 		if err := tx.Delete(usersOf(ws), id); err != nil {
 			return err
 		}
+		account = u.Account
 		return s.audit(tx, ws, actor, ActionUserDelete, id, map[string]FieldChange{
 			"username": audit.Changed(u.Username, nil), "erase": audit.Changed(nil, erase),
 		})
@@ -636,7 +678,28 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		return err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{id}})
+	if account != "" {
+		// The membership is gone; its index entry and link go after it
+		// (a failure here leaves an entry that points at nothing, which
+		// the account's readers skip).
+		return s.store.Update(ctx, "", func(tx Tx) error {
+			if err := tx.Delete(globalColl(CollAccountMembers), account+"/"+ws); err != nil {
+				return err
+			}
+			if err := dropToken(tx, inviteIndex(ws, id)); err != nil {
+				return err
+			}
+			return endConsoleSessions(tx, account, "")
+		})
+	}
 	return nil
+}
+
+// endAccountSessions ends every console session of an account (one of its
+// memberships was deactivated or trashed: deny rather than guess whether
+// the person still may act).
+func (s *Service) endAccountSessions(ctx context.Context, accID string) error {
+	return s.store.Update(ctx, "", func(tx Tx) error { return endConsoleSessions(tx, accID, "") })
 }
 
 func checkDeletable(actor *Principal, u *subject) error {

@@ -27,6 +27,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestPeopleConformance(t *testing.T) {
+	storetest.RunPeople(t, func(t *testing.T) authz.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 var users = authz.Collection{Workspace: "acme", Name: authz.CollUsers}
 
 func TestReopenKeepsData(t *testing.T) {

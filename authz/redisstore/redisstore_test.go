@@ -29,6 +29,14 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestPeopleConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	var n atomic.Int64
+	storetest.RunPeople(t, func(t *testing.T) authz.Store {
+		return newStore(t, Options{URL: srv.URL(), Prefix: fmt.Sprintf("people%d", n.Add(1))})
+	})
+}
+
 func newStore(t testing.TB, opts Options) *Store {
 	t.Helper()
 	s, err := New(opts)

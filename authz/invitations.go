@@ -1,0 +1,306 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/apiusers/apiusers/authz/audit"
+	"github.com/apiusers/apiusers/authz/ids"
+)
+
+// NewInvitation is the body of POST /workspaces/{ws}/invitations.
+type NewInvitation struct {
+	Email string `json:"email"`
+	// Username of the membership. Default: the email.
+	Username    string   `json:"username,omitempty"`
+	Role        Role     `json:"role"`
+	Permissions []string `json:"permissions,omitempty"`
+	Grants      []Grant  `json:"grants,omitempty"`
+	Teams       []string `json:"teams,omitempty"`
+}
+
+// Invitation is a sent invitation: the invited membership and what the
+// mail needs (Token is the secret of the link, shown to nobody but the
+// recipient, or the inviter when no mailer is set).
+type Invitation struct {
+	User          User
+	Token         string
+	Email         string
+	Name          string // the person's name, when the account has one
+	Language      string
+	WorkspaceName string
+	Inviter       string
+	ExpiresAt     time.Time
+}
+
+// Invite invites email into ws with a role, permissions, grants and teams
+// (the rules of creating a user apply; only users.manage invites). It
+// finds or makes the person's account (global transaction), then writes
+// the invited membership (workspace transaction), then indexes it and
+// makes the link's token (global transaction). A failure after the first
+// leaves at most an account without memberships or password, which
+// nothing can use and a later invitation reuses; one after the second
+// leaves an invited membership without a link, which "send a new
+// invitation" mends.
+func (s *Service) Invite(ctx context.Context, actor *Principal, ws string, in NewInvitation) (*Invitation, error) {
+	auth, err := mayCreateUsers(actor, ws)
+	if err != nil {
+		return nil, err
+	}
+	if auth != authManage {
+		return nil, forbidden("inviting members needs %s", PermUsersManage)
+	}
+	if in.Email == "" {
+		return nil, fieldErr("email", "is required")
+	}
+	if err := validateEmail(in.Email); err != nil {
+		return nil, err
+	}
+	if in.Username == "" {
+		in.Username = in.Email
+	}
+	nu := NewUser{Username: in.Username, Kind: KindMember, Role: in.Role, Status: StatusActive, Email: in.Email,
+		Permissions: in.Permissions, Grants: in.Grants, Teams: in.Teams}
+	if err := s.validateNewUser(actor, auth, &nu); err != nil {
+		return nil, err
+	}
+	w, err := s.workspaceExists(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	var acc *Account
+	err = s.store.Update(ctx, "", func(tx Tx) error {
+		var err error
+		acc, err = accountByEmail(tx, in.Email)
+		switch {
+		case err == nil:
+			if _, err := tx.Get(globalColl(CollAccountMembers), acc.ID+"/"+ws); err == nil {
+				return errf(ErrConflict, "%s is already a member of workspace %s", in.Email, ws)
+			} else if !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			return nil
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		acc = &Account{ID: ids.New("acc_", now), Email: in.Email, CreatedAt: now}
+		if err := putAccount(tx, acc); err != nil {
+			return err
+		}
+		return tx.Put(globalColl(CollEmails), emailKey(in.Email), []byte(acc.ID))
+	})
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.newUserRecords(ws, nu, now)
+	if err != nil {
+		return nil, err
+	}
+	rec.user.Status = StatusInvited
+	rec.user.Account = acc.ID
+	rec.user.Email = acc.Email
+	err = s.store.Update(ctx, ws, func(tx Tx) error {
+		if err := s.writeNewUser(tx, actor, rec, in.Teams, now); err != nil {
+			return err
+		}
+		return s.audit(tx, ws, actor, ActionInvitationSend, rec.user.ID, map[string]FieldChange{"email": audit.Changed(nil, acc.Email)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.changed(Change{Workspace: ws, Users: []string{rec.user.ID}})
+	inv := &Invitation{User: rec.user, Email: acc.Email, Name: acc.Name, Language: acc.Language,
+		WorkspaceName: w.Name, Inviter: actor.Username}
+	if err := s.newInvitationToken(ctx, acc.ID, ws, rec.user.ID, now, inv); err != nil {
+		return nil, err
+	}
+	redact(actor, &inv.User, rec.manages)
+	return inv, nil
+}
+
+// newInvitationToken indexes the membership under its account and makes
+// a new link's token, replacing the previous one.
+func (s *Service) newInvitationToken(ctx context.Context, accID, ws, userID string, now time.Time, inv *Invitation) error {
+	t := &oneTime{Purpose: purposeInvitation, Account: accID, Workspace: ws, UserID: userID, ExpiresAt: now.Add(s.people.InviteTTL)}
+	return s.store.Update(ctx, "", func(tx Tx) error {
+		if err := tx.Put(globalColl(CollAccountMembers), accID+"/"+ws, []byte(userID)); err != nil {
+			return err
+		}
+		token, err := replaceToken(tx, inviteIndex(ws, userID), t, now)
+		inv.Token, inv.ExpiresAt = token, t.ExpiresAt
+		return err
+	})
+}
+
+// Reinvite sends a new invitation link to invited member id of ws; the
+// previous link dies.
+func (s *Service) Reinvite(ctx context.Context, actor *Principal, ws, id string) (*Invitation, error) {
+	if !actor.InWorkspace(ws) {
+		return nil, forbidden("not a member of workspace %s", ws)
+	}
+	sj, err := s.subjectNow(ctx, ws, id)
+	if err != nil {
+		return nil, err
+	}
+	if !mayManage(actor, sj) || authorityOf(actor) != authManage {
+		return nil, forbidden("may not invite user %s", id)
+	}
+	u := sj.User
+	if u.Kind != KindMember || u.Account == "" || u.Status != StatusInvited {
+		return nil, errf(ErrConflict, "user %s is not an invited member", id)
+	}
+	w, err := s.workspaceExists(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	var acc *Account
+	if err := s.store.View(ctx, "", func(tx Tx) error {
+		acc, err = getAccount(tx, u.Account)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	inv := &Invitation{User: *u, Email: acc.Email, Name: acc.Name, Language: acc.Language, WorkspaceName: w.Name, Inviter: actor.Username}
+	if err := s.newInvitationToken(ctx, acc.ID, ws, id, now, inv); err != nil {
+		return nil, err
+	}
+	if err := s.auditIn(ctx, ws, actor, ActionInvitationResend, id, map[string]FieldChange{"email": audit.Changed(nil, acc.Email)}); err != nil {
+		return nil, err
+	}
+	redact(actor, &inv.User, true)
+	return inv, nil
+}
+
+// Accepted is an accepted invitation: the account, its memberships, and
+// the console session token when accepting signed the person in.
+type Accepted struct {
+	Account     Account
+	Memberships []Membership
+	Token       string
+	ExpiresAt   time.Time
+}
+
+// AcceptInvitation accepts the invitation of token. A new person (an
+// account without a password) sets its password (and name); a person
+// who has a password must be signed in as that account (signedIn). The
+// membership becomes active (workspace transaction) before the token is
+// used (global transaction): a failure between the two leaves a link that
+// still works and accepts again.
+func (s *Service) AcceptInvitation(ctx context.Context, token, name, pw string, signedIn *ConsoleCaller) (*Accepted, error) {
+	now := s.now().UTC()
+	var t *oneTime
+	var acc *Account
+	err := s.store.View(ctx, "", func(tx Tx) error {
+		var err error
+		if _, t, err = useToken(tx, token, purposeInvitation, now); err != nil {
+			return err
+		}
+		acc, err = getAccount(tx, t.Account)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len([]rune(name)) > 200 {
+		return nil, fieldErr("name", "at most 200 characters")
+	}
+	var phc string
+	if acc.HasPassword {
+		if signedIn == nil {
+			return nil, &Error{Kind: ErrUnauthenticated, Detail: "this invitation is for an existing account: sign in, then accept it"}
+		}
+		if signedIn.Account.ID != acc.ID {
+			return nil, forbidden("this invitation is for another account")
+		}
+	} else {
+		if pw == "" {
+			return nil, fieldErr("password", "is required to set up the account")
+		}
+		if phc, err = s.hashPassword(ctx, "password", pw, acc.Email, name); err != nil {
+			return nil, err
+		}
+	}
+	err = s.store.Update(ctx, t.Workspace, func(tx Tx) error {
+		u, err := getUser(tx, t.Workspace, t.UserID)
+		if errors.Is(err, ErrNotFound) {
+			return errTokenGone
+		}
+		if err != nil {
+			return err
+		}
+		if u.Kind != KindMember || u.Account != acc.ID {
+			return errTokenGone
+		}
+		switch u.Status {
+		case StatusActive:
+			return nil // accepted before; the token is used below
+		case StatusInvited:
+		default:
+			return errTokenGone
+		}
+		u.Status = StatusActive
+		u.Version++
+		u.UpdatedAt = now
+		if err := putUser(tx, u); err != nil {
+			return err
+		}
+		self := &Principal{UserID: u.ID, Workspace: u.Workspace}
+		return s.audit(tx, t.Workspace, self, ActionInvitationAccept, u.ID, map[string]FieldChange{"status": audit.Changed(StatusInvited, StatusActive)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.changed(Change{Workspace: t.Workspace, Users: []string{t.UserID}})
+	out := &Accepted{}
+	var idx [][2]string
+	err = s.store.Update(ctx, "", func(tx Tx) error {
+		id, cur, err := useToken(tx, token, purposeInvitation, now)
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(globalColl(CollTokens), id); err != nil {
+			return err
+		}
+		if err := tx.Delete(globalColl(CollTokenIndex), inviteIndex(cur.Workspace, cur.UserID)); err != nil {
+			return err
+		}
+		a, err := getAccount(tx, cur.Account)
+		if err != nil {
+			return err
+		}
+		if phc != "" {
+			if a.HasPassword {
+				return errf(ErrConflict, "the account got a password meanwhile: sign in, then accept")
+			}
+			a.HasPassword, a.PasswordChangedAt = true, &now
+			if err := tx.Put(globalColl(CollPasswords), a.ID, []byte(phc)); err != nil {
+				return err
+			}
+		}
+		if name != "" {
+			a.Name = name
+		}
+		if err := putAccount(tx, a); err != nil {
+			return err
+		}
+		out.Account = *a
+		if signedIn == nil {
+			if out.Token, err = s.newConsoleSession(tx, a.ID, now); err != nil {
+				return err
+			}
+			out.ExpiresAt = now.Add(s.people.SessionTTL)
+		}
+		idx, err = membershipsOf(tx, a.ID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out.Memberships, err = s.memberships(ctx, idx); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
