@@ -84,6 +84,26 @@ type Options struct {
 	// Logger receives the causes of 5xx answers. Keys and secrets are never
 	// logged. Default: no logging.
 	Logger *zap.Logger
+
+	// Mailer sends invitation and password reset mails. Without one, the
+	// inviter's answer carries the link (accept_url, reset_url) and a log
+	// line says that no mail was sent. Default: none.
+	Mailer Mailer
+
+	// PublicURL is the base of links in mails (scheme, host and an
+	// optional path prefix before the mount), such as
+	// https://console.example.com. Default: the scheme and host of the
+	// request that caused the mail.
+	PublicURL string
+
+	// Mount returns the path the handler is mounted at, with a trailing
+	// slash ("/admin/"), for the session cookie's Path and the links in
+	// mails. Default: "/".
+	Mount func(r *http.Request) string
+
+	// ClientAddr returns the client address failed sign-ins are counted
+	// by. Default: the host of the request's RemoteAddr.
+	ClientAddr func(r *http.Request) string
 }
 
 // Handler serves the admin API. Make one with New.
@@ -94,11 +114,22 @@ type Handler struct {
 	log        *zap.Logger
 	mux        *http.ServeMux
 	notFound   http.Handler // answers paths that are not in canonical form
+	mailer     Mailer
+	publicURL  string
+	mount      func(r *http.Request) string
+	clientAddr func(r *http.Request) string
 }
 
 // New makes the admin API handler over svc.
 func New(svc *authz.Service, opts Options) *Handler {
-	h := &Handler{svc: svc, sources: opts.KeySources, log: opts.Logger}
+	h := &Handler{svc: svc, sources: opts.KeySources, log: opts.Logger, mailer: opts.Mailer,
+		publicURL: strings.TrimSuffix(opts.PublicURL, "/"), mount: opts.Mount, clientAddr: opts.ClientAddr}
+	if h.mount == nil {
+		h.mount = func(*http.Request) string { return "/" }
+	}
+	if h.clientAddr == nil {
+		h.clientAddr = remoteHost
+	}
 	if len(h.sources) == 0 {
 		h.sources = DefaultKeySources
 	}
@@ -155,21 +186,70 @@ func (h *Handler) key(r *http.Request) string {
 
 // serveRoute authenticates the caller (unless the route is public) and runs
 // the route's handler, turning its error into a problem answer.
+//
+// A caller is authenticated by a key or an API user's session token
+// (Bearer or X-API-Key, as the gateway reads them), else by the console
+// session cookie. A cookie-authenticated mutation must come from the
+// console's own origin (see sameOrigin), and so must every public POST
+// (sign-in, accepting, resetting) that states another origin.
 func (h *Handler) serveRoute(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var caller *authz.Principal
-		if !rt.public {
-			p, _, err := h.svc.Authenticate(r.Context(), h.key(r))
+		if rt.public {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead && !h.sameOrigin(r) {
+				h.fail(w, r, errCrossSite)
+				return
+			}
+			if rt.withSession {
+				if c, err := h.svc.ConsoleSession(r.Context(), sessionCookie(r)); err == nil {
+					r = r.WithContext(withAuth(r.Context(), &authInfo{console: c, session: c.SessionID}))
+				}
+			}
+		} else {
+			p, info, err := h.authenticate(r)
 			if err != nil {
 				h.fail(w, r, err)
 				return
 			}
 			caller = p
+			r = r.WithContext(withAuth(r.Context(), info))
 		}
 		if err := rt.handle(w, r, caller); err != nil {
 			h.fail(w, r, err)
 		}
 	})
+}
+
+// authenticate finds the caller of a request to a route that is not
+// public.
+func (h *Handler) authenticate(r *http.Request) (*authz.Principal, *authInfo, error) {
+	if key := h.key(r); key != "" || sessionCookie(r) == "" {
+		p, cl, err := h.svc.Authenticate(r.Context(), key)
+		if err != nil {
+			return nil, nil, err
+		}
+		info := &authInfo{}
+		if strings.HasPrefix(cl.KeyID, "ses_") {
+			info.session = cl.KeyID
+		}
+		return p, info, nil
+	}
+	c, err := h.svc.ConsoleSession(r.Context(), sessionCookie(r))
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && !h.sameOrigin(r) {
+		return nil, nil, errCrossSite
+	}
+	ws := r.PathValue("ws")
+	if ws == "" {
+		ws = r.URL.Query().Get("workspace")
+	}
+	p, err := h.svc.Acting(r.Context(), c, ws)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, &authInfo{console: c, session: c.SessionID}, nil
 }
 
 // formatSeconds renders d as whole seconds, rounded up.

@@ -8,8 +8,60 @@ import (
 
 // getMe answers GET /me: the caller, its effective permissions and grants.
 // The ETag is the caller's user version, which PATCH /me checks.
+//
+// For a person signed in to the console it adds the account and every
+// membership; ?workspace= picks the membership that is the caller.
 func (h *Handler) getMe(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
+	if c := authOf(r).console; c != nil {
+		if err := h.checkWorkspace(r, caller); err != nil {
+			return err
+		}
+		me, err := h.svc.MeAsPerson(r.Context(), caller, c)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, me, etag(me.User.Version))
+	}
 	me, err := h.svc.Me(r.Context(), caller)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, me, etag(me.User.Version))
+}
+
+// checkWorkspace refuses a ?workspace= that names a workspace the person
+// acting as caller has no active membership of.
+func (h *Handler) checkWorkspace(r *http.Request, caller *authz.Principal) error {
+	ws, err := queryParam(r.URL.Query(), "workspace")
+	if err != nil {
+		return err
+	}
+	if ws != "" && caller.Workspace != ws {
+		return &authz.Error{Kind: authz.ErrForbidden, Field: "workspace", Detail: "no active membership of workspace " + ws}
+	}
+	return nil
+}
+
+// selfPatch is the body of PATCH /me: email, language and timezone for
+// everyone; name too for a person (whose language and timezone are the
+// account's, and whose email, the sign-in, is not changed here).
+type selfPatch struct {
+	Email    *string `json:"email,omitempty"`
+	Language *string `json:"language,omitempty"`
+	Timezone *string `json:"timezone,omitempty"`
+	Name     *string `json:"name,omitempty"`
+}
+
+func (h *Handler) patchPerson(w http.ResponseWriter, r *http.Request, caller *authz.Principal, c *authz.ConsoleCaller, in selfPatch) error {
+	if in.Email != nil && *in.Email != c.Account.Email {
+		return badRequest("email", "email: a person's email is its sign-in and is not changed with PATCH /me")
+	}
+	acc, err := h.svc.UpdateAccount(r.Context(), c, authz.AccountPatch{Name: in.Name, Language: in.Language, Timezone: in.Timezone})
+	if err != nil {
+		return err
+	}
+	c.Account = *acc
+	me, err := h.svc.MeAsPerson(r.Context(), caller, c)
 	if err != nil {
 		return err
 	}
@@ -23,10 +75,17 @@ func (h *Handler) patchMe(w http.ResponseWriter, r *http.Request, caller *authz.
 	if err != nil {
 		return err
 	}
-	var in authz.SelfPatch
-	if err := decodeBody(w, r, &in, false); err != nil {
+	var body selfPatch
+	if err := decodeBody(w, r, &body, false); err != nil {
 		return err
 	}
+	if c := authOf(r).console; c != nil {
+		return h.patchPerson(w, r, caller, c, body)
+	}
+	if body.Name != nil {
+		return badRequest("name", "name: only a person signed in to the console has a name to change")
+	}
+	in := authz.SelfPatch{Email: body.Email, Language: body.Language, Timezone: body.Timezone}
 	var u *authz.User
 	if cond.any {
 		u, err = h.svc.UpdateMe(r.Context(), caller, in, nil)

@@ -59,11 +59,15 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var re *requestError
 	var de *authz.Error
 	var mbe *http.MaxBytesError
+	var te *authz.ThrottledError
 	switch {
 	case errors.As(err, &re):
 		p.Status, p.Detail, p.Field = re.status, re.detail, re.field
 	case errors.As(err, &mbe):
 		p.Status, p.Detail = http.StatusRequestEntityTooLarge, "request body is larger than 1 MiB"
+	case errors.As(err, &te):
+		p.Status, p.Detail = http.StatusTooManyRequests, te.Error()
+		w.Header().Set("Retry-After", formatSeconds(te.RetryAfter))
 	case errors.Is(err, authz.ErrUnavailable):
 		// Checked before the other sentinels: a store failure must never
 		// pass for a 4xx.
@@ -132,6 +136,8 @@ func domainStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, authz.ErrPrecondition):
 		return http.StatusPreconditionFailed
+	case errors.Is(err, authz.ErrGone):
+		return http.StatusGone
 	}
 	return http.StatusInternalServerError
 }

@@ -17,7 +17,10 @@ type route struct {
 	method string // GET, POST, PUT, PATCH or DELETE (GET also answers HEAD)
 	path   string // a net/http ServeMux path pattern, relative to the mount
 	public bool   // served without authentication
-	handle handlerFunc
+	// withSession: a public route that also reads the console session
+	// cookie when there is a valid one.
+	withSession bool
+	handle      handlerFunc
 }
 
 // routes is the route table: the only list of what the admin API serves.
@@ -28,8 +31,15 @@ func (h *Handler) routes() []route {
 	return []route{
 		{method: "GET", path: "/openapi.json", public: true, handle: h.openAPI},
 
+		{method: "POST", path: "/login", public: true, handle: h.login},
+		{method: "POST", path: "/logout", handle: h.logout},
+		{method: "POST", path: "/invitations/accept", public: true, withSession: true, handle: h.acceptInvitation},
+		{method: "POST", path: "/password-reset", public: true, handle: h.requestReset},
+		{method: "POST", path: "/password-reset/confirm", public: true, handle: h.confirmReset},
+
 		{method: "GET", path: "/me", handle: h.getMe},
 		{method: "PATCH", path: "/me", handle: h.patchMe},
+		{method: "POST", path: "/me/password", handle: h.changePassword},
 
 		{method: "GET", path: "/workspaces", handle: h.listWorkspaces},
 		{method: "POST", path: "/workspaces", handle: h.createWorkspace},
@@ -41,6 +51,12 @@ func (h *Handler) routes() []route {
 		{method: "PATCH", path: "/workspaces/{ws}/users/{id}", handle: h.patchUser},
 		{method: "DELETE", path: "/workspaces/{ws}/users/{id}", handle: h.deleteUser},
 		{method: "POST", path: "/workspaces/{ws}/users/{id}/status", handle: h.setStatus},
+		{method: "POST", path: "/workspaces/{ws}/invitations", handle: h.invite},
+		{method: "POST", path: "/workspaces/{ws}/users/{id}/invitation", handle: h.reinvite},
+		{method: "POST", path: "/workspaces/{ws}/users/{id}/password-reset", handle: h.sendReset},
+		{method: "PUT", path: "/workspaces/{ws}/users/{id}/password", handle: h.setPassword},
+		{method: "GET", path: "/workspaces/{ws}/users/{id}/sessions", handle: h.listSessions},
+		{method: "DELETE", path: "/workspaces/{ws}/users/{id}/sessions/{sid}", handle: h.endSession},
 
 		{method: "GET", path: "/workspaces/{ws}/users/{id}/keys", handle: h.listKeys},
 		{method: "POST", path: "/workspaces/{ws}/users/{id}/keys", handle: h.createKey},

@@ -35,8 +35,8 @@ func userFilterOf(r *http.Request) (authz.UserFilter, error) {
 	if f.Role != "" && !authz.ValidRole(f.Role) {
 		return f, badRequest("role", "role: not a built-in role")
 	}
-	if f.Status != "" && !validStatus(f.Status) {
-		return f, badRequest("status", "status: must be active, inactive or trash")
+	if f.Status != "" && !validStatus(f.Status) && f.Status != authz.StatusInvited {
+		return f, badRequest("status", "status: must be invited, active, inactive or trash")
 	}
 	return f, nil
 }
