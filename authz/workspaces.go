@@ -81,6 +81,17 @@ func (s *Service) GetWorkspace(ctx context.Context, actor *Principal, id string)
 	return s.workspaceExists(ctx, id)
 }
 
+// BootstrapPerson creates workspace ws if needed and invites email into
+// it as a superadmin (a person): the invitation's token makes the one-time
+// setup link. Like Bootstrap, it has no actor.
+func (s *Service) BootstrapPerson(ctx context.Context, ws, email string) (*Invitation, error) {
+	root := &Principal{Workspace: ws, Everywhere: true, perms: *rolePerms[RoleSuperadmin]}
+	if _, err := s.createWorkspace(ctx, root, Workspace{ID: ws}, true); err != nil {
+		return nil, err
+	}
+	return s.Invite(ctx, root, ws, NewInvitation{Email: email, Role: RoleSuperadmin})
+}
+
 // Bootstrap creates workspace ws if needed and a superadmin API user named
 // username with one key, and returns the user and the key. It is the only
 // operation without an actor: the operator runs it on the store.

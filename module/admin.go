@@ -3,7 +3,9 @@ package module
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -15,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/apiusers/apiusers/admin"
+	"github.com/apiusers/apiusers/mail"
 )
 
 func init() {
@@ -32,8 +35,10 @@ func init() {
 //	}
 //
 // so that its paths (/me, /workspaces/…) are relative to the mount. Callers
-// authenticate with an API key read exactly as the apiusers directive reads
-// it by default: `Authorization: Bearer <key>`, then `X-API-Key`. Answers
+// authenticate with an API key (or an API user's session token) read
+// exactly as the apiusers directive reads it by default: `Authorization:
+// Bearer <key>`, then `X-API-Key`; else with the console session cookie
+// apiusers_session, whose Path is the mount. Answers
 // are JSON; errors are application/problem+json written by the handler
 // itself (it sets no placeholders). While the apiusers app's store cannot
 // be opened (only before the app has started) it answers 503 through
@@ -70,10 +75,17 @@ func (a *Admin) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := registerPeopleMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	a.opts = admin.Options{
 		KeySources: adminKeySources(srcs),
 		RetryAfter: a.app.retryAfterDur,
 		Logger:     ctx.Logger(),
+		PublicURL:  a.app.settings.publicURL,
+		Mount:      mountOf,
+		ClientAddr: clientAddr,
+		Mailer:     adminMailer(a.app.Mailer()),
 	}
 	a.api = new(lazyAdmin)
 	return nil
@@ -96,6 +108,51 @@ func (a *Admin) handler() (*admin.Handler, error) {
 	h := admin.New(svc, a.opts)
 	a.api.h.Store(h)
 	return h, nil
+}
+
+// mountOf returns the path the admin API is mounted at, with a trailing
+// slash: the original request's path less the path the handler sees (what
+// handle_path stripped).
+func mountOf(r *http.Request) string {
+	orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
+	if !ok || orig.URL == nil {
+		return "/"
+	}
+	mount := strings.TrimSuffix(orig.URL.Path, r.URL.Path)
+	if !strings.HasSuffix(mount, "/") {
+		mount += "/"
+	}
+	return mount
+}
+
+// clientAddr is the client address as Caddy determined it (honouring
+// trusted_proxies), by which failed sign-ins are counted.
+func clientAddr(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// adminMailer hands the admin API's mails to the app's mailer (nil
+// without the mail option: the admin API then answers with the links).
+func adminMailer(s mail.Sender) admin.Mailer {
+	if s == nil {
+		return nil
+	}
+	return mailSender{s}
+}
+
+// mailSender is a mail.Sender as the admin API's Mailer.
+type mailSender struct{ s mail.Sender }
+
+func (m mailSender) Send(msg admin.Mail) {
+	m.s.Send(mail.Message{Kind: mail.Kind(msg.Kind), To: msg.To, Language: msg.Language, Name: msg.Name,
+		Workspace: msg.Workspace, Inviter: msg.Inviter, Link: msg.Link, Expires: msg.Expires})
 }
 
 // adminKeySources turns the gateway's key sources into the admin API's, so

@@ -113,6 +113,24 @@ type App struct {
 	// sent through (see MailConfig). Default: none; no mail is sent.
 	Mail *MailConfig `json:"mail,omitempty"`
 
+	// PublicURL is the base of the links in invitation and password reset
+	// mails (scheme, host and an optional path before the admin mount),
+	// such as https://console.example.com. Placeholders known at provision
+	// are expanded. Default: the scheme and host of the request that
+	// caused the mail.
+	PublicURL string `json:"public_url,omitempty"`
+
+	// SessionTTL is how long a sign-in lasts: a person's console session
+	// and an API user's bearer session token. Default: 12h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+
+	// SessionIdle ends a console session that was not used for this long.
+	// Default: 1h.
+	SessionIdle caddy.Duration `json:"session_idle,omitempty"`
+
+	// InviteTTL is how long an invitation link works. Default: 168h (7 days).
+	InviteTTL caddy.Duration `json:"invite_ttl,omitempty"`
+
 	settings      *settings    // resolved by Provision
 	messages      *appMessages // message settings; the recorder once taken
 	retryAfter    []string

@@ -19,7 +19,9 @@ func (s *settings) newService(store authz.Store, notify func(authz.Change)) (*au
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := authz.NewService(authz.Config{Store: store, Signer: signer, Cache: cache, Notify: notify})
+	svc, err := authz.NewService(authz.Config{Store: store, Signer: signer, Cache: cache, Notify: notify,
+		People: authz.PeopleConfig{SessionTTL: s.sessionTTL, SessionIdle: s.sessionIdle, InviteTTL: s.inviteTTL,
+			Hasher: sharedHasher(), SignIn: countSignIn}})
 	if err != nil {
 		cache.Close()
 		return nil, nil, err

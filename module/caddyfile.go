@@ -2,6 +2,7 @@ package module
 
 import (
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -66,6 +67,10 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		mail smtp[s]://[user:password@]host[:port] {
 //			from <address>
 //		}
+//		public_url        <url>
+//		session_ttl       <duration>
+//		session_idle      <duration>
+//		invite_ttl        <duration>
 //	}
 //
 // The store's block is optional. The file store is the default; the Redis
@@ -167,6 +172,39 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.Mail = mc
+		case "public_url":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			raw := d.Val()
+			if !strings.Contains(raw, "{") {
+				u, err := url.Parse(raw)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+					return d.Errf("public_url %q: want an absolute http:// or https:// URL without query or fragment", raw)
+				}
+			}
+			a.PublicURL = raw
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "session_ttl":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			a.SessionTTL = dur
+		case "session_idle":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			a.SessionIdle = dur
+		case "invite_ttl":
+			dur, err := parseDuration(d)
+			if err != nil {
+				return err
+			}
+			a.InviteTTL = dur
 		default:
 			return d.Errf("unknown apiusers option %q", d.Val())
 		}

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,13 +30,13 @@ func init() {
 Commands that work on the apiusers store a configuration names, without
 running Caddy.
 
-  bootstrap   creates a workspace and its first superadmin API user
+  bootstrap   creates a workspace and its first superadmin (an API user, or a person)
   seed        fills a workspace with API users, one key each (load tests)
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			bootstrap := &cobra.Command{
-				Use:   "bootstrap --config <file> [--adapter caddyfile] --workspace <id> --username <name>",
-				Short: "Creates a workspace and a superadmin API user, and prints its key",
+				Use:   "bootstrap --config <file> [--adapter caddyfile] --workspace <id> (--username <name> | --email <address> [--console <url>])",
+				Short: "Creates a workspace and a superadmin, and prints its key or a one-time setup link",
 				Long: `
 Opens the store that the apiusers app of the given configuration names (the
 file store in Caddy's data directory when the configuration has no apiusers
@@ -57,7 +59,17 @@ store can be bootstrapped at any time.
     The workspace id, such as acme. Created when missing.
 
 --username
-    The new superadmin's username.
+    The new superadmin's username: an API user, whose key is printed.
+
+--email
+    Instead of --username: the new superadmin is a person, invited by
+    email; the one-time setup link (valid invite_ttl) is printed alone on
+    standard output. Opening it in the console sets the password; without
+    the console, POST its token with a password to /invitations/accept.
+
+--console
+    With --email: the console's URL, where apiusers_admin is mounted.
+    Default: public_url followed by /admin/, or http://localhost:8080/admin/.
 `,
 				Args: cobra.NoArgs,
 				RunE: caddycmd.WrapCommandFuncForCobra(cmdBootstrap),
@@ -66,6 +78,8 @@ store can be bootstrapped at any time.
 			bootstrap.Flags().StringP("adapter", "a", "", "Name of config adapter to apply")
 			bootstrap.Flags().StringP("workspace", "w", "", "Workspace id")
 			bootstrap.Flags().StringP("username", "u", "", "Username of the new superadmin")
+			bootstrap.Flags().StringP("email", "e", "", "Email of the new superadmin (a person)")
+			bootstrap.Flags().String("console", "", "The console's URL (with --email)")
 			cmd.AddCommand(bootstrap)
 			cmd.AddCommand(seedCommand())
 		},
@@ -73,7 +87,16 @@ store can be bootstrapped at any time.
 }
 
 func cmdBootstrap(fl caddycmd.Flags) (int, error) {
-	code, err := bootstrap(os.Stdout, os.Stderr, fl.String("config"), fl.String("adapter"), fl.String("workspace"), fl.String("username"))
+	var code int
+	var err error
+	if email := fl.String("email"); email != "" {
+		if fl.String("username") != "" {
+			return caddy.ExitCodeFailedStartup, errors.New("apiusers bootstrap: give --username or --email, not both")
+		}
+		code, err = bootstrapPerson(os.Stdout, os.Stderr, fl.String("config"), fl.String("adapter"), fl.String("workspace"), email, fl.String("console"))
+	} else {
+		code, err = bootstrap(os.Stdout, os.Stderr, fl.String("config"), fl.String("adapter"), fl.String("workspace"), fl.String("username"))
+	}
 	if err != nil {
 		return code, fmt.Errorf("apiusers bootstrap: %w", err)
 	}
@@ -104,6 +127,47 @@ func bootstrap(stdout, stderr io.Writer, configFile, adapter, ws, username strin
 	fmt.Fprintf(stderr, "created superadmin %s (%s) in workspace %s; its API key follows on standard output\n",
 		created.Username, created.ID, created.Workspace)
 	if _, err := fmt.Fprintln(stdout, created.Key); err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	return caddy.ExitCodeSuccess, nil
+}
+
+// bootstrapPerson runs the bootstrap command with --email: the setup link
+// goes to stdout, messages to stderr.
+func bootstrapPerson(stdout, stderr io.Writer, configFile, adapter, ws, email, console string) (int, error) {
+	if configFile == "" {
+		return caddy.ExitCodeFailedStartup, errors.New("--config is required")
+	}
+	if ws == "" || email == "" {
+		return caddy.ExitCodeFailedStartup, errors.New("--workspace and --email are required")
+	}
+	if console == "" {
+		app, err := appFromConfig(configFile, adapter)
+		if err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+		console = "http://localhost:8080/admin/"
+		if app.PublicURL != "" {
+			console = strings.TrimSuffix(caddy.NewReplacer().ReplaceKnown(app.PublicURL, ""), "/") + "/admin/"
+		}
+	}
+	if !strings.HasSuffix(console, "/") {
+		console += "/"
+	}
+	svc, closeSvc, err := openService(configFile, adapter)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	defer closeSvc()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	inv, err := svc.BootstrapPerson(ctx, ws, email)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	fmt.Fprintf(stderr, "invited %s as superadmin of workspace %s (membership %s); the one-time setup link (valid until %s) follows on standard output\n",
+		inv.Email, ws, inv.User.ID, inv.ExpiresAt.Format(time.RFC3339))
+	if _, err := fmt.Fprintln(stdout, console+"accept?token="+url.QueryEscape(inv.Token)); err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
 	return caddy.ExitCodeSuccess, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -43,6 +44,10 @@ type settings struct {
 	algorithm     string
 	cacheTTL      time.Duration
 	staleTTL      time.Duration
+	sessionTTL    time.Duration
+	sessionIdle   time.Duration
+	inviteTTL     time.Duration
+	publicURL     string // without a trailing slash
 	retryAfterDur time.Duration
 	retryAfter    []string // precomputed Retry-After header value
 }
@@ -69,6 +74,19 @@ func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
 		algorithm:    a.SigningAlgorithm,
 		cacheTTL:     durationOr(a.CacheTTL, defaultCacheTTL),
 		staleTTL:     time.Duration(a.StaleTTL),
+		sessionTTL:   durationOr(a.SessionTTL, authz.DefaultSessionTTL),
+		sessionIdle:  durationOr(a.SessionIdle, authz.DefaultSessionIdle),
+		inviteTTL:    durationOr(a.InviteTTL, authz.DefaultInviteTTL),
+		publicURL:    strings.TrimSuffix(repl.ReplaceKnown(a.PublicURL, ""), "/"),
+	}
+	if a.SessionTTL < 0 || a.SessionIdle < 0 || a.InviteTTL < 0 {
+		return nil, errors.New("session_ttl, session_idle and invite_ttl must not be negative")
+	}
+	if s.publicURL != "" {
+		u, err := url.Parse(s.publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("public_url %q: want an absolute http:// or https:// URL without query or fragment", s.publicURL)
+		}
 	}
 	if s.storeType == "" {
 		s.storeType = StoreFile
@@ -260,5 +278,6 @@ func (s *settings) storeID() string {
 // (the verified-key cache is only valid for one secret and algorithm). It
 // holds the secret's public id, never the secret.
 func (s *settings) poolKey() string {
-	return s.storeID() + "\x00" + authz.SigningKeyID(s.secret) + "\x00" + s.algorithm + "\x00" + s.cacheTTL.String() + "\x00" + s.staleTTL.String()
+	return s.storeID() + "\x00" + authz.SigningKeyID(s.secret) + "\x00" + s.algorithm + "\x00" + s.cacheTTL.String() + "\x00" + s.staleTTL.String() +
+		"\x00" + s.sessionTTL.String() + "\x00" + s.sessionIdle.String() + "\x00" + s.inviteTTL.String()
 }
