@@ -15,7 +15,7 @@ import (
 // SessionCookie is the name of the console session cookie.
 const SessionCookie = "apiusers_session"
 
-// Mail kinds.
+// Mail kinds (the mail package's Kind values).
 const (
 	MailInvitation    = "invitation"
 	MailPasswordReset = "password_reset"

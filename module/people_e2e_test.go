@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/mail/mailtest"
 )
 
 // waitFeed waits until n instances listen to the invalidation feed of the
@@ -95,6 +96,41 @@ type peopleRun struct {
 	mu      sync.Mutex
 	answers []string
 	secrets []string // passwords, tokens and cookies the test made or got
+	smtp    *mailtest.Server // the mail option's server, when it is set
+}
+
+// mailed takes the next mail from the SMTP server, checks it is for to,
+// and returns the one link in it to page (accept, reset).
+func (p *peopleRun) mailed(to, page string) string {
+	p.t.Helper()
+	m := p.smtp.Next(p.t)
+	if len(m.To) != 1 || !strings.EqualFold(m.To[0], to) {
+		p.t.Fatalf("mail to %v, want %s", m.To, to)
+	}
+	msg := m.Parse(p.t)
+	for _, l := range msg.Links() {
+		if strings.Contains(l, "/admin/"+page+"?token=") {
+			if !strings.Contains(msg.Text, l) {
+				p.t.Fatalf("the text part lacks the link of the HTML part")
+			}
+			return l
+		}
+	}
+	p.t.Fatalf("mail %q has no %s link: %v", msg.Subject, page, msg.Links())
+	return ""
+}
+
+// linkOf returns the link of an invitation or a reset: from the mail when
+// a mailer is set (the answer then carries none), else from the answer.
+func (p *peopleRun) linkOf(answered, to, page string) string {
+	p.t.Helper()
+	if p.smtp == nil {
+		return answered
+	}
+	if answered != "" {
+		p.t.Fatalf("with a mailer, the answer carries the %s link for %s: %q", page, to, answered)
+	}
+	return p.mailed(to, page)
 }
 
 type call struct {
@@ -223,6 +259,7 @@ func (p *peopleRun) invite(s *peopleSite, ws, email, role string) member {
 	var m member
 	p.want(s, call{method: "POST", path: "/admin/workspaces/" + ws + "/invitations", key: p.root,
 		body: map[string]any{"email": email, "role": role}}, http.StatusCreated, &m)
+	m.AcceptURL = p.linkOf(m.AcceptURL, email, "accept")
 	if m.Status != "invited" || !strings.HasPrefix(m.Account, "acc_") || m.AcceptURL == "" {
 		p.p("invited membership", m)
 	}
@@ -250,12 +287,15 @@ func (p *peopleRun) login(s *peopleSite, email, pw string) string {
 
 // startPeople builds nothing: it starts n instances of bin over store and
 // bootstraps root through the first one's config.
-func startPeople(t *testing.T, bin string, n int, store string, env ...string) *peopleRun {
+func startPeople(t *testing.T, bin string, n int, store string, smtp *mailtest.Server) *peopleRun {
 	t.Helper()
-	p := &peopleRun{t: t}
+	p := &peopleRun{t: t, smtp: smtp}
+	if smtp != nil {
+		store += "\n\t\tmail " + smtp.URL() + " {\n\t\t\tfrom \"apiusers <noreply@example.com>\"\n\t\t}"
+	}
 	for i := 0; i < n; i++ {
 		tmp := t.TempDir()
-		e := binEnv(tmp, env...)
+		e := binEnv(tmp)
 		adminPort, sitePort := freePort(t), freePort(t)
 		s := &peopleSite{name: string(rune('A' + i)), site: "http://localhost:" + strconv.Itoa(sitePort), log: filepath.Join(tmp, "access.log")}
 		cfg := filepath.Join(tmp, "Caddyfile")
@@ -287,12 +327,12 @@ func TestE2EPeople(t *testing.T) {
 
 	t.Run("file", func(t *testing.T) {
 		data := filepath.Join(t.TempDir(), "apiusers")
-		p := startPeople(t, bin, 1, "store file "+data)
+		p := startPeople(t, bin, 1, "store file "+data, mailtest.Start(t, mailtest.Options{}))
 		exercisePeople(t, p)
 	})
 	t.Run("redis fleet", func(t *testing.T) {
 		srv := redistest.Start(t)
-		p := startPeople(t, bin, 2, "store redis "+srv.URL()+"\n\t\tsigning_key people-e2e-signing-key-0123456789abcdef")
+		p := startPeople(t, bin, 2, "store redis "+srv.URL()+"\n\t\tsigning_key people-e2e-signing-key-0123456789abcdef", nil)
 		waitFeed(t, srv.Addr, 2)
 		exercisePeople(t, p)
 	})
@@ -328,6 +368,7 @@ func exercisePeople(t *testing.T, p *peopleRun) {
 	// Resend kills the old link.
 	var again member
 	p.want(a, call{method: "POST", path: "/admin/workspaces/beta/users/" + ana2.ID + "/invitation", key: p.root}, http.StatusOK, &again)
+	again.AcceptURL = p.linkOf(again.AcceptURL, "ana@EXAMPLE.com", "accept")
 	p.want(b, call{method: "POST", path: "/admin/invitations/accept", cookie: cookie, origin: b.site,
 		body: map[string]any{"token": p.tokenOf(ana2.AcceptURL, "accept")}}, http.StatusGone, nil)
 	p.want(b, call{method: "POST", path: "/admin/invitations/accept", cookie: cookie, origin: b.site,
@@ -400,13 +441,21 @@ func exercisePeople(t *testing.T, p *peopleRun) {
 
 	// Reset: self-service answers 202 for known and unknown emails; a
 	// manager's link sets a new password once; the old one then fails.
-	p.want(a, call{method: "POST", path: "/admin/password-reset", body: map[string]string{"email": "ana@example.com"}}, http.StatusAccepted, nil)
 	p.want(a, call{method: "POST", path: "/admin/password-reset", body: map[string]string{"email": "nobody@example.com"}}, http.StatusAccepted, nil)
+	p.want(a, call{method: "POST", path: "/admin/password-reset", body: map[string]string{"email": "ana@example.com"}}, http.StatusAccepted, nil)
+	if p.smtp != nil {
+		// The self-service link works as the manager's does; the newer
+		// one (below) replaces it.
+		first := p.tokenOf(p.mailed("Ana@Example.com", "reset"), "reset")
+		defer func() {
+			p.want(a, call{method: "POST", path: "/admin/password-reset/confirm", body: map[string]string{"token": first, "new_password": "replaced link 77 never works"}}, http.StatusGone, nil)
+		}()
+	}
 	var reset struct {
 		ResetURL string `json:"reset_url"`
 	}
 	p.want(a, call{method: "POST", path: "/admin/workspaces/acme/users/" + ana.ID + "/password-reset", key: p.root}, http.StatusAccepted, &reset)
-	tok := p.tokenOf(reset.ResetURL, "reset")
+	tok := p.tokenOf(p.linkOf(reset.ResetURL, "Ana@Example.com", "reset"), "reset")
 	const third = "tundra velvet compass 7 harbor"
 	p.secret(third)
 	p.want(b, call{method: "POST", path: "/admin/password-reset/confirm", body: map[string]string{"token": tok, "new_password": third}}, http.StatusNoContent, nil)
@@ -489,7 +538,9 @@ func exercisePeople(t *testing.T, p *peopleRun) {
 	}
 
 	// Expired: the invite_ttl of these instances is 20 s.
+	cy.AcceptURL = ""
 	p.want(a, call{method: "POST", path: "/admin/workspaces/acme/users/" + cy.ID + "/invitation", key: p.root}, http.StatusOK, &cy)
+	cy.AcceptURL = p.linkOf(cy.AcceptURL, "cy@example.com", "accept")
 	time.Sleep(21 * time.Second)
 	p.want(a, call{method: "POST", path: "/admin/invitations/accept", body: map[string]any{"token": p.tokenOf(cy.AcceptURL, "accept"), "password": peoplePassword}}, http.StatusGone, nil)
 
