@@ -95,7 +95,7 @@ type peopleRun struct {
 	root    string
 	mu      sync.Mutex
 	answers []string
-	secrets []string // passwords, tokens and cookies the test made or got
+	secrets []string         // passwords, tokens and cookies the test made or got
 	smtp    *mailtest.Server // the mail option's server, when it is set
 }
 
