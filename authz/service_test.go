@@ -43,7 +43,7 @@ func forEachStore(t *testing.T, fn func(t *testing.T, open func(t *testing.T) au
 }
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	svc  *authz.Service
 	root *authz.Principal
 	ctx  context.Context
@@ -51,7 +51,7 @@ type env struct {
 	mu   sync.Mutex
 }
 
-func newEnv(t *testing.T, st authz.Store) *env {
+func newEnv(t testing.TB, st authz.Store) *env {
 	t.Helper()
 	signer, err := authz.NewSigner(authz.SignerConfig{Secret: []byte("0123456789abcdef0123456789abcdef")})
 	if err != nil {

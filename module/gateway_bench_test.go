@@ -31,7 +31,11 @@ import (
 //     handler: a cross-check, the plugin's cost being their difference.
 //
 // The next handler is a no-op in all three.
-func benchGateway(b *testing.B) (*Gateway, string) {
+func benchGateway(b *testing.B) (*Gateway, string) { return benchGatewayWith(b, false) }
+
+// benchGatewayWith is benchGateway; with session, the credential is the
+// station's bearer session token (POST /login's) instead of its key.
+func benchGatewayWith(b *testing.B, session bool) (*Gateway, string) {
 	b.Helper()
 	store, err := filestore.Open(b.TempDir()+"/apiusers.db", filestore.Options{})
 	if err != nil {
@@ -62,9 +66,17 @@ func benchGateway(b *testing.B) (*Gateway, string) {
 	}
 	u, err := svc.CreateUser(ctx, rootP, "acme", authz.NewUser{
 		Username: "station", Kind: authz.KindAPI, Role: authz.RoleAPIUser, IssueKey: true,
+		Password: "glacier orbit lantern 42 mosaic",
 	})
 	if err != nil {
 		b.Fatal(err)
+	}
+	if session {
+		tok, err := svc.SignInUser(ctx, "acme", "station", "glacier orbit lantern 42 mosaic", "192.0.2.10")
+		if err != nil {
+			b.Fatal(err)
+		}
+		u.Key = tok.Token
 	}
 	g := &Gateway{Workspace: "acme", Roles: []string{"api_user"}, Require: []Requirement{{Permission: "listeners.invoke"}}}
 	if err := g.compile(); err != nil {
@@ -97,6 +109,17 @@ func clientHeader(key string) http.Header {
 
 func BenchmarkGatewayCached(b *testing.B) {
 	g, key := benchGateway(b)
+	benchCached(b, g, key)
+}
+
+// BenchmarkGatewayCachedSession is BenchmarkGatewayCached with an API
+// user's bearer session token: it must cost what a key costs.
+func BenchmarkGatewayCachedSession(b *testing.B) {
+	g, token := benchGatewayWith(b, true)
+	benchCached(b, g, token)
+}
+
+func benchCached(b *testing.B, g *Gateway, key string) {
 	base := httptest.NewRequest(http.MethodPost, "http://example.com/api/hello", nil)
 	tmpl := clientHeader(key)
 	w := httptest.NewRecorder()
