@@ -12,14 +12,24 @@ build:
 
 # Serve the quickstart on the embedded store. The first run bootstraps a
 # superadmin and prints its key (the bootstrap command needs the store while
-# Caddy is not holding it).
+# Caddy is not holding it). `make run EMAIL=you@example.com` makes the
+# superadmin a person instead (or as well): it prints a one-time setup link.
+EMAIL ?=
 run: build
 	@mkdir -p "$(APIUSERS_DATA)"
-	@if [ ! -f "$(APIUSERS_DATA)/.bootstrapped" ]; then \
+	@if [ -n "$(EMAIL)" ]; then \
+		link=$$($(CADDY) apiusers bootstrap --config $(QUICKSTART) --adapter caddyfile --workspace demo --email "$(EMAIL)") || exit 1; \
+		touch "$(APIUSERS_DATA)/.bootstrapped"; \
+		token=$${link#*token=}; \
+		echo; echo "Your one-time setup link (valid 7 days; open it in the console):"; echo "  $$link"; echo; \
+		echo "Without the console, set your password with:"; \
+		echo "  curl -i -H 'Content-Type: application/json' -d '{\"token\":\"'$$token'\",\"name\":\"Your Name\",\"password\":\"<a long passphrase>\"}' http://localhost:8080/admin/invitations/accept"; echo; \
+	elif [ ! -f "$(APIUSERS_DATA)/.bootstrapped" ]; then \
 		key=$$($(CADDY) apiusers bootstrap --config $(QUICKSTART) --adapter caddyfile --workspace demo --username admin) || exit 1; \
 		touch "$(APIUSERS_DATA)/.bootstrapped"; \
 		echo; echo "Your superadmin key (shown once; keep it):"; echo "  $$key"; echo; \
 		echo "Try:  curl -H 'Authorization: Bearer $$key' http://localhost:8080/admin/me"; echo; \
+		echo "To sign in as a person instead, stop Caddy and run:  make run EMAIL=you@example.com"; echo; \
 	else \
 		echo "A superadmin was bootstrapped before. To get another key, stop Caddy and run:"; \
 		echo "  $(CADDY) apiusers bootstrap --config $(QUICKSTART) --workspace demo --username admin2"; echo; \

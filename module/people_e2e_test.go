@@ -97,6 +97,7 @@ type peopleRun struct {
 	answers []string
 	secrets []string         // passwords, tokens and cookies the test made or got
 	smtp    *mailtest.Server // the mail option's server, when it is set
+	setup   string           // the link bootstrap --email printed
 }
 
 // mailed takes the next mail from the SMTP server, checks it is for to,
@@ -309,6 +310,11 @@ func startPeople(t *testing.T, bin string, n int, store string, smtp *mailtest.S
 			}
 			p.root = strings.TrimSpace(r.stdout)
 			p.secret(p.root)
+			r = runBin(t, bin, e, 30*time.Second, "apiusers", "bootstrap", "--config", cfg, "--adapter", "caddyfile", "--workspace", "acme", "--email", "boss@example.com", "--console", s.site+"/admin/")
+			if r.code != 0 {
+				t.Fatalf("bootstrap --email: exit %d\n%s", r.code, r.stderr)
+			}
+			p.setup = strings.TrimSpace(r.stdout)
 		}
 		startBin(t, bin, e, s.site+"/api/hello", "--config", cfg, "--adapter", "caddyfile")
 		p.sites = append(p.sites, s)
@@ -347,6 +353,21 @@ func exercisePeople(t *testing.T, p *peopleRun) {
 		b = p.sites[1]
 	}
 	p.secret(peoplePassword)
+
+	// The person bootstrap --email made sets its password with the link it
+	// printed, and is a superadmin.
+	res := p.want(a, call{method: "POST", path: "/admin/invitations/accept",
+		body: map[string]any{"token": p.tokenOf(p.setup, "accept"), "name": "Boss", "password": peoplePassword}}, http.StatusOK, nil)
+	var bossMe struct {
+		User struct {
+			Role string `json:"role"`
+		} `json:"user"`
+		Permissions []string `json:"permissions"`
+	}
+	p.want(a, call{method: "GET", path: "/admin/me", cookie: p.sessionOf(res)}, http.StatusOK, &bossMe)
+	if bossMe.User.Role != "superadmin" {
+		t.Fatalf("the bootstrapped person: %+v", bossMe)
+	}
 
 	// Invite -> link -> accept with a password -> signed in -> GET /me
 	// lists the membership; a second workspace's invitation for the same
@@ -411,7 +432,7 @@ func exercisePeople(t *testing.T, p *peopleRun) {
 	for i := 0; i < 4; i++ {
 		p.want(a, call{method: "POST", path: "/admin/login", body: map[string]string{"email": "ana@example.com", "password": "wrong again " + strconv.Itoa(i)}}, http.StatusUnauthorized, nil)
 	}
-	res := p.want(b, call{method: "POST", path: "/admin/login", body: map[string]string{"email": "ana@example.com", "password": peoplePassword}}, http.StatusTooManyRequests, nil)
+	res = p.want(b, call{method: "POST", path: "/admin/login", body: map[string]string{"email": "ana@example.com", "password": peoplePassword}}, http.StatusTooManyRequests, nil)
 	wait, err := strconv.Atoi(res.Header.Get("Retry-After"))
 	if err != nil || wait < 1 {
 		t.Fatalf("429 Retry-After %q", res.Header.Get("Retry-After"))
