@@ -11,6 +11,7 @@ import (
 // CreateUsers creates each user as CreateUser does (records, key, audit),
 // all or nothing, under the same rules.
 func TestCreateUsers(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
 		e := newEnv(t, open(t))
 		auditCount := func() int {

@@ -9,6 +9,7 @@ import (
 )
 
 func TestCanonicalName(t *testing.T) {
+	t.Parallel()
 	same := [][]string{
 		{"sam", "SAM", "Sam", "\u017fam", "\uff53\uff41\uff4d", "\uff33\uff21\uff2d"},
 		{"kate", "\u212aate", "KATE"},     // Kelvin sign
@@ -43,6 +44,7 @@ func TestCanonicalName(t *testing.T) {
 }
 
 func TestCheckText(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"plain", "Grüße, 世界", "emoji ❤️ ok", ""} {
 		if err := authz.CheckText("f", s, authz.TextLine); err != nil {
 			t.Errorf("CheckText(%q): %v", s, err)
@@ -65,6 +67,7 @@ func TestCheckText(t *testing.T) {
 }
 
 func TestNamesOneCanonicalForm(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
 		e := newEnv(t, open(t))
 		ctx := e.ctx

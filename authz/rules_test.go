@@ -44,6 +44,7 @@ func wantAllForbidden(t *testing.T, what string, errs map[string]error) {
 }
 
 func TestNoPrivilegeBorrowing(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
 		e := newEnv(t, open(t))
 		ctx := e.ctx
@@ -205,6 +206,7 @@ func mustKey(t *testing.T, e *env, id string) string {
 // TestInvalidKeysAnswerAlike: a 401 says only what the key's rightful
 // holder can act on (SPEC §3); the precise reason is for the log.
 func TestInvalidKeysAnswerAlike(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
 		e := newEnv(t, open(t))
 		ctx := e.ctx
@@ -236,9 +238,9 @@ func TestInvalidKeysAnswerAlike(t *testing.T) {
 		unknown := *cl
 		unknown.KeyID = "key_00000000000000000000000000"
 		early := *cl
-		early.NotBefore = e.clock().Add(time.Hour).Unix()
+		early.NotBefore = e.Now().Add(time.Hour).Unix()
 		late := *cl
-		late.ExpiresAt = e.clock().Add(-time.Hour).Unix()
+		late.ExpiresAt = e.Now().Add(-time.Hour).Unix()
 		reasons := map[string]bool{}
 		for name, key := range map[string]string{
 			"revoked": revoked.Key, "inactive": inactive.Key, "deleted": deleted.Key, "unknown": sign(unknown),

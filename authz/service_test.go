@@ -14,6 +14,7 @@ import (
 	"github.com/apiusers/apiusers/authz/filestore"
 	"github.com/apiusers/apiusers/authz/redisstore"
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // The domain rules run against every store.
@@ -43,12 +44,11 @@ func forEachStore(t *testing.T, fn func(t *testing.T, open func(t *testing.T) au
 }
 
 type env struct {
+	*apitest.Clock
 	t    testing.TB
 	svc  *authz.Service
 	root *authz.Principal
 	ctx  context.Context
-	now  time.Time
-	mu   sync.Mutex
 }
 
 func newEnv(t testing.TB, st authz.Store) *env {
@@ -62,8 +62,8 @@ func newEnv(t testing.TB, st authz.Store) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(cache.Close)
-	e := &env{t: t, ctx: context.Background(), now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	e.svc, err = authz.NewService(authz.Config{Store: st, Signer: signer, Cache: cache, Now: e.clock})
+	e := &env{t: t, ctx: context.Background(), Clock: apitest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
+	e.svc, err = authz.NewService(authz.Config{Store: st, Signer: signer, Cache: cache, Now: e.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,18 +73,6 @@ func newEnv(t testing.TB, st authz.Store) *env {
 	}
 	e.root = e.auth(cu.Key)
 	return e
-}
-
-func (e *env) clock() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *env) advance(d time.Duration) {
-	e.mu.Lock()
-	e.now = e.now.Add(d)
-	e.mu.Unlock()
 }
 
 func (e *env) auth(key string) *authz.Principal {
@@ -114,6 +102,7 @@ func wantErr(t *testing.T, err, kind error) {
 }
 
 func TestServiceRules(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
 		e := newEnv(t, open(t))
 		ctx := e.ctx
@@ -284,6 +273,7 @@ func TestServiceRules(t *testing.T) {
 }
 
 func TestServiceKeysAndLifecycle(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
 		e := newEnv(t, open(t))
 		ctx := e.ctx
@@ -328,7 +318,7 @@ func TestServiceKeysAndLifecycle(t *testing.T) {
 			}
 			ok(n.Secret)
 			ok(g.Secret)
-			e.advance(time.Hour)
+			e.Advance(time.Hour)
 			unauth(n.Secret)
 			ok(g.Secret)
 		})
@@ -350,15 +340,15 @@ func TestServiceKeysAndLifecycle(t *testing.T) {
 			wantErr(t, err, authz.ErrForbidden)
 		})
 		t.Run("expiry", func(t *testing.T) {
-			exp := e.clock().Add(time.Minute)
+			exp := e.Now().Add(time.Minute)
 			k, err := e.svc.CreateKey(ctx, e.root, "acme", u.ID, authz.NewKey{Name: "short", ExpiresAt: &exp})
 			if err != nil {
 				t.Fatal(err)
 			}
 			ok(k.Secret)
-			e.advance(2 * time.Minute)
+			e.Advance(2 * time.Minute)
 			unauth(k.Secret)
-			past := e.clock().Add(-time.Second)
+			past := e.Now().Add(-time.Second)
 			_, err = e.svc.CreateKey(ctx, e.root, "acme", u.ID, authz.NewKey{Name: "past", ExpiresAt: &past})
 			wantErr(t, err, authz.ErrInvalid)
 		})
@@ -563,6 +553,7 @@ func (f *failingStore) LoadPrincipal(ctx context.Context, ws, id string) (*authz
 }
 
 func TestStaleTTLServesOnlyThroughOutages(t *testing.T) {
+	t.Parallel()
 	st, err := filestore.Open(filepath.Join(t.TempDir(), "a.db"), filestore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -573,8 +564,8 @@ func TestStaleTTLServesOnlyThroughOutages(t *testing.T) {
 		signer, _ := authz.NewSigner(authz.SignerConfig{Secret: []byte("0123456789abcdef0123456789abcdef")})
 		cache, _ := authz.NewCache(authz.CacheConfig{TTL: 10 * time.Second, StaleTTL: stale})
 		defer cache.Close()
-		e := &env{t: t, ctx: context.Background(), now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-		e.svc, _ = authz.NewService(authz.Config{Store: fs, Signer: signer, Cache: cache, Now: e.clock})
+		e := &env{t: t, ctx: context.Background(), Clock: apitest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
+		e.svc, _ = authz.NewService(authz.Config{Store: fs, Signer: signer, Cache: cache, Now: e.Now})
 		cu, err := e.svc.Bootstrap(e.ctx, "acme", "root"+stale.String())
 		if err != nil {
 			t.Fatal(err)
@@ -584,18 +575,18 @@ func TestStaleTTLServesOnlyThroughOutages(t *testing.T) {
 		e.auth(u.Key)
 		cache.Wait()
 		fs.down.Store(true)
-		e.advance(5 * time.Second) // within cache_ttl: served from the cache
+		e.Advance(5 * time.Second) // within cache_ttl: served from the cache
 		if _, _, err := e.svc.Authenticate(e.ctx, u.Key); err != nil {
 			t.Fatalf("stale=%s: cached principal refused during an outage: %v", stale, err)
 		}
-		e.advance(10 * time.Second) // past cache_ttl
+		e.Advance(10 * time.Second) // past cache_ttl
 		_, _, err = e.svc.Authenticate(e.ctx, u.Key)
 		if stale == 0 {
 			wantErr(t, err, authz.ErrUnavailable)
 		} else if err != nil {
 			t.Fatalf("stale copy not served within stale_ttl: %v", err)
 		}
-		e.advance(2 * time.Minute) // past cache_ttl + stale_ttl
+		e.Advance(2 * time.Minute) // past cache_ttl + stale_ttl
 		_, _, err = e.svc.Authenticate(e.ctx, u.Key)
 		wantErr(t, err, authz.ErrUnavailable)
 		fs.down.Store(false)
@@ -616,6 +607,7 @@ func TestStaleTTLServesOnlyThroughOutages(t *testing.T) {
 }
 
 func TestLastUsedAt(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
 		e := newEnv(t, open(t))
 		t.Cleanup(e.svc.Close)
@@ -635,14 +627,14 @@ func TestLastUsedAt(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		if !keys[0].LastUsedAt.Equal(e.clock().Truncate(time.Second)) {
-			t.Fatalf("last_used_at = %v, want %v", keys[0].LastUsedAt, e.clock())
+		if !keys[0].LastUsedAt.Equal(e.Now().Truncate(time.Second)) {
+			t.Fatalf("last_used_at = %v, want %v", keys[0].LastUsedAt, e.Now())
 		}
 		// A revoked key is not brought back by a late touch.
 		if err := e.svc.RevokeKey(e.ctx, e.root, "acme", u.ID, keys[0].ID); err != nil {
 			t.Fatal(err)
 		}
-		e.advance(2 * time.Minute)
+		e.Advance(2 * time.Minute)
 		e.svc.Authenticate(e.ctx, u.Key)
 		e.svc.Close()
 		keys, _ = e.svc.ListKeys(e.ctx, e.root, "acme", u.ID)

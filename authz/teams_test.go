@@ -9,6 +9,7 @@ import (
 )
 
 func TestServiceTeamsGrantsAudit(t *testing.T) {
+	t.Parallel()
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
 		e := newEnv(t, open(t))
 		ctx := e.ctx

@@ -23,6 +23,7 @@ const secretA = "0123456789abcdef0123456789abcdef"
 const secretB = "fedcba9876543210fedcba9876543210"
 
 func TestSignerRoundTripAndDeterminism(t *testing.T) {
+	t.Parallel()
 	s := testSigner(t, secretA)
 	c := Claims{UserID: "usr_1", Workspace: "acme", KeyID: "key_1", IssuedAt: 1700000000}
 	k1, err := s.Sign(c, "")
@@ -57,6 +58,7 @@ func decodePart(t *testing.T, key string, i int) string {
 }
 
 func TestSignerRejects(t *testing.T) {
+	t.Parallel()
 	s := testSigner(t, secretA)
 	good, _ := s.Sign(Claims{UserID: "usr_1", Workspace: "acme", KeyID: "key_1", IssuedAt: 1}, "")
 	other, _ := testSigner(t, secretB).Sign(Claims{UserID: "usr_1", Workspace: "acme", KeyID: "key_1", IssuedAt: 1}, "")
@@ -98,6 +100,7 @@ func TestSignerRejects(t *testing.T) {
 }
 
 func TestSignerConfig(t *testing.T) {
+	t.Parallel()
 	if _, err := NewSigner(SignerConfig{Secret: []byte("short")}); err == nil {
 		t.Fatal("short secret accepted")
 	}
@@ -117,6 +120,7 @@ func TestSignerConfig(t *testing.T) {
 }
 
 func TestClaimsExpired(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1000, 0)
 	if (&Claims{}).Expired(now) {
 		t.Fatal("no exp means no expiry")
@@ -127,6 +131,7 @@ func TestClaimsExpired(t *testing.T) {
 }
 
 func TestClaimsNotYetValid(t *testing.T) {
+	t.Parallel()
 	now := time.Unix(1000, 0)
 	if (&Claims{}).NotYetValid(now) {
 		t.Fatal("no nbf means valid from the start")
@@ -148,6 +153,7 @@ func TestClaimsNotYetValid(t *testing.T) {
 // TestSignerOneSpelling: any other spelling of a key's parts (unused
 // trailing bits set, padding) is refused.
 func TestSignerOneSpelling(t *testing.T) {
+	t.Parallel()
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 	for _, alg := range []string{"HS256", "HS384", "HS512"} {
 		s, err := NewSigner(SignerConfig{Secret: []byte(secretA), Algorithm: alg})

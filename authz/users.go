@@ -184,7 +184,7 @@ type newUser struct {
 	secret string
 	// manages: the actor may manage the user it made (set by writeNewUser).
 	manages bool
-	hash   string // the password's PHC string, when it has one
+	hash    string // the password's PHC string, when it has one
 }
 
 // newUserRecords makes the records of a new user of ws from in (checked

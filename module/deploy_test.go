@@ -16,6 +16,7 @@ import (
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/redisstore"
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // TestRedisClusterDeployment configures the app from Caddyfile global
@@ -137,7 +138,7 @@ func TestE2ERedisCluster(t *testing.T) {
 	t.Setenv("REDIS_CLUSTER_NODES", strings.Join(c.Addrs(), ","))
 	t.Setenv("REDIS_PASSWORD", "e2e-pw")
 	t.Setenv("APIUSERS_SIGNING_KEY", "e2e-signing-key-0123456789abcdef0123456789")
-	e := startE2E(t, "redis-cluster")
+	e := startE2E(t, e2eSite{example: "redis-cluster"})
 	exerciseGateway(t, e)
 }
 
@@ -154,16 +155,16 @@ func TestE2ERedisSentinel(t *testing.T) {
 	t.Setenv("REDIS_SENTINELS", strings.Join(set.SentinelAddrs(), ","))
 	t.Setenv("REDIS_PASSWORD", "e2e-pw")
 	t.Setenv("APIUSERS_SIGNING_KEY", "e2e-signing-key-0123456789abcdef0123456789")
-	e := startE2E(t, "redis-sentinel")
+	e := startE2E(t, e2eSite{example: "redis-sentinel"})
 	station := exerciseGateway(t, e)
 
 	set.Failover()
-	if res, body := e.do(http.MethodGet, "/api/hello", bearerHeader(station), nil); res.StatusCode != http.StatusOK {
+	if res, body := e.Do(t, http.MethodGet, "/api/hello", apitest.Bearer(station), nil); res.StatusCode != http.StatusOK {
 		t.Fatalf("a key after the failover: %d %s", res.StatusCode, body)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, body := e.do(http.MethodPost, "/admin/workspaces/acme/users", bearerHeader(e.root), map[string]any{
+		res, body := e.Do(t, http.MethodPost, "/admin/workspaces/acme/users", apitest.Bearer(e.Root), map[string]any{
 			"username": "after-failover", "kind": "api", "role": "api_user",
 		})
 		if res.StatusCode == http.StatusCreated {
@@ -174,7 +175,7 @@ func TestE2ERedisSentinel(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	res, body := e.do(http.MethodGet, "/admin/workspaces/acme/users", bearerHeader(e.root), nil)
+	res, body := e.Do(t, http.MethodGet, "/admin/workspaces/acme/users", apitest.Bearer(e.Root), nil)
 	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"station"`) || !strings.Contains(string(body), `"after-failover"`) {
 		t.Fatalf("users after the failover: %d %s", res.StatusCode, body)
 	}

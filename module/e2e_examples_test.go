@@ -3,15 +3,10 @@ package module
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,340 +14,157 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // End-to-end tests of the devices, events, listeners and projects examples:
 // a real Caddy (in process) loads each example's Caddyfile, on the file
-// store and on a real redis-server, with a real upstream.
-
-// Stores an example runs on.
-const (
-	exFile  = "file"
-	exRedis = "redis"
-)
-
-// exEnv is an example served by the in-process Caddy.
-type exEnv struct {
-	*e2e
-	adminPort int
-	redis     *redistest.Server // nil on the file store
-}
-
-// forEachExStore runs fn against the example on the file store and on Redis.
-func forEachExStore(t *testing.T, example string, fn func(t *testing.T, x *exEnv)) {
-	for _, store := range []string{exFile, exRedis} {
-		t.Run(store, func(t *testing.T) { fn(t, startEx(t, example, store)) })
-	}
-}
-
-// exStoreLine is the example's store option, replaced for Redis.
-var exStoreLine = regexp.MustCompile(`(?m)^\t\tstore file .*$`)
-
-// startEx loads the example into the in-process Caddy as startE2E does,
-// on the given store, after bootstrapping superadmin root in workspace
-// acme. The upstream reads the whole request body before answering
-// "hello <username>".
-func startEx(t *testing.T, example, store string) *exEnv {
-	t.Helper()
-	tmp, dataDir := e2eTempDirs(t)
-	t.Setenv("APIUSERS_DATA", dataDir)
-	x := &exEnv{}
-	if store == exRedis {
-		x.redis = redistest.Start(t)
-		t.Setenv("REDIS_URL", x.redis.URL())
-		t.Setenv("APIUSERS_SIGNING_KEY", "e2e-examples-signing-key-0123456789abcdef")
-	}
-
-	up := &upstreamLog{}
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		up.ServeHTTP(w, r)
-	}))
-	t.Cleanup(upstream.Close)
-
-	e2eAdminPortOnce.Do(func() { e2eAdminPort = freePort(t) })
-	x.adminPort = e2eAdminPort
-	sitePort := freePort(t)
-	x.e2e = &e2e{
-		t:        t,
-		base:     "http://localhost:" + strconv.Itoa(sitePort),
-		dataDir:  dataDir,
-		upstream: up,
-		// Unloading a configuration closes its principal cache, which can
-		// take seconds on a loaded machine under -race: wait longer than
-		// caddytest's default 5s.
-		tester: caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
-			AdminPort: x.adminPort, LoadRequestTimeout: 30 * time.Second,
-		}),
-	}
-	cf := exampleCaddyfile(t, example, x.adminPort, sitePort, strings.TrimPrefix(upstream.URL, "http://"))
-	if store == exRedis {
-		if !exStoreLine.MatchString(cf) {
-			t.Fatalf("%s Caddyfile: no store file line", example)
-		}
-		cf = exStoreLine.ReplaceAllLiteralString(cf, "\t\tstore redis {env.REDIS_URL}\n\t\tsigning_key {env.APIUSERS_SIGNING_KEY}")
-	}
-	cfgPath := filepath.Join(tmp, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(cf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	x.rootKey(cfgPath)
-	x.tester.InitServer(cf, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	t.Cleanup(func() {
-		x.tester.InitServer(fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n}\n", x.adminPort), "caddyfile")
-	})
-	return x
-}
-
-// exUser is a user made over the admin API, with its first key.
-type exUser struct {
-	ID       string `json:"id"`
-	Username string `json:"username"`
-	Key      string `json:"key"`
-	KeyID    string `json:"key_id"`
-}
-
-// send sends a request with key (none when "") and a raw body, and returns
-// the status and the body of the answer.
-func (x *exEnv) send(t *testing.T, key, method, path, body string) (int, []byte) {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, x.base+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := x.tester.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, b
-}
-
-// want sends a request and checks the status; a 200 must come from the
-// upstream, which saw the caller.
-func (x *exEnv) want(t *testing.T, status int, u exUser, method, path string) {
-	t.Helper()
-	got, body := x.send(t, u.Key, method, path, "")
-	if got != status {
-		t.Fatalf("%s %s %s: %d %s, want %d", u.Username, method, path, got, body, status)
-	}
-	if status == http.StatusOK && method != http.MethodHead && string(body) != "hello "+u.Username {
-		t.Fatalf("%s %s %s: body %q", u.Username, method, path, body)
-	}
-}
-
-// admin calls the admin API with key and a JSON body, checks the status
-// and returns the answer's body.
-func (x *exEnv) admin(t *testing.T, key, method, path string, body any, status int) []byte {
-	t.Helper()
-	var raw string
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw = string(b)
-	}
-	got, b := x.send(t, key, method, "/admin"+path, raw)
-	if got != status {
-		t.Fatalf("admin %s %s: %d %s, want %d", method, path, got, b, status)
-	}
-	return b
-}
-
-// mkUser creates an API user with a first key, as root.
-func (x *exEnv) mkUser(t *testing.T, username, role string, extra map[string]any) exUser {
-	t.Helper()
-	in := map[string]any{"username": username, "kind": "api", "role": role, "issue_key": true}
-	for k, v := range extra {
-		in[k] = v
-	}
-	var u exUser
-	if err := json.Unmarshal(x.admin(t, x.root, http.MethodPost, "/workspaces/acme/users", in, http.StatusCreated), &u); err != nil || u.Key == "" {
-		t.Fatalf("creating %s: %v", username, err)
-	}
-	return u
-}
-
-// mkTeam creates a team, as root, and returns its id.
-func (x *exEnv) mkTeam(t *testing.T, in map[string]any) string {
-	t.Helper()
-	var team struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(x.admin(t, x.root, http.MethodPost, "/workspaces/acme/teams", in, http.StatusCreated), &team); err != nil || team.ID == "" {
-		t.Fatalf("creating team: %v", err)
-	}
-	return team.ID
-}
-
-func exGrant(resource string, rights ...string) map[string]any {
-	return map[string]any{"resource": resource, "rights": rights}
-}
+// store and on a real redis-server, with a real upstream (forEachStore).
 
 func TestE2EDevices(t *testing.T) {
-	forEachExStore(t, "devices", func(t *testing.T, x *exEnv) {
-		lamp := x.mkUser(t, "lamp-app", "api_user", map[string]any{"grants": []any{exGrant("device:d1", "read")}})
-		x.want(t, http.StatusOK, lamp, http.MethodGet, "/devices/d1")
-		x.want(t, http.StatusOK, lamp, http.MethodGet, "/devices/d1/state")
-		x.want(t, http.StatusForbidden, lamp, http.MethodPost, "/devices/d1/commands")
-		x.want(t, http.StatusForbidden, lamp, http.MethodGet, "/devices/d2/state")
-		x.want(t, http.StatusForbidden, lamp, http.MethodPut, "/devices/d2/state")
-		if _, body := x.send(t, lamp.Key, http.MethodPost, "/devices/d1/commands", ""); string(body) != "403 missing right control on the requested resource" {
+	forEachStore(t, e2eSite{example: "devices"}, func(t *testing.T, x *e2e) {
+		lamp := x.MkUser(t, x.Root, "acme", "lamp-app", "api_user", map[string]any{"grants": []any{apitest.Grant("device:d1", "read")}})
+		x.Want(t, http.StatusOK, lamp, http.MethodGet, "/devices/d1")
+		x.Want(t, http.StatusOK, lamp, http.MethodGet, "/devices/d1/state")
+		x.Want(t, http.StatusForbidden, lamp, http.MethodPost, "/devices/d1/commands")
+		x.Want(t, http.StatusForbidden, lamp, http.MethodGet, "/devices/d2/state")
+		x.Want(t, http.StatusForbidden, lamp, http.MethodPut, "/devices/d2/state")
+		if _, body := x.Send(t, lamp.Key, http.MethodPost, "/devices/d1/commands", ""); string(body) != "403 missing right control on the requested resource" {
 			t.Errorf("403 body %q", body)
 		}
 		// Dot segments never reach the upstream as another device.
-		if status, _ := x.send(t, lamp.Key, http.MethodGet, "/devices/d1/../d2/state", ""); status != http.StatusNotFound {
+		if status, _ := x.Send(t, lamp.Key, http.MethodGet, "/devices/d1/../d2/state", ""); status != http.StatusNotFound {
 			t.Errorf("dot segments: %d, want 404", status)
 		}
-		if status, _ := x.send(t, lamp.Key, http.MethodGet, "/elsewhere", ""); status != http.StatusNotFound {
+		if status, _ := x.Send(t, lamp.Key, http.MethodGet, "/elsewhere", ""); status != http.StatusNotFound {
 			t.Errorf("unrouted path: %d, want 404", status)
 		}
 
 		// A team with control on every device: the member controls d2 on
 		// its very next request, and not after leaving.
-		ops := x.mkTeam(t, map[string]any{"name": "operators", "grants": []any{exGrant("device:*", "control")}})
-		x.admin(t, x.root, http.MethodPut, "/workspaces/acme/teams/"+ops+"/members/"+lamp.ID, nil, http.StatusNoContent)
-		x.want(t, http.StatusOK, lamp, http.MethodPost, "/devices/d2/commands")
-		x.want(t, http.StatusOK, lamp, http.MethodPost, "/devices/d1/commands")
-		x.want(t, http.StatusForbidden, lamp, http.MethodGet, "/devices/d2/state") // control is not read
-		x.admin(t, x.root, http.MethodDelete, "/workspaces/acme/teams/"+ops+"/members/"+lamp.ID, nil, http.StatusNoContent)
-		x.want(t, http.StatusForbidden, lamp, http.MethodPost, "/devices/d2/commands")
-		x.want(t, http.StatusOK, lamp, http.MethodGet, "/devices/d1/state")
+		ops := x.MkTeam(t, x.Root, "acme", map[string]any{"name": "operators", "grants": []any{apitest.Grant("device:*", "control")}})
+		x.Admin(t, x.Root, http.MethodPut, "/workspaces/acme/teams/"+ops+"/members/"+lamp.ID, nil, http.StatusNoContent)
+		x.Want(t, http.StatusOK, lamp, http.MethodPost, "/devices/d2/commands")
+		x.Want(t, http.StatusOK, lamp, http.MethodPost, "/devices/d1/commands")
+		x.Want(t, http.StatusForbidden, lamp, http.MethodGet, "/devices/d2/state") // control is not read
+		x.Admin(t, x.Root, http.MethodDelete, "/workspaces/acme/teams/"+ops+"/members/"+lamp.ID, nil, http.StatusNoContent)
+		x.Want(t, http.StatusForbidden, lamp, http.MethodPost, "/devices/d2/commands")
+		x.Want(t, http.StatusOK, lamp, http.MethodGet, "/devices/d1/state")
 
 		// A team permission opens rules.manage for every member; deleting
 		// the team closes it for all of them at once.
-		heater := x.mkUser(t, "heater-app", "api_user", nil)
-		outsider := x.mkUser(t, "outsider", "api_user", nil)
-		for _, u := range []exUser{lamp, heater, outsider} {
-			x.want(t, http.StatusForbidden, u, http.MethodGet, "/rules")
+		heater := x.MkUser(t, x.Root, "acme", "heater-app", "api_user", nil)
+		outsider := x.MkUser(t, x.Root, "acme", "outsider", "api_user", nil)
+		for _, u := range []apitest.User{lamp, heater, outsider} {
+			x.Want(t, http.StatusForbidden, u, http.MethodGet, "/rules")
 		}
-		auto := x.mkTeam(t, map[string]any{"name": "automation", "permissions": []string{"rules.manage"}})
-		for _, u := range []exUser{lamp, heater} {
-			x.admin(t, x.root, http.MethodPut, "/workspaces/acme/teams/"+auto+"/members/"+u.ID, nil, http.StatusNoContent)
+		auto := x.MkTeam(t, x.Root, "acme", map[string]any{"name": "automation", "permissions": []string{"rules.manage"}})
+		for _, u := range []apitest.User{lamp, heater} {
+			x.Admin(t, x.Root, http.MethodPut, "/workspaces/acme/teams/"+auto+"/members/"+u.ID, nil, http.StatusNoContent)
 		}
-		for _, u := range []exUser{lamp, heater} {
-			x.want(t, http.StatusOK, u, http.MethodGet, "/rules")
-			x.want(t, http.StatusOK, u, http.MethodPost, "/rules/night-mode")
+		for _, u := range []apitest.User{lamp, heater} {
+			x.Want(t, http.StatusOK, u, http.MethodGet, "/rules")
+			x.Want(t, http.StatusOK, u, http.MethodPost, "/rules/night-mode")
 		}
-		x.want(t, http.StatusForbidden, outsider, http.MethodGet, "/rules")
-		x.admin(t, x.root, http.MethodDelete, "/workspaces/acme/teams/"+auto, nil, http.StatusNoContent)
-		for _, u := range []exUser{lamp, heater} {
-			x.want(t, http.StatusForbidden, u, http.MethodGet, "/rules")
+		x.Want(t, http.StatusForbidden, outsider, http.MethodGet, "/rules")
+		x.Admin(t, x.Root, http.MethodDelete, "/workspaces/acme/teams/"+auto, nil, http.StatusNoContent)
+		for _, u := range []apitest.User{lamp, heater} {
+			x.Want(t, http.StatusForbidden, u, http.MethodGet, "/rules")
 		}
 	})
 }
 
 func TestE2EEvents(t *testing.T) {
-	forEachExStore(t, "events", func(t *testing.T, x *exEnv) {
-		alice := x.mkUser(t, "alice", "api_basic", nil)
-		bob := x.mkUser(t, "bob", "api_basic", nil)
-		cloud := x.mkUser(t, "cloud", "api_business", nil)
-		station := x.mkUser(t, "station", "api_user", nil)
+	forEachStore(t, e2eSite{example: "events"}, func(t *testing.T, x *e2e) {
+		alice := x.MkUser(t, x.Root, "acme", "alice", "api_basic", nil)
+		bob := x.MkUser(t, x.Root, "acme", "bob", "api_basic", nil)
+		cloud := x.MkUser(t, x.Root, "acme", "cloud", "api_business", nil)
+		station := x.MkUser(t, x.Root, "acme", "station", "api_user", nil)
 
 		// api_basic: its own data, by username or id; nobody else's.
 		for _, owner := range []string{"alice", alice.ID} {
-			x.want(t, http.StatusOK, alice, http.MethodPost, "/events/"+owner+"/e1")
-			x.want(t, http.StatusOK, alice, http.MethodGet, "/events/"+owner)
-			x.want(t, http.StatusOK, alice, http.MethodDelete, "/events/"+owner+"/e1")
+			x.Want(t, http.StatusOK, alice, http.MethodPost, "/events/"+owner+"/e1")
+			x.Want(t, http.StatusOK, alice, http.MethodGet, "/events/"+owner)
+			x.Want(t, http.StatusOK, alice, http.MethodDelete, "/events/"+owner+"/e1")
 		}
 		for _, owner := range []string{"bob", bob.ID} {
-			x.want(t, http.StatusForbidden, alice, http.MethodPost, "/events/"+owner+"/e1")
-			x.want(t, http.StatusForbidden, alice, http.MethodGet, "/events/"+owner)
-			x.want(t, http.StatusForbidden, alice, http.MethodDelete, "/events/"+owner+"/e1")
+			x.Want(t, http.StatusForbidden, alice, http.MethodPost, "/events/"+owner+"/e1")
+			x.Want(t, http.StatusForbidden, alice, http.MethodGet, "/events/"+owner)
+			x.Want(t, http.StatusForbidden, alice, http.MethodDelete, "/events/"+owner+"/e1")
 		}
-		x.want(t, http.StatusOK, bob, http.MethodPut, "/events/bob/e2")
-		x.want(t, http.StatusOK, alice, http.MethodGet, "/processed/alice/latest")
-		x.want(t, http.StatusForbidden, alice, http.MethodGet, "/processed/bob/latest")
+		x.Want(t, http.StatusOK, bob, http.MethodPut, "/events/bob/e2")
+		x.Want(t, http.StatusOK, alice, http.MethodGet, "/processed/alice/latest")
+		x.Want(t, http.StatusForbidden, alice, http.MethodGet, "/processed/bob/latest")
 		// A path that cleaning turns into alice's is not served.
-		if status, _ := x.send(t, alice.Key, http.MethodPost, "/events/bob/../alice/e1", ""); status != http.StatusNotFound {
+		if status, _ := x.Send(t, alice.Key, http.MethodPost, "/events/bob/../alice/e1", ""); status != http.StatusNotFound {
 			t.Errorf("dot segments: %d, want 404", status)
 		}
-		if status, _ := x.send(t, alice.Key, http.MethodOptions, "/events/alice", ""); status != http.StatusMethodNotAllowed {
+		if status, _ := x.Send(t, alice.Key, http.MethodOptions, "/events/alice", ""); status != http.StatusMethodNotAllowed {
 			t.Errorf("OPTIONS: %d, want 405", status)
 		}
 
 		// api_business: everyone's data.
 		for _, owner := range []string{"alice", "bob", bob.ID} {
-			x.want(t, http.StatusOK, cloud, http.MethodGet, "/events/"+owner)
-			x.want(t, http.StatusOK, cloud, http.MethodPost, "/events/"+owner+"/e3")
-			x.want(t, http.StatusOK, cloud, http.MethodGet, "/processed/"+owner)
+			x.Want(t, http.StatusOK, cloud, http.MethodGet, "/events/"+owner)
+			x.Want(t, http.StatusOK, cloud, http.MethodPost, "/events/"+owner+"/e3")
+			x.Want(t, http.StatusOK, cloud, http.MethodGet, "/processed/"+owner)
 		}
 
 		// api_user: no event rights at all, not even on its own name.
 		for _, owner := range []string{"alice", "bob", "station"} {
-			x.want(t, http.StatusForbidden, station, http.MethodGet, "/events/"+owner)
+			x.Want(t, http.StatusForbidden, station, http.MethodGet, "/events/"+owner)
 		}
 
 		// Self-registration: an app's api_registration key makes api_basic
 		// users with their first key, and nothing else.
-		signup := x.mkUser(t, "signup-app", "api_registration", nil)
-		var carol exUser
-		body := x.admin(t, signup.Key, http.MethodPost, "/workspaces/acme/users",
+		signup := x.MkUser(t, x.Root, "acme", "signup-app", "api_registration", nil)
+		var carol apitest.User
+		body := x.Admin(t, signup.Key, http.MethodPost, "/workspaces/acme/users",
 			map[string]any{"username": "carol", "kind": "api", "role": "api_basic", "issue_key": true}, http.StatusCreated)
 		if err := json.Unmarshal(body, &carol); err != nil || carol.Key == "" {
 			t.Fatalf("registered user: %v %s", err, body)
 		}
-		x.want(t, http.StatusOK, carol, http.MethodPost, "/events/carol/first")
-		x.want(t, http.StatusForbidden, carol, http.MethodGet, "/events/alice")
-		x.want(t, http.StatusOK, cloud, http.MethodGet, "/events/carol")
-		x.admin(t, signup.Key, http.MethodPost, "/workspaces/acme/users",
+		x.Want(t, http.StatusOK, carol, http.MethodPost, "/events/carol/first")
+		x.Want(t, http.StatusForbidden, carol, http.MethodGet, "/events/alice")
+		x.Want(t, http.StatusOK, cloud, http.MethodGet, "/events/carol")
+		x.Admin(t, signup.Key, http.MethodPost, "/workspaces/acme/users",
 			map[string]any{"username": "dave", "kind": "api", "role": "api_user", "issue_key": true}, http.StatusForbidden)
-		x.want(t, http.StatusForbidden, signup, http.MethodGet, "/events/carol")
+		x.Want(t, http.StatusForbidden, signup, http.MethodGet, "/events/carol")
 	})
 }
 
 func TestE2EProjects(t *testing.T) {
-	forEachExStore(t, "projects", func(t *testing.T, x *exEnv) {
-		surveyor := x.mkUser(t, "surveyor", "api_user", map[string]any{"grants": []any{
-			exGrant("project:p1", "access", "records.add", "photo.capture"),
-			exGrant("project:p2", "records.add"), // a privilege without access
+	forEachStore(t, e2eSite{example: "projects"}, func(t *testing.T, x *e2e) {
+		surveyor := x.MkUser(t, x.Root, "acme", "surveyor", "api_user", map[string]any{"grants": []any{
+			apitest.Grant("project:p1", "access", "records.add", "photo.capture"),
+			apitest.Grant("project:p2", "records.add"), // a privilege without access
 		}})
-		x.want(t, http.StatusOK, surveyor, http.MethodGet, "/projects/p1")
-		x.want(t, http.StatusOK, surveyor, http.MethodGet, "/projects/p1/records/r1")
-		x.want(t, http.StatusOK, surveyor, http.MethodPost, "/projects/p1/records")
-		x.want(t, http.StatusOK, surveyor, http.MethodPost, "/projects/p1/records/r1/photo")
-		x.want(t, http.StatusForbidden, surveyor, http.MethodPost, "/projects/p1/records/r1/signature")
-		x.want(t, http.StatusForbidden, surveyor, http.MethodPatch, "/projects/p1/records/r1")
-		x.want(t, http.StatusForbidden, surveyor, http.MethodDelete, "/projects/p1/records/r1")
-		x.want(t, http.StatusForbidden, surveyor, http.MethodPost, "/projects/p1/records/r1/trash")
-		x.want(t, http.StatusForbidden, surveyor, http.MethodGet, "/projects/p1/records/r1/card/preview")
-		x.want(t, http.StatusForbidden, surveyor, http.MethodPost, "/projects/p2/records")
-		x.want(t, http.StatusForbidden, surveyor, http.MethodGet, "/projects/p3")
-		if _, body := x.send(t, surveyor.Key, http.MethodPost, "/projects/p1/records/r1/card/print", ""); string(body) != "403 missing right card.print on the requested resource" {
+		x.Want(t, http.StatusOK, surveyor, http.MethodGet, "/projects/p1")
+		x.Want(t, http.StatusOK, surveyor, http.MethodGet, "/projects/p1/records/r1")
+		x.Want(t, http.StatusOK, surveyor, http.MethodPost, "/projects/p1/records")
+		x.Want(t, http.StatusOK, surveyor, http.MethodPost, "/projects/p1/records/r1/photo")
+		x.Want(t, http.StatusForbidden, surveyor, http.MethodPost, "/projects/p1/records/r1/signature")
+		x.Want(t, http.StatusForbidden, surveyor, http.MethodPatch, "/projects/p1/records/r1")
+		x.Want(t, http.StatusForbidden, surveyor, http.MethodDelete, "/projects/p1/records/r1")
+		x.Want(t, http.StatusForbidden, surveyor, http.MethodPost, "/projects/p1/records/r1/trash")
+		x.Want(t, http.StatusForbidden, surveyor, http.MethodGet, "/projects/p1/records/r1/card/preview")
+		x.Want(t, http.StatusForbidden, surveyor, http.MethodPost, "/projects/p2/records")
+		x.Want(t, http.StatusForbidden, surveyor, http.MethodGet, "/projects/p3")
+		if _, body := x.Send(t, surveyor.Key, http.MethodPost, "/projects/p1/records/r1/card/print", ""); string(body) != "403 missing right card.print on the requested resource" {
 			t.Errorf("403 body %q", body)
 		}
-		if status, _ := x.send(t, surveyor.Key, http.MethodPost, "/projects/p1/unknown", ""); status != http.StatusNotFound {
+		if status, _ := x.Send(t, surveyor.Key, http.MethodPost, "/projects/p1/unknown", ""); status != http.StatusNotFound {
 			t.Errorf("unmapped project route: %d, want 404", status)
 		}
 
 		// A team previews and prints cards in every project.
-		printers := x.mkTeam(t, map[string]any{"name": "printers", "grants": []any{exGrant("project:*", "access", "card.preview", "card.print")}})
-		x.admin(t, x.root, http.MethodPut, "/workspaces/acme/teams/"+printers+"/members/"+surveyor.ID, nil, http.StatusNoContent)
-		x.want(t, http.StatusOK, surveyor, http.MethodGet, "/projects/p1/records/r1/card/preview")
-		x.want(t, http.StatusOK, surveyor, http.MethodPost, "/projects/p3/records/r9/card/print")
-		x.want(t, http.StatusForbidden, surveyor, http.MethodPost, "/projects/p3/records/r9/photo")
+		printers := x.MkTeam(t, x.Root, "acme", map[string]any{"name": "printers", "grants": []any{apitest.Grant("project:*", "access", "card.preview", "card.print")}})
+		x.Admin(t, x.Root, http.MethodPut, "/workspaces/acme/teams/"+printers+"/members/"+surveyor.ID, nil, http.StatusNoContent)
+		x.Want(t, http.StatusOK, surveyor, http.MethodGet, "/projects/p1/records/r1/card/preview")
+		x.Want(t, http.StatusOK, surveyor, http.MethodPost, "/projects/p3/records/r9/card/print")
+		x.Want(t, http.StatusForbidden, surveyor, http.MethodPost, "/projects/p3/records/r9/photo")
 	})
 }
 
@@ -374,7 +186,7 @@ type exMessage struct {
 }
 
 // messages lists every message key may see with the query q (all pages).
-func (x *exEnv) messages(t *testing.T, key string, q url.Values) []exMessage {
+func (x *e2e) messages(t *testing.T, key string, q url.Values) []exMessage {
 	t.Helper()
 	var all []exMessage
 	q = exCloneValues(q)
@@ -384,7 +196,7 @@ func (x *exEnv) messages(t *testing.T, key string, q url.Values) []exMessage {
 			Items      []exMessage `json:"items"`
 			NextCursor string      `json:"next_cursor"`
 		}
-		body := x.admin(t, key, http.MethodGet, "/workspaces/acme/messages?"+q.Encode(), nil, http.StatusOK)
+		body := x.Admin(t, key, http.MethodGet, "/workspaces/acme/messages?"+q.Encode(), nil, http.StatusOK)
 		if err := json.Unmarshal(body, &page); err != nil {
 			t.Fatal(err)
 		}
@@ -415,7 +227,7 @@ func exCounter(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
 }
 
 // adminMetric reads metric name from Caddy's admin endpoint /metrics.
-func (x *exEnv) adminMetric(t *testing.T, name string) (float64, bool) {
+func (x *e2e) adminMetric(t *testing.T, name string) (float64, bool) {
 	t.Helper()
 	res, err := http.Get("http://localhost:" + strconv.Itoa(x.adminPort) + "/metrics")
 	if err != nil {
@@ -437,27 +249,15 @@ func (x *exEnv) adminMetric(t *testing.T, name string) (float64, bool) {
 	return 0, false
 }
 
-// poll calls cond until it holds or within has passed.
-func exPoll(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestE2EListeners(t *testing.T) {
-	forEachExStore(t, "listeners", func(t *testing.T, x *exEnv) {
-		xu := x.mkUser(t, "x-station", "api_user", nil)
-		yu := x.mkUser(t, "y-station", "api_user", nil)
-		boss := x.mkUser(t, "boss", "admin", nil)
+	forEachStore(t, e2eSite{example: "listeners"}, func(t *testing.T, x *e2e) {
+		xu := x.MkUser(t, x.Root, "acme", "x-station", "api_user", nil)
+		yu := x.MkUser(t, x.Root, "acme", "y-station", "api_user", nil)
+		boss := x.MkUser(t, x.Root, "acme", "boss", "admin", nil)
 
 		long := strings.Repeat("é", 3000) // 6000 bytes; 4KiB falls inside a character
 		calls := []struct {
-			u            exUser
+			u            apitest.User
 			method, path string
 			body         string
 		}{
@@ -466,21 +266,21 @@ func TestE2EListeners(t *testing.T) {
 			{yu, http.MethodPost, "/listeners/uploads", long},
 		}
 		for _, c := range calls {
-			if status, body := x.send(t, c.u.Key, c.method, c.path, c.body); status != http.StatusOK {
+			if status, body := x.Send(t, c.u.Key, c.method, c.path, c.body); status != http.StatusOK {
 				t.Fatalf("%s %s %s: %d %s", c.u.Username, c.method, c.path, status, body)
 			}
 		}
 		// A denied call is not a message.
-		if status, _ := x.send(t, boss.Key, http.MethodPost, "/listeners/orders", `{}`); status != http.StatusOK {
+		if status, _ := x.Send(t, boss.Key, http.MethodPost, "/listeners/orders", `{}`); status != http.StatusOK {
 			t.Fatalf("admin calling a listener: %d", status)
 		}
-		viewer := x.mkUser(t, "viewer", "viewer", nil)
-		if status, _ := x.send(t, viewer.Key, http.MethodPost, "/listeners/orders", `{}`); status != http.StatusForbidden {
+		viewer := x.MkUser(t, x.Root, "acme", "viewer", "viewer", nil)
+		if status, _ := x.Send(t, viewer.Key, http.MethodPost, "/listeners/orders", `{}`); status != http.StatusForbidden {
 			t.Fatalf("viewer calling a listener: %d", status)
 		}
 
 		// Writes are asynchronous: wait until all of them are listed.
-		exPoll(t, "messages listed", 10*time.Second, func() bool {
+		apitest.Poll(t, "messages listed", 10*time.Second, func() bool {
 			return len(x.messages(t, boss.Key, nil)) == 4
 		})
 
@@ -532,7 +332,7 @@ func TestE2EListeners(t *testing.T) {
 
 		// A burst of 10,000 calls by one user, 8 at a time: none is lost
 		// when the store keeps up.
-		burst := x.mkUser(t, "burst", "api_user", nil)
+		burst := x.MkUser(t, x.Root, "acme", "burst", "api_user", nil)
 		recorded0, dropped0 := exCounter(t, messagesRecorded), exCounter(t, messagesDropped)
 		const n, workers = 10000, 8
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, DisableCompression: true}}
@@ -544,7 +344,7 @@ func TestE2EListeners(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for next.Add(1) <= n {
-					req, _ := http.NewRequest(http.MethodPost, x.base+"/listeners/burst", strings.NewReader(`{"reading":21.5}`))
+					req, _ := http.NewRequest(http.MethodPost, x.Base+"/listeners/burst", strings.NewReader(`{"reading":21.5}`))
 					req.Header.Set("Authorization", "Bearer "+burst.Key)
 					res, err := client.Do(req)
 					if err != nil {
@@ -563,7 +363,7 @@ func TestE2EListeners(t *testing.T) {
 		if f := failed.Load(); f > 0 {
 			t.Fatalf("%d of %d burst calls failed", f, n)
 		}
-		exPoll(t, "burst recorded", 60*time.Second, func() bool {
+		apitest.Poll(t, "burst recorded", 60*time.Second, func() bool {
 			return exCounter(t, messagesRecorded)-recorded0 >= n || exCounter(t, messagesDropped) > dropped0
 		})
 		if d := exCounter(t, messagesDropped) - dropped0; d != 0 {
@@ -586,17 +386,17 @@ func TestE2EListeners(t *testing.T) {
 		}
 		// Redis goes away while calls are recorded: no call fails (the
 		// principal is cached), and the lost messages are counted.
-		x.want(t, http.StatusOK, xu, http.MethodGet, "/listeners/warm")
+		x.Want(t, http.StatusOK, xu, http.MethodGet, "/listeners/warm")
 		dropped0 = exCounter(t, messagesDropped)
 		metric0, _ := x.adminMetric(t, "apiusers_messages_dropped_total")
 		x.redis.Stop()
 		const lost = 20
 		for i := range lost {
-			if status, body := x.send(t, xu.Key, http.MethodPost, "/listeners/orders", `{"order":`+strconv.Itoa(i)+`}`); status != http.StatusOK {
+			if status, body := x.Send(t, xu.Key, http.MethodPost, "/listeners/orders", `{"order":`+strconv.Itoa(i)+`}`); status != http.StatusOK {
 				t.Fatalf("call %d with Redis down: %d %s", i, status, body)
 			}
 		}
-		exPoll(t, "lost messages counted", 30*time.Second, func() bool {
+		apitest.Poll(t, "lost messages counted", 30*time.Second, func() bool {
 			return exCounter(t, messagesDropped)-dropped0 >= lost
 		})
 		if v, ok := x.adminMetric(t, "apiusers_messages_dropped_total"); !ok || v-metric0 < lost {

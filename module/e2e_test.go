@@ -3,96 +3,71 @@ package module
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
-// e2e drives a real Caddy, in process (caddytest), configured with the
-// quickstart example: free ports, a temporary data directory, and an
-// httptest server as the upstream of the protected route.
+// The harness of the end-to-end tests that drive Caddy in process
+// (caddytest): one type, e2e, for every scenario. The tests that run the
+// built binary use apitest's processes instead.
+
+// Stores an end-to-end test runs on.
+const (
+	storeFile  = "file"
+	storeRedis = "redis"
+)
+
+// e2eSigningKey is the signing_key of the tests on Redis.
+const e2eSigningKey = "e2e-signing-key-0123456789abcdef0123456789"
+
+// persistentRedis are the redis-server options of a Redis whose data
+// outlives a stop and restart, every write on disk before it is answered.
+var persistentRedis = []string{"--appendonly", "yes", "--appendfsync", "always"}
+
+// e2eSite says what an end-to-end test's Caddy serves.
+type e2eSite struct {
+	// example is a folder of caddyfile-examples to serve, with its own
+	// upstream site replaced by the test's upstream. Without one, the
+	// Caddyfile is an apitest.Caddyfile of top and routes, in which
+	// UPSTREAM stands for the upstream's address.
+	example     string
+	top, routes string
+	// store is storeFile (the default) or storeRedis: a redis-server of
+	// the test's own, started with redisArgs. An example's `store file`
+	// line is replaced for Redis.
+	store     string
+	redisArgs []string
+}
+
+// e2e is a Caddy running in process with the test's configuration: its
+// site (apitest.Site: the site's URL, a superadmin root's key, the
+// upstream), the store bootstrapped with root in workspace acme by the
+// bootstrap command's code before Caddy holds it. There is one Caddy per
+// test binary, so these tests never run in parallel with each other; the
+// scenarios of one Caddy may, as subtests with users of their own.
 type e2e struct {
-	t        *testing.T
-	tester   *caddytest.Tester
-	base     string // http://localhost:<port>
-	dataDir  string
-	upstream *upstreamLog
-	root     string // the bootstrapped superadmin's key
-}
-
-// upstreamLog is an upstream that remembers the requests it received.
-type upstreamLog struct {
-	mu   sync.Mutex
-	reqs []*http.Request
-}
-
-func (rc *upstreamLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rc.mu.Lock()
-	rc.reqs = append(rc.reqs, r.Clone(r.Context()))
-	rc.mu.Unlock()
-	w.Header().Set("Content-Type", "text/plain")
-	fmt.Fprintf(w, "hello %s", r.Header.Get("X-Api-User-Name"))
-}
-
-func (rc *upstreamLog) last(t *testing.T) *http.Request {
-	t.Helper()
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	if len(rc.reqs) == 0 {
-		t.Fatal("the upstream saw no request")
-	}
-	return rc.reqs[len(rc.reqs)-1]
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// exampleCaddyfile returns an example Caddyfile rewired for a test: the
-// given admin and site ports, the upstream at upstreamAddr (the example's
-// own upstream site dropped). The store is configured by the environment
-// (APIUSERS_DATA, REDIS_URL, APIUSERS_SIGNING_KEY).
-func exampleCaddyfile(t *testing.T, example string, adminPort, sitePort int, upstreamAddr string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "caddyfile-examples", example, "Caddyfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf := string(b)
-	// Drop the example's own upstream site: the test brings a real one.
-	if i := strings.Index(cf, "\nhttp://localhost:9081 {"); i > 0 {
-		cf = cf[:i]
-	} else {
-		t.Fatalf("%s Caddyfile: upstream site not found", example)
-	}
-	replace := func(old, new string) {
-		if !strings.Contains(cf, old) {
-			t.Fatalf("%s Caddyfile: %q not found", example, old)
-		}
-		cf = strings.ReplaceAll(cf, old, new)
-	}
-	replace("{\n\tapiusers {", "{\n\tadmin localhost:"+strconv.Itoa(adminPort)+"\n\tpersist_config off\n\tapiusers {")
-	replace("http://localhost:8080", "http://localhost:"+strconv.Itoa(sitePort))
-	replace("reverse_proxy localhost:9081", "reverse_proxy "+upstreamAddr)
-	return cf
+	apitest.Site
+	t         *testing.T
+	tester    *caddytest.Tester
+	adminPort int
+	dataDir   string            // the file store's directory
+	store     string            // storeFile or storeRedis
+	redis     *redistest.Server // nil on the file store
+	cf        string            // the Caddyfile loaded
+	cfgPath   string            // where it is written
+	secret    []byte            // the signing secret
 }
 
 // The in-process Caddy is started once per test binary, on one admin port.
@@ -115,109 +90,122 @@ func e2eTempDirs(t *testing.T) (tmp, dataDir string) {
 	return tmp, filepath.Join(tmp, "apiusers")
 }
 
-// startE2E loads the example's Caddyfile into the in-process Caddy, after
-// bootstrapping its store with the bootstrap command's code. Set the
-// example's environment before calling it.
-func startE2E(t *testing.T, example string) *e2e {
+// exStoreLine is an example's store option, replaced for Redis.
+var exStoreLine = regexp.MustCompile(`(?m)^\t\tstore file .*$`)
+
+// startE2E loads what s says into the in-process Caddy, after
+// bootstrapping its store. Everything it starts is stopped when t ends.
+func startE2E(t *testing.T, s e2eSite) *e2e {
 	t.Helper()
 	tmp, dataDir := e2eTempDirs(t)
-	t.Setenv("APIUSERS_DATA", dataDir)
-
-	up := &upstreamLog{}
-	upstream := httptest.NewServer(up)
-	t.Cleanup(upstream.Close)
-
-	e2eAdminPortOnce.Do(func() { e2eAdminPort = freePort(t) })
-	adminPort, sitePort := e2eAdminPort, freePort(t)
+	e2eAdminPortOnce.Do(func() { e2eAdminPort = apitest.FreePort(t) })
+	sitePort := apitest.FreePort(t)
 	e := &e2e{
-		t:        t,
-		base:     "http://localhost:" + strconv.Itoa(sitePort),
-		dataDir:  dataDir,
-		upstream: up,
-		tester:   caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}),
+		Site: apitest.Site{
+			Base:     "http://localhost:" + strconv.Itoa(sitePort),
+			Upstream: apitest.StartUpstream(t),
+		},
+		t:         t,
+		adminPort: e2eAdminPort,
+		dataDir:   dataDir,
+		store:     s.store,
+		// Unloading a configuration closes its principal cache, which can
+		// take seconds on a loaded machine under -race: wait longer than
+		// caddytest's default 5s.
+		tester: caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{
+			AdminPort: e2eAdminPort, LoadRequestTimeout: 30 * time.Second,
+		}),
 	}
-	cf := exampleCaddyfile(t, example, adminPort, sitePort, strings.TrimPrefix(upstream.URL, "http://"))
-	cfgPath := filepath.Join(tmp, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(cf), 0o644); err != nil {
+	e.Client = e.tester.Client
+	if e.store == "" {
+		e.store = storeFile
+	}
+	storeLines := []string{"store file " + dataDir}
+	switch e.store {
+	case storeFile:
+		t.Setenv("APIUSERS_DATA", dataDir)
+	case storeRedis:
+		e.redis = redistest.Start(t, s.redisArgs...)
+		t.Setenv("REDIS_URL", e.redis.URL())
+		t.Setenv("APIUSERS_SIGNING_KEY", e2eSigningKey)
+		storeLines = []string{"store redis " + e.redis.URL(), "signing_key " + e2eSigningKey}
+		e.secret = []byte(e2eSigningKey)
+	default:
+		t.Fatalf("unknown store %q", e.store)
+	}
+	if s.example != "" {
+		e.cf = apitest.Example(t, s.example, e.adminPort, sitePort, e.Upstream.Addr)
+		if e.store == storeRedis && exStoreLine.MatchString(e.cf) {
+			e.cf = exStoreLine.ReplaceAllLiteralString(e.cf, "\t\tstore redis {env.REDIS_URL}\n\t\tsigning_key {env.APIUSERS_SIGNING_KEY}")
+		}
+	} else {
+		e.cf = apitest.Caddyfile{
+			AdminPort: e.adminPort, Apiusers: storeLines, SitePort: sitePort,
+			Top: s.top, Routes: strings.ReplaceAll(s.routes, "UPSTREAM", e.Upstream.Addr),
+		}.String()
+	}
+	e.cfgPath = filepath.Join(tmp, "Caddyfile")
+	if err := os.WriteFile(e.cfgPath, []byte(e.cf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.rootKey(cfgPath)
-	e.tester.InitServer(cf, "caddyfile")
+	e.bootstrap()
+	if e.secret == nil {
+		if b, err := os.ReadFile(filepath.Join(dataDir, secretFileName)); err == nil {
+			e.secret = bytes.TrimSpace(b)
+		}
+	}
+	e.tester.InitServer(e.cf, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
-	t.Cleanup(func() {
-		// Unload the config: frees the ports and the store.
-		e.tester.InitServer(fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n}\n", adminPort), "caddyfile")
-	})
+	t.Cleanup(e.unload)
 	return e
 }
 
-// rootKey bootstraps the store, before Caddy holds it, with the command's
-// code path, and keeps the key in e.
-func (e *e2e) rootKey(cfgPath string) {
+// bootstrap bootstraps the store, before Caddy holds it, with the
+// command's code path, and keeps root's key in e.
+func (e *e2e) bootstrap() {
 	e.t.Helper()
 	var stdout, stderr bytes.Buffer
-	if _, err := bootstrap(&stdout, &stderr, cfgPath, "caddyfile", "acme", "root"); err != nil {
+	if _, err := bootstrap(&stdout, &stderr, e.cfgPath, "caddyfile", "acme", "root"); err != nil {
 		e.t.Fatalf("bootstrap: %v\n%s", err, stderr.String())
 	}
-	e.root = strings.TrimSpace(stdout.String())
+	e.Root = strings.TrimSpace(stdout.String())
 }
 
-// do sends a request and returns the response with its body read.
-func (e *e2e) do(method, path string, header http.Header, body any) (*http.Response, []byte) {
-	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, e.base+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := e.tester.Client.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return res, b
+// unload replaces the config with an empty one: frees the ports and the
+// store.
+func (e *e2e) unload() {
+	// Idle keep-alive connections would hold up the servers' shutdown.
+	e.tester.Client.CloseIdleConnections()
+	e.tester.InitServer(apitest.Empty(e.adminPort), "caddyfile")
 }
 
-func bearerHeader(key string) http.Header { return http.Header{"Authorization": {"Bearer " + key}} }
+// forEachStore runs fn against the Caddy of s on the file store and on
+// Redis.
+func forEachStore(t *testing.T, s e2eSite, fn func(t *testing.T, e *e2e)) {
+	for _, store := range []string{storeFile, storeRedis} {
+		t.Run(store, func(t *testing.T) {
+			s.store = store
+			fn(t, startE2E(t, s))
+		})
+	}
+}
 
 func TestE2EQuickstart(t *testing.T) {
-	e := startE2E(t, "quickstart")
+	e := startE2E(t, e2eSite{example: "quickstart"})
 	exerciseGateway(t, e)
 }
 
 func TestE2ERedis(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test")
-	}
 	// Persistent, so that the data outlives the restart below.
-	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	t.Setenv("REDIS_URL", srv.URL())
-	t.Setenv("APIUSERS_SIGNING_KEY", "e2e-signing-key-0123456789abcdef0123456789")
-	e := startE2E(t, "redis")
+	e := startE2E(t, e2eSite{example: "redis", store: storeRedis, redisArgs: persistentRedis})
+	srv := e.redis
 	station := exerciseGateway(t, e)
 
 	// The store goes away. A caller whose principal is cached still passes
 	// (within cache_ttl); one whose principal is not gets 503, never 401.
-	_, body := e.do(http.MethodPost, "/admin/workspaces/acme/users", bearerHeader(e.root), map[string]any{
+	_, body := e.Do(t, http.MethodPost, "/admin/workspaces/acme/users", apitest.Bearer(e.Root), map[string]any{
 		"username": "fresh", "kind": "api", "role": "api_user", "issue_key": true,
 	})
 	var fresh struct {
@@ -226,11 +214,11 @@ func TestE2ERedis(t *testing.T) {
 	if err := json.Unmarshal(body, &fresh); err != nil || fresh.Key == "" {
 		t.Fatalf("creating fresh: %v %s", err, body)
 	}
-	if res, body := e.do(http.MethodGet, "/api/hello", bearerHeader(station), nil); res.StatusCode != http.StatusOK {
+	if res, body := e.Do(t, http.MethodGet, "/api/hello", apitest.Bearer(station), nil); res.StatusCode != http.StatusOK {
 		t.Fatalf("warming station: %d %s", res.StatusCode, body)
 	}
 	srv.Stop()
-	res, body := e.do(http.MethodGet, "/api/hello", bearerHeader(fresh.Key), nil)
+	res, body := e.Do(t, http.MethodGet, "/api/hello", apitest.Bearer(fresh.Key), nil)
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("uncached principal, store down: %d %s", res.StatusCode, body)
 	}
@@ -240,11 +228,11 @@ func TestE2ERedis(t *testing.T) {
 	if strings.Contains(string(body), srv.Addr) {
 		t.Errorf("503 body names the store: %q", body)
 	}
-	if res, body := e.do(http.MethodGet, "/api/hello", bearerHeader(station), nil); res.StatusCode != http.StatusOK {
+	if res, body := e.Do(t, http.MethodGet, "/api/hello", apitest.Bearer(station), nil); res.StatusCode != http.StatusOK {
 		t.Fatalf("cached principal, store down: %d %s", res.StatusCode, body)
 	}
 	srv.Restart()
-	if res, body := e.do(http.MethodGet, "/api/hello", bearerHeader(fresh.Key), nil); res.StatusCode != http.StatusOK {
+	if res, body := e.Do(t, http.MethodGet, "/api/hello", apitest.Bearer(fresh.Key), nil); res.StatusCode != http.StatusOK {
 		t.Fatalf("store back: %d %s", res.StatusCode, body)
 	}
 }
@@ -255,13 +243,13 @@ func exerciseGateway(t *testing.T, e *e2e) string {
 	t.Helper()
 
 	// The superadmin from bootstrap is known to the admin API.
-	res, body := e.do(http.MethodGet, "/admin/me", bearerHeader(e.root), nil)
+	res, body := e.Do(t, http.MethodGet, "/admin/me", apitest.Bearer(e.Root), nil)
 	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"superadmin"`) {
 		t.Fatalf("GET /admin/me: %d %s", res.StatusCode, body)
 	}
 
 	// An api_user with a key, over the admin API.
-	res, body = e.do(http.MethodPost, "/admin/workspaces/acme/users", bearerHeader(e.root), map[string]any{
+	res, body = e.Do(t, http.MethodPost, "/admin/workspaces/acme/users", apitest.Bearer(e.Root), map[string]any{
 		"username": "station", "kind": "api", "role": "api_user", "issue_key": true,
 	})
 	if res.StatusCode != http.StatusCreated {
@@ -278,7 +266,7 @@ func exerciseGateway(t *testing.T, e *e2e) string {
 
 	wantUpstream := func(t *testing.T) {
 		t.Helper()
-		up := e.upstream.last(t)
+		up := e.Upstream.Last(t)
 		want := map[string]string{
 			"X-Api-User-Id":   created.ID,
 			"X-Api-User-Name": "station",
@@ -301,29 +289,29 @@ func exerciseGateway(t *testing.T, e *e2e) string {
 	}
 
 	t.Run("bearer", func(t *testing.T) {
-		h := bearerHeader(created.Key)
+		h := apitest.Bearer(created.Key)
 		h.Set("X-Api-User-Id", "usr_spoofed")
-		res, body := e.do(http.MethodGet, "/api/hello", h, nil)
+		res, body := e.Do(t, http.MethodGet, "/api/hello", h, nil)
 		if res.StatusCode != http.StatusOK || string(body) != "hello station" {
 			t.Fatalf("%d %s", res.StatusCode, body)
 		}
 		wantUpstream(t)
-		if up := e.upstream.last(t); up.Header.Get("Authorization") != "" {
+		if up := e.Upstream.Last(t); up.Header.Get("Authorization") != "" {
 			t.Error("upstream saw the Authorization header")
 		}
 	})
 	t.Run("x-api-key", func(t *testing.T) {
-		res, body := e.do(http.MethodGet, "/api/hello", http.Header{"X-Api-Key": {created.Key}}, nil)
+		res, body := e.Do(t, http.MethodGet, "/api/hello", http.Header{"X-Api-Key": {created.Key}}, nil)
 		if res.StatusCode != http.StatusOK {
 			t.Fatalf("%d %s", res.StatusCode, body)
 		}
 		wantUpstream(t)
-		if up := e.upstream.last(t); up.Header.Get("X-Api-Key") != "" {
+		if up := e.Upstream.Last(t); up.Header.Get("X-Api-Key") != "" {
 			t.Error("upstream saw the X-API-Key header")
 		}
 	})
 	t.Run("no key", func(t *testing.T) {
-		res, body := e.do(http.MethodGet, "/api/hello", nil, nil)
+		res, body := e.Do(t, http.MethodGet, "/api/hello", nil, nil)
 		if res.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("%d %s", res.StatusCode, body)
 		}
@@ -335,7 +323,7 @@ func exerciseGateway(t *testing.T, e *e2e) string {
 		}
 	})
 	t.Run("missing permission", func(t *testing.T) {
-		res, body := e.do(http.MethodPost, "/admin/workspaces/acme/users", bearerHeader(e.root), map[string]any{
+		res, body := e.Do(t, http.MethodPost, "/admin/workspaces/acme/users", apitest.Bearer(e.Root), map[string]any{
 			"username": "viewer", "kind": "api", "role": "viewer", "issue_key": true,
 		})
 		if res.StatusCode != http.StatusCreated {
@@ -347,7 +335,7 @@ func exerciseGateway(t *testing.T, e *e2e) string {
 		if err := json.Unmarshal(body, &v); err != nil {
 			t.Fatal(err)
 		}
-		res, body = e.do(http.MethodGet, "/api/hello", bearerHeader(v.Key), nil)
+		res, body = e.Do(t, http.MethodGet, "/api/hello", apitest.Bearer(v.Key), nil)
 		if res.StatusCode != http.StatusForbidden {
 			t.Fatalf("%d %s", res.StatusCode, body)
 		}
@@ -359,7 +347,7 @@ func exerciseGateway(t *testing.T, e *e2e) string {
 		}
 	})
 	// A second key of the same user, which stays live.
-	res, body = e.do(http.MethodPost, "/admin/workspaces/acme/users/"+created.ID+"/keys", bearerHeader(e.root), map[string]any{"name": "second"})
+	res, body = e.Do(t, http.MethodPost, "/admin/workspaces/acme/users/"+created.ID+"/keys", apitest.Bearer(e.Root), map[string]any{"name": "second"})
 	if res.StatusCode != http.StatusCreated {
 		t.Fatalf("creating a second key: %d %s", res.StatusCode, body)
 	}
@@ -370,16 +358,16 @@ func exerciseGateway(t *testing.T, e *e2e) string {
 		t.Fatalf("second key: %v %s", err, body)
 	}
 	t.Run("revoked", func(t *testing.T) {
-		res, body := e.do(http.MethodDelete, "/admin/workspaces/acme/users/"+created.ID+"/keys/"+created.KeyID, bearerHeader(e.root), nil)
+		res, body := e.Do(t, http.MethodDelete, "/admin/workspaces/acme/users/"+created.ID+"/keys/"+created.KeyID, apitest.Bearer(e.Root), nil)
 		if res.StatusCode != http.StatusNoContent {
 			t.Fatalf("revoking: %d %s", res.StatusCode, body)
 		}
-		res, body = e.do(http.MethodGet, "/api/hello", bearerHeader(created.Key), nil)
+		res, body = e.Do(t, http.MethodGet, "/api/hello", apitest.Bearer(created.Key), nil)
 		if res.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("revoked key: %d %s", res.StatusCode, body)
 		}
 	})
-	if res, body := e.do(http.MethodGet, "/api/hello", bearerHeader(second.Key), nil); res.StatusCode != http.StatusOK {
+	if res, body := e.Do(t, http.MethodGet, "/api/hello", apitest.Bearer(second.Key), nil); res.StatusCode != http.StatusOK {
 		t.Fatalf("the user's other key after a revoke: %d %s", res.StatusCode, body)
 	}
 	return second.Key

@@ -1,9 +1,7 @@
 package module
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // A fleet of two Caddy processes (the built binary) on one redis-server:
@@ -25,29 +22,14 @@ import (
 // fleetProcSigningKey is the signing_key both instances share.
 const fleetProcSigningKey = "fleet-process-signing-key-0123456789abcdef"
 
-// fleetPropagation is what the product promises (SPEC §6): a revoked key,
+// fleetPropagation is what the product promises: a revoked key,
 // a deactivated user or a changed team fails on every instance within 1 s.
 const fleetPropagation = time.Second
 
-// fleetProcCaddyfile is one instance's Caddyfile: the admin API, routes
-// that need a workspace permission and a resource right, answered by
-// Caddy itself (no upstream to run).
-func fleetProcCaddyfile(adminPort, sitePort int, redisURL string) string {
-	return fmt.Sprintf(`{
-	admin localhost:%d
-	persist_config off
-	apiusers {
-		store redis %s
-		signing_key %s
-		cache_ttl 1h
-	}
-}
-
-http://localhost:%d {
-	handle_path /admin/* {
-		apiusers_admin
-	}
-
+// fleetRoutes are one instance's routes: they need a workspace permission
+// and a resource right, and are answered by Caddy itself (no upstream to
+// run).
+const fleetRoutes = `
 	handle /api/* {
 		apiusers {
 			require listeners.invoke
@@ -68,18 +50,12 @@ http://localhost:%d {
 		}
 		respond "device {http.auth.user.username}" 200
 	}
-
-	handle_errors {
-		respond "{err.status_code} {err.message}"
-	}
-}
-`, adminPort, redisURL, fleetProcSigningKey, sitePort)
-}
+`
 
 // fleetInstance is one running Caddy process of the fleet.
 type fleetInstance struct {
+	apitest.Site
 	name string
-	site string // http://localhost:<port>
 }
 
 func TestFleetProcesses(t *testing.T) {
@@ -87,55 +63,46 @@ func TestFleetProcesses(t *testing.T) {
 		t.Skip("end-to-end test")
 	}
 	// As TestE2EBinary: build while the package's other tests run.
-	build := startBuild(t)
+	build := apitest.Build(t)
 	t.Parallel()
 	bin := build()
 
 	srv := redistest.Start(t)
 	// (No persistence: the last subtest stops Redis for good.)
-	rc := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = rc.Close() })
 
 	// Two instances, each with its own directories, ports and Caddyfile.
 	start := func(name string, bootstrapRoot bool) (*fleetInstance, string) {
 		tmp := t.TempDir()
-		env := binEnv(tmp)
-		adminPort, sitePort := freePort(t), freePort(t)
+		env := apitest.Env(tmp)
+		adminPort, sitePort := apitest.FreePort(t), apitest.FreePort(t)
 		site := "http://localhost:" + strconv.Itoa(sitePort)
 		cfg := filepath.Join(tmp, "Caddyfile")
-		if err := os.WriteFile(cfg, []byte(fleetProcCaddyfile(adminPort, sitePort, srv.URL())), 0o644); err != nil {
+		cf := apitest.Caddyfile{
+			AdminPort: adminPort, SitePort: sitePort, Routes: fleetRoutes,
+			Apiusers: []string{"store redis " + srv.URL(), "signing_key " + fleetProcSigningKey, "cache_ttl 1h"},
+		}
+		if err := os.WriteFile(cfg, []byte(cf.String()), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		var root string
 		if bootstrapRoot {
-			r := runBin(t, bin, env, 30*time.Second, "apiusers", "bootstrap", "--config", cfg, "--adapter", "caddyfile", "--workspace", "acme", "--username", "root")
-			if r.code != 0 {
-				t.Fatalf("bootstrap through %s's config: exit %d\n%s", name, r.code, r.stderr)
+			r := apitest.Run(t, bin, env, 30*time.Second, "apiusers", "bootstrap", "--config", cfg, "--adapter", "caddyfile", "--workspace", "acme", "--username", "root")
+			if r.Code != 0 {
+				t.Fatalf("bootstrap through %s's config: exit %d\n%s", name, r.Code, r.Stderr)
 			}
-			if root = strings.TrimSpace(r.stdout); root == "" {
-				t.Fatalf("bootstrap printed no key\n%s", r.stderr)
+			if root = strings.TrimSpace(r.Stdout); root == "" {
+				t.Fatalf("bootstrap printed no key\n%s", r.Stderr)
 			}
 		}
-		startBin(t, bin, env, site+"/api/hello", "--config", cfg, "--adapter", "caddyfile")
-		return &fleetInstance{name: name, site: site}, root
+		apitest.Start(t, bin, env, site+"/api/hello", "--config", cfg, "--adapter", "caddyfile")
+		return &fleetInstance{Site: apitest.Site{Base: site}, name: name}, root
 	}
 	a, root := start("A", true)
 	b, _ := start("B", false)
 
 	// Both instances listen to the invalidation feed before B caches
 	// anything (a message published before B subscribed would be lost).
-	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n, err := rc.PubSubNumSub(ctx, "apiusers:invalidate").Result()
-		if err == nil && n["apiusers:invalidate"] == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("subscribers of the invalidation feed: %v %v, want 2", n, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFeed(t, srv.Addr, 2)
 
 	f := &fleetProc{a: a, b: b, root: root}
 	t.Run("revoke key", func(t *testing.T) {
@@ -203,10 +170,7 @@ type fleetProc struct {
 // answer into out when out is not nil.
 func (f *fleetProc) adminA(t *testing.T, method, path string, body any, status int, out any) {
 	t.Helper()
-	res, got := binCall(t, method, f.a.site+"/admin"+path, f.root, body)
-	if res.StatusCode != status {
-		t.Fatalf("%s %s on A: %d, want %d: %s", method, path, res.StatusCode, status, got)
-	}
+	got := f.a.Admin(t, f.root, method, path, body, status)
 	if out != nil {
 		if err := json.Unmarshal(got, out); err != nil {
 			t.Fatalf("%s %s on A: %v: %s", method, path, err, got)
@@ -214,43 +178,22 @@ func (f *fleetProc) adminA(t *testing.T, method, path string, body any, status i
 	}
 }
 
-// fleetUser is a user created through A, with its first key.
-type fleetUser struct {
-	ID    string `json:"id"`
-	Key   string `json:"key"`
-	KeyID string `json:"key_id"`
-}
-
 // mkUser creates an api_user with a key through A.
-func (f *fleetProc) mkUser(t *testing.T, username string) fleetUser {
+func (f *fleetProc) mkUser(t *testing.T, username string) apitest.User {
 	t.Helper()
-	var u fleetUser
-	f.adminA(t, http.MethodPost, "/workspaces/acme/users", map[string]any{
-		"username": username, "kind": "api", "role": "api_user", "issue_key": true,
-	}, http.StatusCreated, &u)
-	if u.ID == "" || u.Key == "" || u.KeyID == "" {
-		t.Fatalf("created %s without id, key or key id", username)
-	}
-	return u
+	return f.a.MkUser(t, f.root, "acme", username, "api_user", nil)
 }
 
 // mkTeam creates a team through A and returns its id.
 func (f *fleetProc) mkTeam(t *testing.T, in map[string]any) string {
 	t.Helper()
-	var team struct {
-		ID string `json:"id"`
-	}
-	f.adminA(t, http.MethodPost, "/workspaces/acme/teams", in, http.StatusCreated, &team)
-	if team.ID == "" {
-		t.Fatal("created a team without id")
-	}
-	return team.ID
+	return f.a.MkTeam(t, f.root, "acme", in)
 }
 
 // on calls path on instance in with key and wants status.
 func (f *fleetProc) on(t *testing.T, in *fleetInstance, path, key string, status int) {
 	t.Helper()
-	res, body := binCall(t, http.MethodGet, in.site+path, key, nil)
+	res, body := in.Call(t, http.MethodGet, path, key, nil)
 	if res.StatusCode != status {
 		t.Fatalf("%s %s: %d %q, want %d", in.name, path, res.StatusCode, body, status)
 	}
@@ -280,7 +223,7 @@ func (f *fleetProc) change(t *testing.T, path, key string, status int, through f
 			t.Fatalf("B still admits the key %v after A answered (%d polls); its cache_ttl is 1h, so the invalidation did not reach it",
 				sent.Sub(answered).Round(time.Millisecond), polls-1)
 		}
-		req, err := http.NewRequest(http.MethodGet, f.b.site+path, nil)
+		req, err := http.NewRequest(http.MethodGet, f.b.Base+path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // Two instances over one Redis, each with its own store client and cache
@@ -53,16 +54,6 @@ func TestFleetInvalidationReachesOtherInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	within := func(what string, deadline time.Duration, cond func() bool) {
-		t.Helper()
-		end := time.Now().Add(deadline)
-		for !cond() {
-			if time.Now().After(end) {
-				t.Fatalf("%s: not seen on the other instance within %s", what, deadline)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 	denied := func(key string) func() bool {
 		return func() bool {
 			_, _, err := b.svc.Authenticate(ctx, key)
@@ -80,21 +71,21 @@ func TestFleetInvalidationReachesOtherInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A new key is news too: B's cached principal did not list it.
-	within("new key", time.Second, func() bool { return !denied(k.Secret)() })
+	apitest.Poll(t, "new key", time.Second, func() bool { return !denied(k.Secret)() })
 	b.cache.Wait()
 	if err := a.svc.RevokeKey(ctx, rootP, "acme", u.ID, k.ID); err != nil {
 		t.Fatal(err)
 	}
-	within("revoke", time.Second, denied(k.Secret))
+	apitest.Poll(t, "revoke", time.Second, denied(k.Secret))
 
 	if _, err := a.svc.SetStatus(ctx, rootP, "acme", u.ID, authz.StatusInactive); err != nil {
 		t.Fatal(err)
 	}
-	within("deactivate", time.Second, denied(u.Key))
+	apitest.Poll(t, "deactivate", time.Second, denied(u.Key))
 	if _, err := a.svc.SetStatus(ctx, rootP, "acme", u.ID, authz.StatusActive); err != nil {
 		t.Fatal(err)
 	}
-	within("reactivate", time.Second, func() bool { return !denied(u.Key)() })
+	apitest.Poll(t, "reactivate", time.Second, func() bool { return !denied(u.Key)() })
 
 	// A team change reaches members on B.
 	team, err := a.svc.CreateTeam(ctx, rootP, "acme", authz.NewTeam{Name: "ops", Permissions: []string{"rules.manage"}})
@@ -110,13 +101,13 @@ func TestFleetInvalidationReachesOtherInstance(t *testing.T) {
 			return err == nil && p.HasPermission(perm)
 		}
 	}
-	within("team join", time.Second, has("rules.manage"))
+	apitest.Poll(t, "team join", time.Second, has("rules.manage"))
 	b.cache.Wait()
 	perms := []string{"records.add"}
 	if _, err := a.svc.UpdateTeam(ctx, rootP, "acme", team.ID, authz.TeamPatch{Permissions: &perms}, nil); err != nil {
 		t.Fatal(err)
 	}
-	within("team change", time.Second, has("records.add"))
+	apitest.Poll(t, "team change", time.Second, has("records.add"))
 
 	// Messages lost while B's subscription is down: B flushes its cache when
 	// the subscription comes back.
@@ -137,5 +128,5 @@ func TestFleetInvalidationReachesOtherInstance(t *testing.T) {
 	}(); err != nil {
 		t.Fatal(err)
 	}
-	within("deactivate across a Redis restart", 5*time.Second, denied(u.Key))
+	apitest.Poll(t, "deactivate across a Redis restart", 5*time.Second, denied(u.Key))
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,33 +18,20 @@ import (
 	"github.com/apiusers/apiusers/authz/filestore"
 	"github.com/apiusers/apiusers/authz/recorder"
 	"github.com/apiusers/apiusers/authz/redisstore"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // testEnv is a service over a real file store in a temporary directory,
 // with a controllable clock, a superadmin and an api_user in workspace acme.
 type testEnv struct {
+	*apitest.Clock
 	t    *testing.T
 	svc  *authz.Service
 	root *authz.Principal
 
-	mu  sync.Mutex
-	now time.Time
-
 	rootKey string
 	user    *authz.CreatedUser // api_user "station" in acme
 	userKey string
-}
-
-func (e *testEnv) clock() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.now
-}
-
-func (e *testEnv) advance(d time.Duration) {
-	e.mu.Lock()
-	e.now = e.now.Add(d)
-	e.mu.Unlock()
 }
 
 const testSecret = "0123456789abcdef0123456789abcdef-test"
@@ -57,8 +43,8 @@ func newTestEnv(t *testing.T) *testEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	e := &testEnv{t: t, now: time.Now()}
-	e.svc = newTestService(t, store, e.clock)
+	e := &testEnv{t: t, Clock: apitest.NewClock(time.Now())}
+	e.svc = newTestService(t, store, e.Now)
 
 	ctx := context.Background()
 	created, err := e.svc.Bootstrap(ctx, "acme", "root")
@@ -453,7 +439,7 @@ func TestGatewayUnauthenticated(t *testing.T) {
 		wantStatus(t, serve(t, g, bearer(forged)), http.StatusUnauthorized, forged)
 	})
 	t.Run("expired", func(t *testing.T) {
-		exp := e.clock().Add(time.Hour)
+		exp := e.Now().Add(time.Hour)
 		k, err := e.svc.CreateKey(ctx, e.root, "acme", e.user.ID, authz.NewKey{Name: "short", ExpiresAt: &exp})
 		if err != nil {
 			t.Fatal(err)
@@ -461,8 +447,8 @@ func TestGatewayUnauthenticated(t *testing.T) {
 		if res := serve(t, g, bearer(k.Secret)); res.upstream == nil {
 			t.Fatalf("fresh key denied: %v", res.err)
 		}
-		e.advance(2 * time.Hour)
-		defer e.advance(-2 * time.Hour)
+		e.Advance(2 * time.Hour)
+		defer e.Advance(-2 * time.Hour)
 		wantStatus(t, serve(t, g, bearer(k.Secret)), http.StatusUnauthorized, k.Secret)
 	})
 	t.Run("revoked", func(t *testing.T) {

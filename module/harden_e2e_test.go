@@ -1,54 +1,30 @@
 package module
 
 import (
-	"bytes"
-	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/apiusers/apiusers/authz"
-	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // The hardening suite (issue 9): a real Caddy per store, with the
-// acceptance suite's helpers (acc), on a Caddyfile whose site writes its
+// end-to-end harness (e2e), on a Caddyfile whose site writes its
 // access log to a file and has a route that takes the key from every kind
 // of source.
 
-// hardCaddyfile is the hardening suite's Caddyfile.
-func hardCaddyfile(storeLines string, adminPort, sitePort int, upstream, accessLog string) string {
-	return fmt.Sprintf(`{
-	admin localhost:%d
-	persist_config off
-	apiusers {
-		%s
-	}
-}
-
-http://localhost:%d {
-	log {
-		output file %[5]s
-		format json
-	}
-
-	handle_path /admin/* {
-		apiusers_admin
-	}
-
+// hardRoutes are the hardening suite's routes.
+const hardRoutes = `
 	handle /api/* {
 		apiusers {
 			require listeners.invoke
 		}
-		reverse_proxy %[4]s
+		reverse_proxy UPSTREAM
 	}
 
 	# Every kind of key source.
@@ -56,78 +32,26 @@ http://localhost:%d {
 		apiusers {
 			key_from bearer header X-API-Key query api_key cookie apikey
 		}
-		reverse_proxy %[4]s
+		reverse_proxy UPSTREAM
 	}
-
-	handle_errors {
-		respond "{err.status_code} {err.message}"
-	}
-}
-`, adminPort, storeLines, sitePort, upstream, accessLog)
-}
+`
 
 // hard is a running hardening Caddy.
 type hard struct {
-	*acc
+	*e2e
 	accessLog string // the site's access log file
 }
 
-// startHard starts the hardening Caddy on store ("file" or "redis"),
-// bootstrapped with superadmin root in workspace acme.
+// startHard starts the hardening Caddy on store (storeFile or
+// storeRedis); its site writes its access log, as JSON, to a file.
 func startHard(t *testing.T, store string) *hard {
 	t.Helper()
-	tmp, dataDir := e2eTempDirs(t)
-
-	up := &upstreamLog{}
-	upstream := httptest.NewServer(up)
-	t.Cleanup(upstream.Close)
-
-	e2eAdminPortOnce.Do(func() { e2eAdminPort = freePort(t) })
-	adminPort, sitePort := e2eAdminPort, freePort(t)
-	h := &hard{
-		acc: &acc{
-			e2e: &e2e{
-				t:        t,
-				base:     "http://localhost:" + strconv.Itoa(sitePort),
-				dataDir:  dataDir,
-				upstream: up,
-				tester:   caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}),
-			},
-			store:   store,
-			adminPt: adminPort,
-		},
-		accessLog: filepath.Join(tmp, "access.log"),
-	}
-	var storeLines string
-	switch store {
-	case "file":
-		storeLines = "store file " + dataDir
-	case "redis":
-		h.redis = redistest.Start(t)
-		storeLines = "store redis " + h.redis.URL() + "\n\t\tsigning_key " + accSigningKey
-		h.secret = []byte(accSigningKey)
-	default:
-		t.Fatalf("unknown store %q", store)
-	}
-	h.cf = hardCaddyfile(storeLines, adminPort, sitePort, strings.TrimPrefix(upstream.URL, "http://"), h.accessLog)
-	h.cfgPath = filepath.Join(tmp, "Caddyfile")
-	if err := os.WriteFile(h.cfgPath, []byte(h.cf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	h.rootKey(h.cfgPath)
-	if store == "file" {
-		b, err := os.ReadFile(filepath.Join(dataDir, secretFileName))
-		if err != nil {
-			t.Fatalf("the file store's signing key: %v", err)
-		}
-		h.secret = bytes.TrimSpace(b)
-	}
-	h.tester.InitServer(h.cf, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	t.Cleanup(h.unload)
-	return h
+	accessLog := filepath.Join(t.TempDir(), "access.log")
+	e := startE2E(t, e2eSite{
+		top:    "\tlog {\n\t\toutput file " + accessLog + "\n\t\tformat json\n\t}",
+		routes: hardRoutes, store: store,
+	})
+	return &hard{e2e: e, accessLog: accessLog}
 }
 
 // TestE2EHardening runs the hardening scenarios on both stores, each
@@ -147,20 +71,20 @@ func TestE2EHardening(t *testing.T) {
 // mark it carried.
 func (h *hard) getWith(t *testing.T, path string, hdr http.Header) (*http.Response, []byte, string) {
 	t.Helper()
-	m := accMark()
+	m := apitest.Mark()
 	if hdr == nil {
 		hdr = http.Header{}
 	}
-	hdr.Set("X-Test-Mark", m)
-	res, body := h.send(t, http.MethodGet, path, hdr, nil)
+	hdr.Set(apitest.MarkHeader, m)
+	res, body := h.Do(t, http.MethodGet, path, hdr, nil)
 	return res, body, m
 }
 
 // testTokenStrictness: a key has one accepted spelling, and nbf is
 // honoured.
 func (h *hard) testTokenStrictness(t *testing.T) {
-	u := h.mkUser(t, h.root, "acme", "strict", "api_user", nil)
-	h.gwOK(t, "the key as issued", "/api/x", u.Key, "strict")
+	u := h.MkUser(t, h.Root, "acme", "strict", "api_user", nil)
+	h.GatewayOK(t, "the key as issued", "/api/x", u.Key, "strict")
 
 	// The last character of an HS256 signature (43 characters) carries
 	// four bits and two unused ones: three other characters decode to the
@@ -172,14 +96,14 @@ func (h *hard) testTokenStrictness(t *testing.T) {
 	}
 	for extra := 1; extra <= 3; extra++ {
 		variant := u.Key[:len(u.Key)-1] + string(alphabet[last|extra])
-		if got := h.gwDenied(t, "a variant spelling", "/api/x", variant, http.StatusUnauthorized); got != "401 invalid API key" {
+		if got := h.GatewayDenied(t, "a variant spelling", "/api/x", variant, http.StatusUnauthorized); got != "401 invalid API key" {
 			t.Errorf("variant %d: body %q", extra, got)
 		}
-		res, body := h.admin(t, http.MethodGet, "/me", variant, nil)
-		accWantProblem(t, "GET /me with a variant spelling", res, body, http.StatusUnauthorized, variant)
+		res, body := h.API(t, http.MethodGet, "/me", variant, nil)
+		apitest.WantProblem(t, "GET /me with a variant spelling", res, body, http.StatusUnauthorized, variant)
 	}
 	// Padding is another spelling too.
-	h.gwDenied(t, "a padded signature", "/api/x", u.Key+"=", http.StatusUnauthorized)
+	h.GatewayDenied(t, "a padded signature", "/api/x", u.Key+"=", http.StatusUnauthorized)
 
 	// nbf: signed with the real secret, a key not valid yet is refused;
 	// one whose nbf has passed works.
@@ -201,26 +125,26 @@ func (h *hard) testTokenStrictness(t *testing.T) {
 		return s
 	}
 	future := forge(map[string]any{"nbf": time.Now().Add(time.Hour).Unix()})
-	if got := h.gwDenied(t, "nbf in the future", "/api/x", future, http.StatusUnauthorized); got != "401 invalid API key" {
+	if got := h.GatewayDenied(t, "nbf in the future", "/api/x", future, http.StatusUnauthorized); got != "401 invalid API key" {
 		t.Errorf("nbf in the future: body %q", got)
 	}
-	res, body := h.admin(t, http.MethodGet, "/me", future, nil)
-	accWantProblem(t, "GET /me with nbf in the future", res, body, http.StatusUnauthorized, future)
-	h.gwOK(t, "nbf passed", "/api/x", forge(map[string]any{"nbf": time.Now().Add(-time.Minute).Unix()}), "strict")
+	res, body := h.API(t, http.MethodGet, "/me", future, nil)
+	apitest.WantProblem(t, "GET /me with nbf in the future", res, body, http.StatusUnauthorized, future)
+	h.GatewayOK(t, "nbf passed", "/api/x", forge(map[string]any{"nbf": time.Now().Add(-time.Minute).Unix()}), "strict")
 }
 
 // testEverySourceCleared: with several key sources, the key leaves every
 // one of them before the upstream, whichever the gateway read it from.
 func (h *hard) testEverySourceCleared(t *testing.T) {
-	u := h.mkUser(t, h.root, "acme", "sources", "api_user", nil)
+	u := h.MkUser(t, h.Root, "acme", "sources", "api_user", nil)
 	hdr := http.Header{
 		"Authorization": {"Bearer " + u.Key},
 		"X-Api-Key":     {u.Key},
 		"Cookie":        {"apikey=" + u.Key + "; theme=dark"},
 	}
 	res, body, m := h.getWith(t, "/multi/x?api_key="+u.Key+"&page=2", hdr)
-	h.wantOK(t, "the key in every source", res, body, m, "sources")
-	got := h.upstream.byMark(m)
+	h.WantOK(t, "the key in every source", res, body, m, "sources")
+	got := h.Upstream.ByMark(m)
 	if v := got.Header.Values("Authorization"); len(v) != 0 {
 		t.Errorf("Authorization reached the upstream: %q", v)
 	}
@@ -235,10 +159,10 @@ func (h *hard) testEverySourceCleared(t *testing.T) {
 	}
 	// A value in a source the key was not read from goes too (it might be
 	// another key).
-	other := h.mkUser(t, h.root, "acme", "sources-other", "api_user", nil)
+	other := h.MkUser(t, h.Root, "acme", "sources-other", "api_user", nil)
 	res, body, m = h.getWith(t, "/multi/x?api_key="+other.Key, http.Header{"Authorization": {"Bearer " + u.Key}})
-	h.wantOK(t, "two keys", res, body, m, "sources")
-	if got := h.upstream.byMark(m); strings.Contains(got.URL.RawQuery, other.Key) || got.URL.RawQuery != "" {
+	h.WantOK(t, "two keys", res, body, m, "sources")
+	if got := h.Upstream.ByMark(m); strings.Contains(got.URL.RawQuery, other.Key) || got.URL.RawQuery != "" {
 		t.Errorf("the other key reached the upstream: %q", got.URL.RawQuery)
 	}
 }
@@ -246,14 +170,14 @@ func (h *hard) testEverySourceCleared(t *testing.T) {
 // testConnectionHeader: naming the identity headers in Connection does not
 // keep them from the upstream.
 func (h *hard) testConnectionHeader(t *testing.T) {
-	u := h.mkUser(t, h.root, "acme", "conn", "api_user", nil)
+	u := h.MkUser(t, h.Root, "acme", "conn", "api_user", nil)
 	for _, conn := range []string{
 		"X-Api-User-Id, X-Api-User-Name, X-Api-Workspace, X-Api-Role, X-Api-Key-Id",
 		"keep-alive, x-api-role",
 	} {
 		res, body, m := h.getWith(t, "/api/x", http.Header{"Authorization": {"Bearer " + u.Key}, "Connection": {conn}})
-		h.wantOK(t, "Connection: "+conn, res, body, m, "conn")
-		got := h.upstream.byMark(m)
+		h.WantOK(t, "Connection: "+conn, res, body, m, "conn")
+		got := h.Upstream.ByMark(m)
 		for name, want := range map[string]string{
 			"X-Api-User-Id": u.ID, "X-Api-User-Name": "conn", "X-Api-Workspace": "acme", "X-Api-Role": "api_user", "X-Api-Key-Id": u.KeyID,
 		} {

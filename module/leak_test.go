@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // No goroutine, file descriptor or Redis connection is left behind by
@@ -58,22 +59,14 @@ const leakSigningKey = "leak-test-signing-key-0123456789abcdef012345"
 // (Closing a backend's cache takes a few seconds under the race detector,
 // hence not on every cycle.)
 func leakCaddyfile(adminPort, sitePort int, redisURL string, n int) string {
-	return fmt.Sprintf(`{
-	admin localhost:%d
-	persist_config off
-	apiusers {
-		store redis %s
-		signing_key %s
-		cache_ttl %dm
-		retry_after %ds
-	}
-}
-
-http://localhost:%d {
-	handle_path /admin/* {
-		apiusers_admin
-	}
-
+	return apitest.Caddyfile{
+		AdminPort: adminPort,
+		Apiusers: []string{
+			"store redis " + redisURL, "signing_key " + leakSigningKey,
+			fmt.Sprintf("cache_ttl %dm", 1+(n+2)/3%2), fmt.Sprintf("retry_after %ds", 1+n%7),
+		},
+		SitePort: sitePort,
+		Routes: `
 	handle /api/* {
 		apiusers {
 			require listeners.invoke
@@ -88,12 +81,8 @@ http://localhost:%d {
 		}
 		respond "recorded {http.auth.user.username}" 200
 	}
-
-	handle_errors {
-		respond "{err.status_code} {err.message}"
-	}
-}
-`, adminPort, redisURL, leakSigningKey, 1+(n+2)/3%2, 1+n%7, sitePort)
+`,
+	}.String()
 }
 
 // leakSample is what is counted.
@@ -142,8 +131,8 @@ func TestNoLeakAcrossReloadsAndOutages(t *testing.T) {
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 1, MaxRetries: 5})
 	t.Cleanup(func() { _ = rc.Close() })
 
-	e2eAdminPortOnce.Do(func() { e2eAdminPort = freePort(t) })
-	adminPort, sitePort := e2eAdminPort, freePort(t)
+	e2eAdminPortOnce.Do(func() { e2eAdminPort = apitest.FreePort(t) })
+	adminPort, sitePort := e2eAdminPort, apitest.FreePort(t)
 	site := "http://localhost:" + strconv.Itoa(sitePort)
 	cf := func(n int) string { return leakCaddyfile(adminPort, sitePort, srv.URL(), n) }
 
@@ -165,7 +154,7 @@ func TestNoLeakAcrossReloadsAndOutages(t *testing.T) {
 	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{}}
 	t.Cleanup(func() {
 		client.CloseIdleConnections()
-		tester.InitServer(fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n}\n", adminPort), "caddyfile")
+		tester.InitServer(apitest.Empty(adminPort), "caddyfile")
 	})
 
 	// reload loads the configuration of cycle n, as the admin API's /load

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // TestE2EEventsNameConfusion: through the events example, a registration
@@ -11,15 +13,15 @@ import (
 // folding or compatibility forms, nor one with invisible characters, so no
 // one reads or writes another's data on `require … owner` routes.
 func TestE2EEventsNameConfusion(t *testing.T) {
-	forEachExStore(t, "events", func(t *testing.T, x *exEnv) {
-		sam := x.mkUser(t, "sam", "api_basic", nil)
-		x.want(t, http.StatusOK, sam, http.MethodPost, "/events/sam/diary")
-		signup := x.mkUser(t, "signup-app", "api_registration", nil)
+	forEachStore(t, e2eSite{example: "events"}, func(t *testing.T, x *e2e) {
+		sam := x.MkUser(t, x.Root, "acme", "sam", "api_basic", nil)
+		x.Want(t, http.StatusOK, sam, http.MethodPost, "/events/sam/diary")
+		signup := x.MkUser(t, x.Root, "acme", "signup-app", "api_registration", nil)
 
 		register := func(name string) (int, []byte) {
 			t.Helper()
 			b, _ := json.Marshal(map[string]any{"username": name, "kind": "api", "role": "api_basic", "issue_key": true})
-			return x.send(t, signup.Key, http.MethodPost, "/admin/workspaces/acme/users", string(b))
+			return x.Send(t, signup.Key, http.MethodPost, "/admin/workspaces/acme/users", string(b))
 		}
 		for _, c := range []struct {
 			name   string
@@ -39,15 +41,15 @@ func TestE2EEventsNameConfusion(t *testing.T) {
 				t.Errorf("registering %q: %d %s, want %d", c.name, status, body, c.status)
 			}
 			if status == http.StatusCreated {
-				var u exUser
+				var u apitest.User
 				_ = json.Unmarshal(body, &u)
-				if st, b := x.send(t, u.Key, http.MethodGet, "/events/sam", ""); st != http.StatusForbidden {
+				if st, b := x.Send(t, u.Key, http.MethodGet, "/events/sam", ""); st != http.StatusForbidden {
 					t.Errorf("%q reads sam's events: %d %s", c.name, st, b)
 				}
 			}
 		}
 		// sam reaches its own data under any spelling of its name.
-		x.want(t, http.StatusOK, sam, http.MethodGet, "/events/SAM")
-		x.want(t, http.StatusOK, sam, http.MethodGet, "/events/%C5%BFam")
+		x.Want(t, http.StatusOK, sam, http.MethodGet, "/events/SAM")
+		x.Want(t, http.StatusOK, sam, http.MethodGet, "/events/%C5%BFam")
 	})
 }

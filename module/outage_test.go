@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // Redis killed (SIGKILL, as a crash or the OOM killer would) and restarted
@@ -43,8 +45,8 @@ func TestRedisKilledMidRun(t *testing.T) {
 	}
 	// A user whose principal is cached (cache_ttl is the default 30s)
 	// before the first kill.
-	station := a.mkUser(t, a.root, "acme", "station", "api_user", nil)
-	a.gwOK(t, "warming station", "/api/x", station.Key, "station")
+	station := a.MkUser(t, a.Root, "acme", "station", "api_user", nil)
+	a.GatewayOK(t, "warming station", "/api/x", station.Key, "station")
 
 	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	t.Cleanup(client.CloseIdleConnections)
@@ -57,7 +59,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 			}
 			rd = bytes.NewReader(b)
 		}
-		req, err := http.NewRequest(method, a.base+path, rd)
+		req, err := http.NewRequest(method, a.Base+path, rd)
 		if err != nil {
 			return 0, nil, nil, err
 		}
@@ -103,7 +105,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 			default:
 			}
 			name := fmt.Sprintf("w%d", i)
-			status, _, body, err := call(http.MethodPost, "/admin/workspaces/acme/users", a.root, map[string]any{
+			status, _, body, err := call(http.MethodPost, "/admin/workspaces/acme/users", a.Root, map[string]any{
 				"username": name, "kind": "api", "role": "api_user", "issue_key": true,
 			})
 			switch {
@@ -111,7 +113,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 				t.Errorf("creating %s: no answer: %v", name, err)
 				return
 			case status == http.StatusCreated:
-				var u accUser
+				var u apitest.User
 				if err := json.Unmarshal(body, &u); err != nil || u.ID == "" || u.Key == "" || u.Username != name {
 					t.Errorf("creating %s: 201 with %v", name, err)
 					return
@@ -230,10 +232,10 @@ func TestRedisKilledMidRun(t *testing.T) {
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		res, body := a.admin(t, http.MethodGet, "/workspaces/acme/users?"+q.Encode(), a.root, nil)
-		page := accDecode[struct {
-			Items      []accUser `json:"items"`
-			NextCursor string    `json:"next_cursor"`
+		res, body := a.API(t, http.MethodGet, "/workspaces/acme/users?"+q.Encode(), a.Root, nil)
+		page := apitest.Decode[struct {
+			Items      []apitest.User `json:"items"`
+			NextCursor string         `json:"next_cursor"`
 		}](t, "listing users", res, body, http.StatusOK)
 		for _, u := range page.Items {
 			have[u.Username] = u.ID
@@ -249,7 +251,7 @@ func TestRedisKilledMidRun(t *testing.T) {
 	}
 	for _, n := range append(killedAt, len(writes)) {
 		for _, w := range writes[max(0, n-10):n] {
-			a.gwOK(t, "the key of "+w.Username+" after the restarts", "/api/x", w.Key, w.Username)
+			a.GatewayOK(t, "the key of "+w.Username+" after the restarts", "/api/x", w.Key, w.Username)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package module
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/apitest"
 	"github.com/apiusers/apiusers/mail/mailtest"
 )
 
@@ -47,38 +47,26 @@ func waitFeed(t *testing.T, addr string, n int64) {
 
 const peoplePassword = "glacier orbit lantern 42 mosaic"
 
-// peopleCaddyfile is one instance: the admin API, a protected route that
-// answers with the placeholders, the access log into logFile.
-func peopleCaddyfile(adminPort, sitePort int, store, logFile string) string {
-	return fmt.Sprintf(`{
-	admin localhost:%d
-	persist_config off
-	apiusers {
-		%s
-		cache_ttl 1h
-		invite_ttl 20s
-	}
-}
-
-http://localhost:%d {
-	log {
-		output file %s
-		format json
-	}
-	handle_path /admin/* {
-		apiusers_admin
-	}
+// peopleRoutes are one instance's routes: a protected route that answers
+// with the placeholders.
+const peopleRoutes = `
 	handle /api/* {
 		apiusers {
 			require listeners.invoke
 		}
 		respond "hello {http.auth.user.username} {http.auth.user.id} {http.auth.user.key_id} {http.request.header.X-Api-Key-Id}" 200
 	}
-	handle_errors {
-		respond "{err.status_code} {err.message}"
-	}
-}
-`, adminPort, store, sitePort, logFile)
+`
+
+// peopleCaddyfile is one instance: the admin API, peopleRoutes, the access
+// log into logFile; store holds the store's lines (and the mail option's).
+func peopleCaddyfile(adminPort, sitePort int, store, logFile string) string {
+	return apitest.Caddyfile{
+		AdminPort: adminPort, SitePort: sitePort,
+		Apiusers: []string{store, "cache_ttl 1h", "invite_ttl 20s"},
+		Top:      "\tlog {\n\t\toutput file " + logFile + "\n\t\tformat json\n\t}",
+		Routes:   peopleRoutes,
+	}.String()
 }
 
 // peopleSite is one running instance and what the test saw through it.
@@ -296,27 +284,27 @@ func startPeople(t *testing.T, bin string, n int, store string, smtp *mailtest.S
 	}
 	for i := 0; i < n; i++ {
 		tmp := t.TempDir()
-		e := binEnv(tmp)
-		adminPort, sitePort := freePort(t), freePort(t)
+		e := apitest.Env(tmp)
+		adminPort, sitePort := apitest.FreePort(t), apitest.FreePort(t)
 		s := &peopleSite{name: string(rune('A' + i)), site: "http://localhost:" + strconv.Itoa(sitePort), log: filepath.Join(tmp, "access.log")}
 		cfg := filepath.Join(tmp, "Caddyfile")
 		if err := os.WriteFile(cfg, []byte(peopleCaddyfile(adminPort, sitePort, store, s.log)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if i == 0 {
-			r := runBin(t, bin, e, 30*time.Second, "apiusers", "bootstrap", "--config", cfg, "--adapter", "caddyfile", "--workspace", "acme", "--username", "root")
-			if r.code != 0 {
-				t.Fatalf("bootstrap: exit %d\n%s", r.code, r.stderr)
+			r := apitest.Run(t, bin, e, 30*time.Second, "apiusers", "bootstrap", "--config", cfg, "--adapter", "caddyfile", "--workspace", "acme", "--username", "root")
+			if r.Code != 0 {
+				t.Fatalf("bootstrap: exit %d\n%s", r.Code, r.Stderr)
 			}
-			p.root = strings.TrimSpace(r.stdout)
+			p.root = strings.TrimSpace(r.Stdout)
 			p.secret(p.root)
-			r = runBin(t, bin, e, 30*time.Second, "apiusers", "bootstrap", "--config", cfg, "--adapter", "caddyfile", "--workspace", "acme", "--email", "boss@example.com", "--console", s.site+"/admin/")
-			if r.code != 0 {
-				t.Fatalf("bootstrap --email: exit %d\n%s", r.code, r.stderr)
+			r = apitest.Run(t, bin, e, 30*time.Second, "apiusers", "bootstrap", "--config", cfg, "--adapter", "caddyfile", "--workspace", "acme", "--email", "boss@example.com", "--console", s.site+"/admin/")
+			if r.Code != 0 {
+				t.Fatalf("bootstrap --email: exit %d\n%s", r.Code, r.Stderr)
 			}
-			p.setup = strings.TrimSpace(r.stdout)
+			p.setup = strings.TrimSpace(r.Stdout)
 		}
-		startBin(t, bin, e, s.site+"/api/hello", "--config", cfg, "--adapter", "caddyfile")
+		apitest.Start(t, bin, e, s.site+"/api/hello", "--config", cfg, "--adapter", "caddyfile")
 		p.sites = append(p.sites, s)
 	}
 	p.want(p.sites[0], call{method: "POST", path: "/admin/workspaces", key: p.root, body: map[string]string{"id": "beta", "name": "Beta"}}, http.StatusCreated, nil)
@@ -327,7 +315,7 @@ func TestE2EPeople(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	build := startBuild(t)
+	build := apitest.Build(t)
 	t.Parallel()
 	bin := build()
 

@@ -3,10 +3,8 @@ package module
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/recorder"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // What `record` costs on the gateway's hot path: an allowed request whose
@@ -222,20 +221,11 @@ func BenchmarkCaddyRecord(b *testing.B) {
 	tmp := b.TempDir()
 	b.Setenv("XDG_DATA_HOME", tmp+"/xdg-data")
 	b.Setenv("XDG_CONFIG_HOME", tmp+"/xdg-config")
-	e2eAdminPortOnce.Do(func() { e2eAdminPort = benchFreePort(b) })
-	sitePort := benchFreePort(b)
-	cf := fmt.Sprintf(`{
-	admin localhost:%d
-	persist_config off
-	apiusers {
-		store file %s/apiusers
-	}
-}
-
-http://localhost:%d {
-	handle_path /admin/* {
-		apiusers_admin
-	}
+	e2eAdminPortOnce.Do(func() { e2eAdminPort = apitest.FreePort(b) })
+	sitePort := apitest.FreePort(b)
+	cf := apitest.Caddyfile{
+		AdminPort: e2eAdminPort, Apiusers: []string{"store file " + tmp + "/apiusers"}, SitePort: sitePort,
+		Routes: `
 	handle /off/* {
 		apiusers {
 			require listeners.invoke
@@ -249,8 +239,8 @@ http://localhost:%d {
 		}
 		respond "ok"
 	}
-}
-`, e2eAdminPort, tmp, sitePort)
+`,
+	}.String()
 	cfgPath := tmp + "/Caddyfile"
 	if err := os.WriteFile(cfgPath, []byte(cf), 0o644); err != nil {
 		b.Fatal(err)
@@ -263,10 +253,10 @@ http://localhost:%d {
 	tester := caddytest.NewTester(b).WithDefaultOverrides(caddytest.Config{AdminPort: e2eAdminPort, LoadRequestTimeout: 30 * time.Second})
 	tester.InitServer(cf, "caddyfile")
 	b.Cleanup(func() {
-		tester.InitServer(fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n}\n", e2eAdminPort), "caddyfile")
+		tester.InitServer(apitest.Empty(e2eAdminPort), "caddyfile")
 	})
 	base := fmt.Sprintf("http://localhost:%d", sitePort)
-	key := benchUserKey(b, root, base)
+	key := (&apitest.Site{Base: base}).MkUser(b, root, "acme", "bench", "api_user", nil).Key
 
 	const workers = 8
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers, DisableCompression: true}}
@@ -321,35 +311,4 @@ http://localhost:%d {
 	b.ReportMetric(offRate, "off-req/s")
 	b.ReportMetric(onRate, "on-req/s")
 	b.ReportMetric(onRate/offRate, "on/off")
-}
-
-func benchFreePort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// benchUserKey creates an api_user with a key, as root.
-func benchUserKey(b *testing.B, root, base string) string {
-	b.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/admin/workspaces/acme/users",
-		strings.NewReader(`{"username": "bench", "kind": "api", "role": "api_user", "issue_key": true}`))
-	req.Header.Set("Authorization", "Bearer "+root)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer res.Body.Close()
-	var u struct {
-		Key string `json:"key"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&u); err != nil || u.Key == "" {
-		b.Fatalf("creating the bench user: %d %v", res.StatusCode, err)
-	}
-	return u.Key
 }

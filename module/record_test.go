@@ -24,7 +24,7 @@ import (
 func (e *testEnv) recordingGateway(g *Gateway) (gw *Gateway, close func()) {
 	e.t.Helper()
 	gw = e.gateway(g)
-	gw.now = e.clock
+	gw.now = e.Now
 	rec := recorder.New(e.svc.Store().(authz.MessageStore), recorder.Config{})
 	gw.app = appServing(e.svc, rec)
 	return gw, func() { rec.Close(context.Background()) }
@@ -61,7 +61,7 @@ func TestGatewayRecords(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "http://example.com/api/hello?api_key=secret", strings.NewReader(body))
 	r.Header.Set("Authorization", "Bearer "+e.userKey)
 	r.RemoteAddr = "10.0.0.9:4321"
-	e.advance(0)
+	e.Advance(0)
 	var sawBody string
 	w, err := serveWith(t, g, r, map[string]any{caddyhttp.ClientIPVarKey: "203.0.113.7"}, func(w http.ResponseWriter, r *http.Request) error {
 		// A later handler rewrites the path (handle_path does so earlier):
@@ -72,7 +72,7 @@ func TestGatewayRecords(t *testing.T) {
 			return err
 		}
 		sawBody = string(b)
-		e.advance(1500 * time.Microsecond)
+		e.Advance(1500 * time.Microsecond)
 		w.WriteHeader(http.StatusCreated)
 		_, err = io.WriteString(w, "created!")
 		return err
@@ -109,10 +109,10 @@ func TestGatewayRecords(t *testing.T) {
 func TestGatewayRecordTimesFromCaddyStart(t *testing.T) {
 	e := newTestEnv(t)
 	g, closeRec := e.recordingGateway(&Gateway{Record: &RecordConfig{}})
-	began := e.clock().Add(-250 * time.Millisecond) // earlier handlers took 250ms
+	began := e.Now().Add(-250 * time.Millisecond) // earlier handlers took 250ms
 	r := bearer(e.userKey)
 	_, err := serveWith(t, g, r, map[string]any{varStartTime: began}, func(w http.ResponseWriter, r *http.Request) error {
-		e.advance(50 * time.Millisecond)
+		e.Advance(50 * time.Millisecond)
 		return nil
 	})
 	if err != nil {

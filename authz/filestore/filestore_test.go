@@ -18,6 +18,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) authz.Store {
 		s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
 		if err != nil {
@@ -41,6 +42,7 @@ func TestPeopleConformance(t *testing.T) {
 var users = authz.Collection{Workspace: "acme", Name: authz.CollUsers}
 
 func TestReopenKeepsData(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "data", "nested", "apiusers.db")
 	s, err := Open(path, Options{})
 	if err != nil {
@@ -86,6 +88,7 @@ func TestReopenKeepsData(t *testing.T) {
 }
 
 func TestSecondOpenSaysInUse(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "apiusers.db")
 	s, err := Open(path, Options{})
 	if err != nil {
@@ -120,6 +123,7 @@ func TestSecondOpenSaysInUse(t *testing.T) {
 }
 
 func TestOpenFailsOnUnwritablePath(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
@@ -136,6 +140,7 @@ func TestOpenFailsOnUnwritablePath(t *testing.T) {
 }
 
 func TestMessagesConformance(t *testing.T) {
+	t.Parallel()
 	storetest.RunMessages(t, func(t *testing.T) authz.Store {
 		s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
 		if err != nil {
@@ -149,6 +154,7 @@ func TestMessagesConformance(t *testing.T) {
 // workspace index, the user buckets and the counts hold the same messages
 // and that a user without messages leaves no bucket behind.
 func TestMessageBucketsAgree(t *testing.T) {
+	t.Parallel()
 	s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -195,6 +201,7 @@ func TestMessageBucketsAgree(t *testing.T) {
 }
 
 func TestReservedCollectionNames(t *testing.T) {
+	t.Parallel()
 	s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
 	if err != nil {
 		t.Fatal(err)

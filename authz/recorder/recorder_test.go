@@ -38,6 +38,7 @@ func (f *fakeMessages) ListMessages(context.Context, string, authz.MessageQuery)
 func (f *fakeMessages) EraseMessages(context.Context, string, string) error { return nil }
 
 func TestRecorderWritesAndNamesMessages(t *testing.T) {
+	t.Parallel()
 	st := &fakeMessages{}
 	var mu sync.Mutex
 	stored := 0
@@ -74,6 +75,7 @@ func TestRecorderWritesAndNamesMessages(t *testing.T) {
 }
 
 func TestRecorderDropsAndCounts(t *testing.T) {
+	t.Parallel()
 	st := &fakeMessages{err: errors.New("store down")}
 	var mu sync.Mutex
 	dropped, failed := 0, 0
@@ -125,6 +127,7 @@ func (s *sweepingMessages) SweepMessages(_ context.Context, before time.Time, li
 // every SweepEvery, calling again while a call deleted a full chunk; it
 // reports each sweep, keeps sweeping after a failure, and stops on Close.
 func TestRecorderSweeps(t *testing.T) {
+	t.Parallel()
 	st := &sweepingMessages{sweeps: make(chan time.Time, 100), results: []int{10000, 10000, 7}}
 	type sweep struct {
 		n   int

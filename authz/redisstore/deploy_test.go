@@ -25,6 +25,7 @@ import (
 // seed, and invalidations published on one node reaching a subscriber on
 // another.
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	c := redistest.StartCluster(t, 3)
 	var n atomic.Int64
 	open := func(t *testing.T) authz.Store {
@@ -125,6 +126,7 @@ func publishReaches(t *testing.T, a *Store, sub *subscriber) {
 // watches: the conformance suites and invalidations, before and after a
 // failover.
 func TestSentinel(t *testing.T) {
+	t.Parallel()
 	set := redistest.StartSentinel(t)
 	var n atomic.Int64
 	opts := func(prefix string) Options {
@@ -187,6 +189,7 @@ func TestSentinel(t *testing.T) {
 // write the old master acknowledged but had not yet sent to the replica
 // is lost when the replica is promoted.
 func TestSentinelFailoverKeepsAcknowledgedWrites(t *testing.T) {
+	t.Parallel()
 	set := redistest.StartSentinel(t, "--appendonly", "yes")
 	s := newStore(t, Options{
 		MasterName: redistest.MasterName, Addrs: set.SentinelAddrs(),
@@ -303,6 +306,7 @@ func TestSentinelFailoverKeepsAcknowledgedWrites(t *testing.T) {
 // WaitTimeout (the write stays on the master), with one it succeeds, and
 // what it sends is one WAIT more than without.
 func TestSentinelWaitReplicas(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	put := func(s *Store, id string) error {
 		return s.Update(ctx, "acme", func(tx authz.Tx) error { return tx.Put(users, id, []byte("{}")) })
@@ -336,6 +340,7 @@ func TestSentinelWaitReplicas(t *testing.T) {
 }
 
 func TestNewClusterAndSentinel(t *testing.T) {
+	t.Parallel()
 	t.Run("cluster of one seed", func(t *testing.T) {
 		s, err := New(Options{Cluster: true, Addrs: []string{"10.0.0.1:7000"}, Username: "app", Password: "pw", TLS: true})
 		if err != nil {
@@ -432,6 +437,7 @@ func TestNewClusterAndSentinel(t *testing.T) {
 // nodes do not exist: New returns at once, and operations fail fast with
 // ErrUnavailable.
 func TestNewClusterAndSentinelDoNotDial(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ func randomID(r *rand.Rand) string {
 // TestMembersSortLikeIDs checks the property the sorted layout rests on:
 // members order like their ids whatever their values, and decode back.
 func TestMembersSortLikeIDs(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
 	values := []string{"", "\x00", "\xff", `{"id":"`, "z"}
 	for range 20000 {
@@ -44,6 +45,7 @@ func TestMembersSortLikeIDs(t *testing.T) {
 }
 
 func TestMemberRoundTrip(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(3, 4))
 	for range 5000 {
 		id, ws := randomID(r), []string{"", "acme"}[r.IntN(2)]
@@ -65,6 +67,7 @@ func TestMemberRoundTrip(t *testing.T) {
 }
 
 func TestElision(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		ws, id, value string
 		tag           byte
@@ -88,6 +91,7 @@ func TestElision(t *testing.T) {
 }
 
 func TestBlobRoundTrip(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(5, 6))
 	for range 2000 {
 		var es []authz.Entry

@@ -113,6 +113,7 @@ func (sub *subscriber) expectNoResync(t *testing.T) {
 // publishes, resyncs once the server comes back from a restart, and then
 // receives again.
 func TestPublishSubscribe(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	opts := Options{URL: srv.URL(), DialTimeout: 200 * time.Millisecond, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}
 	a, b := newStore(t, opts), newStore(t, opts)
@@ -155,6 +156,7 @@ func TestPublishSubscribe(t *testing.T) {
 // comes up the subscription counts as re-established, since changes may
 // have been published meanwhile.
 func TestSubscribeBeforeServer(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	srv.Stop()
 	s := newStore(t, Options{URL: srv.URL(), DialTimeout: 200 * time.Millisecond})
@@ -167,6 +169,7 @@ func TestSubscribeBeforeServer(t *testing.T) {
 // TestSubscribeReleasesEverything cancels Subscribe and checks that its
 // goroutines are gone and the server sees no subscriber.
 func TestSubscribeReleasesEverything(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL()})
 	if err := s.Client().Ping(context.Background()).Err(); err != nil {
@@ -200,6 +203,7 @@ func TestSubscribeReleasesEverything(t *testing.T) {
 // TestSubscribeMalformedMessage resyncs on a message it cannot decode and
 // keeps going.
 func TestSubscribeMalformedMessage(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL(), Prefix: "p"})
 	ctx := context.Background()
@@ -217,6 +221,7 @@ func TestSubscribeMalformedMessage(t *testing.T) {
 
 // TestPublishPayload pins the wire format other instances decode.
 func TestPublishPayload(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL(), Prefix: "p"})
 	ctx := context.Background()

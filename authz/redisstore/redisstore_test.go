@@ -21,6 +21,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	var n atomic.Int64
 	storetest.Run(t, func(t *testing.T) authz.Store {
@@ -76,6 +77,7 @@ func seedPrincipal(t testing.TB, s *Store) {
 }
 
 func TestKeyLayout(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL(), Prefix: "p"})
 	mustUpdate(t, s, "acme", func(tx authz.Tx) error {
@@ -180,6 +182,7 @@ func (h *countHook) take() (sent []string, dials int) {
 // after a SCRIPT FLUSH (or a server restart) it costs EVALSHA, answered
 // NOSCRIPT, then EVAL, which caches the script for the next call.
 func TestLoadPrincipalOneRoundTrip(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL()})
 	seedPrincipal(t, s)
@@ -227,6 +230,7 @@ func TestLoadPrincipalOneRoundTrip(t *testing.T) {
 // TestUpdateRoundTrips documents what an Update sends: WATCH per collection
 // read, the reads, then one MULTI/EXEC pipeline.
 func TestUpdateRoundTrips(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL()})
 	seedPrincipal(t, s)
@@ -306,6 +310,7 @@ func TestUpdateRoundTrips(t *testing.T) {
 // TestConflictGivesUp makes every attempt lose a race and expects
 // ErrConflict after the retry budget.
 func TestConflictGivesUp(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL()})
 	other := newStore(t, Options{URL: srv.URL()})
@@ -336,6 +341,7 @@ func TestConflictGivesUp(t *testing.T) {
 }
 
 func TestNewDoesNotDial(t *testing.T) {
+	t.Parallel()
 	// Nothing listens on a port we just closed.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -356,6 +362,7 @@ func TestNewDoesNotDial(t *testing.T) {
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		opts Options
 		want string
@@ -391,6 +398,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 // TestOutage stops the server under a live store: every operation fails
 // fast with ErrUnavailable, and after a restart the same store works again.
 func TestOutage(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	s := newStore(t, Options{
 		URL:         srv.URL(),
@@ -458,6 +466,7 @@ func TestOutage(t *testing.T) {
 // form, and the audit entries of the creation besides: bench/run.sh
 // measures that).
 func TestMemoryPerUser(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("measures memory over many writes")
 	}
@@ -519,6 +528,7 @@ func TestMemoryPerUser(t *testing.T) {
 // (two Caddy instances, in effect), which share no local lock: only WATCH
 // and retries keep every increment.
 func TestConcurrentUpdatesAcrossStores(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	stores := []*Store{newStore(t, Options{URL: srv.URL()}), newStore(t, Options{URL: srv.URL()})}
 	counter := authz.Collection{Workspace: "acme", Name: "counters"}
@@ -571,6 +581,7 @@ func TestConcurrentUpdatesAcrossStores(t *testing.T) {
 // rejects any script or transaction whose keys are not in one slot, which
 // proves the hash-tag layout. TestCluster runs it over three masters.
 func TestConformanceCluster(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, "--cluster-enabled", "yes")
 	ctx := context.Background()
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
@@ -598,6 +609,7 @@ func TestConformanceCluster(t *testing.T) {
 }
 
 func TestMessagesConformance(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	var n atomic.Int64
 	storetest.RunMessages(t, func(t *testing.T) authz.Store {
@@ -608,6 +620,7 @@ func TestMessagesConformance(t *testing.T) {
 // TestMessageKeysAgree checks the message key layout and that, after
 // retention and erase, the hash and the zsets hold the same ids.
 func TestMessageKeysAgree(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL(), Prefix: "p"})
 	ctx := context.Background()
@@ -651,6 +664,7 @@ func TestMessageKeysAgree(t *testing.T) {
 // TestMessagesRoundTrips counts what the message operations send: one
 // pipeline per batch, one EVALSHA per page.
 func TestMessagesRoundTrips(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	s := newStore(t, Options{URL: srv.URL()})
 	ctx := context.Background()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 const (
@@ -44,7 +46,7 @@ func StartCluster(t testing.TB, masters int, args ...string) *Cluster {
 		c.Nodes = append(c.Nodes, start(t, func(dir string, port int) ([]string, error) {
 			// The bus port defaults to port+10000, which may be taken or
 			// out of range: pick a free one.
-			bus, err := freePort()
+			bus, err := apitest.ListenPort()
 			if err != nil {
 				return nil, fmt.Errorf("finding a free cluster bus port: %w", err)
 			}

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 const (
@@ -70,7 +72,7 @@ func start(t testing.TB, cmdline func(dir string, port int) ([]string, error)) *
 
 	var lastErr error
 	for range startAttempts {
-		port, err := freePort()
+		port, err := apitest.ListenPort()
 		if err != nil {
 			t.Fatalf("redistest: finding a free port: %v", err)
 		}
@@ -226,17 +228,6 @@ func (s *Server) logTail() string {
 		lines = lines[len(lines)-5:]
 	}
 	return "log: " + strings.Join(lines, " | ")
-}
-
-// freePort asks the kernel for a free loopback port. Another process may
-// take it before redis binds it; Start retries in that case.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // ping sends an inline PING and expects +PONG, or -NOAUTH from a server
