@@ -36,6 +36,16 @@ func invalidKey(reason string) *Error {
 // Authenticate verifies key and returns the caller's principal and the key's
 // claims. Errors wrap ErrUnauthenticated (401) or ErrUnavailable (503).
 func (s *Service) Authenticate(ctx context.Context, key string) (*Principal, *Claims, error) {
+	return s.AuthenticateAt(ctx, key, s.now())
+}
+
+// Now reads the service's clock.
+func (s *Service) Now() time.Time { return s.now() }
+
+// AuthenticateAt is Authenticate at now, a time read from the service's
+// clock (Now) by a caller that needs it too (the gateway's rate limits):
+// the clock is read once per request.
+func (s *Service) AuthenticateAt(ctx context.Context, key string, now time.Time) (*Principal, *Claims, error) {
 	if key == "" {
 		return nil, nil, ErrNoKey
 	}
@@ -51,7 +61,6 @@ func (s *Service) Authenticate(ctx context.Context, key string) (*Principal, *Cl
 		v = s.cache.setVerified(key, cl)
 	}
 	cl := &v.claims
-	now := s.now()
 	if cl.Expired(now) {
 		return nil, nil, ErrExpiredKey
 	}

@@ -20,6 +20,9 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrPrecondition: If-Match named a stale version (412).
 	ErrPrecondition = errors.New("precondition failed")
+	// ErrLimited: a rate limit or the caller's credits do not admit the
+	// request now (429).
+	ErrLimited = errors.New("too many requests")
 	// ErrUnavailable: the store could not be reached; deny, do not guess (503).
 	ErrUnavailable = errors.New("store unavailable")
 )

@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/limit"
 	"github.com/apiusers/apiusers/authz/recorder"
 	"github.com/apiusers/apiusers/mail"
 )
@@ -153,8 +154,9 @@ type appState struct {
 // service, and the message recorder when a route of the configuration
 // records.
 type serving struct {
-	svc *authz.Service
-	rec *recorder.Recorder
+	svc    *authz.Service
+	rec    *recorder.Recorder
+	limits *limit.Engine
 }
 
 // CaddyModule returns the Caddy module information.
@@ -274,7 +276,7 @@ func (a *App) open() (*serving, error) {
 	if err != nil {
 		return nil, err
 	}
-	sv := &serving{svc: v.(*backend).svc}
+	sv := &serving{svc: v.(*backend).svc, limits: v.(*backend).limits}
 	if sv.rec, err = a.messages.take(sv.svc); err != nil {
 		_, _ = backends.Delete(key)
 		return nil, err

@@ -3,8 +3,10 @@ package module
 import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/limit"
 )
 
 // newService makes the service over store, with its own cache; notify, when
@@ -34,7 +36,8 @@ type backend struct {
 	storeID string
 	cache   *authz.Cache
 	svc     *authz.Service
-	fleet   *fleet // nil unless the store carries invalidations (Redis)
+	fleet   *fleet        // nil unless the store carries invalidations (Redis)
+	limits  *limit.Engine // the store's
 }
 
 // openBackend takes the shared store (opening it if no other backend holds
@@ -47,12 +50,13 @@ func (s *settings) openBackend(logger *zap.Logger) (*backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		return sharedStore{st}, nil
+		return sharedStore{Store: st, limits: newLimitEngine(st, logger)}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	st := v.(sharedStore).Store
+	shared := v.(sharedStore)
+	st := shared.Store
 	var fl *fleet
 	notify := func(authz.Change) {}
 	if feed, ok := st.(invalidationFeed); ok {
@@ -67,7 +71,7 @@ func (s *settings) openBackend(logger *zap.Logger) (*backend, error) {
 	if fl != nil {
 		fl.start(svc.Apply, cache.InvalidateAll)
 	}
-	return &backend{storeID: id, cache: cache, svc: svc, fleet: fl}, nil
+	return &backend{storeID: id, cache: cache, svc: svc, fleet: fl, limits: shared.limits}, nil
 }
 
 // Destruct closes the cache and lets go of the store; the usage pool calls
@@ -85,11 +89,45 @@ func (b *backend) Destruct() error {
 	return err
 }
 
-// sharedStore is a store in the stores pool.
-type sharedStore struct{ authz.Store }
+// sharedStore is a store in the stores pool, with its rate limiting and
+// credit spending (counts and credits are the store's, so they outlive a
+// reload that makes a new backend over the same store).
+type sharedStore struct {
+	authz.Store
+	limits *limit.Engine
+}
 
-// Destruct closes the store once no backend uses it.
-func (s sharedStore) Destruct() error { return s.Close() }
+// Destruct gives back the credits held and closes the store once no
+// backend uses it.
+func (s sharedStore) Destruct() error {
+	s.limits.Close()
+	return s.Close()
+}
+
+// newLimitEngine makes the limit engine of store st: the fleet's counts
+// and the credit ledger when the store keeps them.
+func newLimitEngine(st authz.Store, logger *zap.Logger) *limit.Engine {
+	cfg := limit.EngineConfig{
+		OnError: func(what string, err error) {
+			if err == nil {
+				if c := logger.Check(zapcore.InfoLevel, "limits: the store answers again"); c != nil {
+					c.Write(zap.String("what", what))
+				}
+				return
+			}
+			if c := logger.Check(zapcore.WarnLevel, "limits: the store cannot be reached; rate limits count per instance, credits spend what is held"); c != nil {
+				c.Write(zap.String("what", what), zap.Error(err))
+			}
+		},
+	}
+	if t, ok := st.(limit.Tallier); ok {
+		cfg.Tallier = t
+	}
+	if l, ok := st.(limit.Ledger); ok {
+		cfg.Ledger = l
+	}
+	return limit.NewEngine(cfg)
+}
 
 // Two pools outlive config reloads, which overlap the old and the new app
 // instance. backends holds cache and service by poolKey, so a reload that

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/limit"
 )
 
 func init() {
@@ -467,6 +468,8 @@ func parseGateway(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		key_from  <source...>
 //		keep_credentials
 //		record    [body <size>]
+//		rate_limit <n> per <duration> [by key|user|workspace|ip] [burst <n>] [name <name>]
+//		cost      <n>
 //	}
 //
 // The block is optional; require and roles may be repeated (require lines
@@ -481,6 +484,12 @@ func parseGateway(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // record stores each admitted call as an API message of the caller; with
 // `body <size>` (such as 4KiB, 1kB or 512), the message keeps up to that
 // much of the start of the request body, at most 1MiB.
+//
+// rate_limit lets each caller make n requests per duration on the route
+// (counted by user unless by says otherwise), at most burst at once; it
+// may be repeated, and every line must admit a request. cost is how many
+// credits a request spends of a caller that has credits (default 1; 0
+// makes the route free). See RateLimit and Gateway.Cost.
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -554,11 +563,97 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			g.Record = rc
+		case "rate_limit":
+			rl, err := unmarshalRateLimit(d)
+			if err != nil {
+				return err
+			}
+			if len(g.RateLimits) == maxLimitLines {
+				return d.Errf("rate_limit: at most %d lines per route", maxLimitLines)
+			}
+			g.RateLimits = append(g.RateLimits, rl)
+			if _, err := limitNames(g.RateLimits); err != nil {
+				return d.Err(err.Error())
+			}
+		case "cost":
+			if g.Cost != nil {
+				return d.Err("cost given twice")
+			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.ParseInt(d.Val(), 10, 64)
+			if err != nil || n < 0 || n > limit.MaxCredits {
+				return d.Errf("cost: want a whole number of credits from 0 to %d, got %q", int64(limit.MaxCredits), d.Val())
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			g.Cost = &n
 		default:
 			return d.Errf("unknown apiusers subdirective %q", d.Val())
 		}
 	}
 	return nil
+}
+
+// unmarshalRateLimit parses `rate_limit <n> per <duration> [by <what>]
+// [burst <n>] [name <name>]`; d is on "rate_limit".
+func unmarshalRateLimit(d *caddyfile.Dispenser) (RateLimit, error) {
+	var rl RateLimit
+	args := d.RemainingArgs()
+	if len(args) < 3 || args[1] != "per" {
+		return rl, d.Err("rate_limit: want <n> per <duration> [by key|user|workspace|ip] [burst <n>] [name <name>]")
+	}
+	n, err := strconv.ParseInt(args[0], 10, 64)
+	if err != nil || n < 1 || n > limit.MaxRequests {
+		return rl, d.Errf("rate_limit: %q is not a number of requests from 1 to %d", args[0], limit.MaxRequests)
+	}
+	rl.Requests = n
+	per, err := caddy.ParseDuration(args[2])
+	if err != nil || per <= 0 {
+		return rl, d.Errf("rate_limit: per %q is not a positive duration (such as 1s, 1m, 1h, 1d)", args[2])
+	}
+	rl.Per = caddy.Duration(per)
+	seen := map[string]bool{}
+	for rest := args[3:]; len(rest) > 0; rest = rest[2:] {
+		word := rest[0]
+		if len(rest) < 2 {
+			return rl, d.Errf("rate_limit: %s needs a value", word)
+		}
+		if seen[word] {
+			return rl, d.Errf("rate_limit: %s given twice", word)
+		}
+		seen[word] = true
+		v := rest[1]
+		switch word {
+		case "by":
+			switch v {
+			case ByKey, ByUser, ByWorkspace, ByIP:
+			default:
+				return rl, d.Errf("rate_limit by %q: want key, user, workspace or ip", v)
+			}
+			rl.By = v
+		case "burst":
+			b, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || b < 1 || b > limit.MaxRequests {
+				return rl, d.Errf("rate_limit burst %q: want a number of requests from 1 to %d", v, limit.MaxRequests)
+			}
+			rl.Burst = b
+		case "name":
+			if !policyNameRe.MatchString(v) || v == creditsPolicy {
+				return rl, d.Errf("rate_limit name %q: want lower-case letters, digits, '-', '_' and '.' (and not %q)", v, creditsPolicy)
+			}
+			rl.Name = v
+		default:
+			return rl, d.Errf("rate_limit: unexpected %q (want by, burst or name)", word)
+		}
+	}
+	r := limit.Rate{Requests: rl.Requests, Per: per, Burst: rl.Burst}
+	if err := r.Validate(); err != nil {
+		return rl, d.Errf("rate_limit %s: %v", r, err)
+	}
+	return rl, nil
 }
 
 // unmarshalRecord parses `record [body <size>]`; d is on "record".

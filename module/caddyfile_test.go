@@ -257,6 +257,21 @@ func TestUnmarshalGateway(t *testing.T) {
 		{"record body at the bound", `apiusers {
 			record body 1MiB
 		}`, Gateway{Record: &RecordConfig{Body: 1 << 20}}},
+		{"rate limits and cost", `apiusers {
+			rate_limit 10 per 1s
+			rate_limit 1000 per 1d by workspace
+			rate_limit 100 per 1m by ip burst 20 name per-address
+			rate_limit 5 per 1s by key burst 50
+			cost 3
+		}`, Gateway{RateLimits: []RateLimit{
+			{Requests: 10, Per: caddy.Duration(time.Second)},
+			{Requests: 1000, Per: caddy.Duration(24 * time.Hour), By: "workspace"},
+			{Requests: 100, Per: caddy.Duration(time.Minute), By: "ip", Burst: 20, Name: "per-address"},
+			{Requests: 5, Per: caddy.Duration(time.Second), By: "key", Burst: 50},
+		}, Cost: ptr(int64(3))}},
+		{"a free route", `apiusers {
+			cost 0
+		}`, Gateway{Cost: ptr(int64(0))}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -296,6 +311,22 @@ func TestUnmarshalGatewayErrors(t *testing.T) {
 		{"key_from empty", "apiusers {\n\tkey_from\n}", "wrong argument count"},
 		{"keep_credentials arg", "apiusers {\n\tkeep_credentials yes\n}", "wrong argument count"},
 		{"record twice", "apiusers {\n\trecord\n\trecord body 1KiB\n}", "record given twice, at Testfile:3"},
+		{"rate_limit without per", "apiusers {\n\trate_limit 10\n}", "rate_limit: want <n> per <duration> [by key|user|workspace|ip] [burst <n>] [name <name>], at Testfile:2"},
+		{"rate_limit bad number", "apiusers {\n\trequire x\n\trate_limit ten per 1s\n}", `rate_limit: "ten" is not a number of requests from 1 to 1073741824, at Testfile:3`},
+		{"rate_limit zero", "apiusers {\n\trate_limit 0 per 1s\n}", `rate_limit: "0" is not a number of requests`},
+		{"rate_limit bad duration", "apiusers {\n\trate_limit 10 per second\n}", `rate_limit: per "second" is not a positive duration (such as 1s, 1m, 1h, 1d), at Testfile:2`},
+		{"rate_limit bad by", "apiusers {\n\trate_limit 10 per 1s by team\n}", `rate_limit by "team": want key, user, workspace or ip, at Testfile:2`},
+		{"rate_limit by twice", "apiusers {\n\trate_limit 10 per 1s by key by user\n}", "rate_limit: by given twice, at Testfile:2"},
+		{"rate_limit dangling word", "apiusers {\n\trate_limit 10 per 1s burst\n}", "rate_limit: burst needs a value, at Testfile:2"},
+		{"rate_limit unknown word", "apiusers {\n\trate_limit 10 per 1s every 2\n}", `rate_limit: unexpected "every" (want by, burst or name), at Testfile:2`},
+		{"rate_limit bad burst", "apiusers {\n\trate_limit 10 per 1s burst -1\n}", `rate_limit burst "-1": want a number of requests from 1 to 1073741824, at Testfile:2`},
+		{"rate_limit tiny window", "apiusers {\n\trate_limit 1000 per 100ms burst 1\n}", "rate_limit 1000 per 100ms burst 1: 1000 per 100ms with a burst of 1 counts over 100µs: the window must be at least 1ms (raise per or burst), at Testfile:2"},
+		{"rate_limit bad name", "apiusers {\n\trate_limit 10 per 1s name Search!\n}", `rate_limit name "Search!": want lower-case letters, digits, '-', '_' and '.' (and not "credits"), at Testfile:2`},
+		{"rate_limit named credits", "apiusers {\n\trate_limit 10 per 1s name credits\n}", `rate_limit name "credits"`},
+		{"rate_limit names alike", "apiusers {\n\trate_limit 10 per 1s by ip\n\trate_limit 10 per 1m name ip\n}", `rate_limit: two lines of this route are named "ip"; give one a name of its own, at Testfile:3`},
+		{"cost negative", "apiusers {\n\tcost -1\n}", `cost: want a whole number of credits from 0 to 9007199254740992, got "-1", at Testfile:2`},
+		{"cost twice", "apiusers {\n\tcost 1\n\tcost 2\n}", "cost given twice, at Testfile:3"},
+		{"cost without value", "apiusers {\n\tcost\n}", "wrong argument count"},
 		{"record bad keyword", "apiusers {\n\trequire x\n\trecord headers\n}", `record: unexpected "headers" (want body <size>), at Testfile:3`},
 		{"record body without size", "apiusers {\n\trecord body\n}", "record body needs a size, such as 4KiB, at Testfile:2"},
 		{"record body bad size", "apiusers {\n\trecord body lots\n}", `record body: bad size "lots"`},
@@ -361,3 +392,5 @@ func TestGatewayCompileErrors(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -102,6 +102,17 @@ type Gateway struct {
 	// Default: nothing is recorded.
 	Record *RecordConfig `json:"record,omitempty"`
 
+	// RateLimits lists the route's rate limits; a request must fit every
+	// one, else it is answered 429 with Retry-After. Every answer of a
+	// route with rate limits carries the RateLimit-Policy and RateLimit
+	// fields. Default: none.
+	RateLimits []RateLimit `json:"rate_limits,omitempty"`
+
+	// Cost is how many credits a request on this route spends, when its
+	// caller (its key, else its user) has credits; a caller without
+	// enough left is answered 429. 0 makes the route free. Default: 1.
+	Cost *int64 `json:"cost,omitempty"`
+
 	app        *App
 	bodyMax    int64
 	now        func() time.Time
@@ -110,6 +121,11 @@ type Gateway struct {
 	reqs       []requirement
 	sources    []keySource
 	logger     *zap.Logger
+
+	lines         []*limitLine
+	cost          int64
+	noLimitPolicy []string     // the RateLimit-Policy of answers that count nothing
+	taken         *takeHandles // the limiters taken from the engine
 }
 
 // Requirement is one `require` line.
@@ -197,7 +213,13 @@ func (g *Gateway) compile() error {
 	if g.now == nil {
 		g.now = time.Now
 	}
-	var err error
+	ident, err := routeIdent(g)
+	if err != nil {
+		return err
+	}
+	if err := g.compileLimits(ident); err != nil {
+		return err
+	}
 	g.sources, err = compileSources(g.KeyFrom)
 	return err
 }
@@ -209,17 +231,36 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return g.authError(w, err)
 	}
 	_, key := g.takeKey(r)
-	p, cl, err := sv.svc.Authenticate(r.Context(), key)
+	now := sv.svc.Now()
+	p, cl, err := sv.svc.AuthenticateAt(r.Context(), key, now)
 	if err != nil {
 		return g.authError(w, err)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if deny := g.decide(p, repl); deny != nil {
+		g.setNoLimitPolicy(w)
 		w.Header()[hdrWWWAuthenticate] = challengeInsufficientScope
 		if c := g.logger.Check(zapcore.DebugLevel, "request denied"); c != nil {
 			c.Write(zap.String("user_id", p.UserID), zap.String("key_id", cl.KeyID), zap.Error(deny))
 		}
 		return caddyhttp.Error(http.StatusForbidden, deny)
+	}
+
+	// The request's one allocation: a handler after this one may edit
+	// header values in place (Caddy's request_header replace does), so the
+	// cached principal's strings are not handed out in slices of their
+	// own; the five values share one array instead (on a limited route,
+	// with the RateLimit fields' values). Each slice has capacity 1, so an
+	// append reallocates rather than writing into its neighbour.
+	var vals *[5]string
+	if len(g.lines) > 0 {
+		var lv limitVals
+		vals, lv = g.newLimitVals(len(g.lines))
+		if err := g.limitRequest(w, r, sv, p, cl.KeyID, now.UnixNano(), lv); err != nil {
+			return err
+		}
+	} else {
+		vals = new([5]string)
 	}
 
 	setPlaceholders(r, repl, p, cl.KeyID)
@@ -237,13 +278,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if conn := r.Header["Connection"]; len(conn) > 0 {
 		dropConnectionTokens(r.Header, conn)
 	}
-	// The request's one allocation: a handler after this one may edit
-	// header values in place (Caddy's request_header replace does), so the
-	// cached principal's precomputed slices are not handed out; the five
-	// values share one array instead. Each slice has capacity 1, so an
-	// append reallocates rather than writing into its neighbour.
 	// Assigning the canonical key replaces every value the client sent.
-	vals := new([5]string)
 	vals[0], vals[1], vals[2], vals[3], vals[4] = p.UserID, p.Username, p.Workspace, string(p.Role), cl.KeyID
 	h := r.Header
 	h[hdrUserID] = vals[0:1:1]
@@ -351,6 +386,7 @@ func (ph *placeholders) value(key string) (any, bool) {
 // authError maps an error of Authenticate to the response: 401 for a bad
 // key or user, 503 (fail closed, retryable) for everything else.
 func (g *Gateway) authError(w http.ResponseWriter, err error) error {
+	g.setNoLimitPolicy(w)
 	if errors.Is(err, authz.ErrUnauthenticated) {
 		if c := g.logger.Check(zapcore.DebugLevel, "request unauthenticated"); c != nil {
 			var ae *authz.Error
@@ -373,6 +409,14 @@ func (g *Gateway) authError(w http.ResponseWriter, err error) error {
 		err = errStoreUnavailable
 	}
 	return caddyhttp.Error(http.StatusServiceUnavailable, err)
+}
+
+// setNoLimitPolicy gives an answer that counted nothing (401, 403, 503)
+// the route's RateLimit-Policy, when it has rate limits.
+func (g *Gateway) setNoLimitPolicy(w http.ResponseWriter) {
+	if len(g.noLimitPolicy) > 0 {
+		w.Header()[hdrRateLimitPolicy] = append([]string(nil), g.noLimitPolicy...)
+	}
 }
 
 // decide returns nil when the route admits p, else the 403 error to return.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -31,11 +32,14 @@ import (
 //     handler: a cross-check, the plugin's cost being their difference.
 //
 // The next handler is a no-op in all three.
-func benchGateway(b *testing.B) (*Gateway, string) { return benchGatewayWith(b, false) }
+func benchGateway(b *testing.B, routes ...func(*Gateway)) (*Gateway, string) {
+	return benchGatewayWith(b, false, routes...)
+}
 
 // benchGatewayWith is benchGateway; with session, the credential is the
 // station's bearer session token (POST /login's) instead of its key.
-func benchGatewayWith(b *testing.B, session bool) (*Gateway, string) {
+// routes change the route before it is compiled.
+func benchGatewayWith(b *testing.B, session bool, routes ...func(*Gateway)) (*Gateway, string) {
 	b.Helper()
 	store, err := filestore.Open(b.TempDir()+"/apiusers.db", filestore.Options{})
 	if err != nil {
@@ -79,6 +83,9 @@ func benchGatewayWith(b *testing.B, session bool) (*Gateway, string) {
 		u.Key = tok.Token
 	}
 	g := &Gateway{Workspace: "acme", Roles: []string{"api_user"}, Require: []Requirement{{Permission: "listeners.invoke"}}}
+	for _, f := range routes {
+		f(g)
+	}
 	if err := g.compile(); err != nil {
 		b.Fatal(err)
 	}
@@ -119,6 +126,16 @@ func BenchmarkGatewayCachedSession(b *testing.B) {
 	benchCached(b, g, token)
 }
 
+// BenchmarkGatewayCachedRateLimit is BenchmarkGatewayCached on a route with
+// one rate limit (by user, never reached). Target: ≤ 150 ns and no
+// allocation more than BenchmarkGatewayCached.
+func BenchmarkGatewayCachedRateLimit(b *testing.B) {
+	g, key := benchGateway(b, func(g *Gateway) {
+		g.RateLimits = []RateLimit{{Requests: 1 << 30, Per: caddy.Duration(time.Second)}}
+	})
+	benchCached(b, g, key)
+}
+
 func benchCached(b *testing.B, g *Gateway, key string) {
 	base := httptest.NewRequest(http.MethodPost, "http://example.com/api/hello", nil)
 	tmpl := clientHeader(key)
@@ -145,6 +162,12 @@ func benchCached(b *testing.B, g *Gateway, key string) {
 		}
 		if err := g.ServeHTTP(w, reqs[j], noopNext); err != nil {
 			b.Fatal(err)
+		}
+		if len(g.lines) > 0 {
+			// The recorder's header map is shared across calls; a
+			// real response has its own.
+			delete(w.Header(), hdrRateLimit)
+			delete(w.Header(), hdrRateLimitPolicy)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/filestore"
+	"github.com/apiusers/apiusers/authz/limit"
 	"github.com/apiusers/apiusers/authz/recorder"
 	"github.com/apiusers/apiusers/authz/redisstore"
 	"github.com/apiusers/apiusers/internal/apitest"
@@ -110,8 +111,20 @@ func compiledGateway(t *testing.T, g *Gateway, svc *authz.Service) *Gateway {
 // provisioned and started.
 func appServing(svc *authz.Service, rec *recorder.Recorder) *App {
 	a := &App{retryAfter: []string{"7"}, state: new(appState)}
-	a.state.live.Store(&serving{svc: svc, rec: rec})
+	a.state.live.Store(&serving{svc: svc, rec: rec, limits: testEngine(svc.Store())})
 	return a
+}
+
+// testEngines are the limit engines of the stores tests serve from, one
+// per store (as the app's store pool keeps them).
+var testEngines sync.Map // authz.Store -> *limit.Engine
+
+func testEngine(st authz.Store) *limit.Engine {
+	if e, ok := testEngines.Load(st); ok {
+		return e.(*limit.Engine)
+	}
+	e, _ := testEngines.LoadOrStore(st, newLimitEngine(st, zap.NewNop()))
+	return e.(*limit.Engine)
 }
 
 // result is what one call of the handler did.

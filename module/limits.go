@@ -1,0 +1,416 @@
+package module
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/limit"
+)
+
+// What a rate limit counts by.
+const (
+	ByKey       = "key"       // each API key
+	ByUser      = "user"      // each API user (all its keys together)
+	ByWorkspace = "workspace" // each workspace (all its users together)
+	ByIP        = "ip"        // each client address (Caddy's client_ip)
+)
+
+// RateLimit is one `rate_limit` line of a route: each caller (as By says)
+// may make Requests requests per Per on the route, at most Burst at once.
+// Every line of a route is checked; a request any of them refuses is
+// answered 429 and counts against none.
+//
+// A caller's own rate limit (set on its key, else its user, else the
+// highest of its teams' over the admin API) replaces Requests, Per and
+// Burst of the lines that count by key or by user; lines that count by
+// workspace or by address hold for every caller as written.
+type RateLimit struct {
+	// Requests is how many requests a caller may make per Per. Required,
+	// 1 to 1073741824.
+	Requests int64 `json:"requests"`
+
+	// Per is the period Requests applies to. Required.
+	Per caddy.Duration `json:"per"`
+
+	// By says what is counted: "key" (each API key), "user" (each API
+	// user, all its keys together), "workspace" (each workspace) or "ip"
+	// (each client address as Caddy sees it, so trusted_proxies apply).
+	// Default: "user".
+	By string `json:"by,omitempty"`
+
+	// Burst is the most requests a caller may make at once; the rate over
+	// time stays Requests per Per (the window becomes Per × Burst /
+	// Requests long). Default: Requests.
+	Burst int64 `json:"burst,omitempty"`
+
+	// Name names the limit in the RateLimit-Policy and RateLimit response
+	// fields: lower-case letters, digits, '-', '_' and '.'. Default: the
+	// By value, with "-2", "-3", … for a route's second, third line of the
+	// same By.
+	Name string `json:"name,omitempty"`
+}
+
+// policyNameRe is what a RateLimit name may be.
+var policyNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+
+// creditsPolicy is the name of the credits' entry in the RateLimit fields.
+const creditsPolicy = "credits"
+
+// maxLimitLines bounds the rate_limit lines of one route.
+const maxLimitLines = 8
+
+// limitLine is a compiled RateLimit.
+type limitLine struct {
+	id        string // the limiter's fleet-wide name
+	name      string
+	by        string
+	rate      limit.Rate
+	perCaller bool   // by key or by user: a caller's own rate replaces rate
+	policy    string // the RateLimit-Policy item of rate
+	state     string // `"<name>";r=`, the start of the RateLimit item
+
+	mu       sync.RWMutex
+	policies map[limit.Rate]string // the items of callers' own rates
+}
+
+// compileLimits checks the rate limits and the cost and precomputes what
+// the hot path uses. ident names this route's limiters across a fleet.
+func (g *Gateway) compileLimits(ident string) error {
+	g.lines = g.lines[:0]
+	if len(g.RateLimits) > maxLimitLines {
+		return fmt.Errorf("rate_limit: at most %d lines per route", maxLimitLines)
+	}
+	names, err := limitNames(g.RateLimits)
+	if err != nil {
+		return err
+	}
+	for i, rl := range g.RateLimits {
+		by := rl.By
+		if by == "" {
+			by = ByUser
+		}
+		switch by {
+		case ByKey, ByUser, ByWorkspace, ByIP:
+		default:
+			return fmt.Errorf("rate_limit by %q: want key, user, workspace or ip", rl.By)
+		}
+		r := limit.Rate{Requests: rl.Requests, Per: time.Duration(rl.Per), Burst: rl.Burst}
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("rate_limit %s: %v", r, err)
+		}
+		name := names[i]
+		g.lines = append(g.lines, &limitLine{
+			id:        ident + "/" + strconv.Itoa(i) + "/" + by,
+			name:      name,
+			by:        by,
+			rate:      r,
+			perCaller: by == ByKey || by == ByUser,
+			policy:    policyItem(name, r),
+			state:     `"` + name + `";r=`,
+		})
+	}
+	g.cost = 1
+	if g.Cost != nil {
+		if *g.Cost < 0 || *g.Cost > limit.MaxCredits {
+			return fmt.Errorf("cost %d: want 0 to %d", *g.Cost, int64(limit.MaxCredits))
+		}
+		g.cost = *g.Cost
+	}
+	if g.taken == nil {
+		g.taken = new(takeHandles)
+	}
+	g.noLimitPolicy = nil
+	for _, l := range g.lines {
+		g.noLimitPolicy = append(g.noLimitPolicy, l.policy)
+	}
+	return nil
+}
+
+// limitNames returns the policy name of each line: its Name, else its By
+// (with "-2", "-3", … for the second, third line of the same By).
+func limitNames(rls []RateLimit) ([]string, error) {
+	seen := map[string]int{}
+	used := map[string]bool{}
+	out := make([]string, len(rls))
+	for i, rl := range rls {
+		name := rl.Name
+		if name == "" {
+			by := rl.By
+			if by == "" {
+				by = ByUser
+			}
+			seen[by]++
+			name = by
+			if n := seen[by]; n > 1 {
+				name += "-" + strconv.Itoa(n)
+			}
+		} else if !policyNameRe.MatchString(name) || name == creditsPolicy {
+			return nil, fmt.Errorf("rate_limit name %q: want lower-case letters, digits, '-', '_' and '.' (and not %q)", name, creditsPolicy)
+		}
+		if used[name] {
+			return nil, fmt.Errorf("rate_limit: two lines of this route are named %q; give one a name of its own", name)
+		}
+		used[name] = true
+		out[i] = name
+	}
+	return out, nil
+}
+
+// routeIdent names a route's limits across a fleet: a digest of the
+// handler's configuration, which every instance of the fleet shares.
+// Two routes whose apiusers blocks are alike in every way share their
+// counts; a name on a rate_limit line sets them apart.
+func routeIdent(g *Gateway) (string, error) {
+	b, err := json.Marshal(g)
+	if err != nil {
+		return "", fmt.Errorf("naming the route's limits: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// policyItem is the RateLimit-Policy item of rate r named name
+// (draft-ietf-httpapi-ratelimit-headers-10): the quota q is the window's
+// capacity, w the window in whole seconds (at least 1).
+func policyItem(name string, r limit.Rate) string {
+	w := (int64(r.Window()) + int64(time.Second) - 1) / int64(time.Second)
+	return `"` + name + `";q=` + strconv.FormatInt(r.Capacity(), 10) + ";w=" + strconv.FormatInt(max(w, 1), 10)
+}
+
+// policyFor returns the RateLimit-Policy item of rate r on line l.
+func (l *limitLine) policyFor(r limit.Rate) string {
+	if r == l.rate {
+		return l.policy
+	}
+	l.mu.RLock()
+	p, ok := l.policies[r]
+	l.mu.RUnlock()
+	if ok {
+		return p
+	}
+	p = policyItem(l.name, r)
+	l.mu.Lock()
+	if l.policies == nil || len(l.policies) > 1024 {
+		l.policies = map[limit.Rate]string{} // rates callers set are few; bound it anyway
+	}
+	l.policies[r] = p
+	l.mu.Unlock()
+	return p
+}
+
+// subject returns what line l counts this request by.
+func (l *limitLine) subject(r *http.Request, p *authz.Principal, kid string) string {
+	switch l.by {
+	case ByKey:
+		return kid
+	case ByWorkspace:
+		return p.Workspace
+	case ByIP:
+		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+			if ip, ok := vars[caddyhttp.ClientIPVarKey].(string); ok && ip != "" {
+				return ip
+			}
+		}
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			return host
+		}
+		return r.RemoteAddr
+	}
+	return p.UserID
+}
+
+// limitVals are the RateLimit fields' values of one request, and the
+// bytes they are made of. They are part of the request's one allocation
+// (newLimitVals), with the identity header values: header values are not
+// shared between requests, since a handler after this one may edit them
+// in place.
+type limitVals struct {
+	policy, state []string
+	buf           []byte
+}
+
+// Sizes of the request's allocation: one item (a rate limit, or credits)
+// or two fit the small one, a route's every line and credits the large.
+const itemBytes = 48
+
+type limitValsSmall struct {
+	ids           [5]string
+	policy, state [2]string
+	buf           [2 * itemBytes]byte
+}
+
+type limitValsLarge struct {
+	ids           [5]string
+	policy, state [maxLimitLines + 1]string
+	buf           [(maxLimitLines + 1) * itemBytes]byte
+}
+
+// newLimitVals makes the request's one allocation for n items.
+func (g *Gateway) newLimitVals(n int) (*[5]string, limitVals) {
+	if n <= 2 {
+		v := new(limitValsSmall)
+		return &v.ids, limitVals{policy: v.policy[:0], state: v.state[:0], buf: v.buf[:0]}
+	}
+	v := new(limitValsLarge)
+	return &v.ids, limitVals{policy: v.policy[:0], state: v.state[:0], buf: v.buf[:0]}
+}
+
+// add adds an item: its RateLimit-Policy value, and the RateLimit value
+// prefix+r[;t=t] made in v's bytes.
+func (v *limitVals) add(policy, prefix string, r, t int64, withT bool) {
+	start := len(v.buf)
+	b := append(v.buf, prefix...)
+	b = strconv.AppendInt(b, r, 10)
+	if withT {
+		b = append(b, ";t="...)
+		b = strconv.AppendInt(b, t, 10)
+	}
+	v.policy = append(v.policy, policy)
+	if cap(b) != cap(v.buf) {
+		v.state = append(v.state, string(b[start:])) // did not fit: a copy of its own
+		return
+	}
+	v.buf = b
+	// The bytes live in the request's allocation, are never written
+	// again, and live as long as the header does.
+	v.state = append(v.state, unsafe.String(&b[start], len(b)-start))
+}
+
+// Headers of the RateLimit fields (canonical forms).
+const (
+	hdrRateLimitPolicy = "Ratelimit-Policy"
+	hdrRateLimit       = "Ratelimit"
+)
+
+// seconds rounds d up to whole seconds.
+func seconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// Errors of limited requests, made once.
+var (
+	errRateLimited = &authz.Error{Kind: authz.ErrLimited, Detail: "rate limit exceeded"}
+	errCreditsAway = &authz.Error{Kind: authz.ErrUnavailable, Detail: "credits unavailable"}
+)
+
+// limitRequest checks the route's rate limits and spends the caller's
+// credits for r, sets the RateLimit fields on w, and fills vals. It
+// returns the error to answer with when the request may not go on.
+func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *serving, p *authz.Principal, kid string, now int64, vals limitVals) error {
+	var ds [maxLimitLines]limit.Decision
+	denied := -1
+	var retry time.Duration
+	lines := g.limiters(sv)
+	for i, l := range g.lines {
+		rate := l.rate
+		d := lines[i].Allow(l.subject(r, p, kid), rate, 1, now)
+		ds[i] = d
+		vals.add(l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
+		if !d.Allowed && (denied < 0 || d.RetryAfter > retry) {
+			denied, retry = i, d.RetryAfter
+		}
+	}
+	var err error
+	if denied >= 0 {
+		err = errRateLimited
+	}
+	h := w.Header()
+	if n := len(vals.policy); n > 0 {
+		h[hdrRateLimitPolicy] = vals.policy[:n:n]
+		h[hdrRateLimit] = vals.state[:n:n]
+	}
+	if err == nil {
+		return nil
+	}
+	for i := range g.lines {
+		if ds[i].Allowed {
+			lines[i].Refund(ds[i])
+		}
+	}
+	if retry > 0 {
+		h[hdrRetryAfter] = []string{strconv.FormatInt(seconds(retry), 10)}
+	}
+	if err == errCreditsAway {
+		if retry <= 0 {
+			h[hdrRetryAfter] = g.retryAfter
+		}
+		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+	}
+	return caddyhttp.Error(http.StatusTooManyRequests, err)
+}
+
+// limiters returns the route's limiters of sv's engine, taking them on
+// first use.
+func (g *Gateway) limiters(sv *serving) []*limit.Limiter {
+	t := g.taken
+	if ls := t.live.Load(); ls != nil && ls.engine == sv.limits {
+		return ls.limiters
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ls := t.live.Load(); ls != nil && ls.engine == sv.limits {
+		return ls.limiters
+	}
+	t.release(g.lines)
+	ls := &takenLimiters{engine: sv.limits}
+	for _, l := range g.lines {
+		ls.limiters = append(ls.limiters, sv.limits.Limiter(l.id))
+	}
+	t.live.Store(ls)
+	return ls.limiters
+}
+
+// takeHandles holds the limiters a gateway took from an engine.
+type takeHandles struct {
+	mu   sync.Mutex
+	live atomic.Pointer[takenLimiters]
+}
+
+// takenLimiters are the limiters a gateway took from an engine.
+type takenLimiters struct {
+	engine   *limit.Engine
+	limiters []*limit.Limiter
+}
+
+// release gives back the limiters taken for lines; t.mu is held.
+func (t *takeHandles) release(lines []*limitLine) {
+	ls := t.live.Load()
+	if ls == nil {
+		return
+	}
+	for _, l := range lines {
+		ls.engine.Release(l.id)
+	}
+	t.live.Store(nil)
+}
+
+// Cleanup gives back the route's limiters (a reload takes the new ones
+// first, so counts go on).
+func (g *Gateway) Cleanup() error {
+	if g.taken == nil {
+		return nil
+	}
+	g.taken.mu.Lock()
+	defer g.taken.mu.Unlock()
+	g.taken.release(g.lines)
+	return nil
+}
+
+var _ caddy.CleanerUpper = (*Gateway)(nil)
