@@ -35,7 +35,7 @@ func serveFrom(t *testing.T, g *Gateway, key, ip string) result {
 func TestGatewayRateLimit(t *testing.T) {
 	e := newTestEnv(t)
 	g := e.gateway(&Gateway{RateLimits: []RateLimit{{Requests: 10, Per: caddy.Duration(time.Second)}}})
-	g.now = e.clock
+	g.now = e.Clock.Now
 
 	admitted, limited := 0, 0
 	var last result
@@ -73,7 +73,7 @@ func TestGatewayRateLimit(t *testing.T) {
 		t.Errorf("429 message %q", last.err)
 	}
 	// A second later the window has moved on.
-	e.advance(1100 * time.Millisecond)
+	e.Advance(1100 * time.Millisecond)
 	if res := serveFrom(t, g, e.userKey, "192.0.2.1"); res.err != nil {
 		t.Errorf("after a second: %v", res.err)
 	}
@@ -82,7 +82,7 @@ func TestGatewayRateLimit(t *testing.T) {
 func TestGatewayRateLimitByIP(t *testing.T) {
 	e := newTestEnv(t)
 	g := e.gateway(&Gateway{RateLimits: []RateLimit{{Requests: 2, Per: caddy.Duration(time.Minute), By: ByIP}}})
-	g.now = e.clock
+	g.now = e.Clock.Now
 	for _, ip := range []string{"192.0.2.1", "192.0.2.2"} {
 		for i := range 3 {
 			res := serveFrom(t, g, e.userKey, ip)
@@ -101,7 +101,7 @@ func TestGatewayRateLimitLines(t *testing.T) {
 		{Requests: 5, Per: caddy.Duration(time.Minute)},
 		{Requests: 2, Per: caddy.Duration(time.Minute), By: ByKey, Name: "per-key"},
 	}})
-	g.now = e.clock
+	g.now = e.Clock.Now
 	for i := range 4 {
 		res := serveFrom(t, g, e.userKey, "192.0.2.1")
 		if ok := res.err == nil; ok != (i < 2) {
