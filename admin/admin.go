@@ -39,23 +39,27 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apiusers/apiusers/authz"
 	"go.uber.org/zap"
+
+	"github.com/apiusers/apiusers/authz"
 )
 
 // KeySource reads the caller's API key from a request and returns "" when
 // the request carries none there.
 type KeySource func(r *http.Request) string
 
-// BearerKey reads the key from `Authorization: Bearer <key>` (the scheme is
-// matched case-insensitively).
-func BearerKey(r *http.Request) string {
+// BearerKey reads the key from `Authorization: Bearer <key>`.
+func BearerKey(r *http.Request) string { return BearerToken(r.Header.Get("Authorization")) }
+
+// BearerToken returns the credential of an Authorization header value of
+// the Bearer scheme (matched case-insensitively), or "" for any other
+// value. It allocates nothing.
+func BearerToken(authorization string) string {
 	const scheme = "bearer "
-	a := r.Header.Get("Authorization")
-	if len(a) <= len(scheme) || !strings.EqualFold(a[:len(scheme)], scheme) {
+	if len(authorization) <= len(scheme) || !strings.EqualFold(authorization[:len(scheme)], scheme) {
 		return ""
 	}
-	return strings.TrimSpace(a[len(scheme):])
+	return strings.TrimSpace(authorization[len(scheme):])
 }
 
 // HeaderKey reads the key from the request header name (such as X-API-Key).
@@ -140,7 +144,7 @@ func New(svc *authz.Service, opts Options) *Handler {
 	if ra <= 0 {
 		ra = 5 * time.Second
 	}
-	h.retryAfter = formatSeconds(ra)
+	h.retryAfter = RetryAfter(ra)
 	h.mux = http.NewServeMux()
 	for _, rt := range h.routes() {
 		h.mux.Handle(rt.method+" "+rt.path, h.serveRoute(rt))
@@ -252,7 +256,7 @@ func (h *Handler) authenticate(r *http.Request) (*authz.Principal, *authInfo, er
 	return p, &authInfo{console: c, session: c.SessionID}, nil
 }
 
-// formatSeconds renders d as whole seconds, rounded up.
-func formatSeconds(d time.Duration) string {
+// RetryAfter renders d as a Retry-After value: whole seconds, rounded up.
+func RetryAfter(d time.Duration) string {
 	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
 }

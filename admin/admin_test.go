@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apiusers/apiusers/authz"
-	"github.com/apiusers/apiusers/authz/filestore"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/filestore"
 )
 
 // testEnv is an admin Handler over a real service on a file store, with a
@@ -200,14 +201,14 @@ func TestProblems(t *testing.T) {
 		{name: "wrong content type", req: req{method: "POST", path: "/workspaces/ws/users", key: e.root, body: valid,
 			header: http.Header{"Content-Type": {"text/plain"}}}, status: 415, field: "Content-Type"},
 		{name: "no key", req: req{method: "GET", path: "/me"}, status: 401,
-			header: map[string]string{"WWW-Authenticate": challengeInvalid}},
+			header: map[string]string{"WWW-Authenticate": ChallengeInvalidToken}},
 		{name: "bad key", req: req{method: "GET", path: "/me", key: "not.a.key"}, status: 401,
-			header: map[string]string{"WWW-Authenticate": challengeInvalid}},
+			header: map[string]string{"WWW-Authenticate": ChallengeInvalidToken}},
 		{name: "tampered key", req: req{method: "GET", path: "/me", key: e.root + "x"}, status: 401,
-			header: map[string]string{"WWW-Authenticate": challengeInvalid}},
+			header: map[string]string{"WWW-Authenticate": ChallengeInvalidToken}},
 		{name: "unknown route without key", req: req{method: "GET", path: "/nope"}, status: 401},
 		{name: "forbidden", req: req{method: "POST", path: "/workspaces", key: viewer.Key, body: `{"id":"other"}`}, status: 403,
-			header: map[string]string{"WWW-Authenticate": challengeScope}},
+			header: map[string]string{"WWW-Authenticate": ChallengeInsufficientScope}},
 		{name: "unknown user", req: req{method: "GET", path: "/workspaces/ws/users/usr_nobody", key: e.root}, status: 404},
 		{name: "unknown route", req: req{method: "GET", path: "/nope", key: e.root}, status: 404},
 		{name: "unclean path", req: req{method: "GET", path: "/workspaces//ws", key: e.root}, status: 404},
@@ -253,7 +254,7 @@ func TestProblems(t *testing.T) {
 					t.Errorf("%s: %q, want %q", k, got, v)
 				}
 			}
-			if tt.status == 401 && w.Header().Get("WWW-Authenticate") != challengeInvalid {
+			if tt.status == 401 && w.Header().Get("WWW-Authenticate") != ChallengeInvalidToken {
 				t.Errorf("401 without the invalid_token challenge")
 			}
 			for _, k := range []string{e.root, viewer.Key} {

@@ -122,7 +122,7 @@ func TestAudit(t *testing.T) {
 	viewer := e.createUser("vic", authz.RoleViewer)
 	w = e.do(req{method: "GET", path: "/workspaces/ws/audit", key: viewer.Key})
 	problemOf(t, w, 403)
-	if w.Header().Get("WWW-Authenticate") != challengeScope {
+	if w.Header().Get("WWW-Authenticate") != ChallengeInsufficientScope {
 		t.Errorf("403 without the insufficient_scope challenge")
 	}
 	caller := e.createUser("bob", authz.RoleAPIUser)

@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apiusers/apiusers/authz"
 	"go.uber.org/zap"
+
+	"github.com/apiusers/apiusers/authz"
 )
 
 // SessionCookie is the name of the console session cookie.

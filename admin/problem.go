@@ -6,8 +6,9 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/apiusers/apiusers/authz"
 	"go.uber.org/zap"
+
+	"github.com/apiusers/apiusers/authz"
 )
 
 // problem is an RFC 9457 problem details object. Type is always
@@ -40,8 +41,11 @@ func badRequest(field, detail string) error {
 
 // Header values of error answers.
 const (
-	challengeInvalid = `Bearer realm="apiusers", error="invalid_token"`
-	challengeScope   = `Bearer realm="apiusers", error="insufficient_scope"`
+	// ChallengeInvalidToken answers a request without a valid key (401),
+	// at the gateway too.
+	ChallengeInvalidToken = `Bearer realm="apiusers", error="invalid_token"`
+	// ChallengeInsufficientScope answers a caller the rules refuse (403).
+	ChallengeInsufficientScope = `Bearer realm="apiusers", error="insufficient_scope"`
 )
 
 // Generic details of answers whose cause is not for the client.
@@ -67,7 +71,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status, p.Detail = http.StatusRequestEntityTooLarge, "request body is larger than 1 MiB"
 	case errors.As(err, &te):
 		p.Status, p.Detail = http.StatusTooManyRequests, te.Error()
-		w.Header().Set("Retry-After", formatSeconds(te.RetryAfter))
+		w.Header().Set("Retry-After", RetryAfter(te.RetryAfter))
 	case errors.Is(err, authz.ErrUnavailable):
 		// Checked before the other sentinels: a store failure must never
 		// pass for a 4xx.
@@ -103,9 +107,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	hdr := w.Header()
 	switch p.Status {
 	case http.StatusUnauthorized:
-		hdr.Set("WWW-Authenticate", challengeInvalid)
+		hdr.Set("WWW-Authenticate", ChallengeInvalidToken)
 	case http.StatusForbidden:
-		hdr.Set("WWW-Authenticate", challengeScope)
+		hdr.Set("WWW-Authenticate", ChallengeInsufficientScope)
 	case http.StatusServiceUnavailable:
 		hdr.Set("Retry-After", h.retryAfter)
 	}

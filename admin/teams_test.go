@@ -65,7 +65,7 @@ func TestTeamLifecycle(t *testing.T) {
 	editor := e.createUser("ed", authz.RoleEditor)
 	w = e.do(req{method: "POST", path: teams, key: editor.Key, body: `{"name":"editors"}`})
 	problemOf(t, w, 403)
-	if w.Header().Get("WWW-Authenticate") != challengeScope {
+	if w.Header().Get("WWW-Authenticate") != ChallengeInsufficientScope {
 		t.Errorf("403 without the insufficient_scope challenge")
 	}
 	problemOf(t, e.do(req{method: "PATCH", path: self, key: editor.Key, body: `{"name":"mine"}`}), 403)

@@ -26,6 +26,20 @@ type UserFilter struct {
 	Q string
 }
 
+// check rejects a filter on a kind, role or status that does not exist
+// (400, before anything else is looked at).
+func (f *UserFilter) check() error {
+	switch {
+	case f.Kind != "" && f.Kind != KindAPI && f.Kind != KindMember:
+		return fieldErr("kind", "must be api or member")
+	case f.Role != "" && !ValidRole(f.Role):
+		return fieldErr("role", "unknown role %q", f.Role)
+	case f.Status != "" && !ValidStatus(f.Status) && f.Status != StatusInvited:
+		return fieldErr("status", "must be invited, active, inactive or trash")
+	}
+	return nil
+}
+
 // NewUser is the body of a user creation.
 type NewUser struct {
 	Username     string   `json:"username"`

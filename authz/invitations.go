@@ -223,37 +223,34 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, name, pw string, 
 			return nil, err
 		}
 	}
-	err = s.store.Update(ctx, t.Workspace, func(tx Tx) error {
-		u, err := getUser(tx, t.Workspace, t.UserID)
-		if errors.Is(err, ErrNotFound) {
-			return errTokenGone
-		}
-		if err != nil {
-			return err
-		}
-		if u.Kind != KindMember || u.Account != acc.ID {
-			return errTokenGone
-		}
-		switch u.Status {
-		case StatusActive:
-			return nil // accepted before; the token is used below
-		case StatusInvited:
-		default:
-			return errTokenGone
-		}
-		u.Status = StatusActive
-		u.Version++
-		u.UpdatedAt = now
-		if err := putUser(tx, u); err != nil {
-			return err
-		}
-		self := &Principal{UserID: u.ID, Workspace: u.Workspace}
-		return s.audit(tx, t.Workspace, self, ActionInvitationAccept, u.ID, map[string]FieldChange{"status": audit.Changed(StatusInvited, StatusActive)})
+	self := &Principal{UserID: t.UserID, Workspace: t.Workspace}
+	_, err = update(ctx, s, self, recordChange[User]{
+		kind: userRecords, ws: t.Workspace, id: t.UserID, now: now, action: ActionInvitationAccept,
+		load: func(tx Tx) (*User, error) {
+			u, err := getUser(tx, t.Workspace, t.UserID)
+			if errors.Is(err, ErrNotFound) {
+				return nil, errTokenGone
+			}
+			return u, err
+		},
+		edit: func(_ Tx, u *User) error {
+			if u.Kind != KindMember || u.Account != acc.ID {
+				return errTokenGone
+			}
+			switch u.Status {
+			case StatusActive:
+				return nil // accepted before; the token is used below
+			case StatusInvited:
+			default:
+				return errTokenGone
+			}
+			u.Status = StatusActive
+			return nil
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.changed(Change{Workspace: t.Workspace, Users: []string{t.UserID}})
 	out := &Accepted{}
 	var idx [][2]string
 	err = s.store.Update(ctx, "", func(tx Tx) error {

@@ -176,35 +176,34 @@ func (s *Service) changeUserPassword(ctx context.Context, actor *Principal, curr
 // entry.
 func (s *Service) storeUserPassword(ctx context.Context, actor *Principal, ws, id, phc, keep, action string) error {
 	now := s.now().UTC()
-	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		sj, err := loadSubject(tx, ws, id)
-		if err != nil {
+	var sj *subject
+	_, err := update(ctx, s, actor, recordChange[User]{
+		kind: userRecords, ws: ws, id: id, now: now, action: action,
+		load: func(tx Tx) (*User, error) {
+			var err error
+			if sj, err = loadSubject(tx, ws, id); err != nil {
+				return nil, err
+			}
+			return sj.User, nil
+		},
+		edit: func(tx Tx, u *User) error {
+			if err := s.mayEditPassword(actor, sj); err != nil {
+				return err
+			}
+			u.PasswordChangedAt, u.HasPassword = &now, true
+			if err := tx.Put(passwordsOf(ws), id, []byte(phc)); err != nil {
+				return err
+			}
+			_, err := endTokenSessions(tx, ws, id, keep)
 			return err
-		}
-		if err := s.mayEditPassword(actor, sj); err != nil {
-			return err
-		}
-		u := sj.User
-		old := u.PasswordChangedAt
-		u.PasswordChangedAt, u.HasPassword = &now, true
-		u.Version++
-		u.UpdatedAt = now
-		if err := putUser(tx, u); err != nil {
-			return err
-		}
-		if err := tx.Put(passwordsOf(ws), id, []byte(phc)); err != nil {
-			return err
-		}
-		if _, err := endTokenSessions(tx, ws, id, keep); err != nil {
-			return err
-		}
-		return s.audit(tx, ws, actor, action, id, map[string]FieldChange{"password_changed_at": audit.Changed(old, now)})
+		},
+		// The stamp, never the hash; and a new hash is a change even when
+		// the stamp's second is the same.
+		changes: func(before, _ *User) (map[string]FieldChange, bool) {
+			return map[string]FieldChange{"password_changed_at": audit.Changed(before.PasswordChangedAt, now)}, true
+		},
 	})
-	if err != nil {
-		return err
-	}
-	s.changed(Change{Workspace: ws, Users: []string{id}})
-	return nil
+	return err
 }
 
 // mayEditPassword: an API user itself, or a caller that may manage it.

@@ -28,6 +28,8 @@ func getTeam(tx Tx, ws, id string) (*Team, error) {
 	return &t, nil
 }
 
+func putTeam(tx Tx, t *Team) error { return putRecord(tx, teamsOf(t.Workspace), t.ID, t) }
+
 func validateTeamName(name string) error {
 	if n := utf8.RuneCountInString(strings.TrimSpace(name)); n < 1 || n > 100 {
 		return fieldErr("name", "must be 1 to 100 characters")
@@ -144,62 +146,42 @@ func (s *Service) UpdateTeam(ctx context.Context, actor *Principal, ws, id strin
 	if err := s.teamManager(actor, ws); err != nil {
 		return nil, err
 	}
-	var t *Team
-	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		var err error
-		if t, err = getTeam(tx, ws, id); err != nil {
-			return err
-		}
-		if ifMatch != nil && *ifMatch != t.Version {
-			return errf(ErrPrecondition, "team %s is at version %d, not %d", id, t.Version, *ifMatch)
-		}
-		before := *t
-		if patch.Name != nil {
-			if err := validateTeamName(*patch.Name); err != nil {
-				return err
-			}
-			name := strings.TrimSpace(*patch.Name)
-			if teamNameKey(name) != teamNameKey(t.Name) {
-				if err := claimTeamName(tx, ws, name, t.ID); err != nil {
+	return update(ctx, s, actor, recordChange[Team]{
+		kind: teamRecords, ws: ws, id: id, ifMatch: ifMatch,
+		action: ActionTeamUpdate, skip: []string{"members"},
+		edit: func(tx Tx, t *Team) error {
+			before := *t
+			if patch.Name != nil {
+				if err := validateTeamName(*patch.Name); err != nil {
 					return err
 				}
-				if err := tx.Delete(teamNamesOf(ws), teamNameKey(t.Name)); err != nil {
+				name := strings.TrimSpace(*patch.Name)
+				if teamNameKey(name) != teamNameKey(t.Name) {
+					if err := claimTeamName(tx, ws, name, t.ID); err != nil {
+						return err
+					}
+					if err := tx.Delete(teamNamesOf(ws), teamNameKey(t.Name)); err != nil {
+						return err
+					}
+				}
+				t.Name = name
+			}
+			if patch.Permissions != nil {
+				if err := validatePermissions("permissions", *patch.Permissions); err != nil {
 					return err
 				}
+				t.Permissions = orEmpty(*patch.Permissions)
 			}
-			t.Name = name
-		}
-		if patch.Permissions != nil {
-			if err := validatePermissions("permissions", *patch.Permissions); err != nil {
-				return err
+			if patch.Grants != nil {
+				if err := validateGrants("grants", *patch.Grants); err != nil {
+					return err
+				}
+				t.Grants = orEmptyGrants(*patch.Grants)
 			}
-			t.Permissions = orEmpty(*patch.Permissions)
-		}
-		if patch.Grants != nil {
-			if err := validateGrants("grants", *patch.Grants); err != nil {
-				return err
-			}
-			t.Grants = orEmptyGrants(*patch.Grants)
-		}
-		if err := checkGrantable(actor, authManage, before.Permissions, t.Permissions, before.Grants, t.Grants); err != nil {
-			return err
-		}
-		changes, err := audit.Diff(&before, t, "members")
-		if err != nil || len(changes) == 0 {
-			return err
-		}
-		t.Version++
-		t.UpdatedAt = s.now().UTC()
-		if err := putRecord(tx, teamsOf(ws), t.ID, t); err != nil {
-			return err
-		}
-		return s.audit(tx, ws, actor, ActionTeamUpdate, id, changes)
+			return checkGrantable(actor, authManage, before.Permissions, t.Permissions, before.Grants, t.Grants)
+		},
+		touched: func(t *Team) []string { return t.Members },
 	})
-	if err != nil {
-		return nil, err
-	}
-	s.changed(Change{Workspace: ws, Users: t.Members})
-	return t, nil
 }
 
 // DeleteTeam deletes a team and removes it from its members.
@@ -224,8 +206,7 @@ func (s *Service) DeleteTeam(ctx context.Context, actor *Principal, ws, id strin
 				return err
 			}
 			u.Teams = slices.DeleteFunc(u.Teams, func(x string) bool { return x == id })
-			u.Version++
-			u.UpdatedAt = now
+			userRecords.bump(u, now)
 			if err := putUser(tx, u); err != nil {
 				return err
 			}
@@ -262,53 +243,49 @@ func (s *Service) membership(ctx context.Context, actor *Principal, ws, tid, uid
 	if err := s.teamManager(actor, ws); err != nil {
 		return err
 	}
-	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		t, err := getTeam(tx, ws, tid)
-		if err != nil {
-			return err
-		}
-		sj, err := loadSubject(tx, ws, uid)
-		if err != nil {
-			return err
-		}
-		u := sj.User
-		if !mayManage(actor, sj) {
-			return forbidden("may not change the teams of user %s", uid)
-		}
-		now := s.now().UTC()
-		if !add {
-			if !slices.Contains(u.Teams, tid) {
+	action := ActionTeamMemberAdd
+	if !add {
+		action = ActionTeamMemberRemove
+	}
+	var t *Team
+	var sj *subject
+	now := s.now().UTC()
+	_, err := update(ctx, s, actor, recordChange[User]{
+		kind: userRecords, ws: ws, id: uid, now: now,
+		action: action, target: tid + "/" + uid,
+		load: func(tx Tx) (*User, error) {
+			var err error
+			if t, err = getTeam(tx, ws, tid); err != nil {
+				return nil, err
+			}
+			if sj, err = loadSubject(tx, ws, uid); err != nil {
+				return nil, err
+			}
+			return sj.User, nil
+		},
+		edit: func(tx Tx, u *User) error {
+			if !mayManage(actor, sj) {
+				return forbidden("may not change the teams of user %s", uid)
+			}
+			if slices.Contains(u.Teams, tid) == add {
 				return nil
 			}
-			if err := leaveTeam(tx, ws, tid, uid, now); err != nil {
-				return err
-			}
-			u.Teams = slices.DeleteFunc(u.Teams, func(x string) bool { return x == tid })
-		} else {
-			if slices.Contains(u.Teams, tid) {
+			if !add {
+				if err := leaveTeam(tx, ws, tid, uid, now); err != nil {
+					return err
+				}
+				u.Teams = slices.DeleteFunc(u.Teams, func(x string) bool { return x == tid })
 				return nil
 			}
 			if err := checkGrantable(actor, authManage, nil, t.Permissions, nil, t.Grants); err != nil {
 				return err
 			}
-			if err := joinTeam(tx, u, tid, now); err != nil {
-				return err
-			}
-		}
-		u.Version++
-		u.UpdatedAt = now
-		if err := putUser(tx, u); err != nil {
-			return err
-		}
-		action := ActionTeamMemberAdd
-		if !add {
-			action = ActionTeamMemberRemove
-		}
-		return s.audit(tx, ws, actor, action, tid+"/"+uid, nil)
+			return joinTeam(tx, u, tid, now)
+		},
+		// The entry names the membership; the user's teams are what changed.
+		changes: func(before, after *User) (map[string]FieldChange, bool) {
+			return nil, !slices.Equal(before.Teams, after.Teams)
+		},
 	})
-	if err != nil {
-		return err
-	}
-	s.changed(Change{Workspace: ws, Users: []string{uid}})
-	return nil
+	return err
 }

@@ -61,6 +61,27 @@ var (
 	ErrKeySignature = errors.New("invalid key signature")
 )
 
+// The signing algorithms: HMAC with SHA-256, SHA-384 or SHA-512.
+var signingMethods = map[string]*jwt.SigningMethodHMAC{
+	"HS256": jwt.SigningMethodHS256,
+	"HS384": jwt.SigningMethodHS384,
+	"HS512": jwt.SigningMethodHS512,
+}
+
+// DefaultSigningAlgorithm is the algorithm of a Signer configured with
+// none.
+const DefaultSigningAlgorithm = "HS256"
+
+// SigningAlgorithms names the algorithms ValidSigningAlgorithm takes, for
+// messages.
+const SigningAlgorithms = "HS256, HS384 or HS512"
+
+// ValidSigningAlgorithm reports whether a Signer signs with alg.
+func ValidSigningAlgorithm(alg string) bool {
+	_, ok := signingMethods[alg]
+	return ok
+}
+
 // Signer signs and verifies API keys with an HMAC secret. The algorithm is
 // pinned: a key whose header names any other algorithm (including "none") is
 // rejected before its signature is looked at. A key has one accepted
@@ -78,7 +99,7 @@ type Signer struct {
 type SignerConfig struct {
 	// Secret is the current signing secret, at least MinSecretLen bytes.
 	Secret []byte
-	// Algorithm is HS256 (default), HS384 or HS512.
+	// Algorithm is one of SigningAlgorithms. Default: HS256.
 	Algorithm string
 	// Issuer is the iss claim. Default: "apiusers".
 	Issuer string
@@ -91,16 +112,13 @@ func NewSigner(cfg SignerConfig) (*Signer, error) {
 	if len(cfg.Secret) < MinSecretLen {
 		return nil, fmt.Errorf("signing key must be at least %d bytes, got %d", MinSecretLen, len(cfg.Secret))
 	}
-	var m *jwt.SigningMethodHMAC
-	switch cfg.Algorithm {
-	case "", "HS256":
-		m = jwt.SigningMethodHS256
-	case "HS384":
-		m = jwt.SigningMethodHS384
-	case "HS512":
-		m = jwt.SigningMethodHS512
-	default:
-		return nil, fmt.Errorf("unsupported signing algorithm %q (want HS256, HS384 or HS512)", cfg.Algorithm)
+	alg := cfg.Algorithm
+	if alg == "" {
+		alg = DefaultSigningAlgorithm
+	}
+	m, ok := signingMethods[alg]
+	if !ok {
+		return nil, fmt.Errorf("unsupported signing algorithm %q (want %s)", cfg.Algorithm, SigningAlgorithms)
 	}
 	iss := cfg.Issuer
 	if iss == "" {

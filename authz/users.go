@@ -15,6 +15,9 @@ import (
 // ListUsers lists users of ws the caller may see, in creation order.
 // users.read sees every user; users.manage.basic sees api_basic users.
 func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f UserFilter, page Page) ([]User, string, error) {
+	if err := f.check(); err != nil {
+		return nil, "", err
+	}
 	if !actor.InWorkspace(ws) {
 		return nil, "", forbidden("not a member of workspace %s", ws)
 	}
@@ -27,15 +30,6 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 		f.Role = RoleAPIBasic
 	default:
 		return nil, "", forbidden("listing users needs %s", PermUsersRead)
-	}
-	if f.Kind != "" && f.Kind != KindAPI && f.Kind != KindMember {
-		return nil, "", fieldErr("kind", "must be api or member")
-	}
-	if f.Role != "" && !ValidRole(f.Role) {
-		return nil, "", fieldErr("role", "unknown role %q", f.Role)
-	}
-	if f.Status != "" && !validStatus(f.Status) && f.Status != StatusInvited {
-		return nil, "", fieldErr("status", "must be invited, active, inactive or trash")
 	}
 	page, after, err := page.normalize()
 	if err != nil {
@@ -276,7 +270,7 @@ func (s *Service) validateNewUser(actor *Principal, auth authority, in *NewUser)
 	if in.Role == "" {
 		return fieldErr("role", "is required")
 	}
-	if !validStatus(in.Status) {
+	if !ValidStatus(in.Status) {
 		return fieldErr("status", "must be active, inactive or trash")
 	}
 	if err := validateProfile(in.Email, in.Language, in.Timezone); err != nil {
@@ -288,13 +282,10 @@ func (s *Service) validateNewUser(actor *Principal, auth authority, in *NewUser)
 	if err := validateGrants("grants", in.Grants); err != nil {
 		return err
 	}
-	if len(in.Organization) > 200 || len(in.PrivateNote) > 4000 {
-		return fieldErr("organization", "organization at most 200 and private_note at most 4000 characters")
-	}
-	if err := CheckText("organization", in.Organization, TextLine); err != nil {
+	if err := validateOrganization(in.Organization); err != nil {
 		return err
 	}
-	if err := CheckText("private_note", in.PrivateNote, TextMultiline); err != nil {
+	if err := validatePrivateNote(in.PrivateNote); err != nil {
 		return err
 	}
 	if err := checkRole(actor, auth, in.Kind, in.Role); err != nil {
@@ -351,9 +342,8 @@ func joinTeam(tx Tx, u *User, tid string, now time.Time) error {
 	}
 	if !slices.Contains(t.Members, u.ID) {
 		t.Members = append(t.Members, u.ID)
-		t.UpdatedAt = now
-		t.Version++
-		if err := putRecord(tx, teamsOf(u.Workspace), t.ID, &t); err != nil {
+		teamRecords.bump(&t, now)
+		if err := putTeam(tx, &t); err != nil {
 			return err
 		}
 	}
@@ -414,37 +404,25 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 	if !actor.InWorkspace(ws) {
 		return nil, forbidden("not a member of workspace %s", ws)
 	}
-	var u *User
 	var manages bool
-	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		sj, err := loadSubject(tx, ws, id)
-		if err != nil {
-			return err
-		}
-		u = sj.User
-		if ifMatch != nil && *ifMatch != u.Version {
-			return errf(ErrPrecondition, "user %s is at version %d, not %d", id, u.Version, *ifMatch)
-		}
-		before := *u
-		manages = mayManage(actor, sj)
-		if err := s.applyPatch(tx, actor, u, manages, &patch); err != nil {
-			return err
-		}
-		changes, err := audit.Diff(&before, u)
-		if err != nil || len(changes) == 0 {
-			return err
-		}
-		u.Version++
-		u.UpdatedAt = s.now().UTC()
-		if err := putUser(tx, u); err != nil {
-			return err
-		}
-		return s.audit(tx, ws, actor, ActionUserUpdate, id, changes)
+	var sj *subject
+	u, err := update(ctx, s, actor, recordChange[User]{
+		kind: userRecords, ws: ws, id: id, ifMatch: ifMatch, action: ActionUserUpdate,
+		load: func(tx Tx) (*User, error) {
+			var err error
+			if sj, err = loadSubject(tx, ws, id); err != nil {
+				return nil, err
+			}
+			return sj.User, nil
+		},
+		edit: func(tx Tx, u *User) error {
+			manages = mayManage(actor, sj)
+			return s.applyPatch(tx, actor, u, manages, &patch)
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.changed(Change{Workspace: ws, Users: []string{id}})
 	redact(actor, u, manages)
 	return u, nil
 }
@@ -486,19 +464,13 @@ func (s *Service) applyPatch(tx Tx, actor *Principal, u *User, manage bool, p *U
 		u.Timezone = *p.Timezone
 	}
 	if p.Organization != nil {
-		if len(*p.Organization) > 200 {
-			return fieldErr("organization", "at most 200 characters")
-		}
-		if err := CheckText("organization", *p.Organization, TextLine); err != nil {
+		if err := validateOrganization(*p.Organization); err != nil {
 			return err
 		}
 		u.Organization = *p.Organization
 	}
 	if p.PrivateNote != nil {
-		if len(*p.PrivateNote) > 4000 {
-			return fieldErr("private_note", "at most 4000 characters")
-		}
-		if err := CheckText("private_note", *p.PrivateNote, TextMultiline); err != nil {
+		if err := validatePrivateNote(*p.PrivateNote); err != nil {
 			return err
 		}
 		u.PrivateNote = *p.PrivateNote
@@ -545,49 +517,48 @@ func (s *Service) applyPatch(tx Tx, actor *Principal, u *User, manage bool, p *U
 
 // SetStatus moves a user to status.
 func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string, status Status) (*User, error) {
-	if !validStatus(status) {
+	if !ValidStatus(status) {
 		return nil, fieldErr("status", "must be active, inactive or trash")
 	}
 	if !actor.InWorkspace(ws) {
 		return nil, forbidden("not a member of workspace %s", ws)
 	}
-	var u *User
 	var manages bool
-	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		sj, err := loadSubject(tx, ws, id)
-		if err != nil {
-			return err
-		}
-		u, manages = sj.User, mayManage(actor, sj)
-		if !mayChangeStatus(actor, sj, status) {
-			return forbidden("may not set user %s to %s", id, status)
-		}
-		if u.Status == status {
-			return nil
-		}
-		if u.Status == StatusInvited && status != StatusTrash {
-			return errf(ErrConflict, "user %s has not accepted the invitation: only the person can make it active", id)
-		}
-		changes := map[string]FieldChange{"status": audit.Changed(u.Status, status)}
-		u.Status = status
-		u.Version++
-		u.UpdatedAt = s.now().UTC()
-		if err := putUser(tx, u); err != nil {
-			return err
-		}
-		if status != StatusActive {
-			// Its sessions end, not just pause: reactivating the user
-			// does not bring them back.
-			if _, err := endTokenSessions(tx, ws, id, ""); err != nil {
-				return err
+	var sj *subject
+	u, err := update(ctx, s, actor, recordChange[User]{
+		kind: userRecords, ws: ws, id: id, action: ActionUserStatus,
+		load: func(tx Tx) (*User, error) {
+			var err error
+			if sj, err = loadSubject(tx, ws, id); err != nil {
+				return nil, err
 			}
-		}
-		return s.audit(tx, ws, actor, ActionUserStatus, id, changes)
+			return sj.User, nil
+		},
+		edit: func(tx Tx, u *User) error {
+			manages = mayManage(actor, sj)
+			if !mayChangeStatus(actor, sj, status) {
+				return forbidden("may not set user %s to %s", id, status)
+			}
+			if u.Status == status {
+				return nil
+			}
+			if u.Status == StatusInvited && status != StatusTrash {
+				return errf(ErrConflict, "user %s has not accepted the invitation: only the person can make it active", id)
+			}
+			u.Status = status
+			if status != StatusActive {
+				// Its sessions end, not just pause: reactivating the user
+				// does not bring them back.
+				if _, err := endTokenSessions(tx, ws, id, ""); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.changed(Change{Workspace: ws, Users: []string{id}})
 	if status != StatusActive && u.Account != "" {
 		if err := s.endAccountSessions(ctx, u.Account); err != nil {
 			return nil, err
@@ -726,9 +697,8 @@ func leaveTeam(tx Tx, ws, tid, id string, now time.Time) error {
 		return nil
 	}
 	t.Members = slices.Delete(t.Members, i, i+1)
-	t.UpdatedAt = now
-	t.Version++
-	return putRecord(tx, teamsOf(ws), tid, &t)
+	teamRecords.bump(&t, now)
+	return putTeam(tx, &t)
 }
 
 // Me returns the caller with its effective permissions and grants.

@@ -169,6 +169,29 @@ func validateGrants(field string, grants []Grant) error {
 	return nil
 }
 
-func validStatus(s Status) bool {
+// ValidStatus reports whether s is a status a user may be given: active,
+// inactive or trash (invited is only the invitation's to give).
+func ValidStatus(s Status) bool {
 	return s == StatusActive || s == StatusInactive || s == StatusTrash
+}
+
+// The longest organization and private note, in bytes.
+const (
+	maxOrganization = 200
+	maxPrivateNote  = 4000
+)
+
+func validateOrganization(org string) error {
+	if len(org) > maxOrganization {
+		return fieldErr("organization", "at most %d characters", maxOrganization)
+	}
+	return CheckText("organization", org, TextLine)
+}
+
+// validatePrivateNote: a note may hold newlines and tabs.
+func validatePrivateNote(note string) error {
+	if len(note) > maxPrivateNote {
+		return fieldErr("private_note", "at most %d characters", maxPrivateNote)
+	}
+	return CheckText("private_note", note, TextMultiline)
 }

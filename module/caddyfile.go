@@ -16,6 +16,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/limit"
+	"github.com/apiusers/apiusers/authz/redisstore"
 )
 
 func init() {
@@ -119,10 +120,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
-			switch d.Val() {
-			case "HS256", "HS384", "HS512":
-			default:
-				return d.Errf("signing_algorithm %q: want HS256, HS384 or HS512", d.Val())
+			if !authz.ValidSigningAlgorithm(d.Val()) {
+				return d.Errf("signing_algorithm %q: want %s", d.Val(), authz.SigningAlgorithms)
 			}
 			a.SigningAlgorithm = d.Val()
 			if d.NextArg() {
@@ -233,7 +232,7 @@ func unmarshalStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 		// No url when the block names a cluster or sentinel.
 		if d.NextArg() {
 			sc.URL = d.Val()
-			if !strings.Contains(sc.URL, "{") && !strings.HasPrefix(sc.URL, "redis://") && !strings.HasPrefix(sc.URL, "rediss://") {
+			if !strings.Contains(sc.URL, "{") && !redisstore.IsURL(sc.URL) {
 				return nil, d.Errf("store redis: URL must start with redis:// or rediss://")
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/apiusers/apiusers/admin"
 	"github.com/apiusers/apiusers/authz"
 )
 
@@ -457,8 +458,8 @@ const (
 )
 
 var (
-	challengeInvalidToken      = []string{`Bearer realm="apiusers", error="invalid_token"`}
-	challengeInsufficientScope = []string{`Bearer realm="apiusers", error="insufficient_scope"`}
+	challengeInvalidToken      = []string{admin.ChallengeInvalidToken}
+	challengeInsufficientScope = []string{admin.ChallengeInsufficientScope}
 )
 
 // The 403 and 503 errors. They are made once: denying does not allocate

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/apiusers/apiusers/admin"
 )
 
 // Where the gateway (and the admin API, see admin.go) reads a key from,
@@ -96,12 +98,7 @@ func (s keySource) value(r *http.Request) string {
 		if len(v) == 0 {
 			return ""
 		}
-		const scheme = "bearer "
-		a := v[0]
-		if len(a) <= len(scheme) || !strings.EqualFold(a[:len(scheme)], scheme) {
-			return ""
-		}
-		return strings.TrimSpace(a[len(scheme):])
+		return admin.BearerToken(v[0])
 	case kindHeader:
 		v := r.Header[s.name]
 		if len(v) == 0 {

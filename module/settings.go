@@ -14,7 +14,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/apiusers/apiusers/admin"
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/redisstore"
 )
 
 // Defaults.
@@ -92,12 +94,10 @@ func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
 		s.storeType = StoreFile
 	}
 	if s.algorithm == "" {
-		s.algorithm = "HS256"
+		s.algorithm = authz.DefaultSigningAlgorithm
 	}
-	switch s.algorithm {
-	case "HS256", "HS384", "HS512":
-	default:
-		return nil, fmt.Errorf("signing_algorithm %q: want HS256, HS384 or HS512", s.algorithm)
+	if !authz.ValidSigningAlgorithm(s.algorithm) {
+		return nil, fmt.Errorf("signing_algorithm %q: want %s", s.algorithm, authz.SigningAlgorithms)
 	}
 	if a.CacheTTL < 0 {
 		return nil, errors.New("cache_ttl must not be negative")
@@ -110,7 +110,7 @@ func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
 	}
 	ra := durationOr(a.RetryAfter, defaultRetryAfter)
 	s.retryAfterDur = ra
-	s.retryAfter = []string{strconv.FormatInt(int64((ra+time.Second-1)/time.Second), 10)}
+	s.retryAfter = []string{admin.RetryAfter(ra)}
 
 	if a.SigningKey != "" {
 		key := repl.ReplaceKnown(a.SigningKey, "")
@@ -153,7 +153,7 @@ func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
 		case sc.Cluster != nil || sc.Sentinel != nil:
 		case s.url == "":
 			return nil, errors.New("store redis: url is required (redis:// or rediss://), or cluster or sentinel addresses")
-		case !strings.HasPrefix(s.url, "redis://") && !strings.HasPrefix(s.url, "rediss://"):
+		case !redisstore.IsURL(s.url):
 			return nil, errors.New("store redis: url must start with redis:// or rediss://")
 		}
 		if s.prefix == "" {

@@ -212,6 +212,12 @@ func New(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// IsURL reports whether u names a single server as Options.URL does: it
+// starts with redis:// or rediss:// (TLS).
+func IsURL(u string) bool {
+	return strings.HasPrefix(u, "redis://") || strings.HasPrefix(u, "rediss://")
+}
+
 // Validate reports what New would reject in opts, without making a
 // client, so that a configuration can be checked before it runs.
 func (o Options) Validate() error {
