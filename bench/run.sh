@@ -5,7 +5,10 @@
 # In one run, on this machine, over loopback only, it measures with wrk:
 # the upstream alone; Caddy's plain reverse_proxy; the apiusers gateway in
 # front of the same upstream on cache hits (file store, Redis), with
-# `record`, and on many distinct keys (cache misses, both stores); then the
+# `record`, and on many distinct keys (cache misses, both stores, against a
+# reverse_proxy driven by the same wrk script), each in its own process,
+# rounds interleaved, with each process's CPU time per request and RSS, in
+# two GC modes (default and equalised); then the
 # revocation propagation between two Caddy instances on one Redis, the
 # memory a cached user costs, and the Redis memory a user costs. It prints
 # one markdown table and writes it, with the machine it ran on, to
@@ -16,8 +19,12 @@
 #
 # Environment (defaults in brackets):
 #   BENCH_DURATION     wrk duration of each measured run [10s]
-#   BENCH_REPEAT       rounds of the cache-hit runs; a row shows the median [3]
-#   BENCH_WARMUP       wrk warm-up of each cache-hit scenario, not measured [2s]
+#   BENCH_REPEAT       rounds of every wrk comparison; a row shows medians [3]
+#   BENCH_WARMUP       wrk warm-up of each variant, not measured [2s]
+#   BENCH_GC           the GC modes the wrk comparisons run in, in turn:
+#                      default (Caddy's own settings) and equalised
+#                      (GOGC=off GOMEMLIMIT=1GiB for every Caddy)
+#                      [default,equalised]
 #   BENCH_THREADS      wrk threads [2]
 #   BENCH_CONNECTIONS  wrk connections [64]
 #   BENCH_USERS        users seeded in each store for the miss runs and the
@@ -297,17 +304,15 @@ REDIS_KEY=$(head -n 1 "$WORK/keys-redis.txt")
 
 # --- wrk runs --------------------------------------------------------------
 
-# The table's rows, rendered at the end (the ratio needs the baseline).
-R_LABEL=() R_RPS=() R_P50=() R_P99=() R_NOTES=()
-PROXY_RPS=
+# The other rows (revocation, memory), rendered at the end.
+R_LABEL=() R_P50=() R_P99=() R_NOTES=()
 
-# row <label> <req/s or ""> <p50> <p99> <notes>
+# row <label> <p50> <p99> <notes>
 row() {
 	R_LABEL+=("$1")
-	R_RPS+=("$2")
-	R_P50+=("$3")
-	R_P99+=("$4")
-	R_NOTES+=("$5")
+	R_P50+=("$2")
+	R_P99+=("$3")
+	R_NOTES+=("$4")
 }
 
 # to_ms <wrk latency such as 812.00us, 1.20ms, 1.01s>: prints milliseconds.
@@ -321,6 +326,11 @@ to_ms() {
 
 # fmt_int 1234567 -> 1,234,567
 fmt_int() { printf '%s' "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\b/,&/' -e 'ta'; }
+
+# median: prints the median of the numbers on stdin, one a line.
+median() {
+	sort -g | awk '{a[NR] = $1} END {if (NR == 0) exit 1; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
 
 # run_wrk <out file> <url> <key|-> [keys file]: one measured wrk run; with
 # "-" the keys script sends another key of the keys file with every request.
@@ -344,117 +354,298 @@ run_wrk() {
 	echo "$rps $p50 $p99 $reqs $errs"
 }
 
-# Cache-hit scenarios: each runs in its own process, all started at once and
-# measured in turn, BENCH_REPEAT rounds, so that a change in the machine's
-# load during the run touches every scenario alike; each row is the round
-# with the median req/s. A scenario is a name, a label, a URL and a key.
-SC_NAME=() SC_LABEL=() SC_URL=() SC_KEY=()
-scenario() {
-	SC_NAME+=("$1")
-	SC_LABEL+=("$2")
-	SC_URL+=("$3")
-	SC_KEY+=("$4")
+# CPU time comes from /proc/<pid>/stat (utime + stime, every thread of the
+# process, in clock ticks), read before and after each measured run.
+CLK_TCK=$(getconf CLK_TCK)
+
+# cpu_ticks <pid...>: prints the CPU time the processes have used so far.
+cpu_ticks() {
+	local p f t=0
+	for p in "$@"; do
+		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || die "process $p is gone"
+		# After "pid (comm) ", utime and stime are the 12th and 13th fields.
+		t=$((t + $(awk '{print $12 + $13}' <<<"$f")))
+	done
+	echo "$t"
 }
 
-scenario upstream "upstream alone (no Caddy)" "http://127.0.0.1:$UP_PORT$API_PATH" "$FILE_KEY"
+# rss_mib <pid>: prints the resident memory of a process in MiB.
+rss_mib() { awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 
-free_port P
-{
-	printf '{\n\tadmin off\n\tdefault_bind 127.0.0.1\n}\n'
-	proxy_site "$P"
-} >"$WORK/proxy.Caddyfile"
-caddy_start caddy-proxy "$WORK/proxy.Caddyfile" "$P"
-scenario proxy "Caddy reverse_proxy (the baseline)" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY"
+# Variants: the ways of serving /api/ping that the wrk runs compare. Each
+# runs in a process of its own; the variants of a group are measured in
+# turn, round after round, so that a change in the machine's load touches
+# every variant of a round alike, and each variant is compared with its
+# group's baseline in the same round (per-round ratios, and their median).
+#
+#   group hit:  every request carries the same key (-H), so the gateway
+#               answers from its cache; baseline: plain reverse_proxy.
+#   group miss: every request carries another seeded key (keys.lua), so
+#               the gateway verifies a key and loads a principal each time;
+#               baseline: plain reverse_proxy driven by the same script,
+#               so wrk spends the same on both sides.
+#
+# variant <group> <name> <label> <Caddyfile or -> <url> <key or keys file>
+#         <extra pids whose CPU counts> <fresh: 1 = a new process per round>
+# A Caddyfile of "-" is a process that runs already (its pid is the extra
+# pid; the upstream alone).
+V_GROUP=() V_NAME=() V_LABEL=() V_CONF=() V_URL=() V_KEY=() V_EXTRA=() V_FRESH=() V_BASE=()
+declare -A V_PID RES RSS0 RSS1
+variant() {
+	V_GROUP+=("$1")
+	V_NAME+=("$2")
+	V_LABEL+=("$3")
+	V_CONF+=("$4")
+	V_URL+=("$5")
+	V_KEY+=("$6")
+	V_EXTRA+=("$7")
+	V_FRESH+=("$8")
+	V_BASE+=(0)
+}
+# baseline: marks the last variant as its group's baseline.
+baseline() { V_BASE[${#V_BASE[@]} - 1]=1; }
 
-free_port P
-{
-	global_file
-	gateway_site "$P"
-} >"$WORK/gateway-file.Caddyfile"
-caddy_start caddy-gateway-file "$WORK/gateway-file.Caddyfile" "$P"
-[ "$(status "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")" = 200 ] || die "the gateway refuses a seeded key (file store)"
-[ "$(status "http://127.0.0.1:$P$API_PATH")" = 401 ] || die "the gateway admits a request without a key"
-scenario gateway-file "apiusers + reverse_proxy, file store, cache hits" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY"
+# The keys of the miss runs: the last WARM_KEYS lines of each keys file warm
+# a fresh Caddy up (and check it admits them); the measured runs use the
+# others.
+WARM_KEYS=$((USERS / 10 < 2000 ? USERS / 10 + 1 : 2000))
+for s in file redis; do
+	head -n "-$WARM_KEYS" "$WORK/keys-$s.txt" >"$WORK/keys-$s-measured.txt"
+	tail -n "$WARM_KEYS" "$WORK/keys-$s.txt" >"$WORK/keys-$s-warm.txt"
+done
+[ -s "$WORK/keys-file-measured.txt" ] || die "BENCH_USERS=$USERS leaves no keys to measure misses with"
 
-free_port P
-{
-	global_redis
-	gateway_site "$P"
-} >"$WORK/gateway-redis.Caddyfile"
-caddy_start caddy-gateway-redis "$WORK/gateway-redis.Caddyfile" "$P"
-[ "$(status "http://127.0.0.1:$P$API_PATH" "$REDIS_KEY")" = 200 ] || die "the gateway refuses a seeded key (Redis)"
-scenario gateway-redis "apiusers + reverse_proxy, Redis, cache hits" "http://127.0.0.1:$P$API_PATH" "$REDIS_KEY"
+# site_conf <name> <global printer or -> <site printer> [site args...]:
+# writes $WORK/<name>.Caddyfile on a free port and prints "path port".
+site_conf() {
+	local name=$1 global=$2 site=$3 port
+	shift 3
+	free_port port
+	{
+		if [ "$global" = - ]; then
+			printf '{\n\tadmin off\n\tdefault_bind 127.0.0.1\n}\n'
+		else
+			$global
+		fi
+		$site "$port" "$@"
+	} >"$WORK/$name.Caddyfile"
+	echo "$WORK/$name.Caddyfile $port"
+}
+
+url_of() { echo "http://127.0.0.1:$1$API_PATH"; }
+
+variant hit upstream "upstream alone (no Caddy; CPU: the upstream's)" - "$(url_of "$UP_PORT")" "$FILE_KEY" "$UP_PID" 0
+read -r conf port <<<"$(site_conf hit-proxy - proxy_site)"
+variant hit proxy "Caddy reverse_proxy (the baseline)" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
+baseline
+read -r conf port <<<"$(site_conf hit-gateway-file global_file gateway_site)"
+variant hit gateway-file "apiusers + reverse_proxy, file store, cache hits" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
+read -r conf port <<<"$(site_conf hit-gateway-redis global_redis gateway_site)"
+variant hit gateway-redis "apiusers + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$REDIS_KEY" "$REDIS_PID" 0
 
 # record, when this build has it; on a copy of the file store (one process
 # holds a store file).
 RECORD_DIR=$WORK/file-store-record
-free_port P
-{
-	global_file | sed "s|store file $FILE_DIR|store file $RECORD_DIR|"
-	gateway_site "$P" record
-} >"$WORK/gateway-record.Caddyfile"
-if ./caddy adapt --config "$WORK/gateway-record.Caddyfile" --adapter caddyfile >/dev/null 2>"$WORK/logs/adapt-record.log"; then
+global_record() { global_file | sed "s|store file $FILE_DIR|store file $RECORD_DIR|"; }
+read -r conf port <<<"$(site_conf hit-gateway-record global_record gateway_site record)"
+RECORD_SKIPPED=
+if ./caddy adapt --config "$conf" --adapter caddyfile >/dev/null 2>"$WORK/logs/adapt-record.log"; then
 	cp -a "$FILE_DIR" "$RECORD_DIR"
-	caddy_start caddy-gateway-record "$WORK/gateway-record.Caddyfile" "$P"
-	[ "$(status "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")" = 200 ] || die "the gateway with record refuses a seeded key"
-	scenario gateway-record "apiusers + record + reverse_proxy, file store, cache hits" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY"
+	variant hit gateway-record "apiusers + record + reverse_proxy, file store, cache hits" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
 else
 	RECORD_SKIPPED="skipped: \`./caddy adapt\` does not know \`record\` in this build ($(grep -m 1 -o 'record[^"]*' "$WORK/logs/adapt-record.log" | tr '|' '/'))"
 fi
 
-declare -A RES
-for s in "${!SC_NAME[@]}"; do
-	log "warming up: ${SC_LABEL[$s]}"
-	wrk -t "$THREADS" -c "$CONNECTIONS" -d "$WARMUP" -H "Authorization: Bearer ${SC_KEY[$s]}" "${SC_URL[$s]}" >/dev/null
-done
-for r in $(seq "$REPEAT"); do
-	for s in "${!SC_NAME[@]}"; do
-		log "round $r/$REPEAT: ${SC_LABEL[$s]}"
-		RES[$s,$r]=$(run_wrk "$WORK/logs/wrk-${SC_NAME[$s]}-$r.txt" "${SC_URL[$s]}" "${SC_KEY[$s]}")
+MEASURED_KEYS=$(wc -l <"$WORK/keys-file-measured.txt")
+read -r conf port <<<"$(site_conf miss-proxy - proxy_site)"
+variant miss proxy "Caddy reverse_proxy (the baseline), driven by the keys script" "$conf" "$(url_of "$port")" "$WORK/keys-file-measured.txt" "" 0
+baseline
+read -r conf port <<<"$(site_conf miss-gateway-file global_file gateway_site)"
+variant miss gateway-file "apiusers + reverse_proxy, file store, $(fmt_int "$MEASURED_KEYS") distinct keys (misses)" "$conf" "$(url_of "$port")" "$WORK/keys-file-measured.txt" "" 1
+read -r conf port <<<"$(site_conf miss-gateway-redis global_redis gateway_site)"
+variant miss gateway-redis "apiusers + reverse_proxy, Redis, $(fmt_int "$MEASURED_KEYS") distinct keys (misses; CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$WORK/keys-redis-measured.txt" "$REDIS_PID" 1
+
+# The GC settings of the Caddy processes, per mode. Without equalising, a
+# process whose live heap is larger (reserved cache memory) collects less
+# often and looks faster for it.
+GC_MODES=${BENCH_GC:-default,equalised}
+gc_env() {
+	case $1 in
+	default) echo ;;
+	equalised) echo "GOGC=off GOMEMLIMIT=1GiB" ;;
+	*) die "BENCH_GC: unknown mode '$1' (want default, equalised)" ;;
+	esac
+}
+for mode in ${GC_MODES//,/ }; do gc_env "$mode" >/dev/null; done
+
+# warm_key <v>: a key the variant admits without spending a measured one.
+warm_key() {
+	if [ "${V_GROUP[$1]}" = miss ]; then
+		head -n 1 "${V_KEY[$1]%-measured.txt}-warm.txt"
+	else
+		echo "${V_KEY[$1]}"
+	fi
+}
+
+# variant_start <v> <mode>: starts the variant's Caddy with the mode's GC
+# settings, checks it, and records its RSS before any load.
+variant_start() {
+	local v=$1 mode=$2 name="${V_NAME[$1]}" url="${V_URL[$1]}" port k
+	if [ "${V_CONF[$v]}" = - ]; then
+		V_PID[$v]=${V_EXTRA[$v]}
+		V_EXTRA[$v]=""
+	else
+		port=${url#http://127.0.0.1:}
+		port=${port%%/*}
+		# shellcheck disable=SC2046 # the GC settings are words
+		start "caddy-${V_GROUP[$v]}-$name-$mode" env $(gc_env "$mode") ./caddy run --config "${V_CONF[$v]}" --adapter caddyfile
+		V_PID[$v]=$LAST_PID
+		wait_http "$LAST_PID" "caddy-${V_GROUP[$v]}-$name-$mode" "$url"
+	fi
+	RSS0[$mode,$v]=$(rss_mib "${V_PID[$v]}")
+	k=$(warm_key "$v")
+	[ "$(status "$url" "$k")" = 200 ] || die "${V_LABEL[$v]} refuses a seeded key"
+	if [[ $name == gateway-* ]]; then
+		[ "$(status "$url")" = 401 ] || die "${V_LABEL[$v]} admits a request without a key"
+	fi
+}
+
+# variant_warm <v>: load that is not measured.
+variant_warm() {
+	local v=$1
+	if [ "${V_GROUP[$v]}" = miss ]; then
+		wrk -t "$THREADS" -c "$CONNECTIONS" -d "$WARMUP" -s bench/keys.lua "${V_URL[$v]}" -- "${V_KEY[$v]%-measured.txt}-warm.txt" "$THREADS" >/dev/null
+	else
+		wrk -t "$THREADS" -c "$CONNECTIONS" -d "$WARMUP" -H "Authorization: Bearer ${V_KEY[$v]}" "${V_URL[$v]}" >/dev/null
+	fi
+}
+
+# variant_stop <v> <mode>: records the RSS after the load and stops the
+# variant's Caddy.
+variant_stop() {
+	local v=$1 mode=$2
+	RSS1[$mode,$v]=$(rss_mib "${V_PID[$v]}")
+	if [ "${V_CONF[$v]}" = - ]; then
+		V_EXTRA[$v]=${V_PID[$v]}
+	else
+		stop "${V_PID[$v]}"
+	fi
+}
+
+# measure <v> <mode> <round>: one measured wrk run; sets RES[mode,v,round] to
+# "req/s p50 p99 requests errors cpu_us_per_request".
+measure() {
+	local v=$1 mode=$2 r=$3 t0 t1 out
+	# shellcheck disable=SC2206 # extra pids are words
+	local pids=("${V_PID[$v]}" ${V_EXTRA[$v]})
+	local file="$WORK/logs/wrk-$mode-${V_GROUP[$v]}-${V_NAME[$v]}-$r.txt"
+	t0=$(cpu_ticks "${pids[@]}")
+	if [ "${V_GROUP[$v]}" = miss ]; then
+		out=$(run_wrk "$file" "${V_URL[$v]}" - "${V_KEY[$v]}")
+	else
+		out=$(run_wrk "$file" "${V_URL[$v]}" "${V_KEY[$v]}")
+	fi
+	t1=$(cpu_ticks "${pids[@]}")
+	[ -n "$out" ] || die "wrk failed on ${V_LABEL[$v]}"
+	read -r _ _ _ reqs _ <<<"$out"
+	RES[$mode,$v,$r]="$out $(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN {printf "%.1f", (n > 0 ? d * 1e6 / hz / n : 0)}')"
+}
+
+# run_group <mode> <group>: starts the group's variants, warms them up,
+# measures REPEAT rounds (a fresh variant gets a new process, warmed up, in
+# each round), stops them and appends the group's table to TABLES.
+TABLES=
+run_group() {
+	local mode=$1 group=$2 v r i n order=() base=
+	for v in "${!V_NAME[@]}"; do
+		[ "${V_GROUP[$v]}" = "$group" ] || continue
+		order+=("$v")
+		[ "${V_BASE[$v]}" = 1 ] && base=$v
+	done
+	n=${#order[@]}
+	for v in "${order[@]}"; do
+		[ "${V_FRESH[$v]}" = 1 ] || variant_start "$v" "$mode"
+	done
+	for v in "${order[@]}"; do
+		[ "${V_FRESH[$v]}" = 1 ] || { log "$mode GC, $group: warming up ${V_LABEL[$v]}"; variant_warm "$v"; }
+	done
+	for r in $(seq "$REPEAT"); do
+		# Each round starts one variant further on, so none is always first.
+		for i in $(seq 0 $((n - 1))); do
+			v=${order[$(((i + r - 1) % n))]}
+			if [ "${V_FRESH[$v]}" = 1 ]; then
+				variant_start "$v" "$mode"
+				variant_warm "$v"
+			fi
+			log "$mode GC, $group, round $r/$REPEAT: ${V_LABEL[$v]}"
+			measure "$v" "$mode" "$r"
+			[ "${V_FRESH[$v]}" = 1 ] && variant_stop "$v" "$mode"
+		done
+	done
+	for v in "${order[@]}"; do
+		[ "${V_FRESH[$v]}" = 1 ] || variant_stop "$v" "$mode"
+	done
+	TABLES+=$(group_table "$mode" "$group" "$base" "${order[@]}")$'\n\n'
+}
+
+# field <mode> <v> <column 1-6>: prints that column of every round.
+field() {
+	local r
+	for r in $(seq "$REPEAT"); do
+		echo "${RES[$1,$2,$r]}" | cut -d' ' -f"$3"
+	done
+}
+
+# group_table <mode> <group> <baseline> <v...>: the group's markdown table.
+group_table() {
+	local mode=$1 group=$2 base=$3 v r
+	shift 3
+	local title="cache hits (one key)"
+	[ "$group" = miss ] && title="cache misses (another key with every request)"
+	echo "### $title, GC $mode"
+	echo
+	echo "| variant | req/s | p50 | p99 | CPU µs/req | req/s vs baseline | extra CPU µs/req | RSS MiB before → after | per round (req/s ratio; extra CPU µs) | notes |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
+	for v in "$@"; do
+		local rps p50 p99 cpu ratio=— extra=— rounds=— notes="" errs reqs
+		rps=$(field "$mode" "$v" 1 | median | awk '{printf "%.0f", $1}')
+		p50=$(field "$mode" "$v" 2 | median | awk '{printf "%.2f", $1}')
+		p99=$(field "$mode" "$v" 3 | median | awk '{printf "%.2f", $1}')
+		cpu=$(field "$mode" "$v" 6 | median | awk '{printf "%.1f", $1}')
+		errs=$(field "$mode" "$v" 5 | awk '{e += $1} END {print e + 0}')
+		if [ "${V_CONF[$v]}" != - ]; then
+			local ratios=() extras=() a b
+			for r in $(seq "$REPEAT"); do
+				read -r a _ _ _ _ ca <<<"${RES[$mode,$v,$r]}"
+				read -r b _ _ _ _ cb <<<"${RES[$mode,$base,$r]}"
+				ratios+=("$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", a / b}')")
+				extras+=("$(awk -v a="$ca" -v b="$cb" 'BEGIN {printf "%+.1f", a - b}')")
+			done
+			ratio=$(printf '%s\n' "${ratios[@]}" | median | awk '{printf "%.3f", $1}')
+			extra=$(printf '%s\n' "${extras[@]}" | median | awk '{printf "%+.1f", $1}')
+			rounds=$(for i in "${!ratios[@]}"; do printf '%s; %s\n' "${ratios[$i]}" "${extras[$i]}"; done | paste -sd/ | sed 's|/| / |g')
+		fi
+		if [ "$group" = miss ]; then
+			reqs=$(field "$mode" "$v" 4 | sort -n | tail -n 1)
+			if [ "$reqs" -le "$MEASURED_KEYS" ]; then
+				notes="every request a key's first use (at most $(fmt_int "$reqs") requests a round, $(fmt_int "$MEASURED_KEYS") keys)"
+			else
+				notes="the keys came round again (up to $(fmt_int "$reqs") requests a round, $(fmt_int "$MEASURED_KEYS") keys)"
+			fi
+			[ "${V_FRESH[$v]}" = 1 ] && notes+="; a new process each round (RSS: the last round's)"
+		fi
+		[ "$errs" != 0 ] && notes+="${notes:+; }$errs errors or answers not 2xx"
+		echo "| ${V_LABEL[$v]} | $(fmt_int "$rps") | $p50 ms | $p99 ms | $cpu | $ratio | $extra | ${RSS0[$mode,$v]} → ${RSS1[$mode,$v]} | $rounds | $notes |"
+	done
+	[ "$group" = hit ] && [ -n "$RECORD_SKIPPED" ] && echo "| apiusers + record + reverse_proxy | — | — | — | — | — | — | — | — | $RECORD_SKIPPED |"
+	return 0
+}
+
+for mode in ${GC_MODES//,/ }; do
+	for group in hit miss; do
+		run_group "$mode" "$group"
 	done
 done
-for s in "${!SC_NAME[@]}"; do
-	# The round with the median req/s.
-	med=$(for r in $(seq "$REPEAT"); do echo "${RES[$s,$r]}"; done | sort -n -k1,1 | sed -n "$(((REPEAT + 1) / 2))p")
-	read -r rps p50 p99 _ _ <<<"$med"
-	all=$(for r in $(seq "$REPEAT"); do fmt_int "$(echo "${RES[$s,$r]}" | cut -d' ' -f1)"; echo; done | paste -sd/ | sed 's|/| / |g')
-	errs=$(for r in $(seq "$REPEAT"); do echo "${RES[$s,$r]}"; done | awk '{e += $5} END {print e + 0}')
-	notes="median of $REPEAT rounds (req/s: $all)"
-	[ "$errs" != 0 ] && notes+="; $errs errors or answers not 2xx"
-	[ "${SC_NAME[$s]}" = proxy ] && PROXY_RPS=$rps
-	row "${SC_LABEL[$s]}" "$rps" "$p50 ms" "$p99 ms" "$notes"
-done
-[ -n "${RECORD_SKIPPED:-}" ] && row "apiusers + record + reverse_proxy" "" — — "$RECORD_SKIPPED"
-for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-	[ "$pid" = "$REDIS_PID" ] || [ "$pid" = "$UP_PID" ] || stop "$pid"
-done
-
-# Many distinct keys: a fresh Caddy per store, each request another key, so
-# each request verifies a key and loads a principal (one store round trip)
-# until the keys run out.
-miss() {
-	local name=$1 label=$2 global=$3 keys=$4 p
-	free_port p
-	{
-		$global
-		gateway_site "$p"
-	} >"$WORK/$name.Caddyfile"
-	caddy_start "caddy-$name" "$WORK/$name.Caddyfile" "$p"
-	log "measuring: $label"
-	local rps p50 p99 reqs errs n notes
-	read -r rps p50 p99 reqs errs <<<"$(run_wrk "$WORK/logs/wrk-$name.txt" "http://127.0.0.1:$p$API_PATH" - "$keys")"
-	stop "$CADDY_PID"
-	n=$(wc -l <"$keys")
-	if [ "$reqs" -le "$n" ]; then
-		notes="every request a key's first use ($(fmt_int "$reqs") requests, $(fmt_int "$n") keys)"
-	else
-		notes="$(awk -v n="$n" -v r="$reqs" 'BEGIN {printf "%.0f", 100 * n / r}')% of $(fmt_int "$reqs") requests a key's first use, then the keys came round again"
-	fi
-	[ "$errs" != 0 ] && notes+="; $errs errors or answers not 2xx"
-	row "$label" "$rps" "$p50 ms" "$p99 ms" "one run; $notes"
-}
-miss miss-file "apiusers + reverse_proxy, file store, $(fmt_int "$USERS") distinct keys (misses)" global_file "$WORK/keys-file.txt"
-miss miss-redis "apiusers + reverse_proxy, Redis, $(fmt_int "$USERS") distinct keys (misses)" global_redis "$WORK/keys-redis.txt"
 
 # --- revocation propagation ------------------------------------------------
 
@@ -486,7 +677,7 @@ PROP=$("$WORK/bin/propagation" -a "http://127.0.0.1:$PA" -b "http://127.0.0.1:$P
 stop "$A_PID"
 stop "$B_PID"
 kv() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
-row "revocation on A seen on B (2 instances, one Redis; $(kv "$PROP" rounds) revocations)" "" "$(kv "$PROP" p50_ms) ms" "$(kv "$PROP" p99_ms) ms" \
+row "revocation on A seen on B (2 instances, one Redis; $(kv "$PROP" rounds) revocations)" "$(kv "$PROP" p50_ms) ms" "$(kv "$PROP" p99_ms) ms" \
 	"max $(kv "$PROP" max_ms) ms; $(kv "$PROP" failures) failed rounds; from A's answer to the revocation to B's first 401"
 
 # --- memory ----------------------------------------------------------------
@@ -497,10 +688,10 @@ MEM=$("$WORK/bin/cachemem" -store "$FILE_DIR" -keys "$WORK/keys-file.txt" 2>"$WO
 PB_BYTES=$(kv "$MEM" principal_bytes)
 KB_BYTES=$(kv "$MEM" key_bytes)
 UB_BYTES=$(kv "$MEM" user_bytes)
-row "Go heap per cached user ($(fmt_int "$(kv "$MEM" cached)") of $(fmt_int "$(kv "$MEM" users)") users cached, file store)" "" — — \
+row "Go heap per cached user ($(fmt_int "$(kv "$MEM" cached)") of $(fmt_int "$(kv "$MEM" users)") users cached, file store)" — — \
 	"$(fmt_int "$PB_BYTES") B per principal + $(fmt_int "$KB_BYTES") B per verified key = $(fmt_int "$UB_BYTES") B per user: $(awk -v b="$UB_BYTES" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 cached users"
 REDIS_PER_USER=$(((REDIS_MEM_AFTER - REDIS_MEM_BEFORE) / USERS))
-row "Redis used_memory per seeded user ($(fmt_int "$USERS") users)" "" — — \
+row "Redis used_memory per seeded user ($(fmt_int "$USERS") users)" — — \
 	"$(fmt_int "$REDIS_PER_USER") B per user (the user, its name index entry, its key, 2 audit entries): $(awk -v b="$REDIS_PER_USER" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 users"
 
 # --- scale -----------------------------------------------------------------
@@ -529,15 +720,10 @@ MEM_TOTAL=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || REV="$REV (with uncommitted changes)"
 TABLE=$(
-	echo "| scenario | req/s | p50 | p99 | req/s vs reverse_proxy | notes |"
-	echo "|---|---:|---:|---:|---:|---|"
+	echo "| measurement | p50 | p99 | notes |"
+	echo "|---|---:|---:|---|"
 	for i in "${!R_LABEL[@]}"; do
-		rps=— ratio=—
-		if [ -n "${R_RPS[$i]}" ]; then
-			rps=$(fmt_int "${R_RPS[$i]}")
-			ratio=$(awk -v a="${R_RPS[$i]}" -v b="$PROXY_RPS" 'BEGIN {printf "%.3f", a / b}')
-		fi
-		echo "| ${R_LABEL[$i]} | $rps | ${R_P50[$i]} | ${R_P99[$i]} | $ratio | ${R_NOTES[$i]} |"
+		echo "| ${R_LABEL[$i]} | ${R_P50[$i]} | ${R_P99[$i]} | ${R_NOTES[$i]} |"
 	done
 )
 {
@@ -550,10 +736,18 @@ TABLE=$(
 	echo "- load average (1, 5, 15 min) when the run started: $LOAD_AT_START; when it ended: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- $("$GO" version | sed 's/^go version //'), $(wrk --version 2>&1 | head -n 1 | awk '{print "wrk " $2}'), $(redis-server --version | awk '{print "Redis " $3}' | sed 's/v=//')"
 	echo "- commit: $REV"
-	echo "- wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per run, GET $API_PATH over loopback; cache-hit scenarios run in their own processes side by side, warmed up ($WARMUP), then measured in turn for $REPEAT rounds; miss scenarios once each, on a fresh Caddy"
+	echo "- wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per run, GET $API_PATH over loopback"
+	echo "- method: every variant runs in a Caddy process of its own; a group's variants are measured in turn, $REPEAT rounds, each round starting one variant further on; hit variants are started together and warmed up ($WARMUP) first, miss variants get a new process (warmed up on $(fmt_int "$WARM_KEYS") keys kept apart) every round; a row shows the median over the rounds of each column, and of the per-round ratio (req/s) and difference (CPU) to the baseline measured in the same round"
+	echo "- CPU µs/req: the user + system time of the variant's Caddy process (and of redis-server for Redis variants) during the wrk run, from /proc/<pid>/stat, divided by the requests wrk counted; RSS is VmRSS before the first request and after the last"
+	echo "- GC modes: default (Caddy's own settings); equalised (\`GOGC=off GOMEMLIMIT=1GiB\` for every Caddy process, so that no process collects more or less often because of its live heap)"
 	echo "- upstream: \`bench/upstream\` (net/http, 12-byte JSON body), its own process; wrk, Caddy, the upstream and redis-server share the machine's CPUs"
 	echo "- seeding with \`caddy apiusers seed\`: $(fmt_int "$USERS") users per store; file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS_RATE} users/s, both at once"
 	[ -n "$NOTE" ] && echo "- note: $NOTE"
+	echo
+	echo "## The wrk runs"
+	echo
+	echo "$TABLES"
+	echo "## Revocation and memory"
 	echo
 	echo "$TABLE"
 	if [ -n "$SCALE_TABLE" ]; then
@@ -567,6 +761,7 @@ TABLE=$(
 } >"$RESULTS"
 
 echo
+echo "$TABLES"
 echo "$TABLE"
 [ -n "$SCALE_TABLE" ] && echo && echo "$SCALE_TABLE"
 echo
