@@ -51,14 +51,7 @@ func (s *Service) AuthenticateAt(ctx context.Context, key string, now time.Time)
 	}
 	v, ok := s.cache.verified(key)
 	if !ok {
-		cl, err := s.signer.Verify(key)
-		if err != nil {
-			if errors.Is(err, ErrKeyMalformed) {
-				return nil, nil, ErrBadKey
-			}
-			return nil, nil, ErrBadSig
-		}
-		v = s.cache.setVerified(key, cl)
+		return s.authenticateNew(ctx, key)
 	}
 	cl := &v.claims
 	if cl.Expired(now) {
@@ -73,18 +66,8 @@ func (s *Service) AuthenticateAt(ctx context.Context, key string, now time.Time)
 	if !ok {
 		var epoch uint64
 		var err error
-		p, epoch, err = s.principal(ctx, cl.Workspace, cl.UserID, now)
-		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return nil, nil, ErrRevokedKey
-			}
+		if p, ks, epoch, err = s.admit(ctx, cl, now); err != nil {
 			return nil, nil, err
-		}
-		if ks = p.keys[cl.KeyID]; ks == nil || p.Workspace != cl.Workspace {
-			return nil, nil, ErrRevokedKey
-		}
-		if !p.Active() {
-			return nil, nil, ErrInactive
 		}
 		s.cache.link(v, p, ks, epoch)
 	}
@@ -93,6 +76,56 @@ func (s *Service) AuthenticateAt(ctx context.Context, key string, now time.Time)
 	}
 	s.queueTouch(p, ks, cl, now)
 	return p, cl, nil
+}
+
+// authenticateNew is Authenticate for a key that is not cached: it checks
+// the signature and the principal, and caches the verified key only once
+// its principal admitted it, with the principal's copies of the ids (so a
+// cached key holds no strings of its own).
+func (s *Service) authenticateNew(ctx context.Context, key string) (*Principal, *Claims, error) {
+	cl, err := s.signer.Verify(key)
+	if err != nil {
+		if errors.Is(err, ErrKeyMalformed) {
+			return nil, nil, ErrBadKey
+		}
+		return nil, nil, ErrBadSig
+	}
+	now := s.now()
+	if cl.Expired(now) {
+		return nil, nil, ErrExpiredKey
+	}
+	p, ks, epoch, err := s.admit(ctx, cl, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ks.liveAt(now) {
+		return nil, nil, ErrRevokedKey
+	}
+	cl.UserID, cl.Workspace, cl.KeyID = p.UserID, p.Workspace, ks.id
+	v := s.cache.setVerified(key, cl)
+	s.cache.link(v, p, ks, epoch)
+	s.queueTouch(p, ks, &v.claims, now)
+	return p, &v.claims, nil
+}
+
+// admit returns the principal of the key cl, the key's state in it and the
+// cache epoch it is current as of, or why the key is refused.
+func (s *Service) admit(ctx context.Context, cl *Claims, now time.Time) (*Principal, *keyState, uint64, error) {
+	p, epoch, err := s.principal(ctx, cl.Workspace, cl.UserID, now)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil, 0, ErrRevokedKey
+		}
+		return nil, nil, 0, err
+	}
+	ks := p.key(cl.KeyID)
+	if ks == nil || p.Workspace != cl.Workspace {
+		return nil, nil, 0, ErrRevokedKey
+	}
+	if !p.Active() {
+		return nil, nil, 0, ErrInactive
+	}
+	return p, ks, epoch, nil
 }
 
 // Principal returns the principal of user userID in ws, from the cache or

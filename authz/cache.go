@@ -1,13 +1,10 @@
 package authz
 
 import (
-	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/dgraph-io/ristretto/v2"
 )
 
 // CacheConfig sizes the in-process cache.
@@ -25,9 +22,10 @@ type CacheConfig struct {
 	StaleTTL time.Duration
 }
 
-// Cache holds verified keys and principals in process (ristretto), so an
-// allowed request whose key and principal are cached touches neither the
-// store nor the HMAC.
+// Cache holds verified keys and principals in process (two boundedMaps),
+// so an allowed request whose key and principal are cached touches neither
+// the store nor the HMAC. Its memory follows what it holds: nothing is
+// reserved for MaxKeys and MaxPrincipals.
 //
 // Invalidation is by user (Del) and by workspace or everything (epochs): a
 // principal remembers the epochs it was loaded under and is a miss once
@@ -44,8 +42,8 @@ type CacheConfig struct {
 type Cache struct {
 	ttl        time.Duration
 	staleTTL   time.Duration
-	keys       *ristretto.Cache[string, *verifiedKey]
-	principals *ristretto.Cache[string, *Principal]
+	keys       *boundedMap[keyDigest, *verifiedKey]
+	principals *boundedMap[string, *Principal]
 
 	// epoch moves on every invalidation; a load that saw another epoch at its
 	// start than at its end is not cached.
@@ -68,53 +66,50 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if cfg.MaxKeys <= 0 {
 		cfg.MaxKeys = 1_000_000
 	}
-	keys, err := ristretto.NewCache(&ristretto.Config[string, *verifiedKey]{
-		NumCounters: cfg.MaxKeys * 10,
-		MaxCost:     cfg.MaxKeys,
-		BufferItems: 64,
-		KeyToHash:   keyHash,
-
-		IgnoreInternalCost: true, // costs count entries: otherwise each costs 1+56 and only MaxKeys/57 fit
-	})
-	if err != nil {
-		return nil, fmt.Errorf("making key cache: %w", err)
-	}
-	principals, err := ristretto.NewCache(&ristretto.Config[string, *Principal]{
-		NumCounters: cfg.MaxPrincipals * 10,
-		MaxCost:     cfg.MaxPrincipals,
-		BufferItems: 64,
-
-		IgnoreInternalCost: true, // costs count entries (see above)
-	})
-	if err != nil {
-		keys.Close()
-		return nil, fmt.Errorf("making principal cache: %w", err)
-	}
 	if cfg.StaleTTL < 0 {
 		cfg.StaleTTL = 0
 	}
-	return &Cache{ttl: cfg.TTL, staleTTL: cfg.StaleTTL, keys: keys, principals: principals}, nil
+	return &Cache{
+		ttl:        cfg.TTL,
+		staleTTL:   cfg.StaleTTL,
+		keys:       newBoundedMap[keyDigest, *verifiedKey](cfg.MaxKeys, func(d keyDigest) uint64 { return d.a }),
+		principals: newBoundedMap[string, *Principal](cfg.MaxPrincipals, principalHash),
+	}, nil
 }
 
-// The key cache's hash: two 64-bit hashes of the key string with seeds of
-// this process (ristretto keeps only the hashes; both must match). Keys are
-// long (a JWT is about 200 bytes), and the runtime's AES-based hash is about
-// twice as fast on them as ristretto's default xxhash + memhash pair, with
-// the same 128 bits against collisions; the seeds are random per process,
-// so nobody can craft colliding keys.
+// The key cache holds a key by its digest: two 64-bit hashes of the key
+// string with seeds of this process, so that a cached key costs 16 bytes,
+// not the key (a JWT is about 200). The seeds are random per process, so
+// nobody can craft colliding keys, and a collision of both by chance (one
+// in 2^128 per pair) would still need the principal's key id to match.
 var keySeed1, keySeed2 = maphash.MakeSeed(), maphash.MakeSeed()
 
-func keyHash(key string) (uint64, uint64) {
-	return maphash.String(keySeed1, key), maphash.String(keySeed2, key)
+type keyDigest struct{ a, b uint64 }
+
+func digest(key string) keyDigest {
+	return keyDigest{maphash.String(keySeed1, key), maphash.String(keySeed2, key)}
 }
+
+var principalSeed = maphash.MakeSeed()
+
+func principalHash(userID string) uint64 { return maphash.String(principalSeed, userID) }
 
 // TTL is the configured principal lifetime.
 func (c *Cache) TTL() time.Duration { return c.ttl }
 
-// Close releases the cache.
+// Close empties the cache.
 func (c *Cache) Close() {
-	c.keys.Close()
-	c.principals.Close()
+	c.keys.Clear()
+	c.principals.Clear()
+}
+
+// Len returns the number of cached verified keys and principals.
+func (c *Cache) Len() (keys, principals int) { return c.keys.Len(), c.principals.Len() }
+
+// Evictions returns how many verified keys and principals were evicted to
+// keep the cache within its bounds.
+func (c *Cache) Evictions() (keys, principals uint64) {
+	return c.keys.evictions.Load(), c.principals.evictions.Load()
 }
 
 // verifiedKey is a key cache entry: the claims of a key whose signature
@@ -122,15 +117,18 @@ func (c *Cache) Close() {
 type verifiedKey struct {
 	claims Claims
 	link   atomic.Pointer[principalLink]
+	used   atomic.Uint32 // the cache's clock at its last use (see boundedMap)
 }
 
+func (v *verifiedKey) lastUse() *atomic.Uint32 { return &v.used }
+
 // verified returns the cache entry of key, if cached.
-func (c *Cache) verified(key string) (*verifiedKey, bool) { return c.keys.Get(key) }
+func (c *Cache) verified(key string) (*verifiedKey, bool) { return c.keys.Get(digest(key)) }
 
 // setVerified caches cl as the verified claims of key and returns the entry.
 func (c *Cache) setVerified(key string, cl *Claims) *verifiedKey {
 	v := &verifiedKey{claims: *cl}
-	c.keys.Set(key, v, 1)
+	c.keys.Set(digest(key), v)
 	return v
 }
 
@@ -154,9 +152,7 @@ func (c *Cache) principal(userID string, now time.Time) (*Principal, bool) {
 // loadStamp is what a principal is checked against: the invalidation counters
 // that cover it (everything, its workspace, its user's shard) as they were
 // when its load began. A principal whose counters moved since is never
-// used, whenever ristretto applies the Set that cached it (ristretto
-// applies Sets later, so a Set queued before an invalidation may land
-// after it).
+// used, however its Set and the invalidation interleave.
 type loadStamp struct {
 	scope uint64 // all<<32 ^ the workspace counter
 	user  uint64 // the user's shard counter
@@ -238,10 +234,10 @@ func (c *Cache) store(p *Principal, start uint64, loadedAt time.Time, stamp load
 	if c.epoch.Load() != start {
 		return
 	}
-	// No ristretto TTL: freshness is checked against loadedAt with the
+	// No TTL in the map: freshness is checked against loadedAt with the
 	// caller's clock (one clock read per request), and stale entries leave
-	// by eviction.
-	c.principals.Set(p.UserID, p, 1)
+	// by eviction or by the next load of the same user.
+	c.principals.Set(p.UserID, p)
 }
 
 // InvalidateUser drops the cached principal of userID.
@@ -252,7 +248,7 @@ func (c *Cache) store(p *Principal, start uint64, loadedAt time.Time, stamp load
 func (c *Cache) InvalidateUser(userID string) {
 	c.epoch.Add(1)
 	c.userShard(userID).Add(1)
-	c.principals.Del(userID)
+	c.principals.Del(userID, nil)
 	c.epoch.Add(1)
 }
 
@@ -271,8 +267,6 @@ func (c *Cache) InvalidateAll() {
 	c.epoch.Add(1)
 }
 
-// Wait blocks until pending cache writes are applied (for tests).
-func (c *Cache) Wait() {
-	c.keys.Wait()
-	c.principals.Wait()
-}
+// Wait returns when pending cache writes are applied (for tests). Writes
+// are applied when they are made, so it returns at once.
+func (c *Cache) Wait() {}

@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// ristretto applies a Set later than it is made, so a principal whose load
-// began before InvalidateUser may land in the cache after it. The stamp
-// taken when the load began keeps it from being used.
+// A principal whose load began before InvalidateUser may be stored in the
+// cache after it. The stamp taken when the load began keeps it from being
+// used.
 func TestCacheSetLandingAfterInvalidation(t *testing.T) {
 	c, err := NewCache(CacheConfig{TTL: time.Hour})
 	if err != nil {

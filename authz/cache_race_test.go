@@ -73,7 +73,7 @@ func TestCacheInvalidationOutrunsSet(t *testing.T) {
 	defer c.Close()
 	for i := range 50000 {
 		uid := "u" + strconv.Itoa(i%64)
-		old := &Principal{UserID: uid, Workspace: "w", keys: map[string]*keyState{"k": {}}}
+		old := &Principal{UserID: uid, Workspace: "w", keys: []keyState{{id: "k"}}}
 		c.store(old, c.begin(), time.Now(), c.stamp("w", uid))
 		c.InvalidateUser(uid) // the change committed and invalidated
 		// A request that starts now:

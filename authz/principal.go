@@ -3,16 +3,25 @@ package authz
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 )
 
 // Principal is everything the gateway and the admin API need to decide about
 // one user: status, role, effective permissions (role ∪ user ∪ teams), grants,
 // and the user's live keys. It is immutable once built and shared by every
 // request that reads it from the cache.
+//
+// What principals of the same workspace, role, teams, permissions and
+// grants hold in common (the compiled permission set and grants, the
+// workspace and team strings) is one shared access value, so that a cached
+// principal costs little more than its ids and keys.
 type Principal struct {
 	UserID    string
 	Username  string
@@ -26,85 +35,242 @@ type Principal struct {
 	// Everywhere is true for superadmins, who act in every workspace.
 	Everywhere bool
 
-	perms  permSet
-	grants map[string]rightSet // "type:id" -> rights
-	wild   map[string]rightSet // "type" -> rights, from "type:*" grants
-	keys   map[string]*keyState
-
+	*access              // shared with principals of the same rights
+	keys      []keyState // the user's keys (a few: looked up in order)
 	loadedAt  time.Time
 	stamp     loadStamp      // the cache's counters when the load began
 	wsEpoch   *atomic.Uint64 // the cache's counter of this principal's workspace
 	userEpoch *atomic.Uint64 // the cache's counter of this principal's user shard
+	used      atomic.Uint32  // the cache's clock at its last use (see boundedMap)
+}
+
+func (p *Principal) lastUse() *atomic.Uint32 { return &p.used }
+
+// access is what principals with the same rights share (see accessFor).
+type access struct {
+	workspace string
+	teams     []string
+
+	perms  permSet
+	grants map[string]rightSet // "type:id" -> rights
+	wild   map[string]rightSet // "type" -> rights, from "type:*" grants
 }
 
 type rightSet map[string]struct{}
 
 type keyState struct {
+	id       string
+	notAfter int64 // Unix nanoseconds; 0: no end
 	// lastTouch is when this instance last queued a last_used_at update
 	// for the key (Unix seconds).
 	lastTouch atomic.Int64
-	notAfter  time.Time    // zero: no end
 	memo      atomic.Value // see Principal.Memo
+}
+
+// key returns the state of key id kid, or nil.
+func (p *Principal) key(kid string) *keyState {
+	for i := range p.keys {
+		if p.keys[i].id == kid {
+			return &p.keys[i]
+		}
+	}
+	return nil
+}
+
+// The parts of the stored records a principal is built from; the other
+// fields are skipped unread.
+type principalUser struct {
+	ID          string   `json:"id"`
+	Workspace   string   `json:"workspace"`
+	Username    string   `json:"username"`
+	Kind        Kind     `json:"kind"`
+	Role        Role     `json:"role"`
+	Status      Status   `json:"status"`
+	Permissions []string `json:"permissions"`
+	Grants      []Grant  `json:"grants"`
+	Teams       []string `json:"teams"`
+}
+
+type principalTeam struct {
+	Permissions []string `json:"permissions"`
+	Grants      []Grant  `json:"grants"`
+}
+
+type principalKey struct {
+	ID        string     `json:"id"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	RevokesAt *time.Time `json:"revokes_at"`
 }
 
 // BuildPrincipal decodes a stored record into a Principal.
 func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
-	var u User
+	var u principalUser
 	if err := json.Unmarshal(rec.User, &u); err != nil {
 		return nil, fmt.Errorf("decoding user record: %w", err)
 	}
+	teams := make([]principalTeam, len(rec.Teams))
+	for i, raw := range rec.Teams {
+		if err := json.Unmarshal(raw, &teams[i]); err != nil {
+			return nil, fmt.Errorf("decoding team record of user %s: %w", u.ID, err)
+		}
+	}
+	acc := accessFor(&u, teams)
 	p := &Principal{
 		UserID:     u.ID,
 		Username:   u.Username,
 		canonName:  CanonicalName(u.Username),
-		Workspace:  u.Workspace,
-		Kind:       u.Kind,
-		Role:       u.Role,
-		Status:     u.Status,
-		Teams:      append([]string(nil), u.Teams...),
+		Workspace:  acc.workspace,
+		Kind:       canonicalKind(u.Kind),
+		Role:       canonicalRole(u.Role),
+		Status:     canonicalStatus(u.Status),
+		Teams:      acc.teams,
 		Everywhere: roles[u.Role].everywhere,
-		perms:      newPermSet(),
-		grants:     map[string]rightSet{},
-		wild:       map[string]rightSet{},
-		keys:       make(map[string]*keyState, len(rec.Keys)),
+		access:     acc,
+		keys:       make([]keyState, len(rec.Keys)),
 	}
-	p.perms.addRole(u.Role)
-	p.perms.add(u.Permissions)
-	p.addGrants(u.Grants)
-	for _, raw := range rec.Teams {
-		var t Team
-		if err := json.Unmarshal(raw, &t); err != nil {
-			return nil, fmt.Errorf("decoding team record of user %s: %w", u.ID, err)
-		}
-		p.perms.add(t.Permissions)
-		p.addGrants(t.Grants)
-	}
-	for _, raw := range rec.Keys {
-		var k Key
+	for i, raw := range rec.Keys {
+		var k principalKey
 		if err := json.Unmarshal(raw, &k); err != nil {
 			return nil, fmt.Errorf("decoding key record of user %s: %w", u.ID, err)
 		}
-		ks := new(keyState)
+		ks := &p.keys[i]
+		ks.id = k.ID
 		if k.ExpiresAt != nil {
-			ks.notAfter = *k.ExpiresAt
+			ks.notAfter = k.ExpiresAt.UnixNano()
 		}
-		if k.RevokesAt != nil && (ks.notAfter.IsZero() || k.RevokesAt.Before(ks.notAfter)) {
-			ks.notAfter = *k.RevokesAt
+		if k.RevokesAt != nil && (ks.notAfter == 0 || k.RevokesAt.UnixNano() < ks.notAfter) {
+			ks.notAfter = k.RevokesAt.UnixNano()
 		}
-		p.keys[k.ID] = ks
 	}
 	return p, nil
 }
 
-func (p *Principal) addGrants(gs []Grant) {
+// The canonical spellings of the names a principal holds, so that a
+// decoded copy is not kept once per principal.
+func canonicalRole(r Role) Role {
+	for _, c := range RoleNames {
+		if c == r {
+			return c
+		}
+	}
+	return r
+}
+
+func canonicalKind(k Kind) Kind {
+	for _, c := range [...]Kind{KindAPI, KindMember} {
+		if c == k {
+			return c
+		}
+	}
+	return k
+}
+
+func canonicalStatus(s Status) Status {
+	for _, c := range [...]Status{StatusActive, StatusInactive, StatusTrash} {
+		if c == s {
+			return c
+		}
+	}
+	return s
+}
+
+// accesses interns access values by what they are built from, so that
+// principals with the same rights share one. It holds them weakly: an
+// access no cached principal uses any more is collected, and its entry goes
+// with it.
+var accesses = struct {
+	sync.Mutex
+	m map[string]weak.Pointer[access]
+}{m: map[string]weak.Pointer[access]{}}
+
+// accessFor returns the shared access of a user with teams.
+func accessFor(u *principalUser, teams []principalTeam) *access {
+	id := accessID(u, teams)
+	accesses.Lock()
+	defer accesses.Unlock()
+	if wp, ok := accesses.m[id]; ok {
+		if a := wp.Value(); a != nil {
+			return a
+		}
+	}
+	a := newAccess(u, teams)
+	accesses.m[id] = weak.Make(a)
+	runtime.AddCleanup(a, dropAccess, id)
+	return a
+}
+
+func dropAccess(id string) {
+	accesses.Lock()
+	if wp, ok := accesses.m[id]; ok && wp.Value() == nil {
+		delete(accesses.m, id)
+	}
+	accesses.Unlock()
+}
+
+// accessID names everything an access is built from: the workspace, the
+// role, the team ids, and the permissions and grants of the user and its
+// teams (each list sorted, so the same rights in another order share).
+func accessID(u *principalUser, teams []principalTeam) string {
+	var perms, grants []string
+	add := func(ps []string, gs []Grant) {
+		perms = append(perms, ps...)
+		for _, g := range gs {
+			for _, r := range g.Rights {
+				grants = append(grants, g.Resource+" "+r)
+			}
+		}
+	}
+	add(u.Permissions, u.Grants)
+	for i := range teams {
+		add(teams[i].Permissions, teams[i].Grants)
+	}
+	sortStrings(perms)
+	sortStrings(grants)
+	var b strings.Builder
+	b.WriteString(u.Workspace)
+	b.WriteByte(0)
+	b.WriteString(string(u.Role))
+	for _, parts := range [...][]string{u.Teams, slices.Compact(perms), slices.Compact(grants)} {
+		b.WriteByte(0)
+		for i, s := range parts {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(s)
+		}
+	}
+	return b.String()
+}
+
+func newAccess(u *principalUser, teams []principalTeam) *access {
+	a := &access{
+		workspace: strings.Clone(u.Workspace),
+		perms:     newPermSet(),
+		grants:    map[string]rightSet{},
+		wild:      map[string]rightSet{},
+	}
+	if len(u.Teams) > 0 {
+		a.teams = append([]string(nil), u.Teams...)
+	}
+	a.perms.addRole(u.Role)
+	a.perms.add(u.Permissions)
+	a.addGrants(u.Grants)
+	for i := range teams {
+		a.perms.add(teams[i].Permissions)
+		a.addGrants(teams[i].Grants)
+	}
+	return a
+}
+
+func (a *access) addGrants(gs []Grant) {
 	for _, g := range gs {
 		typ, id, ok := ParseResource(g.Resource)
 		if !ok {
 			continue
 		}
-		m, key := p.grants, g.Resource
+		m, key := a.grants, g.Resource
 		if id == "*" {
-			m, key = p.wild, typ
+			m, key = a.wild, typ
 		}
 		rs := m[key]
 		if rs == nil {
@@ -122,13 +288,13 @@ func (p *Principal) Active() bool { return p.Status == StatusActive }
 
 // KeyLive reports whether key id kid of this user may authenticate at t.
 func (p *Principal) KeyLive(kid string, t time.Time) bool {
-	ks, ok := p.keys[kid]
-	return ok && ks.liveAt(t)
+	ks := p.key(kid)
+	return ks != nil && ks.liveAt(t)
 }
 
 // liveAt reports whether the key may authenticate at t.
 func (ks *keyState) liveAt(t time.Time) bool {
-	return ks.notAfter.IsZero() || t.Before(ks.notAfter)
+	return ks.notAfter == 0 || t.UnixNano() < ks.notAfter
 }
 
 // touch reports whether the key's last_used_at is due for an update at
@@ -144,7 +310,7 @@ func (ks *keyState) touch(now int64, interval int64) bool {
 // new principal, with empty memos); nil when the key is unknown. authz
 // never reads it.
 func (p *Principal) Memo(kid string) *atomic.Value {
-	if ks, ok := p.keys[kid]; ok {
+	if ks := p.key(kid); ks != nil {
 		return &ks.memo
 	}
 	return nil

@@ -75,7 +75,7 @@ type teamMemo map[string]*Team
 // subjectOf returns u with its rights beyond its role, reading its teams in
 // tx (missing teams give nothing). memo may be nil.
 func subjectOf(tx Tx, u *User, memo teamMemo) (*subject, error) {
-	extra := &Principal{perms: newPermSet(), grants: map[string]rightSet{}, wild: map[string]rightSet{}}
+	extra := &Principal{access: &access{perms: newPermSet(), grants: map[string]rightSet{}, wild: map[string]rightSet{}}}
 	extra.perms.add(u.Permissions)
 	extra.addGrants(u.Grants)
 	for _, tid := range u.Teams {

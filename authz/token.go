@@ -199,7 +199,7 @@ func (s *Signer) Verify(key string) (*Claims, error) {
 		return nil, ErrKeyMalformed
 	}
 	return &Claims{
-		Issuer: jc.Issuer, UserID: jc.Subject, Workspace: jc.Workspace, KeyID: jc.ID,
+		Issuer: s.issuer, UserID: jc.Subject, Workspace: jc.Workspace, KeyID: jc.ID,
 		IssuedAt: jc.IssuedAt, ExpiresAt: jc.ExpiresAt, NotBefore: jc.NotBefore,
 	}, nil
 }

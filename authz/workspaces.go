@@ -85,7 +85,7 @@ func (s *Service) GetWorkspace(ctx context.Context, actor *Principal, id string)
 // it as a superadmin (a person): the invitation's token makes the one-time
 // setup link. Like Bootstrap, it has no actor.
 func (s *Service) BootstrapPerson(ctx context.Context, ws, email string) (*Invitation, error) {
-	root := &Principal{Workspace: ws, Everywhere: true, perms: *rolePerms[RoleSuperadmin]}
+	root := &Principal{Workspace: ws, Everywhere: true, access: &access{perms: *rolePerms[RoleSuperadmin]}}
 	if _, err := s.createWorkspace(ctx, root, Workspace{ID: ws}, true); err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func (s *Service) BootstrapPerson(ctx context.Context, ws, email string) (*Invit
 // username with one key, and returns the user and the key. It is the only
 // operation without an actor: the operator runs it on the store.
 func (s *Service) Bootstrap(ctx context.Context, ws, username string) (*CreatedUser, error) {
-	root := &Principal{Workspace: ws, Everywhere: true, perms: *rolePerms[RoleSuperadmin]}
+	root := &Principal{Workspace: ws, Everywhere: true, access: &access{perms: *rolePerms[RoleSuperadmin]}}
 	if _, err := s.createWorkspace(ctx, root, Workspace{ID: ws}, true); err != nil {
 		return nil, err
 	}

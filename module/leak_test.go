@@ -40,7 +40,7 @@ const (
 	// Allowed excess over the baseline, for what the runtime, Caddy and
 	// the clients keep for a while (connections closing, a timer firing).
 	// A leak of one per cycle exceeds it; the plugin's own goroutines
-	// (those of apiusers, go-redis and ristretto) get less slack, since a
+	// (those of apiusers and go-redis) get less slack, since a
 	// leak of theirs may happen only on the cycles that change the backend.
 	leakSlackGoroutines = 6
 	leakSlackPlugin     = 1
@@ -88,7 +88,7 @@ func leakCaddyfile(adminPort, sitePort int, redisURL string, n int) string {
 // leakSample is what is counted.
 type leakSample struct {
 	goroutines int
-	plugin     int // goroutines of apiusers, go-redis and ristretto
+	plugin     int // goroutines of apiusers and go-redis
 	files      int // open file descriptors; -1 where not counted
 	clients    int // connections Redis has, besides the test's own
 	subs       int64
@@ -99,8 +99,8 @@ func (s leakSample) String() string {
 }
 
 // leakPluginGoroutines returns the stacks of the goroutines that run code
-// of the plugin or of the libraries it starts goroutines in (go-redis,
-// ristretto), the test's own excepted.
+// of the plugin or of the library it starts goroutines in (go-redis), the
+// test's own excepted.
 func leakPluginGoroutines() []string {
 	buf := make([]byte, 1<<20)
 	for {
@@ -117,8 +117,7 @@ func leakPluginGoroutines() []string {
 			continue
 		}
 		if strings.Contains(g, "github.com/apiusers/apiusers/") ||
-			strings.Contains(g, "github.com/redis/go-redis/") ||
-			strings.Contains(g, "github.com/dgraph-io/ristretto/") {
+			strings.Contains(g, "github.com/redis/go-redis/") {
 			out = append(out, g)
 		}
 	}
