@@ -83,6 +83,12 @@ func TestSignerRejects(t *testing.T) {
 		"alg switching":  {switched, ErrKeySignature},
 		"truncated sig":  {good[:len(good)-4], ErrKeySignature},
 		"empty segments": {"..", ErrKeyMalformed},
+		// The same signature bytes spelled otherwise: stray low bits in
+		// the last character, padding, the standard alphabet.
+		"stray bits": {good[:len(good)-1] + flipLowBit(good[len(good)-1:]), ErrKeySignature},
+		"padding":    {good + "=", ErrKeySignature},
+		"std base64": {parts[0] + "." + parts[1] + "." + base64.RawStdEncoding.EncodeToString(mustDecode(t, parts[2])), ErrKeySignature},
+		"four parts": {good + ".x", ErrKeyMalformed},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := s.Verify(tc.key)
@@ -96,6 +102,45 @@ func TestSignerRejects(t *testing.T) {
 				t.Fatal("error echoes the key")
 			}
 		})
+	}
+}
+
+// flipLowBit returns the base64url character whose value differs from c's
+// in the lowest bit.
+func flipLowBit(c string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	return string(alphabet[strings.Index(alphabet, c)^1])
+}
+
+func mustDecode(t *testing.T, s string) []byte {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Verify accepts what Sign makes with each algorithm, and the same claims
+// come back.
+func TestSignerAlgorithms(t *testing.T) {
+	for _, alg := range []string{"HS256", "HS384", "HS512"} {
+		s, err := NewSigner(SignerConfig{Secret: []byte(secretA), Algorithm: alg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := Claims{Issuer: "apiusers", UserID: "usr_1", Workspace: "acme", KeyID: "key_1", IssuedAt: 1700000000, ExpiresAt: 1800000000}
+		k, err := s.Sign(c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Verify(k)
+		if err != nil || *got != c {
+			t.Fatalf("%s: Verify = %+v, %v; want %+v", alg, got, err, c)
+		}
+		other, _ := NewSigner(SignerConfig{Secret: []byte(secretA), Algorithm: map[string]string{"HS256": "HS384", "HS384": "HS512", "HS512": "HS256"}[alg]})
+		if _, err := other.Verify(k); !errors.Is(err, ErrKeySignature) {
+			t.Fatalf("a %s key is not refused by a signer pinned to another algorithm: %v", alg, err)
+		}
 	}
 }
 
