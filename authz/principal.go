@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 	"weak"
+
+	"github.com/apiusers/apiusers/authz/ids"
 )
 
 // Principal is everything the gateway and the admin API need to decide about
@@ -97,9 +99,11 @@ type principalTeam struct {
 }
 
 type principalKey struct {
-	ID        string     `json:"id"`
-	ExpiresAt *time.Time `json:"expires_at"`
-	RevokesAt *time.Time `json:"revokes_at"`
+	ID        string          `json:"id"`
+	Created   json.RawMessage `json:"c"` // see keyRecord
+	LastUsed  json.RawMessage `json:"l"`
+	ExpiresAt *time.Time      `json:"expires_at"`
+	RevokesAt *time.Time      `json:"revokes_at"`
 }
 
 // BuildPrincipal decodes a stored record into a Principal.
@@ -135,6 +139,20 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		}
 		ks := &p.keys[i]
 		ks.id = k.ID
+		if k.LastUsed != nil {
+			// A use this recent is on record already (by this instance
+			// before it reloaded, or by another): the next update is due
+			// a touch interval after it, not at the first use seen here.
+			created, err := decodeStamp(k.Created, ids.Nanos(k.ID))
+			if err != nil {
+				return nil, fmt.Errorf("decoding key record of user %s: %w", u.ID, err)
+			}
+			last, err := decodeStamp(k.LastUsed, stampBase(created))
+			if err != nil {
+				return nil, fmt.Errorf("decoding key record of user %s: %w", u.ID, err)
+			}
+			ks.lastTouch.Store(last.Unix())
+		}
 		if k.ExpiresAt != nil {
 			ks.notAfter = k.ExpiresAt.UnixNano()
 		}

@@ -643,3 +643,49 @@ func TestLastUsedAt(t *testing.T) {
 		}
 	})
 }
+
+// A principal loaded again (after an invalidation, a restart or on another
+// instance) knows when its keys were last recorded as used: a use within a
+// minute of that writes nothing, a use after it updates last_used_at.
+func TestLastUsedAtNotRewrittenAfterReload(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		t.Cleanup(e.svc.Close)
+		u, _ := e.user("acme", "reloaded", authz.KindAPI, authz.RoleAPIUser)
+		lastUsed := func() *time.Time {
+			keys, err := e.svc.ListKeys(e.ctx, e.root, "acme", u.ID)
+			if err != nil || len(keys) != 1 {
+				t.Fatalf("ListKeys: %v %v", keys, err)
+			}
+			return keys[0].LastUsedAt
+		}
+		waitFor := func(want time.Time) {
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				if got := lastUsed(); got != nil && got.Equal(want) {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("last_used_at = %v, want %v", lastUsed(), want)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		first := e.clock().Truncate(time.Second)
+		waitFor(first)
+
+		// Reloaded 30 s later and used: nothing is written.
+		e.advance(30 * time.Second)
+		e.svc.Apply(authz.Change{Workspace: "acme", Users: []string{u.ID}})
+		e.auth(u.Key)
+		time.Sleep(1500 * time.Millisecond) // longer than the writer gathers touches
+		if got := lastUsed(); got == nil || !got.Equal(first) {
+			t.Fatalf("a use 30 s after the recorded one rewrote last_used_at: %v, want %v", got, first)
+		}
+		// Used past the interval: written.
+		e.advance(31 * time.Second)
+		e.svc.Apply(authz.Change{Workspace: "acme", Users: []string{u.ID}})
+		e.auth(u.Key)
+		waitFor(e.clock().Truncate(time.Second))
+	})
+}

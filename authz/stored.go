@@ -90,9 +90,9 @@ func (r *userRecord) user(u *User) error {
 }
 
 // keyRecord is how a Key is stored. id, expires_at and revokes_at are the
-// fields BuildPrincipal reads; "id" comes first (the record contract of
-// authz.Tx); the user and workspace are those of the collection the key
-// is in.
+// fields BuildPrincipal reads, with c and l (when the key was last
+// recorded as used); "id" comes first (the record contract of authz.Tx);
+// the user and workspace are those of the collection the key is in.
 type keyRecord struct {
 	ID           string          `json:"id"`
 	Name         string          `json:"n,omitempty"`
