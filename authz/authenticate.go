@@ -94,6 +94,9 @@ func (s *Service) authenticateNew(ctx context.Context, key string) (*Principal, 
 	if cl.Expired(now) {
 		return nil, nil, ErrExpiredKey
 	}
+	if cl.NotYetValid(now) {
+		return nil, nil, ErrNotYetValid
+	}
 	p, ks, epoch, err := s.admit(ctx, cl, now)
 	if err != nil {
 		return nil, nil, err

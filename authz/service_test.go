@@ -689,3 +689,30 @@ func TestLastUsedAtNotRewrittenAfterReload(t *testing.T) {
 		waitFor(e.clock().Truncate(time.Second))
 	})
 }
+
+// A key whose nbf lies ahead is refused on its first use (when it is not
+// cached) as on later ones, and admitted once the time has come.
+func TestKeyNotYetValid(t *testing.T) {
+	st, err := filestore.Open(filepath.Join(t.TempDir(), "apiusers.db"), filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := newEnv(t, st)
+	u, _ := e.user("acme", "later", authz.KindAPI, authz.RoleAPIUser)
+	cl, err := e.svc.Signer().Verify(u.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.NotBefore = e.clock().Add(time.Hour).Unix()
+	later, err := e.svc.Signer().Sign(*cl, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		_, _, err := e.svc.Authenticate(e.ctx, later)
+		wantErr(t, err, authz.ErrNotYetValid)
+	}
+	e.advance(time.Hour)
+	e.auth(later)
+}
