@@ -32,8 +32,13 @@ type AccountPatch struct {
 
 // UpdateAccount changes a person's name, language and timezone.
 func (s *Service) UpdateAccount(ctx context.Context, c *ConsoleCaller, p AccountPatch) (*Account, error) {
-	if p.Name != nil && len([]rune(*p.Name)) > 200 {
-		return nil, fieldErr("name", "at most 200 characters")
+	if p.Name != nil {
+		if len([]rune(*p.Name)) > 200 {
+			return nil, fieldErr("name", "at most 200 characters")
+		}
+		if err := CheckText("name", *p.Name, false); err != nil {
+			return nil, err
+		}
 	}
 	if p.Language != nil {
 		if err := validateLanguage(*p.Language); err != nil {

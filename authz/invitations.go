@@ -207,6 +207,9 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, name, pw string, 
 	if len([]rune(name)) > 200 {
 		return nil, fieldErr("name", "at most 200 characters")
 	}
+	if err := CheckText("name", name, false); err != nil {
+		return nil, err
+	}
 	var phc string
 	if acc.HasPassword {
 		if signedIn == nil {

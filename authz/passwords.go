@@ -133,7 +133,7 @@ func (s *Service) setAccountPassword(ctx context.Context, accID, phc, keep strin
 }
 
 func (s *Service) changeUserPassword(ctx context.Context, actor *Principal, current, next, addr, keep string) error {
-	identity := "u:" + actor.Workspace + "/" + Canonical(actor.Username)
+	identity := "u:" + actor.Workspace + "/" + CanonicalName(actor.Username)
 	if err := s.throttle(ctx, identity, addr); err != nil {
 		return err
 	}

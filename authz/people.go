@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/apiusers/apiusers/authz/ids"
-	"golang.org/x/text/cases"
-	"golang.org/x/text/unicode/norm"
 )
 
 // People (SPEC §6): accounts, memberships, passwords, sessions and
@@ -94,11 +92,9 @@ type Session struct {
 	Current    bool       `json:"current"`
 }
 
-// Canonical is the form names and emails are compared in: Unicode NFKC,
-// then case folding (SPEC §2).
-func Canonical(s string) string { return cases.Fold().String(norm.NFKC.String(s)) }
-
-func emailKey(email string) string { return Canonical(strings.TrimSpace(email)) }
+// emailKey is the canonical form an account's email is unique in and
+// found by (SPEC §2: the one canonical form of every name).
+func emailKey(email string) string { return CanonicalName(strings.TrimSpace(email)) }
 
 // secretToken makes a token "<id>.<secret>" and the digest of its secret
 // to store.

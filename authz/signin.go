@@ -194,7 +194,7 @@ func (s *Service) verify(ctx context.Context, pw, phc string) (ok, rehash bool, 
 // SignInUser signs API user username of ws in with its password and
 // returns a bearer session token (see SignInAccount for failures).
 func (s *Service) SignInUser(ctx context.Context, ws, username, pw, addr string) (*TokenSignIn, error) {
-	identity := "u:" + ws + "/" + Canonical(username)
+	identity := "u:" + ws + "/" + CanonicalName(username)
 	out, err := s.signInUser(ctx, identity, ws, username, pw, addr)
 	s.signInOutcome(err)
 	return out, err
