@@ -49,6 +49,9 @@ type e2eSite struct {
 	// line is replaced for Redis.
 	store     string
 	redisArgs []string
+	// rewrite, when set, edits the Caddyfile last (to point an example's
+	// mail option at the test's SMTP server, say).
+	rewrite func(t *testing.T, cf string) string
 }
 
 // e2e is a Caddy running in process with the test's configuration: its
@@ -143,6 +146,9 @@ func startE2E(t *testing.T, s e2eSite) *e2e {
 			AdminPort: e.adminPort, Apiusers: storeLines, SitePort: sitePort,
 			Top: s.top, Routes: strings.ReplaceAll(s.routes, "UPSTREAM", e.Upstream.Addr),
 		}.String()
+	}
+	if s.rewrite != nil {
+		e.cf = s.rewrite(t, e.cf)
 	}
 	e.cfgPath = filepath.Join(tmp, "Caddyfile")
 	if err := os.WriteFile(e.cfgPath, []byte(e.cf), 0o644); err != nil {
