@@ -51,7 +51,10 @@ type env struct {
 	ctx  context.Context
 }
 
-func newEnv(t testing.TB, st authz.Store) *env {
+func newEnv(t testing.TB, st authz.Store) *env { return newEnvWith(t, st, authz.PeopleConfig{}) }
+
+// newEnvWith is newEnv with people settings.
+func newEnvWith(t testing.TB, st authz.Store, people authz.PeopleConfig) *env {
 	t.Helper()
 	signer, err := authz.NewSigner(authz.SignerConfig{Secret: []byte("0123456789abcdef0123456789abcdef")})
 	if err != nil {
@@ -63,7 +66,7 @@ func newEnv(t testing.TB, st authz.Store) *env {
 	}
 	t.Cleanup(cache.Close)
 	e := &env{t: t, ctx: context.Background(), Clock: apitest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
-	e.svc, err = authz.NewService(authz.Config{Store: st, Signer: signer, Cache: cache, Now: e.Now})
+	e.svc, err = authz.NewService(authz.Config{Store: st, Signer: signer, Cache: cache, Now: e.Now, People: people})
 	if err != nil {
 		t.Fatal(err)
 	}

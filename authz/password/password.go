@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -52,14 +53,27 @@ var ErrMalformed = errors.New("malformed password hash")
 
 // Hasher hashes and verifies passwords in a fixed pool: at most Workers
 // hashes run at once, at most Queue callers wait for one, and any more
-// are refused with ErrBusy at once. So a flood of sign-ins costs at most
-// Workers cores and never starves the rest of the process.
+// are refused with ErrBusy at once. On top of that, hashing spends CPU
+// time from a bucket: it may take Burst of CPU time at once, refilled at
+// Budget of the machine's CPUs; when the bucket is empty the next hash
+// waits for it (or, when that wait would pass MaxWait, is refused with
+// ErrBusy). So a burst of sign-ins runs at full speed, and a sustained
+// flood costs the rest of the process (the gateway) at most Budget of the
+// machine.
 type Hasher struct {
-	params Params
-	slots  chan struct{} // one token per running hash
-	queue  chan struct{} // one token per waiting caller
-	dummy  string        // a hash of nothing anyone knows (see VerifyDummy)
-	once   sync.Once
+	params  Params
+	slots   chan struct{} // one token per running hash
+	queue   chan struct{} // one token per waiting caller
+	dummy   string        // a hash of nothing anyone knows (see VerifyDummy)
+	once    sync.Once
+	rate    float64       // CPU seconds the bucket gains per second
+	burst   time.Duration // the bucket's size
+	maxWait time.Duration
+
+	mu    sync.Mutex
+	avail time.Duration // CPU time in the bucket as of at (may be negative: owed)
+	at    time.Time
+	now   func() time.Time
 }
 
 // Config configures a Hasher.
@@ -72,6 +86,15 @@ type Config struct {
 	Workers int
 	// Queue is how many callers may wait for a worker. Default: 64.
 	Queue int
+	// Budget is the share of the machine's CPUs that hashing may take on
+	// average, 0 < Budget <= 1. Default: 0.1.
+	Budget float64
+	// Burst is how much CPU time hashing may take at once before Budget
+	// holds it back. Default: 2s (about fifty sign-ins).
+	Burst time.Duration
+	// MaxWait is the longest a hash waits for the budget; beyond, ErrBusy.
+	// Default: 5s.
+	MaxWait time.Duration
 }
 
 // New makes a Hasher.
@@ -95,7 +118,53 @@ func New(cfg Config) (*Hasher, error) {
 	if q <= 0 {
 		q = 64
 	}
-	return &Hasher{params: p, slots: make(chan struct{}, w), queue: make(chan struct{}, q)}, nil
+	if cfg.Budget <= 0 || cfg.Budget > 1 {
+		cfg.Budget = 0.1
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = 2 * time.Second
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 5 * time.Second
+	}
+	return &Hasher{params: p, slots: make(chan struct{}, w), queue: make(chan struct{}, q),
+		rate: cfg.Budget * float64(runtime.GOMAXPROCS(0)), burst: cfg.Burst, maxWait: cfg.MaxWait,
+		avail: cfg.Burst, at: time.Now(), now: time.Now}, nil
+}
+
+// take waits until the bucket holds CPU time, or refuses with ErrBusy
+// when that would take longer than maxWait.
+func (h *Hasher) take(ctx context.Context) error {
+	h.mu.Lock()
+	now := h.now()
+	h.avail = min(h.burst, h.avail+time.Duration(float64(now.Sub(h.at))*h.rate))
+	h.at = now
+	var wait time.Duration
+	if h.avail <= 0 {
+		wait = time.Duration(float64(-h.avail)/h.rate) + time.Millisecond
+	}
+	h.mu.Unlock()
+	if wait == 0 {
+		return nil
+	}
+	if wait > h.maxWait {
+		return ErrBusy
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// spend takes d of CPU time out of the bucket.
+func (h *Hasher) spend(d time.Duration) {
+	h.mu.Lock()
+	h.avail -= d
+	h.mu.Unlock()
 }
 
 // Params returns the parameters new hashes get.
@@ -115,7 +184,12 @@ func (h *Hasher) run(ctx context.Context, fn func()) error {
 		return ctx.Err()
 	}
 	defer func() { <-h.slots }()
+	if err := h.take(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
 	fn()
+	h.spend(time.Since(start))
 	return nil
 }
 

@@ -153,3 +153,30 @@ func BenchmarkCheck(b *testing.B) {
 		_ = Check("correct horse battery staple", "ana@example.com", "ana")
 	}
 }
+
+// TestBudgetHoldsBack: once the burst is spent, hashing waits for the
+// budget, and a wait beyond MaxWait is refused at once.
+func TestBudgetHoldsBack(t *testing.T) {
+	h, _ := New(Config{Workers: 1, Budget: 0.01, Burst: time.Millisecond, MaxWait: time.Hour})
+	ctx := context.Background()
+	var clock time.Time = time.Unix(1e9, 0)
+	h.now = func() time.Time { return clock }
+	h.at = clock
+	h.avail = 0
+	h.spend(50 * time.Millisecond) // owed: 50ms of CPU
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := h.run(cctx, func() { t.Error("ran while the budget was spent") }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("run with the budget spent: %v, want to wait", err)
+	}
+	h.maxWait = time.Millisecond
+	if err := h.run(ctx, func() { t.Error("ran beyond MaxWait") }); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a wait beyond MaxWait: %v, want ErrBusy", err)
+	}
+	// Time refills it.
+	clock = clock.Add(time.Hour)
+	ran := false
+	if err := h.run(ctx, func() { ran = true }); err != nil || !ran {
+		t.Fatalf("after a refill: %v ran=%v", err, ran)
+	}
+}
