@@ -36,6 +36,7 @@
 #                      (about 4 minutes of seeding and 1 GiB for Redis);
 #                      none to skip
 #   BENCH_RESULTS      where the results are written [bench/RESULTS.md]
+#   BENCH_FLOOD_RATE   wrong sign-ins a second of the flood scenario [200]
 #   BENCH_NOTE         a line added to the results (say what else ran)
 #   BENCH_KEEP=1       keep the temporary directory (configs, logs, keys)
 set -euo pipefail
@@ -215,6 +216,7 @@ log "building ./caddy and the bench programs"
 "$GO" build -o "$WORK/bin/propagation" ./bench/propagation
 "$GO" build -o "$WORK/bin/cachemem" ./bench/cachemem
 "$GO" build -o "$WORK/bin/scale" ./bench/scale
+"$GO" build -o "$WORK/bin/signinflood" ./bench/signinflood
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- Redis, upstream, stores -----------------------------------------------
@@ -646,6 +648,55 @@ for mode in ${GC_MODES//,/ }; do
 		run_group "$mode" "$group"
 	done
 done
+
+# --- a sign-in flood next to the gateway -----------------------------------
+
+# One Caddy serves the gateway and the admin API (on a copy of the file
+# store). Cache-hit wrk runs alternate: alone, then while bench/signinflood
+# sends BENCH_FLOOD_RATE wrong sign-ins a second for unknown emails from
+# ever other loopback addresses (so that no throttle spares the hashing).
+# The figure is the flood rows' req/s over the quiet rows' (target ≥ 0.9).
+FLOOD_RATE=${BENCH_FLOOD_RATE:-200}
+FLOOD_SECS=12
+[[ $DURATION =~ ^([0-9]+)s$ ]] && FLOOD_SECS=$((BASH_REMATCH[1] + 2))
+FLOOD_DIR=$WORK/file-store-flood
+cp -a "$FILE_DIR" "$FLOOD_DIR"
+free_port P
+{
+	global_file | sed "s|store file $FILE_DIR|store file $FLOOD_DIR|"
+	printf 'http://:%s {\n\thandle_path /admin/* {\n\t\tapiusers_admin\n\t}\n\thandle %s {\n\t\tapiusers {\n\t\t\trequire listeners.invoke\n\t\t}\n\t\treverse_proxy 127.0.0.1:%s\n\t}\n}\n' \
+		"$P" "$API_PATH" "$UP_PORT"
+} >"$WORK/gateway-flood.Caddyfile"
+caddy_start caddy-gateway-flood "$WORK/gateway-flood.Caddyfile" "$P"
+FLOOD_CADDY=$CADDY_PID
+[ "$(status "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")" = 200 ] || die "the flood scenario's gateway refuses a seeded key"
+log "warming up: the gateway of the flood scenario"
+wrk -t "$THREADS" -c "$CONNECTIONS" -d "$WARMUP" -H "Authorization: Bearer $FILE_KEY" "http://127.0.0.1:$P$API_PATH" >/dev/null
+declare -A QUIET LOUD FLOOD_OUT
+for r in $(seq "$REPEAT"); do
+	log "round $r/$REPEAT: cache hits, no flood"
+	QUIET[$r]=$(run_wrk "$WORK/logs/wrk-quiet-$r.txt" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")
+	log "round $r/$REPEAT: cache hits while $FLOOD_RATE wrong sign-ins/s flood the admin API"
+	"$WORK/bin/signinflood" -url "http://127.0.0.1:$P/admin/login" -rate "$FLOOD_RATE" -duration "${FLOOD_SECS}s" \
+		>"$WORK/logs/flood-$r.txt" 2>&1 &
+	FLOOD_PID=$!
+	sleep 1
+	LOUD[$r]=$(run_wrk "$WORK/logs/wrk-loud-$r.txt" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")
+	wait "$FLOOD_PID" || die "signinflood failed: $(tail -n 3 "$WORK/logs/flood-$r.txt")"
+	FLOOD_OUT[$r]=$(tail -n 1 "$WORK/logs/flood-$r.txt")
+done
+stop "$FLOOD_CADDY"
+median_of() { # <array name>: the round with the median req/s
+	local -n arr=$1
+	for r in $(seq "$REPEAT"); do echo "${arr[$r]}"; done | sort -n -k1,1 | sed -n "$(((REPEAT + 1) / 2))p"
+}
+read -r Q_RPS Q_P50 Q_P99 _ _ <<<"$(median_of QUIET)"
+read -r L_RPS L_P50 L_P99 _ _ <<<"$(median_of LOUD)"
+FLOOD_RATIO=$(awk -v a="$L_RPS" -v b="$Q_RPS" 'BEGIN {printf "%.3f", a / b}')
+row "gateway cache hits (file store, admin API mounted), no flood" "$Q_P50 ms" "$Q_P99 ms" \
+	"$(fmt_int "$Q_RPS") req/s, median of $REPEAT rounds, alternating with the row below on the same Caddy"
+row "the same while $FLOOD_RATE wrong sign-ins/s flood POST /admin/login" "$L_P50 ms" "$L_P99 ms" \
+	"$(fmt_int "$L_RPS") req/s, median of $REPEAT rounds: **$FLOOD_RATIO of the row above** (target ≥ 0.9); the flood's answers, last round: ${FLOOD_OUT[$REPEAT]}"
 
 # --- revocation propagation ------------------------------------------------
 
