@@ -674,11 +674,11 @@ func TestLastUsedAtNotRewrittenAfterReload(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
-		first := e.clock().Truncate(time.Second)
+		first := e.Now().Truncate(time.Second)
 		waitFor(first)
 
 		// Reloaded 30 s later and used: nothing is written.
-		e.advance(30 * time.Second)
+		e.Advance(30 * time.Second)
 		e.svc.Apply(authz.Change{Workspace: "acme", Users: []string{u.ID}})
 		e.auth(u.Key)
 		time.Sleep(1500 * time.Millisecond) // longer than the writer gathers touches
@@ -686,10 +686,10 @@ func TestLastUsedAtNotRewrittenAfterReload(t *testing.T) {
 			t.Fatalf("a use 30 s after the recorded one rewrote last_used_at: %v, want %v", got, first)
 		}
 		// Used past the interval: written.
-		e.advance(31 * time.Second)
+		e.Advance(31 * time.Second)
 		e.svc.Apply(authz.Change{Workspace: "acme", Users: []string{u.ID}})
 		e.auth(u.Key)
-		waitFor(e.clock().Truncate(time.Second))
+		waitFor(e.Now().Truncate(time.Second))
 	})
 }
 
@@ -707,7 +707,7 @@ func TestKeyNotYetValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl.NotBefore = e.clock().Add(time.Hour).Unix()
+	cl.NotBefore = e.Now().Add(time.Hour).Unix()
 	later, err := e.svc.Signer().Sign(*cl, "")
 	if err != nil {
 		t.Fatal(err)
@@ -716,6 +716,6 @@ func TestKeyNotYetValid(t *testing.T) {
 		_, _, err := e.svc.Authenticate(e.ctx, later)
 		wantErr(t, err, authz.ErrNotYetValid)
 	}
-	e.advance(time.Hour)
+	e.Advance(time.Hour)
 	e.auth(later)
 }
