@@ -54,7 +54,7 @@ var ErrMalformed = errors.New("malformed password hash")
 // Hasher hashes and verifies passwords in a fixed pool: at most Workers
 // hashes run at once, at most Queue callers wait for one, and any more
 // are refused with ErrBusy at once. On top of that, hashing spends CPU
-// time from a bucket: it may take Burst of CPU time at once, refilled at
+// time (the hashing thread's own, on Linux) from a bucket: it may take Burst of CPU time at once, refilled at
 // Budget of the machine's CPUs; when the bucket is empty the next hash
 // waits for it (or, when that wait would pass MaxWait, is refused with
 // ErrBusy). So a burst of sign-ins runs at full speed, and a sustained
@@ -187,9 +187,7 @@ func (h *Hasher) run(ctx context.Context, fn func()) error {
 	if err := h.take(ctx); err != nil {
 		return err
 	}
-	start := time.Now()
-	fn()
-	h.spend(time.Since(start))
+	h.spend(cpuTime(fn))
 	return nil
 }
 
