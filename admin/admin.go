@@ -6,8 +6,13 @@
 // 3.1 document served, without authentication, at GET /openapi.json.
 //
 // Conventions, beyond SPEC §4:
-//   - Every request but GET /openapi.json authenticates with a key read as the gateway reads
-//     it, before routing: without a valid key any path is a 401. An
+//   - Every request but GET /openapi.json and the public people routes
+//     (POST /login, /invitations/accept, /password-reset,
+//     /password-reset/confirm) authenticates, before routing, with a key or
+//     an API user's session token read as the gateway reads it, else with
+//     the console session cookie (SessionCookie): without either any path
+//     is a 401. A cookie-authenticated mutation, and a public POST, whose
+//     Origin (or Sec-Fetch-Site) is another site's is a 403. An
 //     authenticated caller gets 404 for an unknown path and 405 with Allow
 //     for a known path under another method.
 //   - Errors are RFC 9457 problems with type "about:blank"; "field" names the

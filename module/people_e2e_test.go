@@ -72,7 +72,8 @@ func peopleCaddyfile(adminPort, sitePort int, store, logFile string) string {
 // peopleSite is one running instance and what the test saw through it.
 type peopleSite struct {
 	name, site string
-	log        string // the access log file
+	log        string        // the access log file
+	proc       *apitest.Proc // the Caddy process, whose own log is checked too
 }
 
 // peopleRun drives the instances of one store and remembers every answer
@@ -304,7 +305,7 @@ func startPeople(t *testing.T, bin string, n int, store string, smtp *mailtest.S
 			}
 			p.setup = strings.TrimSpace(r.Stdout)
 		}
-		apitest.Start(t, bin, e, s.site+"/api/hello", "--config", cfg, "--adapter", "caddyfile")
+		s.proc = apitest.Start(t, bin, e, s.site+"/api/hello", "--config", cfg, "--adapter", "caddyfile")
 		p.sites = append(p.sites, s)
 	}
 	p.want(p.sites[0], call{method: "POST", path: "/admin/workspaces", key: p.root, body: map[string]string{"id": "beta", "name": "Beta"}}, http.StatusCreated, nil)
@@ -568,7 +569,12 @@ func (p *peopleRun) checkNoSecrets() {
 		if err != nil || len(b) == 0 {
 			p.t.Fatalf("access log of %s: %v (%d bytes)", s.name, err, len(b))
 		}
-		logs = append(logs, string(b))
+		// The access log, then the process's own log (the plugin's lines).
+		logs = append(logs, string(b)+"\n"+s.proc.Logs())
+	}
+	// Without a mailer, Caddy says that no mail was sent.
+	if p.smtp == nil && !strings.Contains(logs[0], "no invitation mail was sent") {
+		p.t.Error("no log line says that no invitation mail was sent")
 	}
 	for _, sec := range p.secrets {
 		if len(sec) < 8 {
@@ -576,7 +582,7 @@ func (p *peopleRun) checkNoSecrets() {
 		}
 		for i, l := range logs {
 			if strings.Contains(l, sec) {
-				p.t.Errorf("the access log of %s holds a secret %.10q…", p.sites[i].name, sec)
+				p.t.Errorf("the logs of %s hold a secret %.10q…", p.sites[i].name, sec)
 			}
 		}
 		// A password never comes back; a token only in the answer that
