@@ -98,6 +98,7 @@ func (s *Service) changeAccountPassword(ctx context.Context, c *ConsoleCaller, c
 		s.failed(ctx, identity, addr)
 		return errWrongCurrent
 	}
+	s.succeeded(ctx, identity) // the current password is known: as a sign-in
 	phcNew, err := s.hashPassword(ctx, "new_password", next, c.Account.Email, c.Account.Name)
 	if err != nil {
 		return err
@@ -164,6 +165,7 @@ func (s *Service) changeUserPassword(ctx context.Context, actor *Principal, curr
 		s.failed(ctx, identity, addr)
 		return errWrongCurrent
 	}
+	s.succeeded(ctx, identity) // the current password is known: as a sign-in
 	phcNew, err := s.hashPassword(ctx, "new_password", next, u.Username, u.Email)
 	if err != nil {
 		return err

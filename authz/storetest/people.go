@@ -308,6 +308,15 @@ func testChangePassword(t *testing.T, p *people) {
 	if err := p.svc.ChangePassword(p.ctx, pa, nil, goodPassword, next, "", ca.KeyID); err != nil {
 		t.Fatal(err)
 	}
+	// A wrong current password counts as a failed sign-in of the
+	// identity (the right one cleared the count, as a sign-in does): five
+	// of them, and signing in is throttled.
+	for i := 0; i < 5; i++ {
+		err := p.svc.ChangePassword(p.ctx, pa, nil, "wrong current password", next+" again", "", ca.KeyID)
+		wantKind(t, "wrong current password", err, authz.ErrForbidden)
+	}
+	_, err = p.svc.SignInUser(p.ctx, "acme", "kiosk", next, "")
+	wantKind(t, "sign-in after five wrong current passwords", err, authz.ErrThrottled)
 	if _, _, err := p.svc.Authenticate(p.ctx, a.Token); err != nil {
 		t.Fatalf("the changing session ended: %v", err)
 	}
