@@ -75,6 +75,7 @@ func (s *Service) ConsoleSession(ctx context.Context, token string) (*ConsoleCal
 	var cs consoleSession
 	var acc *Account
 	var idx [][2]string
+	var names map[string]string
 	err := s.store.View(ctx, "", func(tx Tx) error {
 		if err := getRecord(tx, globalColl(CollSessions), id, &cs); err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -92,8 +93,22 @@ func (s *Service) ConsoleSession(ctx context.Context, token string) (*ConsoleCal
 			}
 			return err
 		}
-		idx, err = membershipsOf(tx, acc.ID)
-		return err
+		if idx, err = membershipsOf(tx, acc.ID); err != nil {
+			return err
+		}
+		// The workspaces' names, in the same read-only transaction (the
+		// global index of workspaces holds them), rather than one read
+		// each after it.
+		names = make(map[string]string, len(idx))
+		for _, m := range idx {
+			var w Workspace
+			if err := getRecord(tx, workspacesColl(), m[0], &w); err == nil {
+				names[m[0]] = w.Name
+			} else if !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -108,7 +123,7 @@ func (s *Service) ConsoleSession(ctx context.Context, token string) (*ConsoleCal
 			return putRecord(tx, globalColl(CollSessions), id, &cur)
 		})
 	}
-	ms, err := s.memberships(ctx, idx)
+	ms, err := s.membershipsNamed(ctx, idx, names)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +133,12 @@ func (s *Service) ConsoleSession(ctx context.Context, token string) (*ConsoleCal
 // memberships describes the indexed memberships from their principals
 // (cached) and workspace records; ones whose user is gone are skipped.
 func (s *Service) memberships(ctx context.Context, idx [][2]string) ([]Membership, error) {
+	return s.membershipsNamed(ctx, idx, nil)
+}
+
+// membershipsNamed is memberships with the workspaces' names known
+// (names[ws]; a workspace missing there is read).
+func (s *Service) membershipsNamed(ctx context.Context, idx [][2]string, names map[string]string) ([]Membership, error) {
 	out := make([]Membership, 0, len(idx))
 	for _, m := range idx {
 		p, err := s.Principal(ctx, m[0], m[1])
@@ -127,11 +148,14 @@ func (s *Service) memberships(ctx context.Context, idx [][2]string) ([]Membershi
 		if err != nil {
 			return nil, err
 		}
-		name := m[0]
-		if w, err := s.workspaceExists(ctx, m[0]); err == nil {
-			name = w.Name
-		} else if !errors.Is(err, ErrNotFound) {
-			return nil, err
+		name, known := names[m[0]]
+		if !known {
+			name = m[0]
+			if w, err := s.workspaceExists(ctx, m[0]); err == nil {
+				name = w.Name
+			} else if !errors.Is(err, ErrNotFound) {
+				return nil, err
+			}
 		}
 		out = append(out, Membership{Workspace: m[0], WorkspaceName: name, UserID: m[1], Role: p.Role, Status: p.Status})
 	}
