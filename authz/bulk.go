@@ -11,7 +11,7 @@ const MaxBulkUsers = 1000
 // CreateUsers creates several users of workspace ws at once, each exactly
 // as CreateUser would (the same rules, records and audit entries), in one
 // transaction: either every user is created or none is. It serves bulk
-// loads (`caddy apiusers seed`), where one transaction per user would spend
+// loads (bench/seed), where one transaction per user would spend
 // most of its time on round trips and, on Redis, on optimistic retries.
 // Teams are not taken: users that join teams are created one by one.
 func (s *Service) CreateUsers(ctx context.Context, actor *Principal, ws string, in []NewUser) ([]*CreatedUser, error) {

@@ -217,6 +217,7 @@ log "building ./caddy and the bench programs"
 "$GO" build -o "$WORK/bin/cachemem" ./bench/cachemem
 "$GO" build -o "$WORK/bin/scale" ./bench/scale
 "$GO" build -o "$WORK/bin/signinflood" ./bench/signinflood
+"$GO" build -o "$WORK/bin/seed" ./bench/seed
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- Redis, upstream, stores -----------------------------------------------
@@ -275,11 +276,11 @@ printf '{\n\tapiusers {\n\t\tstore file %s\n\t}\n}\n' "$SEED_FILE_DIR" >"$WORK/s
 global_redis >"$WORK/redis-global.Caddyfile"
 
 log "seeding $USERS users with a key each in the file store and in Redis"
-start seed-file ./caddy apiusers seed --config "$WORK/seed-file.Caddyfile" --adapter caddyfile \
+start seed-file "$WORK/bin/seed" --config "$WORK/seed-file.Caddyfile" --adapter caddyfile \
 	--workspace "$WORKSPACE" --users "$USERS" --prefix load --keys-out "$WORK/keys-file.txt"
 SEED_FILE_PID=$LAST_PID
 REDIS_MEM_BEFORE=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ {print $2+0}')
-if ! ./caddy apiusers seed --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
+if ! "$WORK/bin/seed" --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
 	--workspace "$WORKSPACE" --users "$USERS" --prefix load --keys-out "$WORK/keys-redis.txt" \
 	2>"$WORK/logs/seed-redis.log"; then
 	tail -n 5 "$WORK/logs/seed-redis.log" >&2
@@ -792,7 +793,7 @@ TABLE=$(
 	echo "- CPU µs/req: the user + system time of the variant's Caddy process (and of redis-server for Redis variants) during the wrk run, from /proc/<pid>/stat, divided by the requests wrk counted; RSS is VmRSS before the first request and after the last"
 	echo "- GC modes: default (Caddy's own settings); equalised (\`GOGC=off GOMEMLIMIT=1GiB\` for every Caddy process, so that no process collects more or less often because of its live heap)"
 	echo "- upstream: \`bench/upstream\` (net/http, 12-byte JSON body), its own process; wrk, Caddy, the upstream and redis-server share the machine's CPUs"
-	echo "- seeding with \`caddy apiusers seed\`: $(fmt_int "$USERS") users per store; file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS_RATE} users/s, both at once"
+	echo "- seeding with \`bench/seed\`: $(fmt_int "$USERS") users per store; file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS_RATE} users/s, both at once"
 	[ -n "$NOTE" ] && echo "- note: $NOTE"
 	echo
 	echo "## The wrk runs"

@@ -11,20 +11,12 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/filestore"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
-
-func writeCaddyfile(t *testing.T, body string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "Caddyfile")
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func TestBootstrap(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeCaddyfile(t, `{
+	cfg := apitest.WriteCaddyfile(t, `{
 	apiusers {
 		store file `+dir+`
 	}
@@ -49,7 +41,7 @@ http://localhost:8080 {
 
 	// The key works against the store the config names, with the secret
 	// kept beside it.
-	svc, closeSvc, err := openService(cfg, "caddyfile")
+	svc, closeSvc, err := OpenService(cfg, "caddyfile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +57,7 @@ http://localhost:8080 {
 
 func TestBootstrapStoreInUse(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeCaddyfile(t, `{
+	cfg := apitest.WriteCaddyfile(t, `{
 	apiusers {
 		store file `+dir+` {
 			lock_timeout 300ms
@@ -99,7 +91,7 @@ func TestBootstrapStoreInUse(t *testing.T) {
 func TestBootstrapDefaults(t *testing.T) {
 	data := t.TempDir()
 	t.Setenv("XDG_DATA_HOME", data)
-	cfg := writeCaddyfile(t, "http://localhost:8080 {\n\trespond ok\n}\n")
+	cfg := apitest.WriteCaddyfile(t, "http://localhost:8080 {\n\trespond ok\n}\n")
 	var stdout, stderr bytes.Buffer
 	if _, err := bootstrap(&stdout, &stderr, cfg, "caddyfile", "acme", "root"); err != nil {
 		t.Fatal(err)
@@ -119,7 +111,7 @@ func TestBootstrapUsage(t *testing.T) {
 	if _, err := bootstrap(&stdout, &stderr, "Caddyfile", "", "", "root"); err == nil || !strings.Contains(err.Error(), "--workspace") {
 		t.Fatalf("err = %v", err)
 	}
-	cfg := writeCaddyfile(t, "{\n\tapiusers {\n\t\tstore redis redis://127.0.0.1:1\n\t}\n}\n")
+	cfg := apitest.WriteCaddyfile(t, "{\n\tapiusers {\n\t\tstore redis redis://127.0.0.1:1\n\t}\n}\n")
 	if _, err := bootstrap(&stdout, &stderr, cfg, "caddyfile", "acme", "root"); err == nil || !strings.Contains(err.Error(), "signing_key") {
 		t.Fatalf("err = %v", err)
 	}

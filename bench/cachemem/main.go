@@ -1,5 +1,5 @@
 // Command cachemem measures what cached users cost in memory (bench/run.sh):
-// over a file store filled by `caddy apiusers seed`, it loads the principal
+// over a file store filled by bench/seed, it loads the principal
 // of every seeded user into the apiusers cache (authz.Cache through
 // authz.Service, as the gateway does), then authenticates every key, which
 // also caches the verified key, and reports the growth of the live heap
@@ -30,7 +30,7 @@ import (
 
 func main() {
 	dir := flag.String("store", "", "the file store directory (apiusers.db and signing.key)")
-	keysFile := flag.String("keys", "", "the keys file written by `caddy apiusers seed --keys-out`")
+	keysFile := flag.String("keys", "", "the keys file written by `bench/seed --keys-out`")
 	n := flag.Int("n", 0, "how many keys of the file to use (0: all)")
 	flag.Parse()
 	if *dir == "" || *keysFile == "" {

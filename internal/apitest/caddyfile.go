@@ -97,3 +97,14 @@ func LineOf(tb testing.TB, text, s string) int {
 	tb.Fatalf("%q not in the Caddyfile", s)
 	return 0
 }
+
+// WriteCaddyfile writes body as a Caddyfile into a temporary directory of
+// tb and returns its path.
+func WriteCaddyfile(tb testing.TB, body string) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "Caddyfile")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}

@@ -5,53 +5,68 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// Build starts building ./cmd/caddy (Caddy with the standard modules and
-// apiusers) into a temporary directory of tb, with the environment as it
-// is now; the function it returns waits for the build and returns the
-// binary's path.
-func Build(tb testing.TB) func() string {
-	tb.Helper()
+// BuildCaddy builds ./cmd/caddy (Caddy with the standard modules and
+// apiusers) of the repository at root into dir, and returns the binary's
+// path; the error holds the build's output.
+func BuildCaddy(root, dir string) (string, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		tb.Fatalf("the go command is needed to build ./cmd/caddy: %v", err)
+		return "", fmt.Errorf("the go command is needed to build ./cmd/caddy: %w", err)
 	}
-	exe := filepath.Join(tb.TempDir(), "caddy")
+	exe := filepath.Join(dir, "caddy")
 	cmd := exec.Command(goBin, "build", "-o", exe, "./cmd/caddy")
-	cmd.Dir = Root(tb)
+	cmd.Dir = root
 	cmd.Env = os.Environ()
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("go build ./cmd/caddy: %v", err)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/caddy: %w\n%s", err, out)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var waited bool
-	var buildErr error
-	wait := func() error {
-		if !waited {
-			buildErr, waited = <-done, true
+	return exe, nil
+}
+
+// Binary builds ./cmd/caddy once per test binary, on the first call (the
+// calls of parallel tests wait for it), into a directory that lives until
+// the process exits; a test binary that calls it removes the directory
+// with Cleanup (from TestMain, after m.Run).
+type Binary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// Path returns the binary's path, building it on the first call; it fails
+// tb when the build failed.
+func (b *Binary) Path(tb testing.TB) string {
+	tb.Helper()
+	b.once.Do(func() {
+		start := time.Now()
+		if b.dir, b.err = os.MkdirTemp("", "apiusers-caddy-"); b.err != nil {
+			return
 		}
-		return buildErr
+		b.path, b.err = BuildCaddy(Root(tb), b.dir)
+		tb.Logf("go build ./cmd/caddy took %v", time.Since(start).Round(time.Millisecond))
+	})
+	if b.err != nil {
+		tb.Fatal(b.err)
 	}
-	tb.Cleanup(func() { _ = wait() }) // never leave it writing into TempDir
-	return func() string {
-		tb.Helper()
-		if err := wait(); err != nil {
-			tb.Fatalf("go build ./cmd/caddy: %v\n%s", err, out.String())
-		}
-		tb.Logf("go build ./cmd/caddy finished %v after it started", time.Since(start).Round(time.Millisecond))
-		return exe
+	return b.path
+}
+
+// Cleanup removes what Path built.
+func (b *Binary) Cleanup() {
+	if b.dir != "" {
+		_ = os.RemoveAll(b.dir)
 	}
 }
 

@@ -1,4 +1,4 @@
-package module
+package main
 
 import (
 	"bufio"
@@ -12,7 +12,25 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/apitest"
+	"github.com/apiusers/apiusers/module"
 )
+
+// bootstrapRoot creates workspace acme and superadmin root in the store
+// cfg names, as `caddy apiusers bootstrap` does, and returns root's key.
+func bootstrapRoot(t *testing.T, cfg string) string {
+	t.Helper()
+	svc, closeSvc, err := module.OpenService(cfg, "caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSvc()
+	created, err := svc.Bootstrap(context.Background(), "acme", "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return created.Key
+}
 
 // readKeys returns the lines of the keys file at path.
 func readKeys(t *testing.T, path string) []string {
@@ -40,7 +58,7 @@ func checkSeeded(t *testing.T, cfg, ws, prefix string, keys []string, n int) {
 	if len(keys) != n {
 		t.Fatalf("%d keys written, want %d", len(keys), n)
 	}
-	svc, closeSvc, err := openService(cfg, "caddyfile")
+	svc, closeSvc, err := module.OpenService(cfg, "caddyfile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +84,9 @@ func checkSeeded(t *testing.T, cfg, ws, prefix string, keys []string, n int) {
 }
 
 func TestSeedFileStore(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	cfg := writeCaddyfile(t, "{\n\tapiusers {\n\t\tstore file "+dir+"\n\t}\n}\n")
+	cfg := apitest.WriteCaddyfile(t, "{\n\tapiusers {\n\t\tstore file "+dir+"\n\t}\n}\n")
 	keysOut := filepath.Join(t.TempDir(), "keys.txt")
 	var stdout, stderr bytes.Buffer
 	const n = 300
@@ -101,14 +120,11 @@ func TestSeedFileStore(t *testing.T) {
 }
 
 func TestSeedRootKeyStdout(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	cfg := writeCaddyfile(t, "{\n\tapiusers {\n\t\tstore file "+dir+"\n\t}\n}\n")
+	cfg := apitest.WriteCaddyfile(t, "{\n\tapiusers {\n\t\tstore file "+dir+"\n\t}\n}\n")
 	var stdout, stderr bytes.Buffer
-	if _, err := bootstrap(&stdout, &stderr, cfg, "caddyfile", "acme", "root"); err != nil {
-		t.Fatal(err)
-	}
-	rootKey := strings.TrimSpace(stdout.String())
-	stdout.Reset()
+	rootKey := bootstrapRoot(t, cfg)
 	// The root key's superadmin creates a second workspace on the way.
 	code, err := seed(context.Background(), &stdout, &stderr, seedOptions{
 		config: cfg, adapter: "caddyfile", workspace: "beta", users: 20, prefix: "s", rootKey: rootKey, workers: 3,
@@ -120,7 +136,7 @@ func TestSeedRootKeyStdout(t *testing.T) {
 	checkSeeded(t, cfg, "beta", "s", keys, 20)
 
 	// The root key still works: only a bootstrapped seeder loses its key.
-	svc, closeSvc, err := openService(cfg, "caddyfile")
+	svc, closeSvc, err := module.OpenService(cfg, "caddyfile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,20 +160,17 @@ func TestSeedRootKeyStdout(t *testing.T) {
 }
 
 func TestSeedSeederKeyRevoked(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	cfg := writeCaddyfile(t, "{\n\tapiusers {\n\t\tstore file "+dir+"\n\t}\n}\n")
+	cfg := apitest.WriteCaddyfile(t, "{\n\tapiusers {\n\t\tstore file "+dir+"\n\t}\n}\n")
 	var stdout, stderr bytes.Buffer
-	if _, err := bootstrap(&stdout, &stderr, cfg, "caddyfile", "acme", "root"); err != nil {
-		t.Fatal(err)
-	}
-	rootKey := strings.TrimSpace(stdout.String())
-	stdout.Reset()
+	rootKey := bootstrapRoot(t, cfg)
 	if _, err := seed(context.Background(), &stdout, &stderr, seedOptions{
 		config: cfg, adapter: "caddyfile", workspace: "acme", users: 5, prefix: "x",
 	}); err != nil {
 		t.Fatal(err)
 	}
-	svc, closeSvc, err := openService(cfg, "caddyfile")
+	svc, closeSvc, err := module.OpenService(cfg, "caddyfile")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +193,9 @@ func TestSeedSeederKeyRevoked(t *testing.T) {
 // TestSeedRedis seeds through many workers racing on one workspace, which
 // the Redis store resolves optimistically.
 func TestSeedRedis(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
-	cfg := writeCaddyfile(t, "{\n\tapiusers {\n\t\tstore redis "+srv.URL()+"\n\t\tsigning_key 0123456789abcdef0123456789abcdef\n\t}\n}\n")
+	cfg := apitest.WriteCaddyfile(t, "{\n\tapiusers {\n\t\tstore redis "+srv.URL()+"\n\t\tsigning_key 0123456789abcdef0123456789abcdef\n\t}\n}\n")
 	keysOut := filepath.Join(t.TempDir(), "keys.txt")
 	var stdout, stderr bytes.Buffer
 	const n = 300
@@ -195,6 +209,7 @@ func TestSeedRedis(t *testing.T) {
 }
 
 func TestSeedUsage(t *testing.T) {
+	t.Parallel()
 	var stdout, stderr bytes.Buffer
 	for _, c := range []struct {
 		o    seedOptions

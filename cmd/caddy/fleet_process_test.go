@@ -1,4 +1,4 @@
-package module
+package main
 
 import (
 	"encoding/json"
@@ -62,10 +62,8 @@ func TestFleetProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	// As TestE2EBinary: build while the package's other tests run.
-	build := apitest.Build(t)
 	t.Parallel()
-	bin := build()
+	bin := caddyBin.Path(t)
 
 	srv := redistest.Start(t)
 	// (No persistence: the last subtest stops Redis for good.)

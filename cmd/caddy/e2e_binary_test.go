@@ -1,4 +1,4 @@
-package module
+package main
 
 import (
 	"encoding/json"
@@ -23,11 +23,8 @@ func TestE2EBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	// The build runs while the package's other tests do: this test waits
-	// for them (t.Parallel), then for the build.
-	build := apitest.Build(t)
 	t.Parallel()
-	bin := build()
+	bin := caddyBin.Path(t)
 
 	t.Run("list-modules", func(t *testing.T) {
 		r := apitest.Run(t, bin, apitest.Env(t.TempDir()), 30*time.Second, "list-modules")
@@ -74,12 +71,12 @@ func TestE2EBinary(t *testing.T) {
 		if !strings.Contains(r.Stderr, "created superadmin root") || strings.Contains(r.Stderr, root) {
 			t.Errorf("stderr = %q", r.Stderr)
 		}
-		for _, f := range []string{dbFileName, secretFileName} {
+		for _, f := range []string{"apiusers.db", "signing.key"} {
 			if _, err := os.Stat(filepath.Join(dataDir, f)); err != nil {
 				t.Errorf("the store's %s: %v", f, err)
 			}
 		}
-		if fi, err := os.Stat(filepath.Join(dataDir, secretFileName)); err == nil && fi.Mode().Perm() != 0o600 {
+		if fi, err := os.Stat(filepath.Join(dataDir, "signing.key")); err == nil && fi.Mode().Perm() != 0o600 {
 			t.Errorf("signing.key mode %v, want 0600", fi.Mode().Perm())
 		}
 

@@ -1,4 +1,4 @@
-package module
+package main
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func waitFeed(t *testing.T, addr string, n int64) {
 	}
 }
 
-// People (SPEC §6) through real Caddy processes (the built binary) with
+// People through real Caddy processes (the built binary) with
 // an access log on: on the file store (one instance), and on one Redis
 // shared by two instances, where the fleet cases run (a throttle that
 // holds on the other instance, sessions that end there within 1 s).
@@ -316,9 +316,8 @@ func TestE2EPeople(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	build := apitest.Build(t)
 	t.Parallel()
-	bin := build()
+	bin := caddyBin.Path(t)
 
 	t.Run("file", func(t *testing.T) {
 		data := filepath.Join(t.TempDir(), "apiusers")
@@ -333,7 +332,7 @@ func TestE2EPeople(t *testing.T) {
 	})
 }
 
-// exercisePeople runs the acceptance list of issue 10 on p's instances
+// exercisePeople runs the people scenarios on p's instances
 // (the fleet checks on the second one when there is one).
 func exercisePeople(t *testing.T, p *peopleRun) {
 	a := p.sites[0]
