@@ -5,7 +5,7 @@
 // routes are listed in one table (routes.go) and described by the OpenAPI
 // 3.1 document served, without authentication, at GET /openapi.json.
 //
-// Conventions, beyond SPEC §4:
+// Conventions:
 //   - Every request but GET /openapi.json and the public people routes
 //     (POST /login, /invitations/accept, /password-reset,
 //     /password-reset/confirm) authenticates, before routing, with a key or

@@ -54,6 +54,15 @@ func (s *Service) keyTarget(tx Tx, actor *Principal, ws, userID string, read boo
 	return sj.User, nil
 }
 
+// managedKey loads key kid of user userID, which actor must be able to
+// manage.
+func (s *Service) managedKey(tx Tx, actor *Principal, ws, userID, kid string) (*Key, error) {
+	if _, err := s.keyTarget(tx, actor, ws, userID, false); err != nil {
+		return nil, err
+	}
+	return getKey(tx, ws, userID, kid)
+}
+
 // liveKeys lists u's keys, deleting the ones whose grace or expiry ended
 // when prune is set (inside an Update).
 func liveKeys(tx Tx, ws, userID string, now time.Time, prune bool) ([]Key, error) {
@@ -206,10 +215,7 @@ func (s *Service) RevealKey(ctx context.Context, actor *Principal, ws, userID, k
 	}
 	var out *IssuedKey
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		if _, err := s.keyTarget(tx, actor, ws, userID, false); err != nil {
-			return err
-		}
-		k, err := getKey(tx, ws, userID, kid)
+		k, err := s.managedKey(tx, actor, ws, userID, kid)
 		if err != nil {
 			return err
 		}
@@ -229,10 +235,7 @@ func (s *Service) RevealKey(ctx context.Context, actor *Principal, ws, userID, k
 // RevokeKey kills key kid at once.
 func (s *Service) RevokeKey(ctx context.Context, actor *Principal, ws, userID, kid string) error {
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		if _, err := s.keyTarget(tx, actor, ws, userID, false); err != nil {
-			return err
-		}
-		k, err := getKey(tx, ws, userID, kid)
+		k, err := s.managedKey(tx, actor, ws, userID, kid)
 		if err != nil {
 			return err
 		}

@@ -94,11 +94,7 @@ func (s *Service) ListMessages(ctx context.Context, actor *Principal, ws string,
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(out) > page.Limit {
-		out = out[:page.Limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
+	out, next := cutPage(out, page.Limit, func(m *Message) string { return m.ID })
 	return out, next, nil
 }
 

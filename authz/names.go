@@ -9,7 +9,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// Names (SPEC §2). Usernames, emails and team names are compared in one
+// Names. Usernames, emails and team names are compared in one
 // canonical form everywhere: uniqueness, the usr_ rule, owner matching and
 // sign-in all call CanonicalName, so two spellings that differ only by
 // compatibility forms (fullwidth letters, ligatures) or by case are one

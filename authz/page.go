@@ -37,6 +37,17 @@ func (p Page) normalize() (Page, string, error) {
 	return p, after, err
 }
 
+// cutPage keeps the first limit of items, read with one more than a page
+// asks for, and returns the cursor of the next page: "" when there was no
+// more.
+func cutPage[T any](items []T, limit int, id func(*T) string) ([]T, string) {
+	if len(items) <= limit {
+		return items, ""
+	}
+	items = items[:limit]
+	return items, encodeCursor(id(&items[limit-1]))
+}
+
 // listPage reads one page of collection c: up to limit records with ids
 // after `after`, decoded, and the cursor of the next page ("" when there is
 // none).
@@ -48,11 +59,8 @@ func listPage[T any](ctx context.Context, st Store, c Collection, after string, 
 		if err != nil {
 			return err
 		}
-		out, next = make([]T, 0, len(entries)), ""
-		if len(entries) > limit {
-			entries = entries[:limit]
-			next = encodeCursor(entries[limit-1].ID)
-		}
+		entries, next = cutPage(entries, limit, func(e *Entry) string { return e.ID })
+		out = make([]T, 0, len(entries))
 		for _, e := range entries {
 			var v T
 			if err := decodeRecord(c, e.ID, e.Value, &v); err != nil {

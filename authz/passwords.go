@@ -181,13 +181,7 @@ func (s *Service) storeUserPassword(ctx context.Context, actor *Principal, ws, i
 	var sj *subject
 	_, err := update(ctx, s, actor, recordChange[User]{
 		kind: userRecords, ws: ws, id: id, now: now, action: action,
-		load: func(tx Tx) (*User, error) {
-			var err error
-			if sj, err = loadSubject(tx, ws, id); err != nil {
-				return nil, err
-			}
-			return sj.User, nil
-		},
+		load: loadingSubject(ws, id, &sj),
 		edit: func(tx Tx, u *User) error {
 			if err := s.mayEditPassword(actor, sj); err != nil {
 				return err

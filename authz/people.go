@@ -14,7 +14,7 @@ import (
 	"github.com/apiusers/apiusers/authz/ids"
 )
 
-// People (SPEC §6): accounts, memberships, passwords, sessions and
+// People: accounts, memberships, passwords, sessions and
 // one-time tokens.
 //
 // An account is a person, installation-wide; its records live in the
@@ -93,7 +93,7 @@ type Session struct {
 }
 
 // emailKey is the canonical form an account's email is unique in and
-// found by (SPEC §2: the one canonical form of every name).
+// found by (the one canonical form of every name).
 func emailKey(email string) string { return CanonicalName(strings.TrimSpace(email)) }
 
 // secretToken makes a token "<id>.<secret>" and the digest of its secret

@@ -11,9 +11,9 @@ import (
 
 // Typed access to the records the domain keeps in a Tx. Users, keys and
 // audit entries, the records a workspace holds many of, are stored in
-// compact forms (stored.go; package audit for audit entries), and the API
-// shows the same JSON as ever it would; every other record is stored as
-// its API JSON.
+// compact forms (stored.go; package audit for audit entries), which decode
+// back to the JSON the API shows; every other record is stored as its API
+// JSON.
 
 func getRecord(tx Tx, c Collection, id string, v any) error {
 	raw, err := tx.Get(c, id)

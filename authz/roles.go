@@ -74,17 +74,6 @@ func ValidRole(r Role) bool {
 	return ok
 }
 
-// RolePermissions returns the role's explicit permissions; for roles with
-// "*" it returns ["*"] followed by nothing else (the exceptions are in
-// RoleExceptions).
-func RolePermissions(r Role) []string {
-	d := roles[r]
-	if d.all {
-		return []string{"*"}
-	}
-	return append([]string(nil), d.perms...)
-}
-
 // permSet is a compiled set of permissions: either an explicit set, or
 // "everything but except" plus explicit additions.
 type permSet struct {

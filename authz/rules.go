@@ -2,7 +2,7 @@ package authz
 
 import "errors"
 
-// Who may manage whom (SPEC §2). Every check here reads the actor's
+// Who may manage whom. Every check here reads the actor's
 // effective permissions and the target's effective rights; none touches the
 // store (subjectOf reads the target's teams inside the caller's
 // transaction).

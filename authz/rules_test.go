@@ -204,7 +204,7 @@ func mustKey(t *testing.T, e *env, id string) string {
 }
 
 // TestInvalidKeysAnswerAlike: a 401 says only what the key's rightful
-// holder can act on (SPEC §3); the precise reason is for the log.
+// holder can act on; the precise reason is for the log.
 func TestInvalidKeysAnswerAlike(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {

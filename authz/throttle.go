@@ -8,7 +8,7 @@ import (
 	"github.com/apiusers/apiusers/authz/throttle"
 )
 
-// Sign-in throttling (SPEC §6), with authz/throttle: after
+// Sign-in throttling, with authz/throttle: after
 // IdentityFailures failures for one identity (an email, or a workspace and
 // username, in canonical form) within FailureWindow, further attempts for
 // it are refused with 429 until a wait has passed since the last failure,
@@ -24,7 +24,7 @@ const (
 	FailureWindow    = 15 * time.Minute
 )
 
-// ErrThrottled: too many failed sign-ins; retry later (429).
+// ErrThrottled means too many failed sign-ins: retry later (429).
 var ErrThrottled = errors.New("too many failed sign-ins")
 
 // ThrottledError is a refused sign-in attempt and how long to wait.

@@ -84,11 +84,7 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 	if err != nil {
 		return nil, "", err
 	}
-	next := ""
-	if len(out) > page.Limit {
-		out = out[:page.Limit]
-		next = encodeCursor(out[len(out)-1].ID)
-	}
+	out, next := cutPage(out, page.Limit, func(u *User) string { return u.ID })
 	for i := range out {
 		redact(actor, &out[i], show[i])
 	}
@@ -389,6 +385,18 @@ func loadSubject(tx Tx, ws, id string) (*subject, error) {
 	return subjectOf(tx, u, nil)
 }
 
+// loadingSubject is the load of a recordChange of user id of ws that
+// reads it as a subject (with its teams, for the rules) into *sj.
+func loadingSubject(ws, id string, sj **subject) func(Tx) (*User, error) {
+	return func(tx Tx) (*User, error) {
+		var err error
+		if *sj, err = loadSubject(tx, ws, id); err != nil {
+			return nil, err
+		}
+		return (*sj).User, nil
+	}
+}
+
 func (s *Service) loadUser(ctx context.Context, ws, id string) (*User, error) {
 	var u *User
 	err := s.store.View(ctx, ws, func(tx Tx) error {
@@ -408,13 +416,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 	var sj *subject
 	u, err := update(ctx, s, actor, recordChange[User]{
 		kind: userRecords, ws: ws, id: id, ifMatch: ifMatch, action: ActionUserUpdate,
-		load: func(tx Tx) (*User, error) {
-			var err error
-			if sj, err = loadSubject(tx, ws, id); err != nil {
-				return nil, err
-			}
-			return sj.User, nil
-		},
+		load: loadingSubject(ws, id, &sj),
 		edit: func(tx Tx, u *User) error {
 			manages = mayManage(actor, sj)
 			return s.applyPatch(tx, actor, u, manages, &patch)
@@ -527,13 +529,7 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 	var sj *subject
 	u, err := update(ctx, s, actor, recordChange[User]{
 		kind: userRecords, ws: ws, id: id, action: ActionUserStatus,
-		load: func(tx Tx) (*User, error) {
-			var err error
-			if sj, err = loadSubject(tx, ws, id); err != nil {
-				return nil, err
-			}
-			return sj.User, nil
-		},
+		load: loadingSubject(ws, id, &sj),
 		edit: func(tx Tx, u *User) error {
 			manages = mayManage(actor, sj)
 			if !mayChangeStatus(actor, sj, status) {

@@ -19,7 +19,7 @@ import (
 	"github.com/apiusers/apiusers/internal/apitest"
 )
 
-// The acceptance suite of issue 2: one in-process Caddy per store (the
+// The acceptance suite: one in-process Caddy per store (the
 // embedded file store, then a real redis-server), configured with the
 // quickstart's admin API and gateway plus routes that exercise workspace,
 // roles and require, proxying to a recording upstream. The scenarios that
@@ -349,7 +349,7 @@ func (a *e2e) testUnauthorized(t *testing.T) {
 		t.Fatalf("deleting: %d %s", res.StatusCode, body)
 	}
 
-	// One answer for every invalid key (SPEC §3): only a missing and an
+	// One answer for every invalid key: only a missing and an
 	// expired key say so, so a stolen key tells nothing of its account.
 	const invalid = "401 invalid API key"
 	cases := []struct {

@@ -186,7 +186,7 @@ type exMessage struct {
 }
 
 // messages lists every message key may see with the query q (all pages).
-func (x *e2e) messages(t *testing.T, key string, q url.Values) []exMessage {
+func (a *e2e) messages(t *testing.T, key string, q url.Values) []exMessage {
 	t.Helper()
 	var all []exMessage
 	q = exCloneValues(q)
@@ -196,7 +196,7 @@ func (x *e2e) messages(t *testing.T, key string, q url.Values) []exMessage {
 			Items      []exMessage `json:"items"`
 			NextCursor string      `json:"next_cursor"`
 		}
-		body := x.Admin(t, key, http.MethodGet, "/workspaces/acme/messages?"+q.Encode(), nil, http.StatusOK)
+		body := a.Admin(t, key, http.MethodGet, "/workspaces/acme/messages?"+q.Encode(), nil, http.StatusOK)
 		if err := json.Unmarshal(body, &page); err != nil {
 			t.Fatal(err)
 		}
@@ -227,9 +227,9 @@ func exCounter(t *testing.T, c interface{ Write(*dto.Metric) error }) float64 {
 }
 
 // adminMetric reads metric name from Caddy's admin endpoint /metrics.
-func (x *e2e) adminMetric(t *testing.T, name string) (float64, bool) {
+func (a *e2e) adminMetric(t *testing.T, name string) (float64, bool) {
 	t.Helper()
-	res, err := http.Get("http://localhost:" + strconv.Itoa(x.adminPort) + "/metrics")
+	res, err := http.Get("http://localhost:" + strconv.Itoa(a.adminPort) + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,21 +170,21 @@ func startE2E(t *testing.T, s e2eSite) *e2e {
 
 // bootstrap bootstraps the store, before Caddy holds it, with the
 // command's code path, and keeps root's key in e.
-func (e *e2e) bootstrap() {
-	e.t.Helper()
+func (a *e2e) bootstrap() {
+	a.t.Helper()
 	var stdout, stderr bytes.Buffer
-	if _, err := bootstrap(&stdout, &stderr, e.cfgPath, "caddyfile", "acme", "root"); err != nil {
-		e.t.Fatalf("bootstrap: %v\n%s", err, stderr.String())
+	if _, err := bootstrap(&stdout, &stderr, a.cfgPath, "caddyfile", "acme", "root"); err != nil {
+		a.t.Fatalf("bootstrap: %v\n%s", err, stderr.String())
 	}
-	e.Root = strings.TrimSpace(stdout.String())
+	a.Root = strings.TrimSpace(stdout.String())
 }
 
 // unload replaces the config with an empty one: frees the ports and the
 // store.
-func (e *e2e) unload() {
+func (a *e2e) unload() {
 	// Idle keep-alive connections would hold up the servers' shutdown.
-	e.tester.Client.CloseIdleConnections()
-	e.tester.InitServer(apitest.Empty(e.adminPort), "caddyfile")
+	a.tester.Client.CloseIdleConnections()
+	a.tester.InitServer(apitest.Empty(a.adminPort), "caddyfile")
 }
 
 // forEachStore runs fn against the Caddy of s on the file store and on

@@ -16,7 +16,7 @@ import (
 )
 
 // The gateway's hot path: an allowed request whose key and principal are
-// cached. Target (issue 2): ≤ 1 µs and ≤ 2 allocations in the plugin.
+// cached. Target: ≤ 1 µs and ≤ 2 allocations in the plugin.
 //
 //   - BenchmarkGatewayCached is the number to read. Each call gets a fresh
 //     request with the state Caddy's server gives one (vars, a replacer

@@ -13,7 +13,7 @@ import (
 	"github.com/apiusers/apiusers/internal/apitest"
 )
 
-// The hardening suite (issue 9): a real Caddy per store, with the
+// The hardening suite: a real Caddy per store, with the
 // end-to-end harness (e2e), on a Caddyfile whose site writes its
 // access log to a file and has a route that takes the key from every kind
 // of source.

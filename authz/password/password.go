@@ -1,8 +1,7 @@
 // Package password hashes and checks passwords: argon2id hashes in PHC
 // string form (the parameters travel with each hash, so they can be
 // raised and old hashes upgraded on the next sign-in), a bounded pool that
-// every hash runs in, and the password policy (SPEC §6, after NIST SP
-// 800-63B). It knows nothing of users, stores or Caddy.
+// every hash runs in, and the password policy (after NIST SP 800-63B). It knows nothing of users, stores or Caddy.
 package password
 
 import (

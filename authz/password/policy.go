@@ -9,7 +9,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
-// Policy limits (SPEC §6): 12 to 256 characters, any characters, no
+// Policy limits: 12 to 256 characters, any characters, no
 // composition rules.
 const (
 	MinLength = 12

@@ -11,7 +11,7 @@ import (
 	"github.com/apiusers/apiusers/authz"
 )
 
-// RunPeople runs the people rules (SPEC §6) through a Service on the store
+// RunPeople runs the people rules through a Service on the store
 // open returns: accounts, invitations, passwords, sign-in, sessions and
 // one-time tokens behave the same on every store.
 func RunPeople(t *testing.T, open func(t *testing.T) authz.Store) {

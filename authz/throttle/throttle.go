@@ -45,7 +45,7 @@
 //		byIdentity.Clear(ctx, id) // a success clears the identity's count
 //	}
 //
-// (for SPEC §6: New(Policy{Limit: 5, Window: 15 * time.Minute, ...}) per
+// (sign-in: New(Policy{Limit: 5, Window: 15 * time.Minute, ...}) per
 // identity, Limit 50 per address).
 //
 // # A fleet

@@ -35,7 +35,7 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// signIn is the sign-in policy of SPEC §6 for one identity.
+// signIn is the sign-in policy for one identity.
 var signIn = throttle.Policy{Limit: 5, Window: 15 * time.Minute, Backoff: time.Second}
 
 func mustNew(t *testing.T, p throttle.Policy, o throttle.Options) *throttle.Limiter {
