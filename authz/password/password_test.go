@@ -159,7 +159,7 @@ func BenchmarkCheck(b *testing.B) {
 func TestBudgetHoldsBack(t *testing.T) {
 	h, _ := New(Config{Workers: 1, Budget: 0.01, Burst: time.Millisecond, MaxWait: time.Hour})
 	ctx := context.Background()
-	var clock time.Time = time.Unix(1e9, 0)
+	clock := time.Unix(1e9, 0)
 	h.now = func() time.Time { return clock }
 	h.at = clock
 	h.avail = 0
