@@ -271,7 +271,7 @@ type resetSent struct {
 
 // sendReset answers POST /workspaces/{ws}/users/{id}/password-reset with 202.
 func (h *Handler) sendReset(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
-	m, err := h.svc.SendReset(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"))
+	m, err := h.svc.SendReset(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), h.mailer == nil)
 	if err != nil {
 		return err
 	}

@@ -80,6 +80,22 @@ func TestPeopleCookieAndCrossSite(t *testing.T) {
 	if me.User.Username != "root" || me.Account.Name != "" {
 		t.Fatalf("GET /me with a key and the cookie: %+v", me)
 	}
+	// GET /workspaces lists the person's workspaces (a second one after
+	// accepting its invitation).
+	e.ok(req{method: "POST", path: "/workspaces", key: e.root, body: `{"id":"beta","name":"Beta"}`}, http.StatusCreated, nil)
+	var inv2 struct {
+		AcceptURL string `json:"accept_url"`
+	}
+	e.ok(req{method: "POST", path: "/workspaces/beta/invitations", key: e.root, body: `{"email":"ANA@example.com","role":"viewer"}`}, http.StatusCreated, &inv2)
+	body, _ = json.Marshal(map[string]string{"token": strings.TrimPrefix(inv2.AcceptURL, "http://example.com/admin/accept?token=")})
+	e.ok(req{method: "POST", path: "/invitations/accept", body: string(body), header: withCookie(nil)}, http.StatusOK, nil)
+	var wss struct {
+		Items []struct{ ID, Name string } `json:"items"`
+	}
+	e.ok(req{method: "GET", path: "/workspaces", header: withCookie(nil)}, http.StatusOK, &wss)
+	if len(wss.Items) != 2 || wss.Items[0].ID != "beta" || wss.Items[1].ID != "ws" {
+		t.Fatalf("a person's workspaces: %+v", wss)
+	}
 	// Logout from the console's origin ends the session and clears the cookie.
 	w = e.ok(req{method: "POST", path: "/logout", header: withCookie(http.Header{"Origin": {"http://example.com"}})}, http.StatusNoContent, nil)
 	if c := w.Result().Cookies(); len(c) != 1 || c[0].MaxAge >= 0 {

@@ -14,12 +14,25 @@ type newWorkspace struct {
 	Name string `json:"name,omitempty"`
 }
 
-// listWorkspaces answers GET /workspaces: the caller's workspace, or every
+// listWorkspaces answers GET /workspaces: the caller's workspace (a
+// person's: every workspace it is an active member of), or every
 // workspace for a superadmin.
 func (h *Handler) listWorkspaces(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
 	page, err := pageOf(r.URL.Query())
 	if err != nil {
 		return err
+	}
+	if c := authOf(r).console; c != nil && !caller.Everywhere {
+		// A person: every workspace it is an active member of (one page:
+		// a person belongs to a few).
+		items, err := h.svc.PersonWorkspaces(r.Context(), c)
+		if err != nil {
+			return err
+		}
+		if page.Cursor != "" {
+			items = nil
+		}
+		return writeJSON(w, http.StatusOK, newList(items, ""), "")
 	}
 	items, next, err := h.svc.ListWorkspaces(r.Context(), caller, page)
 	if err != nil {

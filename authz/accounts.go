@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 
 	"github.com/apiusers/apiusers/authz/audit"
 )
@@ -81,6 +82,26 @@ func (s *Service) UpdateAccount(ctx context.Context, c *ConsoleCaller, p Account
 	}
 	if len(changes) > 0 {
 		s.auditAccount(ctx, c.Memberships, ActionAccountUpdate, changes)
+	}
+	return out, nil
+}
+
+// PersonWorkspaces lists the workspaces a console caller is an active
+// member of, in workspace id order.
+func (s *Service) PersonWorkspaces(ctx context.Context, c *ConsoleCaller) ([]Workspace, error) {
+	out := []Workspace{}
+	for _, m := range c.Memberships {
+		if m.Status != StatusActive {
+			continue
+		}
+		w, err := s.workspaceExists(ctx, m.Workspace)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *w)
 	}
 	return out, nil
 }

@@ -287,7 +287,9 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, name, pw string, 
 			return err
 		}
 		out.Account = *a
-		if signedIn == nil {
+		if signedIn == nil || signedIn.Account.ID != a.ID {
+			// Accepting signs the person in (replacing another person's
+			// cookie that this browser held).
 			if out.Token, err = s.newConsoleSession(tx, a.ID, now); err != nil {
 				return err
 			}

@@ -291,7 +291,12 @@ func (s *Service) newReset(tx Tx, acc *Account, now time.Time) (*ResetMail, erro
 
 // SendReset makes a reset link for member id of ws, for a caller that may
 // manage it (POST …/password-reset).
-func (s *Service) SendReset(ctx context.Context, actor *Principal, ws, id string) (*ResetMail, error) {
+//
+// revealed says the caller is shown the link (no mailer is configured):
+// whoever holds it can sign in as the person, everywhere, so then the
+// caller must manage every membership of the person, not only this one
+// (a workspace admin must not take over a person who is more elsewhere).
+func (s *Service) SendReset(ctx context.Context, actor *Principal, ws, id string, revealed bool) (*ResetMail, error) {
 	if !actor.InWorkspace(ws) {
 		return nil, forbidden("not a member of workspace %s", ws)
 	}
@@ -307,6 +312,11 @@ func (s *Service) SendReset(ctx context.Context, actor *Principal, ws, id string
 	}
 	if u.Status == StatusInvited {
 		return nil, errf(ErrConflict, "user %s has not accepted the invitation yet: send a new invitation instead", id)
+	}
+	if revealed {
+		if err := s.managesPerson(ctx, actor, u.Account); err != nil {
+			return nil, err
+		}
 	}
 	now := s.now().UTC()
 	var out *ResetMail
@@ -381,5 +391,34 @@ func (s *Service) ConfirmReset(ctx context.Context, token, next string) error {
 		s.auditAccount(ctx, ms, ActionPasswordReset, nil)
 	}
 	s.succeeded(ctx, "e:"+emailKey(acc.Email))
+	return nil
+}
+
+// managesPerson fails with 403 unless actor may manage every membership
+// of account accID.
+func (s *Service) managesPerson(ctx context.Context, actor *Principal, accID string) error {
+	var idx [][2]string
+	if err := s.store.View(ctx, "", func(tx Tx) error {
+		var err error
+		idx, err = membershipsOf(tx, accID)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, m := range idx {
+		if !actor.InWorkspace(m[0]) {
+			return forbidden("the person is also a member of workspace %s: without a mailer, only a caller who manages every membership of a person gets its reset link", m[0])
+		}
+		sj, err := s.subjectNow(ctx, m[0], m[1])
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !mayManage(actor, sj) {
+			return forbidden("may not manage the person's membership %s of workspace %s: without a mailer, only a caller who manages every membership of a person gets its reset link", m[1], m[0])
+		}
+	}
 	return nil
 }

@@ -66,6 +66,17 @@ func TestUnmarshalApp(t *testing.T) {
 			MessagesMaxAge: caddy.Duration(7 * 24 * time.Hour),
 			MessagesQueue:  1024,
 		}},
+		{"people", `apiusers {
+			public_url https://console.example.com/base
+			session_ttl 8h
+			session_idle 30m
+			invite_ttl 3d
+		}`, App{
+			PublicURL:   "https://console.example.com/base",
+			SessionTTL:  caddy.Duration(8 * time.Hour),
+			SessionIdle: caddy.Duration(30 * time.Minute),
+			InviteTTL:   caddy.Duration(72 * time.Hour),
+		}},
 		{"placeholders", `apiusers {
 			store redis {env.REDIS_URL}
 			signing_key {env.APIUSERS_SIGNING_KEY}
@@ -186,6 +197,11 @@ func TestUnmarshalAppErrors(t *testing.T) {
 		{"messages_max_age bad", "apiusers {\n\tmessages_max_age forever\n}", `messages_max_age: bad duration "forever": time: invalid duration "forever", at Testfile:2`},
 		{"messages_max_age negative", "apiusers {\n\n\tmessages_max_age -1h\n}", "messages_max_age must be positive, at Testfile:3"},
 		{"messages_queue negative", "apiusers {\n\tmessages_queue -5\n}", `messages_queue: want a positive whole number, got "-5", at Testfile:2`},
+		{"public_url not a URL", "apiusers {\n\tpublic_url console.example.com\n}", `public_url "console.example.com": want an absolute http:// or https:// URL without query or fragment, at Testfile:2`},
+		{"public_url with a query", "apiusers {\n\tpublic_url https://x.example/?a=1\n}", "at Testfile:2"},
+		{"session_ttl bad", "apiusers {\n\tsession_ttl long\n}", `session_ttl: bad duration "long"`},
+		{"session_idle zero", "apiusers {\n\n\tsession_idle 0s\n}", "session_idle must be positive, at Testfile:3"},
+		{"invite_ttl missing", "apiusers {\n\tinvite_ttl\n}", "wrong argument count"},
 		{"argument after name", "apiusers foo", "wrong argument count"},
 		{"extra argument", "apiusers {\n\tcache_ttl 1s 2s\n}", "wrong argument count or unexpected line ending after '2s', at Testfile:2"},
 	}

@@ -25,6 +25,7 @@ func RunPeople(t *testing.T, open func(t *testing.T) authz.Store) {
 		{"APIUserPassword", testAPIUserPassword},
 		{"ChangePasswordEndsSessions", testChangePassword},
 		{"NoSecretInRecords", testNoSecretInRecords},
+		{"ResetLinkOnlyToWhoManagesAll", testResetLinkScope},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newPeople(t, open(t))) })
 	}
@@ -381,5 +382,58 @@ func testNoSecretInRecords(t *testing.T, p *people) {
 	u, err := p.svc.GetUser(p.ctx, p.root, "acme", cu.ID)
 	if err != nil || !u.HasPassword || u.PasswordChangedAt == nil {
 		t.Fatalf("API user with a password: %v %+v", err, u)
+	}
+}
+
+// testResetLinkScope: a reset link shown to the caller (no mailer) signs
+// the person in everywhere, so only a caller who manages every one of the
+// person's memberships gets it; a mailed one goes to the person.
+func testResetLinkScope(t *testing.T, p *people) {
+	for _, ws := range []string{"acme", "beta"} {
+		role := authz.RoleViewer
+		if ws == "beta" {
+			role = authz.RoleAdmin
+		}
+		inv, err := p.svc.Invite(p.ctx, p.root, ws, authz.NewInvitation{Email: "eve@example.com", Role: role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := (*authz.ConsoleCaller)(nil)
+		if ws == "beta" {
+			in, err := p.svc.SignInAccount(p.ctx, "eve@example.com", goodPassword, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c, err = p.svc.ConsoleSession(p.ctx, in.Token); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pw := goodPassword
+		if c != nil {
+			pw = ""
+		}
+		if _, err := p.svc.AcceptInvitation(p.ctx, inv.Token, "", pw, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin, err := p.svc.CreateUser(p.ctx, p.root, "acme", authz.NewUser{Username: "acme-admin", Kind: authz.KindAPI, Role: authz.RoleAdmin, IssueKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actor, _, err := p.svc.Authenticate(p.ctx, admin.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eve, _, err := p.svc.ListUsers(p.ctx, p.root, "acme", authz.UserFilter{Q: "eve@"}, authz.Page{})
+	if err != nil || len(eve) != 1 {
+		t.Fatalf("eve in acme: %v %+v", err, eve)
+	}
+	_, err = p.svc.SendReset(p.ctx, actor, "acme", eve[0].ID, true)
+	wantKind(t, "a shown link for a person who is more elsewhere", err, authz.ErrForbidden)
+	if m, err := p.svc.SendReset(p.ctx, actor, "acme", eve[0].ID, false); err != nil || m.Email != "eve@example.com" {
+		t.Fatalf("a mailed link: %v %+v", err, m)
+	}
+	if _, err := p.svc.SendReset(p.ctx, p.root, "acme", eve[0].ID, true); err != nil {
+		t.Fatalf("a superadmin's shown link: %v", err)
 	}
 }
