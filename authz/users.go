@@ -89,8 +89,13 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 		out = out[:page.Limit]
 		next = encodeCursor(out[len(out)-1].ID)
 	}
+	cs := make([]*Credits, len(out))
 	for i := range out {
 		redact(actor, &out[i], show[i])
+		cs[i] = out[i].Credits
+	}
+	if err := s.fillCredits(ctx, ws, cs...); err != nil {
+		return nil, "", err
 	}
 	return out, next, nil
 }
@@ -154,7 +159,11 @@ func (s *Service) CreateUser(ctx context.Context, actor *Principal, ws string, i
 		return nil, err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{nu.user.ID}})
-	return nu.created(s, actor), nil
+	out := nu.created(s, actor)
+	if err := s.fillCredits(ctx, ws, out.Credits); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // mayCreateUsers checks that actor may create users in ws at all, and
@@ -189,8 +198,15 @@ func (s *Service) newUserRecords(ws string, in NewUser, now time.Time) (*newUser
 		Kind: in.Kind, Role: in.Role, Status: in.Status, Organization: in.Organization,
 		Language: in.Language, Timezone: in.Timezone, PrivateNote: in.PrivateNote,
 		Permissions: orEmpty(in.Permissions), Grants: orEmptyGrants(in.Grants), Teams: []string{},
-		CreatedAt: now, UpdatedAt: now, Version: 1,
+		CreatedAt: now, UpdatedAt: now, Version: 1, RateLimit: in.RateLimit,
 	}}
+	if in.Credits != nil {
+		c, err := newCredits("credits", in.Credits, nil, nu.user.ID, now)
+		if err != nil {
+			return nil, err
+		}
+		nu.user.Credits = c
+	}
 	if in.IssueKey {
 		nu.key = s.newKey(&nu.user, "default", nil, now)
 		secret, err := s.sign(nu.key)
@@ -228,6 +244,9 @@ func (s *Service) writeNewUser(tx Tx, actor *Principal, nu *newUser, teams []str
 		return err
 	}
 	nu.manages = mayManage(actor, sj)
+	if (u.RateLimit != nil || u.Credits != nil) && !nu.manages {
+		return forbidden("setting the rate limit or credits of a user needs %s", PermUsersManage)
+	}
 	if nu.hash != "" {
 		if err := tx.Put(passwordsOf(ws), u.ID, []byte(nu.hash)); err != nil {
 			return err
@@ -305,6 +324,13 @@ func (s *Service) validateNewUser(actor *Principal, auth authority, in *NewUser)
 	if in.IssueKey && auth == authManage && !actor.HasPermission(PermKeysManage) {
 		return forbidden("issuing keys needs %s", PermKeysManage)
 	}
+	if in.RateLimit != nil {
+		r := *in.RateLimit
+		if err := r.normalize("rate_limit"); err != nil {
+			return err
+		}
+		in.RateLimit = &r
+	}
 	return checkGrantable(actor, auth, nil, in.Permissions, nil, in.Grants)
 }
 
@@ -377,6 +403,9 @@ func (s *Service) GetUser(ctx context.Context, actor *Principal, ws, id string) 
 		return nil, forbidden("reading user %s needs %s", id, PermUsersRead)
 	}
 	redact(actor, sj.User, mayManage(actor, sj))
+	if err := s.fillCredits(ctx, ws, sj.User.Credits); err != nil {
+		return nil, err
+	}
 	return sj.User, nil
 }
 
@@ -406,6 +435,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 	}
 	var manages bool
 	var sj *subject
+	var dropped string
 	u, err := update(ctx, s, actor, recordChange[User]{
 		kind: userRecords, ws: ws, id: id, ifMatch: ifMatch, action: ActionUserUpdate,
 		load: func(tx Tx) (*User, error) {
@@ -417,13 +447,30 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 		},
 		edit: func(tx Tx, u *User) error {
 			manages = mayManage(actor, sj)
-			return s.applyPatch(tx, actor, u, manages, &patch)
+			if err := s.applyPatch(tx, actor, u, manages, &patch); err != nil {
+				return err
+			}
+			dropped = ""
+			if patch.RateLimit.Set || patch.Credits.Set {
+				if err := mayLimit(actor, sj, false); err != nil {
+					return err
+				}
+				var err error
+				if dropped, err = applyLimits(patch.RateLimit, patch.Credits, &u.RateLimit, &u.Credits, u.ID, s.now()); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.dropCredits(ctx, ws, dropped)
 	redact(actor, u, manages)
+	if err := s.fillCredits(ctx, ws, u.Credits); err != nil {
+		return nil, err
+	}
 	return u, nil
 }
 
@@ -565,6 +612,9 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 		}
 	}
 	redact(actor, u, manages)
+	if err := s.fillCredits(ctx, ws, u.Credits); err != nil {
+		return nil, err
+	}
 	return u, nil
 }
 
@@ -614,6 +664,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		}
 	}
 	var account string
+	var credits []string // the ledger accounts of the user and its keys
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
 		sj, err := loadSubject(tx, ws, id)
 		if err != nil {
@@ -622,6 +673,19 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		u := sj.User
 		if err := checkDeletable(actor, sj); err != nil {
 			return err
+		}
+		credits = credits[:0]
+		if u.Credits != nil {
+			credits = append(credits, u.Credits.account)
+		}
+		keys, err := listKeys(tx, ws, id)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.Credits != nil {
+				credits = append(credits, k.Credits.account)
+			}
 		}
 		if err := tx.Drop(KeysCollection(ws, id)); err != nil {
 			return err
@@ -649,6 +713,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		return err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{id}})
+	s.dropCredits(ctx, ws, credits...)
 	if account != "" {
 		// The membership is gone; its index entry and link go after it
 		// (a failure here leaves an entry that points at nothing, which
@@ -708,6 +773,9 @@ func (s *Service) Me(ctx context.Context, actor *Principal) (*Me, error) {
 		return nil, err
 	}
 	u.PrivateNote = ""
+	if err := s.fillCredits(ctx, actor.Workspace, u.Credits); err != nil {
+		return nil, err
+	}
 	return &Me{User: *u, Permissions: actor.Permissions(), Except: actor.Except(), Grants: actor.Grants()}, nil
 }
 

@@ -254,9 +254,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// with the RateLimit fields' values). Each slice has capacity 1, so an
 	// append reallocates rather than writing into its neighbour.
 	var vals *[5]string
-	if len(g.lines) > 0 {
+	if len(g.lines) > 0 || p.HasCredits() {
 		var lv limitVals
-		vals, lv = g.newLimitVals(len(g.lines))
+		vals, lv = g.newLimitVals(len(g.lines) + 1)
 		if err := g.limitRequest(w, r, sv, p, cl.KeyID, now.UnixNano(), lv); err != nil {
 			return err
 		}

@@ -307,19 +307,27 @@ func seconds(d time.Duration) int64 {
 // Errors of limited requests, made once.
 var (
 	errRateLimited = &authz.Error{Kind: authz.ErrLimited, Detail: "rate limit exceeded"}
+	errNoCredits   = &authz.Error{Kind: authz.ErrLimited, Detail: "no credits left"}
 	errCreditsAway = &authz.Error{Kind: authz.ErrUnavailable, Detail: "credits unavailable"}
 )
 
-// limitRequest checks the route's rate limits and spends the caller's
+// limitRequest checks the route's rate limits (with the caller's own rate
+// on the lines that count by key or user) and then spends the caller's
 // credits for r, sets the RateLimit fields on w, and fills vals. It
-// returns the error to answer with when the request may not go on.
+// returns the error to answer with when the request may not go on: 429
+// when a limit refuses it or the credits are spent, 503 when the credits
+// cannot be spent for want of the store.
 func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *serving, p *authz.Principal, kid string, now int64, vals limitVals) error {
 	var ds [maxLimitLines]limit.Decision
 	denied := -1
 	var retry time.Duration
 	lines := g.limiters(sv)
+	own, credits := p.CallerLimits(kid)
 	for i, l := range g.lines {
 		rate := l.rate
+		if l.perCaller && own != nil {
+			rate = *own
+		}
 		d := lines[i].Allow(l.subject(r, p, kid), rate, 1, now)
 		ds[i] = d
 		vals.add(l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
@@ -330,6 +338,15 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 	var err error
 	if denied >= 0 {
 		err = errRateLimited
+	} else if credits != nil && g.cost > 0 {
+		q := sv.limits.Spend(r.Context(), credits, g.cost, now)
+		vals.add(creditsPolicyItem(credits, q, now), `"credits";r=`, q.Remaining, seconds(q.Reset), q.Reset > 0)
+		switch {
+		case q.Unavailable:
+			err, retry = errCreditsAway, q.RetryAfter
+		case !q.Allowed:
+			err, retry = errNoCredits, q.RetryAfter
+		}
 	}
 	h := w.Header()
 	if n := len(vals.policy); n > 0 {
@@ -354,6 +371,17 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
 	return caddyhttp.Error(http.StatusTooManyRequests, err)
+}
+
+// creditsPolicyItem is the RateLimit-Policy item of credits c: q is what a
+// period grants (or the credits as set, without a refill), w the period in
+// seconds (left out without a refill).
+func creditsPolicyItem(c *limit.Credits, q limit.QuotaDecision, now int64) string {
+	s := `"credits";q=` + strconv.FormatInt(q.Limit, 10)
+	if !c.Refill.IsZero() {
+		s += ";w=" + strconv.FormatInt(c.Refill.Seconds(c.Refill.Period(now)), 10)
+	}
+	return s
 }
 
 // limiters returns the route's limiters of sv's engine, taking them on
