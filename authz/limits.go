@@ -170,7 +170,9 @@ func newCredits(field string, in *SetCredits, old *Credits, owner string, now ti
 	if *in.Remaining < 0 || *in.Remaining > limit.MaxCredits {
 		return nil, fieldErr(field+".remaining", "must be 0 to %d", int64(limit.MaxCredits))
 	}
-	c := &Credits{Remaining: *in.Remaining, setAt: now.UTC(), account: owner, serial: now.UnixNano()}
+	// Serials are microseconds (exact in the float64 numbers of the Redis
+	// store's script), and above the last setting's.
+	c := &Credits{Remaining: *in.Remaining, setAt: now.UTC(), account: owner, serial: now.UnixMicro()}
 	if in.Refill != nil {
 		r := *in.Refill
 		lr, err := r.limit()

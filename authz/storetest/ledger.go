@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -82,6 +83,67 @@ func RunLedger(t *testing.T, open func(t *testing.T) authz.Store) {
 		}
 		if r, err = l.Balances(ctx, []limit.Credits{c3}, t0+day); err != nil || r[0] != c3.Refill.Amount {
 			t.Errorf("after drop, a period later: %v %v, want the refill (%d)", r, err, c3.Refill.Amount)
+		}
+	})
+
+	t.Run("random settlements as Apply says", func(t *testing.T) {
+		l := ledger(t)
+		rng := rand.New(rand.NewPCG(3, 4))
+		var ref *limit.LedgerState
+		c := limit.Credits{Workspace: "acme", ID: "key_r", Serial: 1, Set: 50, SetAt: t0, Refill: limit.Refill{Amount: 30, Every: time.Minute}}
+		type inst struct{ granted, spent, returned, period int64 }
+		insts := map[string]*inst{}
+		now := t0
+		for i := range 300 {
+			now += rng.Int64N(int64(20 * time.Second))
+			switch rng.IntN(30) {
+			case 0: // a new setting
+				c.Serial++
+				c.Set = rng.Int64N(100)
+				c.SetAt = now
+			case 1: // a holder goes silent for long
+				now += int64(limit.HoldTTL)
+			}
+			name := string(rune('a' + rng.IntN(4)))
+			in := insts[name]
+			if in == nil {
+				in = &inst{period: c.Refill.Period(now)}
+				insts[name] = in
+			}
+			if p := c.Refill.Period(now); p != in.period {
+				*in = inst{period: p}
+			}
+			// Spend some of what is held, return some.
+			held := in.granted - in.spent - in.returned
+			if held > 0 {
+				in.spent += rng.Int64N(held + 1)
+				held = in.granted - in.spent - in.returned
+				if rng.IntN(4) == 0 {
+					in.returned += held
+				}
+			}
+			s := limit.Settlement{Credits: c, Instance: name, Period: in.period, Spent: in.spent,
+				Returned: in.returned, Want: rng.Int64N(20), Now: now}
+			r := s
+			ref = limit.Apply(ref, &r)
+			if err := l.Settle(ctx, []*limit.Settlement{&s}); err != nil {
+				t.Fatal(err)
+			}
+			if s.Granted != r.Granted || s.Balance != r.Balance || s.Outstanding != r.Outstanding ||
+				s.Fresh != r.Fresh || s.LedgerSerial != r.LedgerSerial || s.LedgerPeriod != r.LedgerPeriod {
+				t.Fatalf("step %d: settled %+v, Apply says %+v", i, s, r)
+			}
+			if s.Fresh && in.granted > 0 || s.LedgerPeriod > in.period {
+				*in = inst{period: max(in.period, s.LedgerPeriod)}
+			}
+			in.granted = s.Granted
+			got, err := l.Balances(ctx, []limit.Credits{c}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := limit.Remaining(ref, c, now); got[0] != want {
+				t.Fatalf("step %d: remaining %d, Apply's state says %d", i, got[0], want)
+			}
 		}
 	})
 
