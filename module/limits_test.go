@@ -298,3 +298,18 @@ func TestGatewayCreditsRefill(t *testing.T) {
 		t.Errorf("after the refill: %d admitted, want 3", n)
 	}
 }
+
+// TestGatewayLimitedMetric: every 429 is counted in
+// apiusers_gateway_limited_total, by route and by the limit that refused.
+func TestGatewayLimitedMetric(t *testing.T) {
+	e := newTestEnv(t)
+	g := e.gateway(&Gateway{Name: "metered", RateLimits: []RateLimit{{Requests: 1, Per: caddy.Duration(time.Minute), Name: "slow"}}})
+	g.now = e.Clock.Now
+	before := counterValue(t, limitedRequests.WithLabelValues("metered", "slow"))
+	for range 4 {
+		serveFrom(t, g, e.userKey, "192.0.2.1")
+	}
+	if got := counterValue(t, limitedRequests.WithLabelValues("metered", "slow")) - before; got != 3 {
+		t.Errorf("limited counted %v times, want 3", got)
+	}
+}
