@@ -219,7 +219,7 @@ func TestProblems(t *testing.T) {
 		{name: "wrong method", req: req{method: "PUT", path: "/me", key: e.root}, status: 405,
 			header: map[string]string{"Allow": "GET, HEAD, PATCH"}},
 		{name: "wrong method on key", req: req{method: "GET", path: "/workspaces/ws/users/" + viewer.ID + "/keys/" + viewer.KeyID, key: e.root}, status: 405,
-			header: map[string]string{"Allow": "DELETE"}},
+			header: map[string]string{"Allow": "PATCH, DELETE"}},
 		{name: "duplicate username", req: req{method: "POST", path: "/workspaces/ws/users", key: e.root,
 			body: `{"username":"TAKEN","kind":"api","role":"api_user"}`}, status: 409},
 		{name: "delete outside trash", req: req{method: "DELETE", path: "/workspaces/ws/users/" + viewer.ID, key: e.root}, status: 409},

@@ -109,6 +109,21 @@ func (h *Handler) revealKey(w http.ResponseWriter, r *http.Request, caller *auth
 	return writeJSON(w, http.StatusOK, k, "")
 }
 
+// patchKey answers PATCH …/keys/{kid} with the key: its own rate_limit
+// and credits (null removes them). The caller must be allowed to manage
+// the user's keys, and not be the user.
+func (h *Handler) patchKey(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
+	var in authz.KeyPatch
+	if err := decodeBody(w, r, &in, false); err != nil {
+		return err
+	}
+	k, err := h.svc.UpdateKey(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), r.PathValue("kid"), in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, k, "")
+}
+
 // revokeKey answers DELETE …/keys/{kid} with 204: the key stops working at
 // once.
 func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {

@@ -49,6 +49,7 @@ func token(dec *json.Decoder) (json.Token, error) {
 }
 
 var (
+	optionalType        = reflect.TypeFor[interface{ OptionalType() reflect.Type }]()
 	unmarshalerType     = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
@@ -69,6 +70,14 @@ func walkValue(dec *json.Decoder, t reflect.Type, depth int, path string) error 
 	}
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	// A patch field that may be null (authz.Optional) is checked as the
+	// value it holds.
+	if t != nil && t.Implements(optionalType) {
+		t = reflect.Zero(t).Interface().(interface{ OptionalType() reflect.Type }).OptionalType()
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
 	}
 	// A type that decodes itself (time.Time, ...) is opaque: its members
 	// are only checked for duplicates.

@@ -17,6 +17,7 @@ const (
 	ActionKeyRegenerate    = "key.regenerate"
 	ActionKeyRevoke        = "key.revoke"
 	ActionKeyReveal        = "key.reveal"
+	ActionKeyUpdate        = "key.update"
 	ActionTeamCreate       = "team.create"
 	ActionTeamUpdate       = "team.update"
 	ActionTeamDelete       = "team.delete"

@@ -60,9 +60,14 @@ type NewUser struct {
 	// Password, for an API user, lets it sign in with POST /login; it is
 	// hashed and never stored, returned or audited.
 	Password string `json:"password,omitempty"`
+	// RateLimit and Credits are the user's own rate limit and credits
+	// (see RateLimit, Credits); the caller must be allowed to set them.
+	RateLimit *RateLimit  `json:"rate_limit,omitempty"`
+	Credits   *SetCredits `json:"credits,omitempty"`
 }
 
-// UserPatch is the body of a user update; nil fields stay as they are.
+// UserPatch is the body of a user update; nil fields stay as they are
+// (RateLimit and Credits: left out stay, null removes them).
 type UserPatch struct {
 	Username     *string   `json:"username,omitempty"`
 	Email        *string   `json:"email,omitempty"`
@@ -73,6 +78,9 @@ type UserPatch struct {
 	PrivateNote  *string   `json:"private_note,omitempty"`
 	Permissions  *[]string `json:"permissions,omitempty"`
 	Grants       *[]Grant  `json:"grants,omitempty"`
+
+	RateLimit Optional[RateLimit]  `json:"rate_limit"`
+	Credits   Optional[SetCredits] `json:"credits"`
 }
 
 // SelfPatch is the body of PATCH /me: the fields every user may change on
@@ -85,8 +93,17 @@ type SelfPatch struct {
 
 // NewKey is the body of a key creation.
 type NewKey struct {
-	Name      string     `json:"name"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Name      string      `json:"name"`
+	ExpiresAt *time.Time  `json:"expires_at,omitempty"`
+	RateLimit *RateLimit  `json:"rate_limit,omitempty"`
+	Credits   *SetCredits `json:"credits,omitempty"`
+}
+
+// KeyPatch is the body of a key update: its own rate limit and credits.
+// A field left out stays as it is; null removes it.
+type KeyPatch struct {
+	RateLimit Optional[RateLimit]  `json:"rate_limit"`
+	Credits   Optional[SetCredits] `json:"credits"`
 }
 
 // IssuedKey is a key's metadata with the key itself, as create, regenerate
@@ -116,14 +133,17 @@ type Me struct {
 
 // NewTeam is the body of a team creation.
 type NewTeam struct {
-	Name        string   `json:"name"`
-	Permissions []string `json:"permissions,omitempty"`
-	Grants      []Grant  `json:"grants,omitempty"`
+	Name        string     `json:"name"`
+	Permissions []string   `json:"permissions,omitempty"`
+	Grants      []Grant    `json:"grants,omitempty"`
+	RateLimit   *RateLimit `json:"rate_limit,omitempty"`
 }
 
-// TeamPatch is the body of a team update; nil fields stay as they are.
+// TeamPatch is the body of a team update; nil fields stay as they are
+// (RateLimit: left out stays, null removes it).
 type TeamPatch struct {
-	Name        *string   `json:"name,omitempty"`
-	Permissions *[]string `json:"permissions,omitempty"`
-	Grants      *[]Grant  `json:"grants,omitempty"`
+	Name        *string             `json:"name,omitempty"`
+	Permissions *[]string           `json:"permissions,omitempty"`
+	Grants      *[]Grant            `json:"grants,omitempty"`
+	RateLimit   Optional[RateLimit] `json:"rate_limit"`
 }

@@ -97,7 +97,17 @@ func (s *Service) ListKeys(ctx context.Context, actor *Principal, ws, userID str
 		keys, err = liveKeys(tx, ws, userID, s.now(), false)
 		return err
 	})
-	return keys, err
+	if err != nil {
+		return nil, err
+	}
+	cs := make([]*Credits, len(keys))
+	for i := range keys {
+		cs[i] = keys[i].Credits
+	}
+	if err := s.fillCredits(ctx, ws, cs...); err != nil {
+		return nil, err
+	}
+	return keys, nil
 }
 
 // CreateKey issues a new key for a user.
@@ -113,11 +123,27 @@ func (s *Service) CreateKey(ctx context.Context, actor *Principal, ws, userID st
 		t := in.ExpiresAt.UTC().Truncate(time.Second)
 		in.ExpiresAt = &t
 	}
+	if in.RateLimit != nil {
+		r := *in.RateLimit
+		if err := r.normalize("rate_limit"); err != nil {
+			return nil, err
+		}
+		in.RateLimit = &r
+	}
 	var out *IssuedKey
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
 		u, err := s.keyTarget(tx, actor, ws, userID, false)
 		if err != nil {
 			return err
+		}
+		if in.RateLimit != nil || in.Credits != nil {
+			sj, err := subjectOf(tx, u, nil)
+			if err != nil {
+				return err
+			}
+			if err := mayLimit(actor, sj, true); err != nil {
+				return err
+			}
 		}
 		live, err := liveKeys(tx, ws, userID, now, true)
 		if err != nil {
@@ -127,6 +153,12 @@ func (s *Service) CreateKey(ctx context.Context, actor *Principal, ws, userID st
 			return errf(ErrConflict, "user %s already holds %d keys", userID, MaxKeysPerUser)
 		}
 		k := s.newKey(u, in.Name, in.ExpiresAt, now)
+		k.RateLimit = in.RateLimit
+		if in.Credits != nil {
+			if k.Credits, err = newCredits("credits", in.Credits, nil, k.ID, now); err != nil {
+				return err
+			}
+		}
 		secret, err := s.sign(k)
 		if err != nil {
 			return err
@@ -141,6 +173,9 @@ func (s *Service) CreateKey(ctx context.Context, actor *Principal, ws, userID st
 		return nil, err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{userID}})
+	if err := s.fillCredits(ctx, ws, out.Credits); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -149,6 +184,12 @@ func keyChanges(k *Key) map[string]FieldChange {
 	c := map[string]FieldChange{"user_id": audit.Changed(nil, k.UserID), "name": audit.Changed(nil, k.Name)}
 	if k.ExpiresAt != nil {
 		c["expires_at"] = audit.Changed(nil, k.ExpiresAt)
+	}
+	if k.RateLimit != nil {
+		c["rate_limit"] = audit.Changed(nil, k.RateLimit)
+	}
+	if k.Credits != nil {
+		c["credits"] = audit.Changed(nil, k.Credits)
 	}
 	return c
 }
@@ -174,6 +215,9 @@ func (s *Service) RegenerateKey(ctx context.Context, actor *Principal, ws, userI
 			return errf(ErrNotFound, "key %s not found for user %s", kid, userID)
 		}
 		k := s.newKey(u, old.Name, old.ExpiresAt, now)
+		// The new key has the old one's limits, and spends from the same
+		// credit account (during a grace, both keys do).
+		k.RateLimit, k.Credits = old.RateLimit, old.Credits
 		secret, err := s.sign(k)
 		if err != nil {
 			return err
@@ -205,6 +249,9 @@ func (s *Service) RegenerateKey(ctx context.Context, actor *Principal, ws, userI
 		return nil, err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{userID}})
+	if err := s.fillCredits(ctx, ws, out.Credits); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -229,15 +276,26 @@ func (s *Service) RevealKey(ctx context.Context, actor *Principal, ws, userID, k
 		out = &IssuedKey{Key: *k, Secret: secret}
 		return s.audit(tx, ws, actor, ActionKeyReveal, k.ID, map[string]FieldChange{"user_id": audit.Changed(nil, userID)})
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if err := s.fillCredits(ctx, ws, out.Credits); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // RevokeKey kills key kid at once.
 func (s *Service) RevokeKey(ctx context.Context, actor *Principal, ws, userID, kid string) error {
+	var dropped string
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
 		k, err := s.managedKey(tx, actor, ws, userID, kid)
 		if err != nil {
 			return err
+		}
+		dropped = ""
+		if k.Credits != nil && !sharedAccount(tx, ws, userID, kid, k.Credits.account) {
+			dropped = k.Credits.account
 		}
 		if err := deleteKey(tx, ws, userID, kid); err != nil {
 			return err
@@ -250,6 +308,7 @@ func (s *Service) RevokeKey(ctx context.Context, actor *Principal, ws, userID, k
 		return err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{userID}})
+	s.dropCredits(ctx, ws, dropped)
 	return nil
 }
 

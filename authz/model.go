@@ -62,23 +62,31 @@ type User struct {
 	// when it has none. (A person's password is the account's.)
 	PasswordChangedAt *time.Time `json:"password_changed_at,omitempty"`
 	// HasPassword tells whether an API user may sign in with a password.
-	HasPassword bool      `json:"has_password,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	Version     int64     `json:"version"`
+	HasPassword bool `json:"has_password,omitempty"`
+	// RateLimit is the user's own rate limit, replacing a route's (see
+	// RateLimit); nil when it has none.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// Credits are the user's quota; nil when it has none (unlimited).
+	Credits   *Credits  `json:"credits,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Version   int64     `json:"version"`
 }
 
 // Team groups users; its permissions and grants reach every member.
 type Team struct {
-	ID          string    `json:"id"`
-	Workspace   string    `json:"workspace"`
-	Name        string    `json:"name"`
-	Permissions []string  `json:"permissions"`
-	Grants      []Grant   `json:"grants"`
-	Members     []string  `json:"members"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	Version     int64     `json:"version"`
+	ID          string   `json:"id"`
+	Workspace   string   `json:"workspace"`
+	Name        string   `json:"name"`
+	Permissions []string `json:"permissions"`
+	Grants      []Grant  `json:"grants"`
+	Members     []string `json:"members"`
+	// RateLimit is the team's rate limit: its members' own, unless their
+	// key or user has one (the highest of a user's teams' counts).
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	Version   int64      `json:"version"`
 }
 
 // Key is the stored metadata of an API key. The key itself (the signed JWT)
@@ -99,6 +107,12 @@ type Key struct {
 	IssuedAt int64 `json:"issued_at"`
 	// SigningKeyID is the kid the key was signed with.
 	SigningKeyID string `json:"signing_key_id"`
+	// RateLimit is the key's own rate limit, replacing its user's and a
+	// route's; nil when it has none.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// Credits are the key's quota, spent before (instead of) its user's;
+	// nil when it has none.
+	Credits *Credits `json:"credits,omitempty"`
 }
 
 // Live reports whether the key may authenticate at t.

@@ -13,6 +13,7 @@ import (
 	"weak"
 
 	"github.com/apiusers/apiusers/authz/ids"
+	"github.com/apiusers/apiusers/authz/limit"
 )
 
 // Principal is everything the gateway and the admin API need to decide about
@@ -44,6 +45,22 @@ type Principal struct {
 	wsEpoch   *atomic.Uint64 // the cache's counter of this principal's workspace
 	userEpoch *atomic.Uint64 // the cache's counter of this principal's user shard
 	used      atomic.Uint32  // the cache's clock at its last use (see boundedMap)
+	limits    *callerLimits  // nil when the user and its keys and teams set none
+}
+
+// callerLimits are a principal's own limits: the user's rate limit (else
+// the highest of its teams'), its credits, and whether it or any of its
+// keys has credits.
+type callerLimits struct {
+	rate       *limit.Rate
+	credits    *limit.Credits
+	anyCredits bool
+}
+
+// keyLimits are a key's own rate limit and credits.
+type keyLimits struct {
+	rate    *limit.Rate
+	credits *limit.Credits
 }
 
 func (p *Principal) lastUse() *atomic.Uint32 { return &p.used }
@@ -67,6 +84,7 @@ type keyState struct {
 	// for the key (Unix seconds).
 	lastTouch atomic.Int64
 	memo      atomic.Value // see Principal.Memo
+	limits    *keyLimits   // nil when the key sets none
 }
 
 // key returns the state of key id kid, or nil.
@@ -91,11 +109,15 @@ type principalUser struct {
 	Permissions []string `json:"permissions"`
 	Grants      []Grant  `json:"grants"`
 	Teams       []string `json:"teams"`
+
+	RateLimit *RateLimit     `json:"rate_limit"`
+	Credits   *storedCredits `json:"credits"`
 }
 
 type principalTeam struct {
-	Permissions []string `json:"permissions"`
-	Grants      []Grant  `json:"grants"`
+	Permissions []string   `json:"permissions"`
+	Grants      []Grant    `json:"grants"`
+	RateLimit   *RateLimit `json:"rate_limit"`
 }
 
 type principalKey struct {
@@ -104,6 +126,9 @@ type principalKey struct {
 	LastUsed  json.RawMessage `json:"l"`
 	ExpiresAt *time.Time      `json:"expires_at"`
 	RevokesAt *time.Time      `json:"revokes_at"`
+
+	RateLimit *RateLimit     `json:"rate_limit"`
+	Credits   *storedCredits `json:"credits"`
 }
 
 // BuildPrincipal decodes a stored record into a Principal.
@@ -132,6 +157,15 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		access:     acc,
 		keys:       make([]keyState, len(rec.Keys)),
 	}
+	lim := &callerLimits{rate: ownRate(u.RateLimit), credits: u.Credits.limitCredits(acc.workspace, u.ID)}
+	if lim.rate == nil {
+		for _, t := range teams {
+			if r := ownRate(t.RateLimit); r != nil && (lim.rate == nil || r.Faster(*lim.rate)) {
+				lim.rate = r
+			}
+		}
+	}
+	lim.anyCredits = lim.credits != nil
 	for i, raw := range rec.Keys {
 		var k principalKey
 		if err := json.Unmarshal(raw, &k); err != nil {
@@ -139,6 +173,10 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		}
 		ks := &p.keys[i]
 		ks.id = k.ID
+		if k.RateLimit != nil || k.Credits != nil {
+			ks.limits = &keyLimits{rate: ownRate(k.RateLimit), credits: k.Credits.limitCredits(acc.workspace, k.ID)}
+			lim.anyCredits = lim.anyCredits || ks.limits.credits != nil
+		}
 		if k.LastUsed != nil {
 			// A use this recent is on record already (by this instance
 			// before it reloaded, or by another): the next update is due
@@ -159,6 +197,9 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		if k.RevokesAt != nil && (ks.notAfter == 0 || k.RevokesAt.UnixNano() < ks.notAfter) {
 			ks.notAfter = k.RevokesAt.UnixNano()
 		}
+	}
+	if lim.rate != nil || lim.anyCredits {
+		p.limits = lim
 	}
 	return p, nil
 }
@@ -300,6 +341,42 @@ func (a *access) addGrants(gs []Grant) {
 		}
 	}
 }
+
+// ownRate is r as a limit.Rate, nil when there is none (or it does not
+// parse: records are checked when written).
+func ownRate(r *RateLimit) *limit.Rate {
+	if r == nil {
+		return nil
+	}
+	lr, ok := r.Rate()
+	if !ok {
+		return nil
+	}
+	return &lr
+}
+
+// CallerLimits returns the caller's own rate limit (its key kid's, else
+// its user's, else the highest of its teams'; nil for none) and the
+// credits it spends (the key's, else the user's; nil for none).
+func (p *Principal) CallerLimits(kid string) (*limit.Rate, *limit.Credits) {
+	var rate *limit.Rate
+	var credits *limit.Credits
+	if p.limits != nil {
+		rate, credits = p.limits.rate, p.limits.credits
+	}
+	if ks := p.key(kid); ks != nil && ks.limits != nil {
+		if ks.limits.rate != nil {
+			rate = ks.limits.rate
+		}
+		if ks.limits.credits != nil {
+			credits = ks.limits.credits
+		}
+	}
+	return rate, credits
+}
+
+// HasCredits reports whether the user or any of its keys has credits.
+func (p *Principal) HasCredits() bool { return p.limits != nil && p.limits.anyCredits }
 
 // Active reports whether the user may authenticate.
 func (p *Principal) Active() bool { return p.Status == StatusActive }

@@ -18,9 +18,10 @@ import (
 // id carries. What the collection already says (a key's user and
 // workspace) is not stored.
 
-// userRecord is how a User is stored. The first nine fields are the ones
-// BuildPrincipal reads, under their API names; "id" and "workspace" come
-// first and "teams" is there, as the record contract (authz.Tx) promises.
+// userRecord is how a User is stored. The first nine fields and the last
+// two are the ones BuildPrincipal reads, under their API names; "id" and
+// "workspace" come first and "teams" is there, as the record contract
+// (authz.Tx) promises.
 type userRecord struct {
 	ID           string          `json:"id"`
 	Workspace    string          `json:"workspace"`
@@ -41,6 +42,8 @@ type userRecord struct {
 	Version      int64           `json:"v,omitempty"` // less one: absent is version 1
 	Account      string          `json:"a,omitempty"`
 	PasswordAt   json.RawMessage `json:"pw,omitempty"` // stamp after Created; absent: no password
+	RateLimit    *RateLimit      `json:"rate_limit,omitempty"`
+	Credits      *storedCredits  `json:"credits,omitempty"`
 }
 
 func newUserRecord(u *User) *userRecord {
@@ -55,6 +58,7 @@ func newUserRecord(u *User) *userRecord {
 		r.Updated = encodeStamp(u.UpdatedAt, stampBase(u.CreatedAt))
 	}
 	r.Account = u.Account
+	r.RateLimit, r.Credits = u.RateLimit, storeCredits(u.Credits)
 	if u.PasswordChangedAt != nil {
 		r.PasswordAt = encodeStamp(*u.PasswordChangedAt, stampBase(u.CreatedAt))
 	}
@@ -78,6 +82,7 @@ func (r *userRecord) user(u *User) error {
 		Language: r.Language, Timezone: r.Timezone, PrivateNote: r.PrivateNote,
 		Permissions: orEmpty(r.Permissions), Grants: orEmptyGrants(r.Grants), Teams: orEmpty(r.Teams),
 		CreatedAt: created, UpdatedAt: updated, Version: r.Version + 1, Account: r.Account,
+		RateLimit: r.RateLimit, Credits: r.Credits.credits(),
 	}
 	if r.PasswordAt != nil {
 		t, err := decodeStamp(r.PasswordAt, stampBase(created))
@@ -89,10 +94,11 @@ func (r *userRecord) user(u *User) error {
 	return nil
 }
 
-// keyRecord is how a Key is stored. id, expires_at and revokes_at are the
-// fields BuildPrincipal reads, with c and l (when the key was last
-// recorded as used); "id" comes first (the record contract of authz.Tx);
-// the user and workspace are those of the collection the key is in.
+// keyRecord is how a Key is stored. id, expires_at, revokes_at,
+// rate_limit and credits are the fields BuildPrincipal reads, with c and l
+// (when the key was last recorded as used); "id" comes first (the record
+// contract of authz.Tx); the user and workspace are those of the
+// collection the key is in.
 type keyRecord struct {
 	ID           string          `json:"id"`
 	Name         string          `json:"n,omitempty"`
@@ -102,12 +108,15 @@ type keyRecord struct {
 	RevokesAt    *time.Time      `json:"revokes_at,omitempty"`
 	IssuedAt     *int64          `json:"i,omitempty"` // absent: Created in Unix seconds
 	SigningKeyID string          `json:"s,omitempty"`
+	RateLimit    *RateLimit      `json:"rate_limit,omitempty"`
+	Credits      *storedCredits  `json:"credits,omitempty"`
 }
 
 func newKeyRecord(k *Key) *keyRecord {
 	r := &keyRecord{
 		ID: k.ID, Name: k.Name, ExpiresAt: k.ExpiresAt, RevokesAt: k.RevokesAt, SigningKeyID: k.SigningKeyID,
-		Created: encodeStamp(k.CreatedAt, ids.Nanos(k.ID)),
+		Created:   encodeStamp(k.CreatedAt, ids.Nanos(k.ID)),
+		RateLimit: k.RateLimit, Credits: storeCredits(k.Credits),
 	}
 	if k.LastUsedAt != nil {
 		r.LastUsed = encodeStamp(*k.LastUsedAt, stampBase(k.CreatedAt))
@@ -126,6 +135,7 @@ func (r *keyRecord) key(k *Key, ws, userID string) error {
 	*k = Key{
 		ID: r.ID, UserID: userID, Workspace: ws, Name: r.Name, CreatedAt: created,
 		ExpiresAt: r.ExpiresAt, RevokesAt: r.RevokesAt, SigningKeyID: r.SigningKeyID,
+		RateLimit: r.RateLimit, Credits: r.Credits.credits(),
 	}
 	if r.LastUsed != nil {
 		t, err := decodeStamp(r.LastUsed, stampBase(created))

@@ -113,6 +113,13 @@ func (s *Service) CreateTeam(ctx context.Context, actor *Principal, ws string, i
 	if err := checkGrantable(actor, authManage, nil, in.Permissions, nil, in.Grants); err != nil {
 		return nil, err
 	}
+	if in.RateLimit != nil {
+		r := *in.RateLimit
+		if err := r.normalize("rate_limit"); err != nil {
+			return nil, err
+		}
+		in.RateLimit = &r
+	}
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
 		return nil, err
 	}
@@ -120,7 +127,7 @@ func (s *Service) CreateTeam(ctx context.Context, actor *Principal, ws string, i
 	t := Team{
 		ID: ids.New("team_", now), Workspace: ws, Name: strings.TrimSpace(in.Name),
 		Permissions: orEmpty(in.Permissions), Grants: orEmptyGrants(in.Grants), Members: []string{},
-		CreatedAt: now, UpdatedAt: now, Version: 1,
+		RateLimit: in.RateLimit, CreatedAt: now, UpdatedAt: now, Version: 1,
 	}
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
 		if err := claimTeamName(tx, ws, t.Name, t.ID); err != nil {
@@ -178,7 +185,23 @@ func (s *Service) UpdateTeam(ctx context.Context, actor *Principal, ws, id strin
 				}
 				t.Grants = orEmptyGrants(*patch.Grants)
 			}
-			return checkGrantable(actor, authManage, before.Permissions, t.Permissions, before.Grants, t.Grants)
+			if err := checkGrantable(actor, authManage, before.Permissions, t.Permissions, before.Grants, t.Grants); err != nil {
+				return err
+			}
+			if rl := patch.RateLimit; rl.Set {
+				if err := checkTeamLimit(actor, t); err != nil {
+					return err
+				}
+				t.RateLimit = nil
+				if rl.Value != nil {
+					r := *rl.Value
+					if err := r.normalize("rate_limit"); err != nil {
+						return err
+					}
+					t.RateLimit = &r
+				}
+			}
+			return nil
 		},
 		touched: func(t *Team) []string { return t.Members },
 	})

@@ -85,8 +85,13 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 		return nil, "", err
 	}
 	out, next := cutPage(out, page.Limit, func(u *User) string { return u.ID })
+	cs := make([]*Credits, len(out))
 	for i := range out {
 		redact(actor, &out[i], show[i])
+		cs[i] = out[i].Credits
+	}
+	if err := s.fillCredits(ctx, ws, cs...); err != nil {
+		return nil, "", err
 	}
 	return out, next, nil
 }
@@ -150,7 +155,11 @@ func (s *Service) CreateUser(ctx context.Context, actor *Principal, ws string, i
 		return nil, err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{nu.user.ID}})
-	return nu.created(s, actor), nil
+	out := nu.created(s, actor)
+	if err := s.fillCredits(ctx, ws, out.Credits); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // mayCreateUsers checks that actor may create users in ws at all, and
@@ -185,8 +194,15 @@ func (s *Service) newUserRecords(ws string, in NewUser, now time.Time) (*newUser
 		Kind: in.Kind, Role: in.Role, Status: in.Status, Organization: in.Organization,
 		Language: in.Language, Timezone: in.Timezone, PrivateNote: in.PrivateNote,
 		Permissions: orEmpty(in.Permissions), Grants: orEmptyGrants(in.Grants), Teams: []string{},
-		CreatedAt: now, UpdatedAt: now, Version: 1,
+		CreatedAt: now, UpdatedAt: now, Version: 1, RateLimit: in.RateLimit,
 	}}
+	if in.Credits != nil {
+		c, err := newCredits("credits", in.Credits, nil, nu.user.ID, now)
+		if err != nil {
+			return nil, err
+		}
+		nu.user.Credits = c
+	}
 	if in.IssueKey {
 		nu.key = s.newKey(&nu.user, "default", nil, now)
 		secret, err := s.sign(nu.key)
@@ -224,6 +240,9 @@ func (s *Service) writeNewUser(tx Tx, actor *Principal, nu *newUser, teams []str
 		return err
 	}
 	nu.manages = mayManage(actor, sj)
+	if (u.RateLimit != nil || u.Credits != nil) && !nu.manages {
+		return forbidden("setting the rate limit or credits of a user needs %s", PermUsersManage)
+	}
 	if nu.hash != "" {
 		if err := tx.Put(passwordsOf(ws), u.ID, []byte(nu.hash)); err != nil {
 			return err
@@ -301,6 +320,13 @@ func (s *Service) validateNewUser(actor *Principal, auth authority, in *NewUser)
 	if in.IssueKey && auth == authManage && !actor.HasPermission(PermKeysManage) {
 		return forbidden("issuing keys needs %s", PermKeysManage)
 	}
+	if in.RateLimit != nil {
+		r := *in.RateLimit
+		if err := r.normalize("rate_limit"); err != nil {
+			return err
+		}
+		in.RateLimit = &r
+	}
 	return checkGrantable(actor, auth, nil, in.Permissions, nil, in.Grants)
 }
 
@@ -373,6 +399,9 @@ func (s *Service) GetUser(ctx context.Context, actor *Principal, ws, id string) 
 		return nil, forbidden("reading user %s needs %s", id, PermUsersRead)
 	}
 	redact(actor, sj.User, mayManage(actor, sj))
+	if err := s.fillCredits(ctx, ws, sj.User.Credits); err != nil {
+		return nil, err
+	}
 	return sj.User, nil
 }
 
@@ -414,18 +443,36 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 	}
 	var manages bool
 	var sj *subject
+	var dropped string
 	u, err := update(ctx, s, actor, recordChange[User]{
 		kind: userRecords, ws: ws, id: id, ifMatch: ifMatch, action: ActionUserUpdate,
 		load: loadingSubject(ws, id, &sj),
 		edit: func(tx Tx, u *User) error {
 			manages = mayManage(actor, sj)
-			return s.applyPatch(tx, actor, u, manages, &patch)
+			if err := s.applyPatch(tx, actor, u, manages, &patch); err != nil {
+				return err
+			}
+			dropped = ""
+			if patch.RateLimit.Set || patch.Credits.Set {
+				if err := mayLimit(actor, sj, false); err != nil {
+					return err
+				}
+				var err error
+				if dropped, err = applyLimits(patch.RateLimit, patch.Credits, &u.RateLimit, &u.Credits, u.ID, s.now()); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.dropCredits(ctx, ws, dropped)
 	redact(actor, u, manages)
+	if err := s.fillCredits(ctx, ws, u.Credits); err != nil {
+		return nil, err
+	}
 	return u, nil
 }
 
@@ -561,6 +608,9 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 		}
 	}
 	redact(actor, u, manages)
+	if err := s.fillCredits(ctx, ws, u.Credits); err != nil {
+		return nil, err
+	}
 	return u, nil
 }
 
@@ -610,6 +660,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		}
 	}
 	var account string
+	var credits []string // the ledger accounts of the user and its keys
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
 		sj, err := loadSubject(tx, ws, id)
 		if err != nil {
@@ -618,6 +669,19 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		u := sj.User
 		if err := checkDeletable(actor, sj); err != nil {
 			return err
+		}
+		credits = credits[:0]
+		if u.Credits != nil {
+			credits = append(credits, u.Credits.account)
+		}
+		keys, err := listKeys(tx, ws, id)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.Credits != nil {
+				credits = append(credits, k.Credits.account)
+			}
 		}
 		if err := tx.Drop(KeysCollection(ws, id)); err != nil {
 			return err
@@ -645,6 +709,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		return err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{id}})
+	s.dropCredits(ctx, ws, credits...)
 	if account != "" {
 		// The membership is gone; its index entry and link go after it
 		// (a failure here leaves an entry that points at nothing, which
@@ -704,6 +769,9 @@ func (s *Service) Me(ctx context.Context, actor *Principal) (*Me, error) {
 		return nil, err
 	}
 	u.PrivateNote = ""
+	if err := s.fillCredits(ctx, actor.Workspace, u.Credits); err != nil {
+		return nil, err
+	}
 	return &Me{User: *u, Permissions: actor.Permissions(), Except: actor.Except(), Grants: actor.Grants()}, nil
 }
 

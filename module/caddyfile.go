@@ -469,6 +469,7 @@ func parseGateway(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		record    [body <size>]
 //		rate_limit <n> per <duration> [by key|user|workspace|ip] [burst <n>] [name <name>]
 //		cost      <n>
+//		name      <name>
 //	}
 //
 // The block is optional; require and roles may be repeated (require lines
@@ -488,7 +489,8 @@ func parseGateway(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // (counted by user unless by says otherwise), at most burst at once; it
 // may be repeated, and every line must admit a request. cost is how many
 // credits a request spends of a caller that has credits (default 1; 0
-// makes the route free). See RateLimit and Gateway.Cost.
+// makes the route free). name names the route in metrics and its counts
+// across a fleet (see Gateway.Name). See RateLimit and Gateway.Cost.
 func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
@@ -573,6 +575,20 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			g.RateLimits = append(g.RateLimits, rl)
 			if _, err := limitNames(g.RateLimits); err != nil {
 				return d.Err(err.Error())
+			}
+		case "name":
+			if g.Name != "" {
+				return d.Err("name given twice")
+			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if !policyNameRe.MatchString(d.Val()) {
+				return d.Errf("name %q: want lower-case letters, digits, '-', '_' and '.'", d.Val())
+			}
+			g.Name = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
 			}
 		case "cost":
 			if g.Cost != nil {

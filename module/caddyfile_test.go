@@ -288,6 +288,10 @@ func TestUnmarshalGateway(t *testing.T) {
 		{"a free route", `apiusers {
 			cost 0
 		}`, Gateway{Cost: ptr(int64(0))}},
+		{"a named route", `apiusers {
+			name search
+			rate_limit 10 per 1s
+		}`, Gateway{Name: "search", RateLimits: []RateLimit{{Requests: 10, Per: caddy.Duration(time.Second)}}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -341,6 +345,8 @@ func TestUnmarshalGatewayErrors(t *testing.T) {
 		{"rate_limit named credits", "apiusers {\n\trate_limit 10 per 1s name credits\n}", `rate_limit name "credits"`},
 		{"rate_limit names alike", "apiusers {\n\trate_limit 10 per 1s by ip\n\trate_limit 10 per 1m name ip\n}", `rate_limit: two lines of this route are named "ip"; give one a name of its own, at Testfile:3`},
 		{"cost negative", "apiusers {\n\tcost -1\n}", `cost: want a whole number of credits from 0 to 9007199254740992, got "-1", at Testfile:2`},
+		{"name twice", "apiusers {\n\tname a\n\tname b\n}", "name given twice, at Testfile:3"},
+		{"bad name", "apiusers {\n\tname Search\n}", `name "Search": want lower-case letters, digits, '-', '_' and '.', at Testfile:2`},
 		{"cost twice", "apiusers {\n\tcost 1\n\tcost 2\n}", "cost given twice, at Testfile:3"},
 		{"cost without value", "apiusers {\n\tcost\n}", "wrong argument count"},
 		{"record bad keyword", "apiusers {\n\trequire x\n\trecord headers\n}", `record: unexpected "headers" (want body <size>), at Testfile:3`},

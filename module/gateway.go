@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -114,6 +115,13 @@ type Gateway struct {
 	// enough left is answered 429. 0 makes the route free. Default: 1.
 	Cost *int64 `json:"cost,omitempty"`
 
+	// Name names the route: the route label of its metrics
+	// (apiusers_gateway_limited_total) and the name its rate limits count
+	// under across a fleet (two routes with one name share their counts).
+	// Lower-case letters, digits, '-', '_' and '.'. Default: a digest of
+	// the block (routes alike in every way share their counts).
+	Name string `json:"name,omitempty"`
+
 	app        *App
 	bodyMax    int64
 	now        func() time.Time
@@ -123,10 +131,11 @@ type Gateway struct {
 	sources    []keySource
 	logger     *zap.Logger
 
-	lines         []*limitLine
-	cost          int64
-	noLimitPolicy []string     // the RateLimit-Policy of answers that count nothing
-	taken         *takeHandles // the limiters taken from the engine
+	lines          []*limitLine
+	cost           int64
+	noLimitPolicy  []string     // the RateLimit-Policy of answers that count nothing
+	taken          *takeHandles // the limiters taken from the engine
+	creditsLimited prometheus.Counter
 }
 
 // Requirement is one `require` line.
@@ -171,6 +180,9 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	g.app = appIface.(*App)
 	g.retryAfter = g.app.retryAfter
+	if err := registerLimitMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	if g.Record != nil {
 		return g.app.wantRecorder(ctx)
 	}
@@ -189,6 +201,9 @@ func (g *Gateway) Validate() error {
 func (g *Gateway) compile() error {
 	if g.Workspace != "" && !authz.ValidWorkspaceID(g.Workspace) {
 		return fmt.Errorf("workspace %q is not a valid workspace id", g.Workspace)
+	}
+	if g.Name != "" && !policyNameRe.MatchString(g.Name) {
+		return fmt.Errorf("name %q: want lower-case letters, digits, '-', '_' and '.'", g.Name)
 	}
 	g.roles = g.roles[:0]
 	for _, r := range g.Roles {
@@ -254,9 +269,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// with the RateLimit fields' values). Each slice has capacity 1, so an
 	// append reallocates rather than writing into its neighbour.
 	var vals *[5]string
-	if len(g.lines) > 0 {
+	if len(g.lines) > 0 || p.HasCredits() {
 		var lv limitVals
-		vals, lv = g.newLimitVals(len(g.lines))
+		vals, lv = g.newLimitVals(len(g.lines) + 1)
 		if err := g.limitRequest(w, r, sv, p, cl.KeyID, now.UnixNano(), lv); err != nil {
 			return err
 		}

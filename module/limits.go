@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/limit"
@@ -82,6 +84,7 @@ type limitLine struct {
 	perCaller bool   // by key or by user: a caller's own rate replaces rate
 	policy    string // the RateLimit-Policy item of rate
 	state     string // `"<name>";r=`, the start of the RateLimit item
+	limited   prometheus.Counter
 
 	mu       sync.RWMutex
 	policies map[limit.Rate]string // the items of callers' own rates
@@ -91,6 +94,11 @@ type limitLine struct {
 // the hot path uses. ident names this route's limiters across a fleet.
 func (g *Gateway) compileLimits(ident string) error {
 	g.lines = g.lines[:0]
+	route := g.Name
+	if route == "" {
+		route = ident
+	}
+	g.creditsLimited = limitedRequests.WithLabelValues(route, creditsPolicy)
 	if len(g.RateLimits) > maxLimitLines {
 		return fmt.Errorf("rate_limit: at most %d lines per route", maxLimitLines)
 	}
@@ -121,6 +129,7 @@ func (g *Gateway) compileLimits(ident string) error {
 			perCaller: by == ByKey || by == ByUser,
 			policy:    policyItem(name, r),
 			state:     `"` + name + `";r=`,
+			limited:   limitedRequests.WithLabelValues(route, name),
 		})
 	}
 	g.cost = 1
@@ -170,11 +179,14 @@ func limitNames(rls []RateLimit) ([]string, error) {
 	return out, nil
 }
 
-// routeIdent names a route's limits across a fleet: a digest of the
-// handler's configuration, which every instance of the fleet shares.
-// Two routes whose apiusers blocks are alike in every way share their
-// counts; a name on a rate_limit line sets them apart.
+// routeIdent names a route's limits across a fleet: its Name, else a
+// digest of the handler's configuration, which every instance of the fleet
+// shares. Two routes whose apiusers blocks are alike in every way share
+// their counts; a name sets them apart.
 func routeIdent(g *Gateway) (string, error) {
+	if g.Name != "" {
+		return g.Name, nil
+	}
 	b, err := json.Marshal(g)
 	if err != nil {
 		return "", fmt.Errorf("naming the route's limits: %w", err)
@@ -307,19 +319,27 @@ func seconds(d time.Duration) int64 {
 // Errors of limited requests, made once.
 var (
 	errRateLimited = &authz.Error{Kind: authz.ErrLimited, Detail: "rate limit exceeded"}
+	errNoCredits   = &authz.Error{Kind: authz.ErrLimited, Detail: "no credits left"}
 	errCreditsAway = &authz.Error{Kind: authz.ErrUnavailable, Detail: "credits unavailable"}
 )
 
-// limitRequest checks the route's rate limits and spends the caller's
+// limitRequest checks the route's rate limits (with the caller's own rate
+// on the lines that count by key or user) and then spends the caller's
 // credits for r, sets the RateLimit fields on w, and fills vals. It
-// returns the error to answer with when the request may not go on.
+// returns the error to answer with when the request may not go on: 429
+// when a limit refuses it or the credits are spent, 503 when the credits
+// cannot be spent for want of the store.
 func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *serving, p *authz.Principal, kid string, now int64, vals limitVals) error {
 	var ds [maxLimitLines]limit.Decision
 	denied := -1
 	var retry time.Duration
 	lines := g.limiters(sv)
+	own, credits := p.CallerLimits(kid)
 	for i, l := range g.lines {
 		rate := l.rate
+		if l.perCaller && own != nil {
+			rate = *own
+		}
 		d := lines[i].Allow(l.subject(r, p, kid), rate, 1, now)
 		ds[i] = d
 		vals.add(l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
@@ -330,6 +350,17 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 	var err error
 	if denied >= 0 {
 		err = errRateLimited
+		g.lines[denied].limited.Inc()
+	} else if credits != nil && g.cost > 0 {
+		q := sv.limits.Spend(r.Context(), credits, g.cost, now)
+		vals.add(creditsPolicyItem(credits, q, now), `"credits";r=`, q.Remaining, seconds(q.Reset), q.Reset > 0)
+		switch {
+		case q.Unavailable:
+			err, retry = errCreditsAway, q.RetryAfter
+		case !q.Allowed:
+			err, retry = errNoCredits, q.RetryAfter
+			g.creditsLimited.Inc()
+		}
 	}
 	h := w.Header()
 	if n := len(vals.policy); n > 0 {
@@ -354,6 +385,43 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
 	return caddyhttp.Error(http.StatusTooManyRequests, err)
+}
+
+// creditsPolicyItem is the RateLimit-Policy item of credits c: q is what a
+// period grants (or the credits as set, without a refill), w the period in
+// seconds (left out without a refill).
+func creditsPolicyItem(c *limit.Credits, q limit.QuotaDecision, now int64) string {
+	s := `"credits";q=` + strconv.FormatInt(q.Limit, 10)
+	if !c.Refill.IsZero() {
+		s += ";w=" + strconv.FormatInt(c.Refill.Seconds(c.Refill.Period(now)), 10)
+	}
+	return s
+}
+
+// limitedRequests counts the requests gateways answered 429, the outcome
+// "limited" of their decisions, by route (the apiusers block's name, else
+// the digest its limits' counters go by) and by what refused them: a
+// rate_limit line's name, or "credits". It is process-wide, like the
+// other metrics, so its values survive config reloads.
+var limitedRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Namespace: "apiusers",
+	Name:      "gateway_limited_total",
+	Help:      "Requests a gateway answered 429 (outcome limited), by route and by the limit that refused them (a rate_limit line's name, or credits).",
+}, []string{"route", "limit"})
+
+// registerLimitMetrics registers limitedRequests in reg; already there is
+// fine.
+func registerLimitMetrics(reg *prometheus.Registry) error {
+	if reg == nil {
+		return nil
+	}
+	if err := reg.Register(limitedRequests); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return fmt.Errorf("registering limit metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // limiters returns the route's limiters of sv's engine, taking them on

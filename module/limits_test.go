@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/apiusers/apiusers/authz"
 )
 
 // serveFrom calls g for a request with key from client address ip.
@@ -167,5 +169,147 @@ func TestGatewayRateLimitAllocs(t *testing.T) {
 	a, b := allocs(plain), allocs(limited)
 	if b > a {
 		t.Errorf("allocations per allowed request: %v with a rate limit, %v without", b, a)
+	}
+}
+
+// TestGatewayCallerRateLimit: a key's own higher limit replaces the
+// route's on lines counted by key or user, not on lines by address.
+func TestGatewayCallerRateLimit(t *testing.T) {
+	e := newTestEnv(t)
+	g := e.gateway(&Gateway{RateLimits: []RateLimit{
+		{Requests: 2, Per: caddy.Duration(time.Minute)},
+		{Requests: 5, Per: caddy.Duration(time.Minute), By: ByIP},
+	}})
+	g.now = e.Now
+	ctx := context.Background()
+	if _, err := e.svc.UpdateKey(ctx, e.root, "acme", e.user.ID, e.user.KeyID, authz.KeyPatch{
+		RateLimit: authz.Optional[authz.RateLimit]{Set: true, Value: &authz.RateLimit{Requests: 4, Per: "1m"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	admitted := 0
+	var res result
+	for range 6 {
+		if res = serveFrom(t, g, e.userKey, "192.0.2.1"); res.err == nil {
+			admitted++
+		}
+	}
+	if admitted != 4 {
+		t.Errorf("the key's 4 per minute over the route's 2: %d admitted, want 4", admitted)
+	}
+	if got := strings.Join(res.header.Values("RateLimit-Policy"), ", "); got != `"user";q=4;w=60, "ip";q=5;w=60` {
+		t.Errorf("RateLimit-Policy %q: want the key's own numbers on the user line", got)
+	}
+}
+
+// TestGatewayCredits: each request spends the route's cost; with none
+// left the answer is 429 saying so; a free route spends nothing.
+func TestGatewayCredits(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	five := int64(5)
+	if _, err := e.svc.UpdateUser(ctx, e.root, "acme", e.user.ID, authz.UserPatch{
+		Credits: authz.Optional[authz.SetCredits]{Set: true, Value: &authz.SetCredits{Remaining: &five}},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	plain := e.gateway(&Gateway{})
+	costly := e.gateway(&Gateway{Cost: ptr(int64(2))})
+	free := e.gateway(&Gateway{Cost: ptr(int64(0))})
+	for _, g := range []*Gateway{plain, costly, free} {
+		g.now = e.Now
+	}
+	res := serveFrom(t, plain, e.userKey, "192.0.2.1")
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if got := res.header.Get("RateLimit"); got != `"credits";r=4` {
+		t.Errorf("after one: RateLimit %q", got)
+	}
+	if got := res.header.Get("RateLimit-Policy"); got != `"credits";q=5` {
+		t.Errorf("RateLimit-Policy %q", got)
+	}
+	if res := serveFrom(t, costly, e.userKey, "192.0.2.1"); res.err != nil || res.header.Get("RateLimit") != `"credits";r=2` {
+		t.Fatalf("a cost of 2: %v %q", res.err, res.header.Get("RateLimit"))
+	}
+	for range 3 {
+		if res := serveFrom(t, free, e.userKey, "192.0.2.1"); res.err != nil || res.header.Get("RateLimit") != "" {
+			t.Fatalf("a free route: %v %q", res.err, res.header.Get("RateLimit"))
+		}
+	}
+	if res := serveFrom(t, costly, e.userKey, "192.0.2.1"); res.err != nil {
+		t.Fatalf("the last two: %v", res.err)
+	}
+	res = serveFrom(t, plain, e.userKey, "192.0.2.1")
+	if res.status != http.StatusTooManyRequests || !strings.Contains(res.err.Error(), "no credits left") {
+		t.Fatalf("spent out: %d %v, want 429 no credits left", res.status, res.err)
+	}
+	if got := res.header.Get("RateLimit"); got != `"credits";r=0` {
+		t.Errorf("spent out: RateLimit %q", got)
+	}
+	if got := res.header.Get("Retry-After"); got != "" {
+		t.Errorf("no refill, so no Retry-After: %q", got)
+	}
+	// Another key of the user with credits of its own spends those.
+	k, err := e.svc.CreateKey(ctx, e.root, "acme", e.user.ID, authz.NewKey{Name: "own", Credits: &authz.SetCredits{Remaining: &five}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := serveFrom(t, plain, k.Secret, "192.0.2.1"); res.err != nil || res.header.Get("RateLimit") != `"credits";r=4` {
+		t.Fatalf("a key with credits of its own: %v %q", res.err, res.header.Get("RateLimit"))
+	}
+}
+
+// TestGatewayCreditsRefill: credits that refill every second come back at
+// the boundary; a spent-out answer says when.
+func TestGatewayCreditsRefill(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	two := int64(2)
+	if _, err := e.svc.UpdateKey(ctx, e.root, "acme", e.user.ID, e.user.KeyID, authz.KeyPatch{
+		Credits: authz.Optional[authz.SetCredits]{Set: true, Value: &authz.SetCredits{Remaining: &two, Refill: &authz.Refill{Amount: 3, Every: "10s"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	g := e.gateway(&Gateway{})
+	g.now = e.Now
+	count := func() int {
+		n := 0
+		for range 10 {
+			if serveFrom(t, g, e.userKey, "192.0.2.1").err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("first period: %d admitted, want the 2 set", n)
+	}
+	res := serveFrom(t, g, e.userKey, "192.0.2.1")
+	ra, _ := strconv.Atoi(res.header.Get("Retry-After"))
+	if res.status != http.StatusTooManyRequests || ra < 1 || ra > 10 {
+		t.Fatalf("spent out: %d, Retry-After %q", res.status, res.header.Get("Retry-After"))
+	}
+	if got := res.header.Get("RateLimit-Policy"); got != `"credits";q=3;w=10` {
+		t.Errorf("RateLimit-Policy %q", got)
+	}
+	e.Advance(time.Duration(ra) * time.Second)
+	if n := count(); n != 3 {
+		t.Errorf("after the refill: %d admitted, want 3", n)
+	}
+}
+
+// TestGatewayLimitedMetric: every 429 is counted in
+// apiusers_gateway_limited_total, by route and by the limit that refused.
+func TestGatewayLimitedMetric(t *testing.T) {
+	e := newTestEnv(t)
+	g := e.gateway(&Gateway{Name: "metered", RateLimits: []RateLimit{{Requests: 1, Per: caddy.Duration(time.Minute), Name: "slow"}}})
+	g.now = e.Clock.Now
+	before := counterValue(t, limitedRequests.WithLabelValues("metered", "slow"))
+	for range 4 {
+		serveFrom(t, g, e.userKey, "192.0.2.1")
+	}
+	if got := counterValue(t, limitedRequests.WithLabelValues("metered", "slow")) - before; got != 3 {
+		t.Errorf("limited counted %v times, want 3", got)
 	}
 }

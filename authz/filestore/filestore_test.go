@@ -28,6 +28,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestLedgerConformance(t *testing.T) {
+	storetest.RunLedger(t, func(t *testing.T) authz.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestPeopleConformance(t *testing.T) {
 	storetest.RunPeople(t, func(t *testing.T) authz.Store {
 		s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})

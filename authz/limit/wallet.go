@@ -185,7 +185,7 @@ func (w *wallet) spend(ctx context.Context, c *Credits, cost, now int64) QuotaDe
 		cancel()
 		a.mu.Lock()
 		_ = err // a settlement not done says it
-		w.apply(a, batch, w.cfg.nowNS())
+		w.apply(a, batch, now)
 	}
 }
 

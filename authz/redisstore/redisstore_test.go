@@ -30,6 +30,15 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestLedgerConformance(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	var n atomic.Int64
+	storetest.RunLedger(t, func(t *testing.T) authz.Store {
+		return newStore(t, Options{URL: srv.URL(), Prefix: fmt.Sprintf("ledger%d", n.Add(1))})
+	})
+}
+
 func TestPeopleConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	var n atomic.Int64

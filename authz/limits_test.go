@@ -1,0 +1,367 @@
+package authz_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/limit"
+)
+
+func rl(n int64, per string, burst int64) *authz.RateLimit {
+	return &authz.RateLimit{Requests: n, Per: per, Burst: burst}
+}
+
+func setRate(r *authz.RateLimit) authz.Optional[authz.RateLimit] {
+	return authz.Optional[authz.RateLimit]{Set: true, Value: r}
+}
+
+func setCredits(remaining int64, refill *authz.Refill) authz.Optional[authz.SetCredits] {
+	return authz.Optional[authz.SetCredits]{Set: true, Value: &authz.SetCredits{Remaining: &remaining, Refill: refill}}
+}
+
+// TestCallerRateLimits: a key's own rate limit, else its user's, else the
+// highest of its teams', is what the gateway finds in the principal.
+func TestCallerRateLimits(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		cu, _ := e.user("acme", "station", authz.KindAPI, authz.RoleAPIUser)
+		rate := func() *limit.Rate {
+			t.Helper()
+			p := e.auth(cu.Key)
+			r, _ := p.CallerLimits(cu.KeyID)
+			return r
+		}
+		if r := rate(); r != nil {
+			t.Fatalf("no limits set: %v", r)
+		}
+		// A key's own, with nothing on its user.
+		other, _ := e.user("acme", "other", authz.KindAPI, authz.RoleAPIUser)
+		if _, err := e.svc.UpdateKey(ctx, e.root, "acme", other.ID, other.KeyID, authz.KeyPatch{RateLimit: setRate(rl(7, "1s", 0))}); err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := e.auth(other.Key).CallerLimits(other.KeyID); r == nil || r.Requests != 7 {
+			t.Fatalf("a key's own on a user without any: %v", r)
+		}
+		slow, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "slow", RateLimit: rl(10, "1m", 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fast, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "fast", RateLimit: rl(5, "1s", 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tm := range []*authz.Team{slow, fast} {
+			if err := e.svc.AddMember(ctx, e.root, "acme", tm.ID, cu.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r := rate(); r == nil || *r != (limit.Rate{Requests: 5, Per: time.Second}) {
+			t.Fatalf("two teams: %v, want the highest (5 per second)", r)
+		}
+		u, err := e.svc.UpdateUser(ctx, e.root, "acme", cu.ID, authz.UserPatch{RateLimit: setRate(rl(2, "1s", 4))}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.RateLimit == nil || *u.RateLimit != (authz.RateLimit{Requests: 2, Per: "1s", Burst: 4}) {
+			t.Errorf("user's rate_limit: %+v", u.RateLimit)
+		}
+		if r := rate(); r == nil || *r != (limit.Rate{Requests: 2, Per: time.Second, Burst: 4}) {
+			t.Fatalf("user's own: %v, want it over its teams'", r)
+		}
+		k, err := e.svc.UpdateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, authz.KeyPatch{RateLimit: setRate(rl(1000, "3600s", 0))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.RateLimit.Per != "1h" {
+			t.Errorf("per is written canonically: %q, want 1h", k.RateLimit.Per)
+		}
+		if r := rate(); r == nil || *r != (limit.Rate{Requests: 1000, Per: time.Hour}) {
+			t.Fatalf("key's own: %v, want it over the user's", r)
+		}
+		// null removes: the user's again.
+		if _, err := e.svc.UpdateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, authz.KeyPatch{RateLimit: setRate(nil)}); err != nil {
+			t.Fatal(err)
+		}
+		if r := rate(); r == nil || r.Requests != 2 {
+			t.Fatalf("after removing the key's: %v, want the user's", r)
+		}
+		// Audited, old and new.
+		entries, _, err := e.svc.ListAudit(ctx, e.root, "acme", authz.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actions []string
+		for _, en := range entries {
+			if c, ok := en.Changes["rate_limit"]; ok {
+				actions = append(actions, en.Action+" "+string(c.Old)+" -> "+string(c.New))
+			}
+		}
+		want := []string{
+			`key.update {"requests":1000,"per":"1h"} -> `,
+			`key.update  -> {"requests":1000,"per":"1h"}`,
+			`user.update  -> {"requests":2,"per":"1s","burst":4}`,
+		}
+		if strings.Join(actions[:3], "\n") != strings.Join(want, "\n") {
+			t.Errorf("audit:\n%s\nwant\n%s", strings.Join(actions, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
+func TestCallerLimitsRules(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		cu, _ := e.user("acme", "station", authz.KindAPI, authz.RoleAPIUser)
+		adm, admin := e.user("acme", "ad", authz.KindMember, authz.RoleAdmin)
+		_, editor := e.user("acme", "ed", authz.KindMember, authz.RoleEditor)
+		_, reg := e.user("acme", "app", authz.KindAPI, authz.RoleAPIRegistration)
+		_, biz := e.user("acme", "biz", authz.KindAPI, authz.RoleAPIBusiness)
+		basic, _ := e.user("acme", "basic", authz.KindAPI, authz.RoleAPIBasic)
+
+		t.Run("an admin sets an api_user's", func(t *testing.T) {
+			if _, err := e.svc.UpdateUser(ctx, admin, "acme", cu.ID, authz.UserPatch{RateLimit: setRate(rl(1, "1s", 0)), Credits: setCredits(10, nil)}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.svc.UpdateKey(ctx, admin, "acme", cu.ID, cu.KeyID, authz.KeyPatch{Credits: setCredits(5, nil)}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Run("nobody sets its own", func(t *testing.T) {
+			_, err := e.svc.UpdateUser(ctx, admin, "acme", adm.ID, authz.UserPatch{Credits: setCredits(1<<40, nil)}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+			_, err = e.svc.UpdateKey(ctx, admin, "acme", adm.ID, adm.KeyID, authz.KeyPatch{RateLimit: setRate(rl(1000, "1s", 0))})
+			wantErr(t, err, authz.ErrForbidden)
+			_, err = e.svc.UpdateUser(ctx, e.root, "acme", e.root.UserID, authz.UserPatch{RateLimit: setRate(rl(1, "1s", 0))}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+		})
+		t.Run("an editor manages no users, so sets no limits", func(t *testing.T) {
+			_, err := e.svc.UpdateUser(ctx, editor, "acme", cu.ID, authz.UserPatch{Credits: setCredits(1, nil)}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+			_, err = e.svc.UpdateKey(ctx, editor, "acme", cu.ID, cu.KeyID, authz.KeyPatch{Credits: setCredits(1, nil)})
+			wantErr(t, err, authz.ErrForbidden)
+		})
+		t.Run("api_registration creates api_basic users but sets no limits", func(t *testing.T) {
+			_, err := e.svc.CreateUser(ctx, reg, "acme", authz.NewUser{Username: "s1", Kind: authz.KindAPI, Role: authz.RoleAPIBasic,
+				Credits: &authz.SetCredits{Remaining: ptr(int64(1000))}})
+			wantErr(t, err, authz.ErrForbidden)
+		})
+		t.Run("api_business sets its api_basic users'", func(t *testing.T) {
+			if _, err := e.svc.UpdateUser(ctx, biz, "acme", basic.ID, authz.UserPatch{Credits: setCredits(100, nil)}, nil); err != nil {
+				t.Fatal(err)
+			}
+			_, err := e.svc.UpdateUser(ctx, biz, "acme", cu.ID, authz.UserPatch{Credits: setCredits(100, nil)}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+		})
+		t.Run("nobody sets the limit of a team it is in", func(t *testing.T) {
+			tm, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "ops"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.svc.AddMember(ctx, e.root, "acme", tm.ID, adm.ID); err != nil {
+				t.Fatal(err)
+			}
+			admin = e.auth(adm.Key)
+			_, err = e.svc.UpdateTeam(ctx, admin, "acme", tm.ID, authz.TeamPatch{RateLimit: setRate(rl(1000, "1s", 0))}, nil)
+			wantErr(t, err, authz.ErrForbidden)
+			if _, err := e.svc.UpdateTeam(ctx, e.root, "acme", tm.ID, authz.TeamPatch{RateLimit: setRate(rl(1000, "1s", 0))}, nil); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Run("bad input is refused and changes nothing", func(t *testing.T) {
+			before, err := e.svc.GetUser(ctx, e.root, "acme", cu.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				patch authz.UserPatch
+				field string
+			}{
+				{authz.UserPatch{RateLimit: setRate(rl(0, "1s", 0))}, "rate_limit"},
+				{authz.UserPatch{RateLimit: setRate(rl(10, "soon", 0))}, "rate_limit.per"},
+				{authz.UserPatch{RateLimit: setRate(rl(1000, "100ms", 1))}, "rate_limit"},
+				{authz.UserPatch{Credits: setCredits(-1, nil)}, "credits.remaining"},
+				{authz.UserPatch{Credits: authz.Optional[authz.SetCredits]{Set: true, Value: &authz.SetCredits{}}}, "credits.remaining"},
+				{authz.UserPatch{Credits: setCredits(5, &authz.Refill{Amount: 5, Every: "week"})}, "credits.refill"},
+				{authz.UserPatch{Credits: setCredits(5, &authz.Refill{Amount: 0, Every: "day"})}, "credits.refill"},
+				{authz.UserPatch{Credits: setCredits(5, &authz.Refill{Amount: 5, Every: "500ms"})}, "credits.refill"},
+			} {
+				_, err := e.svc.UpdateUser(ctx, e.root, "acme", cu.ID, c.patch, nil)
+				wantErr(t, err, authz.ErrInvalid)
+				var ae *authz.Error
+				if !asErr(err, &ae) || ae.Field != c.field {
+					t.Errorf("%+v: error %v, want one about %s", c.patch, err, c.field)
+				}
+			}
+			after, err := e.svc.GetUser(ctx, e.root, "acme", cu.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after.Version != before.Version {
+				t.Errorf("a refused patch changed the user: version %d -> %d", before.Version, after.Version)
+			}
+		})
+	})
+}
+
+// TestCreditsShown: the credits a user and a key carry show in their JSON
+// with what remains, and setting them is audited.
+func TestCreditsShown(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		cu, err := e.svc.CreateUser(ctx, e.root, "acme", authz.NewUser{Username: "station", Kind: authz.KindAPI, Role: authz.RoleAPIUser,
+			IssueKey: true, Credits: &authz.SetCredits{Remaining: ptr(int64(500)), Refill: &authz.Refill{Amount: 500, Every: "month"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cu.Credits == nil || cu.Credits.Remaining != 500 || cu.Credits.RefillsAt == nil {
+			t.Fatalf("created with credits: %+v", cu.Credits)
+		}
+		if got, want := *cu.Credits.RefillsAt, time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC); !got.Equal(want) {
+			t.Errorf("refills_at %s, want %s (the next UTC month)", got, want)
+		}
+		b, _ := json.Marshal(cu.Credits)
+		if string(b) != `{"remaining":500,"refill":{"amount":500,"every":"month"},"refills_at":"2026-02-01T00:00:00Z"}` {
+			t.Errorf("credits JSON: %s", b)
+		}
+		k, err := e.svc.CreateKey(ctx, e.root, "acme", cu.ID, authz.NewKey{Name: "metered",
+			Credits: &authz.SetCredits{Remaining: ptr(int64(20)), Refill: &authz.Refill{Amount: 20, Every: "3600s"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.Credits == nil || k.Credits.Remaining != 20 || k.Credits.Refill.Every != "1h" {
+			t.Fatalf("key credits: %+v", k.Credits)
+		}
+		keys, err := e.svc.ListKeys(ctx, e.root, "acme", cu.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, kk := range keys {
+			if kk.ID == k.ID {
+				found = kk.Credits != nil && kk.Credits.Remaining == 20
+			}
+		}
+		if !found {
+			t.Errorf("the key list does not show the key's credits: %+v", keys)
+		}
+		// The principal spends from the key's, for that key; from the
+		// user's for its other key.
+		p := e.auth(cu.Key)
+		_, c := p.CallerLimits(cu.KeyID)
+		if c == nil || c.ID != cu.ID || c.Set != 500 {
+			t.Errorf("first key spends %+v, want the user's", c)
+		}
+		_, c = p.CallerLimits(k.ID)
+		if c == nil || c.ID != k.ID || c.Set != 20 {
+			t.Errorf("metered key spends %+v, want its own", c)
+		}
+		// Removing them drops them from the principal.
+		if _, err := e.svc.UpdateUser(ctx, e.root, "acme", cu.ID, authz.UserPatch{Credits: authz.Optional[authz.SetCredits]{Set: true}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, c := e.auth(cu.Key).CallerLimits(cu.KeyID); c != nil {
+			t.Errorf("after removing the user's credits: %+v", c)
+		}
+		entries, _, err := e.svc.ListAudit(ctx, e.root, "acme", authz.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		for _, en := range entries {
+			if c, ok := en.Changes["credits"]; ok {
+				seen = append(seen, en.Action+" "+string(c.Old)+" -> "+string(c.New))
+			}
+		}
+		want := []string{
+			`user.update {"remaining":500,"refill":{"amount":500,"every":"month"}} -> `,
+			`key.create  -> {"remaining":20,"refill":{"amount":20,"every":"1h"}}`,
+			`user.create  -> {"remaining":500,"refill":{"amount":500,"every":"month"}}`,
+		}
+		if strings.Join(seen, "\n") != strings.Join(want, "\n") {
+			t.Errorf("audit:\n%s\nwant\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
+// TestCreditsSpentShow: what a gateway spends shows as remaining in the
+// key's JSON once reported; a regenerated key spends from the same
+// account.
+func TestCreditsSpentShow(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		st := open(t)
+		if _, ok := st.(limit.Ledger); !ok {
+			t.Skip("the store keeps no credit ledger")
+		}
+		e := newEnv(t, st)
+		ctx := e.ctx
+		cu, _ := e.user("acme", "station", authz.KindAPI, authz.RoleAPIUser)
+		if _, err := e.svc.UpdateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, authz.KeyPatch{Credits: setCredits(100, nil)}); err != nil {
+			t.Fatal(err)
+		}
+		eng := limit.NewEngine(limit.EngineConfig{Ledger: st.(limit.Ledger), Now: e.Now})
+		spend := func(key, kid string, n int) {
+			t.Helper()
+			_, c := e.auth(key).CallerLimits(kid)
+			for range n {
+				if d := eng.Spend(ctx, c, 1, e.Now().UnixNano()); !d.Allowed {
+					t.Fatalf("spend: %+v", d)
+				}
+			}
+		}
+		spend(cu.Key, cu.KeyID, 30)
+		eng.Close() // reports and gives back what it holds
+		remaining := func(kid string) int64 {
+			t.Helper()
+			keys, err := e.svc.ListKeys(ctx, e.root, "acme", cu.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				if k.ID == kid && k.Credits != nil {
+					return k.Credits.Remaining
+				}
+			}
+			t.Fatalf("key %s has no credits", kid)
+			return 0
+		}
+		if r := remaining(cu.KeyID); r != 70 {
+			t.Errorf("after 30 spent: remaining %d, want 70", r)
+		}
+		nk, err := e.svc.RegenerateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nk.Credits == nil || nk.Credits.Remaining != 70 {
+			t.Fatalf("regenerated key: %+v, want the same 70", nk.Credits)
+		}
+		eng = limit.NewEngine(limit.EngineConfig{Ledger: st.(limit.Ledger), Now: e.Now})
+		spend(nk.Secret, nk.ID, 10)
+		spend(cu.Key, cu.KeyID, 10) // the old key, in its grace
+		eng.Close()
+		if r, o := remaining(nk.ID), remaining(cu.KeyID); r != 50 || o != 50 {
+			t.Errorf("one account for both keys: remaining %d and %d, want 50", r, o)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func asErr(err error, target **authz.Error) bool {
+	for err != nil {
+		if e, ok := err.(*authz.Error); ok {
+			*target = e
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}

@@ -1,0 +1,115 @@
+package redisstore
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apiusers/apiusers/authz/limit"
+	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+)
+
+func TestTally(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := newStore(t, Options{URL: srv.URL(), Prefix: "tally"})
+	ctx := context.Background()
+	const head = 1_000_000
+	a := &limit.Tally{Name: "r|usr_1|10/1000000000", Head: head, TTL: time.Second, Demand: 5}
+	a.Add[10], a.Add[9] = 3, 1 // slots head and head-1
+	b := &limit.Tally{Name: a.Name, Head: head, TTL: time.Second, Demand: 2}
+	b.Add[10] = 2
+	if err := s.Tally(ctx, []*limit.Tally{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if !a.Done || !b.Done || b.Totals[10] != 5 || b.Totals[9] != 1 || b.DemandTotal != 7 {
+		t.Fatalf("tallies: %+v / %+v", a, b)
+	}
+	// A read adds nothing, and the window moves on: slot head-1 leaves it
+	// when the head is 11 slots later.
+	r := &limit.Tally{Name: a.Name, Head: head + 10, TTL: time.Second}
+	if err := s.Tally(ctx, []*limit.Tally{r}); err != nil {
+		t.Fatal(err)
+	}
+	if r.Totals[0] != 5 || r.DemandTotal != 7 {
+		t.Fatalf("read: %+v", r)
+	}
+	w := &limit.Tally{Name: a.Name, Head: head + 10, TTL: time.Second, Demand: 1}
+	if err := s.Tally(ctx, []*limit.Tally{w}); err != nil {
+		t.Fatal(err)
+	}
+	fields, err := s.client.HKeys(ctx, s.counterKey(a.Name)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fields) != 2 { // "d" and the slot head
+		t.Errorf("fields %v: slots that left the window stay", fields)
+	}
+	if ttl := s.client.PTTL(ctx, s.counterKey(a.Name)).Val(); ttl <= 0 || ttl > time.Second {
+		t.Errorf("counter TTL %s, want at most the window and a slot", ttl)
+	}
+	// Unreachable: an error, nothing done.
+	srv.Stop()
+	x := &limit.Tally{Name: a.Name, Head: head, TTL: time.Second, Demand: 1}
+	if err := s.Tally(ctx, []*limit.Tally{x}); err == nil || x.Done {
+		t.Errorf("Redis down: err %v, done %v", err, x.Done)
+	}
+}
+
+// TestCreditsThroughRestart: 1,000 credits spent by three engines over one
+// Redis as fast as they go, with Redis killed (SIGKILL) for 300ms and
+// started again in the middle (append-only file, fsync always): exactly
+// 1,000, never more.
+func TestCreditsThroughRestart(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	var engines []*limit.Engine
+	for range 3 {
+		s := newStore(t, Options{URL: srv.URL(), Prefix: "credits"})
+		e := limit.NewEngine(limit.EngineConfig{Ledger: s, Tallier: s, SyncEvery: 20 * time.Millisecond,
+			Recheck: 20 * time.Millisecond, DownRetry: 20 * time.Millisecond, ReportEvery: 100 * time.Millisecond})
+		t.Cleanup(e.Close)
+		engines = append(engines, e)
+	}
+	c := &limit.Credits{Workspace: "acme", ID: "key_1", Serial: 1, Set: 1000, SetAt: time.Now().UnixNano()}
+	var spent, unavailable atomic.Int64
+	var restarted atomic.Bool
+	var wg sync.WaitGroup
+	for _, e := range engines {
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				denied := 0
+				for denied < 300 {
+					d := e.Spend(context.Background(), c, 1, time.Now().UnixNano())
+					switch {
+					case d.Allowed:
+						if n := spent.Add(1); n == 400 && restarted.CompareAndSwap(false, true) {
+							go func() {
+								srv.Kill()
+								time.Sleep(300 * time.Millisecond)
+								srv.Restart()
+							}()
+						}
+						denied = 0
+						time.Sleep(50 * time.Microsecond)
+					case d.Unavailable:
+						unavailable.Add(1)
+						time.Sleep(time.Millisecond)
+					default:
+						denied++
+						time.Sleep(time.Millisecond)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if got := spent.Load(); got != 1000 {
+		t.Errorf("spent %d through a Redis restart, want exactly 1000 (%d answers unavailable)", got, unavailable.Load())
+	}
+	t.Logf("spent %d; %d answers unavailable while Redis restarted", spent.Load(), unavailable.Load())
+}
