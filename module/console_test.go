@@ -79,7 +79,7 @@ http://localhost:%d {
 func startConsole(t *testing.T) *consoleEnv {
 	t.Helper()
 	tmp, dataDir := e2eTempDirs(t)
-	up := &recorder{}
+	up := &upstreamLog{}
 	upstream := httptest.NewServer(up)
 	t.Cleanup(upstream.Close)
 
