@@ -179,7 +179,12 @@ func (tb *tab) pageText() string {
 	ctx, cancel := context.WithTimeout(tb.ctx, 3*time.Second)
 	defer cancel()
 	var s string
-	_ = chromedp.Run(ctx, chromedp.Evaluate(`(document.querySelector('dialog[open]') || document.body).innerText`, &s))
+	_ = chromedp.Run(ctx, chromedp.Evaluate(`(() => {
+		const r = (document.querySelector('dialog[open]') || document.body).cloneNode(true);
+		r.querySelectorAll('select').forEach((e) => e.replaceWith('[' + (e.value || 'select') + ']'));
+		r.querySelectorAll('button, label, legend, h1, h2, h3, p, tr, li').forEach((e) => e.append(' | '));
+		return r.textContent.replace(/\s+/g, ' ');
+	})()`, &s))
 	return s
 }
 
@@ -264,8 +269,17 @@ func (tb *tab) has(css, text string) bool {
 func (tb *tab) click(text string) {
 	tb.t.Helper()
 	sel := tb.find("button, a", text)
-	tb.run("clicking "+text, chromedp.Click(sel, chromedp.ByQuery))
+	tb.clickSel("clicking "+text, sel)
 	tb.settle()
+}
+
+// clickSel scrolls the element to the middle of its scroll box (so that no
+// sticky bar covers it) and clicks it with the mouse.
+func (tb *tab) clickSel(what, sel string) {
+	tb.t.Helper()
+	var ok bool
+	tb.eval(what, fmt.Sprintf(`(() => { document.querySelector(%s).scrollIntoView({block: 'center'}); return true; })()`, js(sel)), &ok)
+	tb.run(what, chromedp.Click(sel, chromedp.ByQuery))
 }
 
 // control returns a selector for the form control labelled label.
@@ -288,7 +302,9 @@ func (tb *tab) control(label string) string {
 func (tb *tab) fill(label, value string) {
 	tb.t.Helper()
 	sel := tb.control(label)
-	tb.run("filling "+label, chromedp.Clear(sel, chromedp.ByQuery), chromedp.SendKeys(sel, value, chromedp.ByQuery))
+	var ok bool
+	tb.eval("clearing "+label, fmt.Sprintf(`(() => { document.querySelector(%s).value = ''; return true; })()`, js(sel)), &ok)
+	tb.run("filling "+label, chromedp.SendKeys(sel, value, chromedp.ByQuery))
 }
 
 // choose selects the option with value in the select labelled label.
@@ -325,7 +341,7 @@ func (tb *tab) check(label string, on bool) {
 	var cur bool
 	tb.eval("reading "+label, fmt.Sprintf(`document.querySelector(%s).checked`, js(sel)), &cur)
 	if cur != on {
-		tb.run("ticking "+label, chromedp.Click(sel, chromedp.ByQuery))
+		tb.clickSel("ticking "+label, sel)
 	}
 }
 
@@ -345,7 +361,7 @@ func (tb *tab) checkIn(legend, label string) {
 		return '[data-test="' + %s + '"]';
 	})()`, scopeJS, js(legend), js(label), js(mark), js(mark)), &sel,
 		chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
-	tb.run("ticking "+label, chromedp.Click(sel, chromedp.ByQuery))
+	tb.clickSel("ticking "+label, sel)
 }
 
 // texts returns the normalized texts of the visible elements matching css.

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,4 +180,106 @@ func TestConsoleBrowser(t *testing.T) {
 		tb.axe("API Users")
 		tb.noErrors()
 	})
+	t.Run("add an API user with device rights, use its key, deactivate it", func(t *testing.T) { c.testAddUser(t, b) })
+}
+
+// testAddUser adds an API user through the Add API User dialog with every
+// kind of field, copies its key from its page, calls the device route with
+// it, and deactivates it in the console.
+func (c *consoleEnv) testAddUser(t *testing.T, b *browser) {
+	var team struct{ ID string }
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.root, map[string]any{"name": "field-crew"}, &team)
+	// A device the workspace's teams already name: the search offers it.
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.root, map[string]any{"name": "doors",
+		"grants": []map[string]any{{"resource": "device:door-7", "rights": []string{"read"}}}}, nil)
+
+	tb := b.newTab(t, c.console, c.root)
+	tb.open("#/w/acme/users")
+	tb.click("Add API User")
+	tb.fill("Username", "lamp-app")
+	if roles := tb.options("Role"); !slices.Contains(roles, "superadmin") || !slices.Contains(roles, "api_user") {
+		t.Errorf("a superadmin may grant every role; offered %v", roles)
+	}
+	tb.choose("Role", "api_user")
+	tb.fill("Email", "lamp@example.com")
+	tb.fill("Organization", "Lamps Inc")
+	tb.choose("Language", "de")
+	tb.choose("Time zone", "Europe/Berlin")
+	tb.fill("Private note", "installed in hall B")
+	tb.checkIn("Add API User to existing Team", "field-crew")
+	tb.checkIn("Workspace Permissions", "Run flows (flows.run)")
+	tb.fill("Search devices", "door")
+	tb.click("Add device door-7")
+	tb.checkIn("device:door-7", "Control")
+	tb.fill("Search devices", "d1")
+	tb.click("Add new device d1")
+	tb.checkIn("device:d1", "Read")
+	tb.fill("Project", "p9")
+	tb.click("Add project")
+	tb.checkIn("project:p9", "Access")
+	tb.checkIn("project:p9", "Capture photos")
+	tb.screenshot("add-api-user")
+	tb.axe("the Add API User dialog")
+	tb.find("dialog[open] button", "Add API User")
+	tb.click("Add API User")
+
+	// The user's page, with the key shown once.
+	tb.waitFor("the user's page", `document.querySelector('main h1') && document.querySelector('main h1').textContent === 'lamp-app'`)
+	if !tb.has("p", "Copy this key now: it will not be shown again (unless someone allowed to reveals it later).") {
+		t.Error("the new key is not shown with its warning")
+	}
+	tb.click("Copy API key to the clipboard")
+	tb.status("Copied")
+	var key string
+	tb.eval("reading the clipboard", `navigator.clipboard.readText()`, &key)
+	tb.screenshot("api-user")
+	tb.axe("the API user's page")
+
+	var users struct{ Items []accUser }
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=lamp-app", c.root, nil, &users)
+	if len(users.Items) != 1 {
+		t.Fatalf("lamp-app: %d users", len(users.Items))
+	}
+	var u struct {
+		ID, Username, Role, Status, Email, Organization, Language, Timezone string
+		PrivateNote                                                         string `json:"private_note"`
+		Permissions, Teams                                                  []string
+		Grants                                                              []struct {
+			Resource string
+			Rights   []string
+		}
+	}
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+users.Items[0].ID, c.root, nil, &u)
+	grants := map[string][]string{}
+	for _, g := range u.Grants {
+		grants[g.Resource] = g.Rights
+	}
+	if u.Role != "api_user" || u.Status != "active" || u.Email != "lamp@example.com" || u.Organization != "Lamps Inc" ||
+		u.Language != "de" || u.Timezone != "Europe/Berlin" || u.PrivateNote != "installed in hall B" ||
+		!slices.Equal(u.Permissions, []string{"flows.run"}) || !slices.Equal(u.Teams, []string{team.ID}) ||
+		!slices.Equal(grants["device:d1"], []string{"read"}) || !slices.Equal(grants["device:door-7"], []string{"control"}) ||
+		!slices.Equal(grants["project:p9"], []string{"access", "photo.capture"}) || len(grants) != 3 {
+		t.Errorf("the user as stored: %+v", u)
+	}
+
+	if !strings.HasPrefix(key, "ey") {
+		t.Fatalf("the clipboard holds %q, not a key", key)
+	}
+	if st := c.call(t, "GET", "/devices/d1/state", key); st != 200 {
+		t.Errorf("GET /devices/d1/state with the copied key: %d, want 200", st)
+	}
+	if st := c.call(t, "POST", "/devices/d1/state", key); st != 403 {
+		t.Errorf("POST /devices/d1/state (no control right): %d, want 403", st)
+	}
+
+	tb.click("Move to Inactive")
+	tb.waitFor("the inactive badge", `[...document.querySelectorAll('main .badge')].some((e) => e.textContent === 'Inactive')`)
+	tb.status("Status changed to Inactive.")
+	if st := c.call(t, "GET", "/devices/d1/state", key); st != 401 {
+		t.Errorf("GET /devices/d1/state after Move to Inactive: %d, want 401", st)
+	}
+	if tb.has("p", "Copy this key now: it will not be shown again (unless someone allowed to reveals it later).") {
+		t.Error("the new key is shown a second time")
+	}
+	tb.noErrors()
 }

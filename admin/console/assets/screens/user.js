@@ -127,10 +127,10 @@ export async function render(ctx) {
     h('div', { class: 'titlebar' }, h('h1', null, u.username), statusBadge(u.status)),
     life.length ? h('div', { class: 'actions lifecycle', role: 'group', 'aria-label': t('users.lifecycle') }, life) : null,
     box,
-    details,
   ];
-  replace(main, ...parts);
-  if (c.mayManageKeys(u) && u.kind === 'api') main.append(await keysSection(ctx, u));
+  // Keys first: using them is what an API user's page is visited for most.
+  const keys = c.mayManageKeys(u) && u.kind === 'api' ? await keysSection(ctx, u) : null;
+  replace(main, ...parts, keys, details);
   if (u.kind === 'api' && c.mayManage(u)) main.append(passwordSection(ctx, u));
   if (c.mayManage(u) || u.id === c.id) {
     const s = await sessionsSection(ctx, u);
