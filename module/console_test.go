@@ -13,6 +13,9 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // The console end to end: a real Caddy (in process) serves the admin API
@@ -181,6 +184,9 @@ func TestConsoleBrowser(t *testing.T) {
 		tb.noErrors()
 	})
 	t.Run("add an API user with device rights, use its key, deactivate it", func(t *testing.T) { c.testAddUser(t, b) })
+	t.Run("trash, restore, trash, delete", func(t *testing.T) { c.testLifecycle(t, b) })
+	t.Run("keys: generate, regenerate with grace, reveal, revoke", func(t *testing.T) { c.testKeys(t, b) })
+	t.Run("dialogs trap the focus, close on Esc and give the focus back", func(t *testing.T) { c.testDialogKeyboard(t, b) })
 }
 
 // testAddUser adds an API user through the Add API User dialog with every
@@ -280,6 +286,199 @@ func (c *consoleEnv) testAddUser(t *testing.T, b *browser) {
 	}
 	if tb.has("p", "Copy this key now: it will not be shown again (unless someone allowed to reveals it later).") {
 		t.Error("the new key is shown a second time")
+	}
+	tb.noErrors()
+}
+
+// testLifecycle moves an API user to the trash, restores it, trashes it
+// again and deletes it with its messages, in the console.
+func (c *consoleEnv) testLifecycle(t *testing.T, b *browser) {
+	u := c.mkUser(t, map[string]any{"username": "old-sensor", "kind": "api", "role": "api_user", "issue_key": true})
+	if st := c.call(t, "GET", "/api/ping", u.Key); st != 200 {
+		t.Fatalf("a first recorded call: %d", st)
+	}
+	tb := b.newTab(t, c.console, c.root)
+	tb.open("#/w/acme/users/" + u.ID)
+	badge := func(want string) {
+		t.Helper()
+		tb.waitFor("the badge "+want, fmt.Sprintf(`[...document.querySelectorAll('main .badge')].some((e) => e.textContent === %s)`, js(want)))
+	}
+	stored := func(want string) {
+		t.Helper()
+		var got accUser
+		c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+u.ID, c.root, nil, &got)
+		if got.Status != want {
+			t.Errorf("status %q in the store, want %q", got.Status, want)
+		}
+	}
+	if tb.has("button", "Delete") || tb.has("button", "Restore") {
+		t.Error("an active user offers Delete or Restore")
+	}
+	tb.click("Move to Trash")
+	badge("Trash")
+	stored("trash")
+	if st := c.call(t, "GET", "/api/ping", u.Key); st != 401 {
+		t.Errorf("a trashed user's key: %d, want 401", st)
+	}
+	if tb.has("button", "Move to Trash") || tb.has("button", "Move to Inactive") {
+		t.Error("a trashed user offers Move to Trash or Move to Inactive")
+	}
+	// In the list, under Trash.
+	tb.open("#/w/acme/users?status=trash")
+	tb.find("tr[data-user] a", "old-sensor")
+	tb.click("Active")
+	tb.waitFor("the active list", `![...document.querySelectorAll('tr[data-user]')].some((e) => e.dataset.user === 'old-sensor')`)
+	tb.open("#/w/acme/users/" + u.ID)
+	tb.click("Restore")
+	badge("Inactive")
+	stored("inactive")
+	tb.click("Move to Trash")
+	badge("Trash")
+	tb.click("Delete")
+	tb.find("dialog[open] h2", "Delete old-sensor?")
+	tb.axe("the delete dialog")
+	tb.check("Also erase its API messages", true)
+	tb.find("dialog[open] button", "Delete")
+	tb.click("Delete")
+	tb.waitFor("the trash list", `document.querySelector('main h1') && document.querySelector('main h1').textContent === 'API Users' && location.hash.includes('status=trash')`)
+	tb.status("old-sensor deleted.")
+	if st := c.api(t, "GET", "/workspaces/acme/users/"+u.ID, c.root, nil, nil); st != 404 {
+		t.Errorf("the deleted user: %d, want 404", st)
+	}
+	var msgs struct{ Items []json.RawMessage }
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/messages?user="+u.ID, c.root, nil, &msgs)
+	if len(msgs.Items) != 0 {
+		t.Errorf("%d messages left after erase messages", len(msgs.Items))
+	}
+	tb.noErrors()
+}
+
+// testKeys generates a key, regenerates it with a grace period, reveals
+// and hides it, and revokes it, in the console.
+func (c *consoleEnv) testKeys(t *testing.T, b *browser) {
+	u := c.mkUser(t, map[string]any{"username": "key-ring", "kind": "api", "role": "api_user"})
+	tb := b.newTab(t, c.console, c.root)
+	tb.open("#/w/acme/users/" + u.ID)
+	tb.find("p", "This user has no keys.")
+	tb.click("Generate")
+	tb.fill("Name", "ci")
+	tb.click("Generate")
+	tb.find("tr[data-key] th", "ci")
+	first := c.keyFromPage(t, tb)
+	if st := c.call(t, "GET", "/api/x", first); st != 200 {
+		t.Fatalf("the generated key: %d", st)
+	}
+
+	tb.click("Regenerate: ci")
+	tb.find("dialog[open] h2", "Regenerate ci")
+	tb.choose("The old key keeps working", "1h")
+	tb.axe("the regenerate dialog")
+	tb.find("dialog[open] button", "Regenerate")
+	tb.click("Regenerate")
+	second := c.keyFromPage(t, tb)
+	if second == first {
+		t.Fatal("Regenerate showed the old key")
+	}
+	if st := c.call(t, "GET", "/api/x", second); st != 200 {
+		t.Errorf("the regenerated key: %d", st)
+	}
+	if st := c.call(t, "GET", "/api/x", first); st != 200 {
+		t.Errorf("the old key within its hour of grace: %d, want 200", st)
+	}
+	// The old key's row says until when it works, in UTC underneath.
+	var keys struct {
+		Items []struct {
+			ID, Name  string
+			RevokesAt string `json:"revokes_at"`
+		}
+	}
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+u.ID+"/keys", c.root, nil, &keys)
+	var newID string
+	for _, k := range keys.Items {
+		if k.RevokesAt == "" {
+			newID = k.ID
+			continue
+		}
+		tb.waitFor("the old key's end", fmt.Sprintf(`[...document.querySelectorAll('tr[data-key=%s] td')].some((td) => td.textContent.startsWith('stops working') && td.querySelector('time').dateTime === %s)`, k.ID, js(k.RevokesAt)))
+	}
+	tb.open("#/w/acme/users")
+	tb.clickSel("key-ring", tb.find("tr[data-user] a", "key-ring"))
+	tb.find("main h1", "key-ring")
+	if tb.has("p", "Copy this key now: it will not be shown again (unless someone allowed to reveals it later).") {
+		t.Error("the new key is still shown after the page was left")
+	}
+	row := fmt.Sprintf(`tr[data-key=%s]`, js(newID))
+	tb.clickSel("Show API key", tb.find(row+" button", "Show API key: ci"))
+	tb.waitFor("the revealed key", fmt.Sprintf(`(document.querySelector(%s) || {}).value === %s`, js(row+" .revealed input"), js(second)))
+	tb.clickSel("Hide API key", tb.find(row+" button", "Hide API key: ci"))
+	tb.waitFor("the key hidden", fmt.Sprintf(`!document.querySelector(%s)`, js(row+" .revealed input")))
+	tb.clickSel("Copy", tb.find(row+" button", "Copy API key to the clipboard: ci"))
+	tb.status("Copied")
+	var clip string
+	tb.eval("reading the clipboard", `navigator.clipboard.readText()`, &clip)
+	if clip != second {
+		t.Errorf("Copy put %.20q… on the clipboard, want the key", clip)
+	}
+
+	tb.clickSel("Revoke", tb.find(row+" button", "Revoke: ci"))
+	tb.find("dialog[open] h2", "Revoke ci?")
+	tb.find("dialog[open] button", "Revoke")
+	tb.click("Revoke")
+	tb.status("Key ci revoked.")
+	if st := c.call(t, "GET", "/api/x", second); st != 401 {
+		t.Errorf("the revoked key: %d, want 401", st)
+	}
+	tb.noErrors()
+}
+
+// keyFromPage copies the key shown once on the page and returns it.
+func (c *consoleEnv) keyFromPage(t *testing.T, tb *tab) string {
+	t.Helper()
+	tb.find(".newkey p", "Copy this key now: it will not be shown again (unless someone allowed to reveals it later).")
+	tb.clickSel("Show API key", tb.find(".newkey button", "Show API key"))
+	var key string
+	tb.eval("reading the new key", `document.querySelector('.newkey input').type === 'text' ? document.querySelector('.newkey input').value : ''`, &key)
+	if !strings.HasPrefix(key, "ey") {
+		t.Fatalf("the page shows %q, not a key", key)
+	}
+	return key
+}
+
+// testDialogKeyboard checks the Add API User dialog with the keyboard: the
+// focus starts inside, Tab and Shift+Tab stay inside, Esc closes it and the
+// focus returns to the button that opened it.
+func (c *consoleEnv) testDialogKeyboard(t *testing.T, b *browser) {
+	tb := b.newTab(t, c.console, c.root)
+	tb.open("#/w/acme/users")
+	tb.clickSel("Add API User", tb.find("main button", "Add API User"))
+	tb.find("dialog[open] h2", "Add API User")
+	if f := tb.focused(); f != "Username" {
+		t.Errorf("the focus starts on %q, want Username", f)
+	}
+	inDialog := func() bool {
+		var ok bool
+		tb.eval("where the focus is", `!!document.activeElement.closest('dialog[open]')`, &ok)
+		return ok
+	}
+	shiftTab := chromedp.KeyModifiers(input.ModifierShift)
+	tb.key(kb.Tab, shiftTab)
+	if f := tb.focused(); f != "Cancel" || !inDialog() {
+		t.Errorf("Shift+Tab from the first field went to %q (in the dialog: %v), want Cancel", f, inDialog())
+	}
+	tb.key(kb.Tab)
+	if f := tb.focused(); f != "Username" {
+		t.Errorf("Tab from the last control went to %q, want Username", f)
+	}
+	for i := 0; i < 80; i++ {
+		tb.key(kb.Tab)
+		if !inDialog() {
+			t.Fatalf("after %d Tabs the focus left the dialog for %q", i+1, tb.focused())
+		}
+	}
+	tb.key(kb.Escape)
+	tb.waitFor("the dialog to close", `!document.querySelector('dialog')`)
+	if f := tb.focused(); f != "Add API User" {
+		t.Errorf("after Esc the focus is on %q, want the Add API User button", f)
 	}
 	tb.noErrors()
 }
