@@ -7,10 +7,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/chromedp/cdproto/input"
@@ -187,6 +189,7 @@ func TestConsoleBrowser(t *testing.T) {
 	t.Run("trash, restore, trash, delete", func(t *testing.T) { c.testLifecycle(t, b) })
 	t.Run("keys: generate, regenerate with grace, reveal, revoke", func(t *testing.T) { c.testKeys(t, b) })
 	t.Run("dialogs trap the focus, close on Esc and give the focus back", func(t *testing.T) { c.testDialogKeyboard(t, b) })
+	t.Run("German and another time zone", func(t *testing.T) { c.testLanguageAndZone(t, b) })
 }
 
 // testAddUser adds an API user through the Add API User dialog with every
@@ -479,6 +482,168 @@ func (c *consoleEnv) testDialogKeyboard(t *testing.T, b *browser) {
 	tb.waitFor("the dialog to close", `!document.querySelector('dialog')`)
 	if f := tb.focused(); f != "Add API User" {
 		t.Errorf("after Esc the focus is on %q, want the Add API User button", f)
+	}
+	tb.noErrors()
+}
+
+// consoleStrings reads the console's strings table of lang.
+func consoleStrings(t *testing.T, lang string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "admin", "console", "assets", "i18n", lang+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// labelsJS collects the labels of the screen (and of an open dialog):
+// headings, legends, labels, buttons, links of the navigation, column
+// headers, options of the filters, aria-labels and placeholders.
+const labelsJS = `(() => {
+	const norm = (s) => (s || '').replace(/\s+/g, ' ').trim();
+	const root = document.querySelector('dialog[open]') || document;
+	const out = [];
+	root.querySelectorAll('h1, h2, h3, legend, label, button, nav a, thead th, caption, summary, p.hint, p.empty, .notice').forEach((e) => out.push(norm(e.textContent)));
+	root.querySelectorAll('[aria-label]').forEach((e) => out.push(e.getAttribute('aria-label')));
+	root.querySelectorAll('[placeholder]').forEach((e) => out.push(e.getAttribute('placeholder')));
+	root.querySelectorAll('select[name=role] option, select[name=status] option, select[name=grace] option, select[name=action] option').forEach((e) => out.push(norm(e.textContent)));
+	return out.filter(Boolean);
+})()`
+
+// englishLeft returns the labels that are still English: equal to an
+// English string that German words differently (placeholders match any
+// text; "label: name" counts as the label).
+func englishLeft(labels []string, en, de map[string]string) []string {
+	var res []*regexp.Regexp
+	for k, v := range en {
+		if v == de[k] {
+			continue
+		}
+		pat := regexp.QuoteMeta(v)
+		pat = regexp.MustCompile(`\\\{\w+\\\}`).ReplaceAllString(pat, ".+")
+		res = append(res, regexp.MustCompile("^"+pat+"(: .+)?$"))
+	}
+	var left []string
+	for _, l := range labels {
+		for _, re := range res {
+			if re.MatchString(l) {
+				left = append(left, l)
+				break
+			}
+		}
+	}
+	return left
+}
+
+// testLanguageAndZone switches a person's language to German in the
+// profile (every label of every screen changes) and the time zone to Tokyo
+// (the times shift; the API still answers UTC).
+func (c *consoleEnv) testLanguageAndZone(t *testing.T, b *browser) {
+	greta := c.mkUser(t, map[string]any{"username": "greta", "kind": "api", "role": "admin", "issue_key": true})
+	target := c.mkUser(t, map[string]any{"username": "zone-probe", "kind": "api", "role": "api_user", "issue_key": true})
+	var team struct{ ID string }
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.root, map[string]any{"name": "night-shift"}, &team)
+	var created struct {
+		CreatedAt string `json:"created_at"`
+	}
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+target.ID, greta.Key, nil, &created)
+	at, err := time.Parse(time.RFC3339Nano, created.CreatedAt)
+	if err != nil || !strings.HasSuffix(created.CreatedAt, "Z") {
+		t.Fatalf("created_at %q: not UTC (%v)", created.CreatedAt, err)
+	}
+	tb := b.newTab(t, c.console, greta.Key)
+	shownTime := func() (text, datetime string) {
+		t.Helper()
+		tb.open("#/w/acme/users?q=zone-probe")
+		tb.find("tr[data-user] a", "zone-probe")
+		var v [2]string
+		tb.eval("reading the created time", `(() => { const e = document.querySelector('tr[data-user="zone-probe"] td:last-child time'); return [e.textContent, e.dateTime]; })()`, &v)
+		return v[0], v[1]
+	}
+	txt, dt := shownTime()
+	if !strings.Contains(txt, at.UTC().Format("15:04")) || dt != created.CreatedAt {
+		t.Errorf("before: %q (datetime %q), want the UTC time %s", txt, dt, at.UTC().Format("15:04"))
+	}
+
+	tb.open("#/profile")
+	tb.choose("Language", "de")
+	tb.choose("Time zone", "Asia/Tokyo")
+	tb.click("Save profile")
+	tb.find("main h1", "Profil")
+	tb.status("Profil gespeichert.")
+
+	var me struct {
+		User struct{ Language, Timezone string }
+	}
+	c.mustAPI(t, 200, "GET", "/me", greta.Key, nil, &me)
+	if me.User.Language != "de" || me.User.Timezone != "Asia/Tokyo" {
+		t.Errorf("after saving the profile: %+v", me.User)
+	}
+
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, dt = shownTime()
+	if !strings.Contains(txt, at.In(tokyo).Format("15:04")) || dt != created.CreatedAt {
+		t.Errorf("in Tokyo: %q (datetime %q), want %s", txt, dt, at.In(tokyo).Format("15:04"))
+	}
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+target.ID, greta.Key, nil, &created)
+	if !strings.HasSuffix(created.CreatedAt, "Z") {
+		t.Errorf("the API answers created_at %q, not UTC", created.CreatedAt)
+	}
+
+	en, de := consoleStrings(t, "en"), consoleStrings(t, "de")
+	german := map[string]bool{}
+	for _, v := range de {
+		german[v] = true
+	}
+	screens := []struct {
+		name, frag string
+		open       func()
+	}{
+		{"API-Benutzer", "#/w/acme/users", nil},
+		{"API-Benutzer hinzufügen", "#/w/acme/users", func() { tb.clickSel("dialog", tb.find("main button", "API-Benutzer hinzufügen")) }},
+		{"zone-probe", "#/w/acme/users/" + target.ID, nil},
+		{"default neu erzeugen", "#/w/acme/users/" + target.ID, func() { tb.click("Neu erzeugen: default") }},
+		{"Mitglieder", "#/w/acme/members", nil},
+		{"Teams", "#/w/acme/teams", nil},
+		{"Team anlegen", "#/w/acme/teams", func() { tb.clickSel("dialog", tb.find("main button", "Team anlegen")) }},
+		{"night-shift", "#/w/acme/teams/" + team.ID, nil},
+		{"Nachrichten", "#/w/acme/messages", nil},
+		{"Prüfprotokoll", "#/w/acme/audit", nil},
+		{"Profil", "#/profile", nil},
+	}
+	for _, sc := range screens {
+		tb.open(sc.frag)
+		if sc.open != nil {
+			sc.open()
+			tb.find("dialog[open] h2", sc.name)
+		} else if h := tb.heading(); h != sc.name {
+			t.Errorf("%s: heading %q", sc.frag, h)
+		}
+		var labels []string
+		tb.eval("collecting labels", labelsJS, &labels)
+		if left := englishLeft(labels, en, de); len(left) > 0 {
+			t.Errorf("%s: still English: %q", sc.name, left)
+		}
+		n := 0
+		for _, l := range labels {
+			if german[l] {
+				n++
+			}
+		}
+		if n < 5 {
+			t.Errorf("%s: only %d German labels among %q", sc.name, n, labels)
+		}
+		tb.axe(sc.name + " (de)")
+		if sc.open != nil {
+			tb.key(kb.Escape)
+		}
 	}
 	tb.noErrors()
 }
