@@ -190,6 +190,7 @@ func TestConsoleBrowser(t *testing.T) {
 	t.Run("keys: generate, regenerate with grace, reveal, revoke", func(t *testing.T) { c.testKeys(t, b) })
 	t.Run("dialogs trap the focus, close on Esc and give the focus back", func(t *testing.T) { c.testDialogKeyboard(t, b) })
 	t.Run("German and another time zone", func(t *testing.T) { c.testLanguageAndZone(t, b) })
+	t.Run("only what the caller may do is offered", func(t *testing.T) { c.testOffered(t, b) })
 }
 
 // testAddUser adds an API user through the Add API User dialog with every
@@ -646,4 +647,111 @@ func (c *consoleEnv) testLanguageAndZone(t *testing.T, b *browser) {
 		}
 	}
 	tb.noErrors()
+}
+
+// buttonsJS lists the texts of the visible buttons of the page.
+const buttonsJS = `[...document.querySelectorAll('button')].filter((e) => e.getClientRects().length > 0).map((e) => (e.getAttribute('aria-label') || e.textContent).replace(/\s+/g, ' ').trim())`
+
+// testOffered checks that the console offers only what the caller may do:
+// a viewer no mutation at all, an editor no user management, an admin no
+// superadmin role.
+func (c *consoleEnv) testOffered(t *testing.T, b *browser) {
+	subject := c.mkUser(t, map[string]any{"username": "subject", "kind": "api", "role": "api_user", "issue_key": true})
+	var team struct{ ID string }
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.root, map[string]any{"name": "readers"}, &team)
+	c.mustAPI(t, http.StatusNoContent, "PUT", "/workspaces/acme/teams/"+team.ID+"/members/"+subject.ID, c.root, nil, nil)
+	c.mkUser(t, map[string]any{"username": "mia", "kind": "member", "role": "viewer", "email": "mia@example.com"})
+
+	// Buttons that change nothing: paging, filters, the status tabs.
+	harmless := map[string]bool{
+		"Previous page": true, "Next page": true, "Apply": true,
+		"Active": true, "Inactive": true, "Trash": true, "All": true,
+	}
+	screens := func(teamID, userID string) []string {
+		return []string{"#/w/acme/users", "#/w/acme/users/" + userID, "#/w/acme/members", "#/w/acme/teams",
+			"#/w/acme/teams/" + teamID, "#/w/acme/messages", "#/w/acme/audit"}
+	}
+	noMutation := func(t *testing.T, tb *tab, who string, frags []string) {
+		t.Helper()
+		for _, f := range frags {
+			tb.open(f)
+			var buttons []string
+			tb.eval("listing buttons", buttonsJS, &buttons)
+			for _, bt := range buttons {
+				if !harmless[bt] {
+					t.Errorf("%s on %s is offered %q", who, f, bt)
+				}
+			}
+			if n := len(tb.texts("main input:not([type=search]):not([type=datetime-local]):not([name=user]):not([name=actor]):not([name=target]), main textarea")); n > 0 {
+				t.Errorf("%s on %s is offered %d fields to edit", who, f, n)
+			}
+			tb.axe(who + " on " + f)
+		}
+	}
+
+	t.Run("viewer", func(t *testing.T) {
+		v := c.mkUser(t, map[string]any{"username": "vic", "kind": "api", "role": "viewer", "issue_key": true})
+		tb := b.newTab(t, c.console, v.Key)
+		tb.open("")
+		if h := tb.heading(); h != "Profile" {
+			t.Errorf("a viewer lands on %q, want Profile", h)
+		}
+		if nav := tb.texts("nav.side a"); len(nav) != 0 {
+			t.Errorf("a viewer's navigation offers %q", nav)
+		}
+		tb.find("nav.side p", "There is nothing here you may administer.")
+		// Its screens offer no mutation (its own profile aside).
+		tb.open("#/w/acme/users")
+		if h := tb.heading(); h != "Profile" {
+			t.Errorf("a viewer opening API Users lands on %q", h)
+		}
+		tb.noErrors()
+	})
+	t.Run("viewer who may read", func(t *testing.T) {
+		v := c.mkUser(t, map[string]any{"username": "vera", "kind": "api", "role": "viewer", "issue_key": true,
+			"permissions": []string{"users.read", "audit.read", "messages.read"}})
+		tb := b.newTab(t, c.console, v.Key)
+		tb.open("")
+		if h := tb.heading(); h != "API Users" {
+			t.Fatalf("a reading viewer lands on %q", h)
+		}
+		tb.find("tr[data-user] a", "subject")
+		noMutation(t, tb, "a viewer", screens(team.ID, subject.ID))
+		tb.noErrors()
+	})
+	t.Run("editor", func(t *testing.T) {
+		e := c.mkUser(t, map[string]any{"username": "eddie", "kind": "api", "role": "editor", "issue_key": true})
+		tb := b.newTab(t, c.console, e.Key)
+		tb.open("#/w/acme/users")
+		tb.find("tr[data-user] a", "subject")
+		noMutation(t, tb, "an editor", screens(team.ID, subject.ID))
+		if !tb.has("nav.side a", "Audit log") || !tb.has("nav.side a", "Messages") {
+			t.Error("an editor is not offered the audit log and the messages")
+		}
+		tb.noErrors()
+	})
+	t.Run("admin", func(t *testing.T) {
+		a := c.mkUser(t, map[string]any{"username": "ada", "kind": "api", "role": "admin", "issue_key": true})
+		tb := b.newTab(t, c.console, a.Key)
+		tb.open("#/w/acme/users")
+		tb.clickSel("Add API User", tb.find("main button", "Add API User"))
+		roles := tb.options("Role")
+		if slices.Contains(roles, "superadmin") || !slices.Contains(roles, "admin") || !slices.Contains(roles, "api_basic") {
+			t.Errorf("an admin is offered the roles %v", roles)
+		}
+		if tb.has("label", "Manage workspaces (workspaces.manage)") {
+			t.Error("an admin is offered workspaces.manage")
+		}
+		tb.key(kb.Escape)
+		// The superadmin's page is read-only for an admin.
+		var root struct{ Items []accUser }
+		c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=root", c.root, nil, &root)
+		tb.open("#/w/acme/users/" + root.Items[0].ID)
+		var buttons []string
+		tb.eval("listing buttons", buttonsJS, &buttons)
+		if len(buttons) != 0 {
+			t.Errorf("an admin is offered %q on a superadmin's page", buttons)
+		}
+		tb.noErrors()
+	})
 }

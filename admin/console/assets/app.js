@@ -152,6 +152,16 @@ const screens = {
 
 const areaOf = { users: 'members', members: 'members', teams: 'members', messages: 'messages', audit: 'audit' };
 
+// allowed reports whether the caller may see a screen at all (the others
+// are not offered; opening one by its address leads home).
+const allowed = {
+  users: (c) => c.mayReadUsers,
+  members: (c) => c.mayReadUsers,
+  teams: (c) => c.mayReadTeams,
+  messages: (c) => c.mayReadMessages,
+  audit: (c) => c.mayReadAudit,
+};
+
 let renderSeq = 0;
 
 // render draws the screen of the current fragment.
@@ -179,6 +189,13 @@ export async function render() {
     if (seq !== renderSeq) return undefined;
   }
   const c = session.caller;
+  if (!allowed[r.parts[0]](c)) {
+    const to = home(c, ws);
+    if (to !== window.location.hash) {
+      window.location.replace(to);
+      return undefined;
+    }
+  }
   const main = frame(c, ws, areaOf[r.parts[0]]);
   const ctx = { main, caller: c, ws, parts: r.parts, query: r.query, session };
   return runScreen(main, () => screens[r.parts[0]](ctx), seq);

@@ -64,9 +64,14 @@ export async function render(ctx) {
   async function load() {
     const seq = ++loadSeq;
     body.setAttribute('aria-busy', 'true');
-    const page = await api('GET', path('workspaces', ws, 'users'), {
-      query: { kind: 'api', q: state.q, status: state.status, role: state.role, cursor: pager.cursor, limit: 50 },
-    });
+    let page;
+    try {
+      page = await api('GET', path('workspaces', ws, 'users'), {
+        query: { kind: 'api', q: state.q, status: state.status, role: state.role, cursor: pager.cursor, limit: 50 },
+      });
+    } finally {
+      if (seq === loadSeq) body.removeAttribute('aria-busy');
+    }
     if (seq !== loadSeq) return;
     pager.next = page.next_cursor || '';
     const rows = page.items.map((u) => {
@@ -85,7 +90,6 @@ export async function render(ctx) {
       rows.length ? table(t('users.title'), [t('users.username'), t('users.role'), t('users.status'), t('users.teams'), t('users.last_used'), t('users.created')], rows)
         : h('p', { class: 'empty' }, state.q ? t('users.none_found', { q: state.q }) : t('users.none')),
       pager.render());
-    body.removeAttribute('aria-busy');
   }
 
   replace(main,
