@@ -191,6 +191,8 @@ func TestConsoleBrowser(t *testing.T) {
 	t.Run("dialogs trap the focus, close on Esc and give the focus back", func(t *testing.T) { c.testDialogKeyboard(t, b) })
 	t.Run("German and another time zone", func(t *testing.T) { c.testLanguageAndZone(t, b) })
 	t.Run("only what the caller may do is offered", func(t *testing.T) { c.testOffered(t, b) })
+	t.Run("teams with team-wide access to all devices", func(t *testing.T) { c.testTeams(t, b) })
+	t.Run("messages: an api_user sees only its own", func(t *testing.T) { c.testMessages(t, b) })
 }
 
 // testAddUser adds an API user through the Add API User dialog with every
@@ -754,4 +756,139 @@ func (c *consoleEnv) testOffered(t *testing.T, b *browser) {
 		}
 		tb.noErrors()
 	})
+}
+
+// testTeams creates a team with a permission and team-wide access to all
+// devices, adds a member, renames the team, removes the member and deletes
+// the team, in the console; the member's key gains and loses the rights.
+func (c *consoleEnv) testTeams(t *testing.T, b *browser) {
+	u := c.mkUser(t, map[string]any{"username": "tech-1", "kind": "api", "role": "api_user", "issue_key": true})
+	if st := c.call(t, "POST", "/devices/pump-3/restart", u.Key); st != 403 {
+		t.Fatalf("before the team: %d, want 403", st)
+	}
+	tb := b.newTab(t, c.console, c.root)
+	tb.open("#/w/acme/teams")
+	tb.clickSel("Create team", tb.find("main button", "Create team"))
+	tb.fill("Name", "technicians")
+	tb.checkIn("Workspace Permissions", "View statistics (stats.read)")
+	tb.checkIn("Team-wide access to all devices", "Control")
+	tb.axe("the Create team dialog")
+	tb.find("dialog[open] button", "Create team")
+	tb.click("Create team")
+	tb.find("main h1", "technicians")
+	tb.status("Team technicians created.")
+	var teams struct {
+		Items []struct {
+			ID, Name    string
+			Permissions []string
+			Grants      []struct {
+				Resource string
+				Rights   []string
+			}
+		}
+	}
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/teams?limit=500", c.root, nil, &teams)
+	var tid string
+	for _, tm := range teams.Items {
+		if tm.Name == "technicians" {
+			tid = tm.ID
+			if !slices.Equal(tm.Permissions, []string{"stats.read"}) || len(tm.Grants) != 1 || tm.Grants[0].Resource != "device:*" || !slices.Equal(tm.Grants[0].Rights, []string{"control"}) {
+				t.Errorf("the team as stored: %+v", tm)
+			}
+		}
+	}
+	if tid == "" {
+		t.Fatal("the team was not created")
+	}
+	tb.fill("Add a member", "tech")
+	tb.click("Add tech-1")
+	tb.status("tech-1 added to the team.")
+	tb.find("tr[data-user] a", "tech-1")
+	if st := c.call(t, "POST", "/devices/pump-3/restart", u.Key); st != 200 {
+		t.Errorf("a member of a team with device:* control: %d, want 200", st)
+	}
+	tb.screenshot("team")
+	tb.axe("the team's page")
+
+	tb.fill("Name", "field technicians")
+	tb.click("Save team")
+	tb.find("main h1", "field technicians")
+	tb.clickSel("remove", tb.find("tr[data-user] button", "Remove from team: tech-1"))
+	tb.status("tech-1 removed from the team.")
+	if st := c.call(t, "POST", "/devices/pump-3/restart", u.Key); st != 403 {
+		t.Errorf("after leaving the team: %d, want 403", st)
+	}
+	tb.open("#/w/acme/teams")
+	tb.find("tr[data-team] a", "field technicians")
+	tb.screenshot("teams")
+	tb.axe("Teams")
+	tb.clickSel("the team", tb.find("tr[data-team] a", "field technicians"))
+	tb.find("main h1", "field technicians")
+	tb.clickSel("Delete team", tb.find("main button", "Delete team"))
+	tb.find("dialog[open] button", "Delete team")
+	tb.click("Delete team")
+	tb.find("main h1", "Teams")
+	if st := c.api(t, "GET", "/workspaces/acme/teams/"+tid, c.root, nil, nil); st != 404 {
+		t.Errorf("the deleted team: %d", st)
+	}
+	tb.noErrors()
+}
+
+// testMessages: an api_user's calls are recorded; in the console it sees
+// its own messages and no user filter; an admin sees everyone's and
+// filters by user and time.
+func (c *consoleEnv) testMessages(t *testing.T, b *browser) {
+	mine := c.mkUser(t, map[string]any{"username": "caller-a", "kind": "api", "role": "api_user", "issue_key": true})
+	other := c.mkUser(t, map[string]any{"username": "caller-b", "kind": "api", "role": "api_user", "issue_key": true})
+	for _, p := range []string{"/api/a-1", "/api/a-2"} {
+		if st := c.call(t, "GET", p, mine.Key); st != 200 {
+			t.Fatalf("%s: %d", p, st)
+		}
+	}
+	if st := c.call(t, "GET", "/api/b-1", other.Key); st != 200 {
+		t.Fatal(st)
+	}
+	// Messages are written off the request path: wait for them.
+	accPoll(t, "the messages", 5*time.Second, func() bool {
+		var m struct{ Items []json.RawMessage }
+		c.mustAPI(t, 200, "GET", "/workspaces/acme/messages?user="+other.ID, c.root, nil, &m)
+		var n struct{ Items []json.RawMessage }
+		c.mustAPI(t, 200, "GET", "/workspaces/acme/messages?user="+mine.ID, c.root, nil, &n)
+		return len(m.Items) == 1 && len(n.Items) == 2
+	})
+
+	tb := b.newTab(t, c.console, mine.Key)
+	tb.open("")
+	if h := tb.heading(); h != "Messages" {
+		t.Fatalf("an api_user lands on %q, want Messages", h)
+	}
+	tb.find("p.notice", "You see the API messages of your own calls.")
+	if tb.has("label", "User") {
+		t.Error("an api_user is offered a user filter")
+	}
+	paths := tb.texts("tbody th.path")
+	if !slices.Equal(paths, []string{"/api/a-2", "/api/a-1"}) {
+		t.Errorf("an api_user sees %q, want its own two calls, newest first", paths)
+	}
+	tb.axe("Messages (api_user)")
+	tb.noErrors()
+
+	ad := b.newTab(t, c.console, c.root)
+	ad.open("#/w/acme/messages")
+	if paths := ad.texts("tbody th.path"); !slices.Contains(paths, "/api/b-1") || !slices.Contains(paths, "/api/a-1") {
+		t.Errorf("an admin sees %q", paths)
+	}
+	ad.fill("User", "caller-b")
+	ad.click("Apply")
+	ad.waitFor("the filtered list", `[...document.querySelectorAll('tbody th.path')].map((e) => e.textContent).join() === '/api/b-1'`)
+	if users := ad.texts("tbody td:nth-child(2)"); !slices.Equal(users, []string{"caller-b"}) {
+		t.Errorf("the user column shows %q", users)
+	}
+	ad.screenshot("messages")
+	// A time window in the future holds nothing.
+	ad.fill("From", time.Now().Add(48*time.Hour).Format("01022006")+"\t1000AM")
+	ad.click("Apply")
+	ad.find("p.empty", "No messages.")
+	ad.axe("Messages")
+	ad.noErrors()
 }

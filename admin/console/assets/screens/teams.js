@@ -121,10 +121,16 @@ export async function renderTeam(ctx) {
       h('dt', null, t('grants.title')), h('dd', null, (tm.grants || []).map((g) => `${g.resource}: ${g.rights.join(', ')}`).join('; ') || '—')));
   }
   replace(main, ...parts);
-  main.append(await membersSection(ctx, tm));
+  // A change of members is a change of the team (its version moves): the
+  // settings form then saves against the new version.
+  main.append(await membersSection(ctx, tm, async () => {
+    const cur = await api('GET', path('workspaces', ws, 'teams', tid));
+    tm.version = cur.version;
+    tm.members = cur.members;
+  }));
 }
 
-async function membersSection(ctx, tm) {
+async function membersSection(ctx, tm, changed) {
   const { caller: c, ws } = ctx;
   const sec = h('section', { 'aria-labelledby': 'tm-members-h' });
   const box = alertBox();
@@ -141,6 +147,7 @@ async function membersSection(ctx, tm) {
           box.show('');
           try {
             await api('DELETE', path('workspaces', ws, 'teams', tm.id, 'members', u.id));
+            await changed();
             announce(t('teams.member_removed', { name: u.username }));
             await draw();
           } catch (e) {
@@ -168,6 +175,7 @@ async function membersSection(ctx, tm) {
                 box.show('');
                 try {
                   await api('PUT', path('workspaces', ws, 'teams', tm.id, 'members', u.id));
+                  await changed();
                   announce(t('teams.member_added', { name: u.username }));
                   await draw();
                   sec.querySelector('input[type=search]')?.focus();
