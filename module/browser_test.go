@@ -380,6 +380,14 @@ func (tb *tab) heading() string {
 	return s
 }
 
+// location is the page's address.
+func (tb *tab) location() string {
+	tb.t.Helper()
+	var s string
+	tb.eval("reading the address", `location.href`, &s)
+	return s
+}
+
 // status waits until the role=status region says text.
 func (tb *tab) status(text string) {
 	tb.t.Helper()

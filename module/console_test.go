@@ -193,6 +193,9 @@ func TestConsoleBrowser(t *testing.T) {
 	t.Run("only what the caller may do is offered", func(t *testing.T) { c.testOffered(t, b) })
 	t.Run("teams with team-wide access to all devices", func(t *testing.T) { c.testTeams(t, b) })
 	t.Run("messages: an api_user sees only its own", func(t *testing.T) { c.testMessages(t, b) })
+	t.Run("the audit log, filtered", func(t *testing.T) { c.testAudit(t, b) })
+	t.Run("members: edit, deactivate, activate", func(t *testing.T) { c.testMembers(t, b) })
+	t.Run("search by prefix and page with cursors", func(t *testing.T) { c.testSearchAndPaging(t, b) })
 }
 
 // testAddUser adds an API user through the Add API User dialog with every
@@ -891,4 +894,128 @@ func (c *consoleEnv) testMessages(t *testing.T, b *browser) {
 	ad.find("p.empty", "No messages.")
 	ad.axe("Messages")
 	ad.noErrors()
+}
+
+// testAudit filters the audit log by action, actor and target.
+func (c *consoleEnv) testAudit(t *testing.T, b *browser) {
+	ada := c.mkUser(t, map[string]any{"username": "auditor-ada", "kind": "api", "role": "admin", "issue_key": true})
+	target := c.mkUser(t, map[string]any{"username": "audited", "kind": "api", "role": "api_user", "issue_key": true})
+	c.mustAPI(t, 200, "POST", "/workspaces/acme/users/"+target.ID+"/status", ada.Key, map[string]any{"status": "inactive"}, nil)
+	c.mustAPI(t, http.StatusNoContent, "DELETE", "/workspaces/acme/users/"+target.ID+"/keys/"+target.KeyID, ada.Key, nil, nil)
+
+	tb := b.newTab(t, c.console, c.root)
+	tb.open("#/w/acme/audit")
+	if n := len(tb.texts("tbody tr")); n < 5 {
+		t.Errorf("the audit log shows %d entries", n)
+	}
+	tb.choose("Action", "key.revoke")
+	tb.fill("Actor", "auditor-ada")
+	tb.click("Apply")
+	tb.waitFor("the filtered log", `document.querySelectorAll('tbody tr').length === 1`)
+	row := tb.texts("tbody tr td, tbody tr th")
+	if len(row) < 4 || row[1] != "auditor-ada" || row[2] != "Key revoked" {
+		t.Errorf("the filtered entry: %q", row)
+	}
+	tb.choose("Action", "")
+	tb.fill("Actor", "")
+	tb.fill("Target", "audited")
+	tb.click("Apply")
+	tb.waitFor("the target's entries", `document.querySelectorAll('tbody tr').length === 2`)
+	if got := tb.texts("tbody th"); !slices.Equal(got, []string{"User status changed", "User created"}) {
+		t.Errorf("entries of audited: %q", got)
+	}
+	tb.clickSel("details", tb.find("tbody summary", "Changed: status"))
+	tb.find("tbody .changes dd", `"active" → "inactive"`)
+	tb.screenshot("audit")
+	tb.axe("the audit log")
+	tb.noErrors()
+}
+
+// testMembers edits a member's role and permissions and deactivates and
+// activates it from the Members tab.
+func (c *consoleEnv) testMembers(t *testing.T, b *browser) {
+	m := c.mkUser(t, map[string]any{"username": "marta", "kind": "member", "role": "viewer", "email": "marta@example.com"})
+	tb := b.newTab(t, c.console, c.root)
+	tb.open("#/w/acme/members")
+	tb.find("tr[data-user] a", "marta")
+	tb.screenshot("members")
+	tb.axe("Members")
+	if tb.has("button", "Send new invite: marta@example.com") {
+		t.Error("an active member is offered Send new invite")
+	}
+	tb.clickSel("Edit", tb.find("tr[data-user] button", "Edit: marta@example.com"))
+	tb.find("dialog[open] h2", "Edit marta@example.com")
+	if roles := tb.options("Role"); slices.Contains(roles, "api_user") || !slices.Contains(roles, "editor") {
+		t.Errorf("a member is offered the roles %v", roles)
+	}
+	tb.choose("Role", "operator")
+	tb.checkIn("Workspace Permissions", "Read users (users.read)")
+	tb.axe("the Edit member dialog")
+	tb.find("dialog[open] button", "Save")
+	tb.click("Save")
+	tb.status("marta@example.com saved.")
+	var got accUser
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+m.ID, c.root, nil, &got)
+	if got.Role != "operator" || !slices.Equal(got.Permissions, []string{"users.read"}) {
+		t.Errorf("the member as stored: role %s, permissions %v", got.Role, got.Permissions)
+	}
+	tb.clickSel("Deactivate", tb.find("tr[data-user] button", "Deactivate: marta@example.com"))
+	tb.status("Status changed to Inactive.")
+	tb.clickSel("Activate", tb.find("tr[data-user] button", "Activate: marta@example.com"))
+	tb.status("Status changed to Active.")
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+m.ID, c.root, nil, &got)
+	if got.Status != "active" {
+		t.Errorf("status %s", got.Status)
+	}
+	tb.noErrors()
+}
+
+// testSearchAndPaging pages through 120 API users 50 at a time and finds
+// them by prefix; the server does the searching (the search asks for a
+// prefix and gets only the matches).
+func (c *consoleEnv) testSearchAndPaging(t *testing.T, b *browser) {
+	var users []map[string]any
+	for i := 0; i < 120; i++ {
+		users = append(users, map[string]any{"username": fmt.Sprintf("bulk-%03d", i), "kind": "api", "role": "api_user"})
+	}
+	for _, u := range users {
+		c.mkUser(t, u)
+	}
+	tb := b.newTab(t, c.console, c.root)
+	tb.open("#/w/acme/users?q=bulk-")
+	tb.waitFor("a full page", `document.querySelectorAll('tr[data-user]').length === 50`)
+	first := tb.texts("tr[data-user] th")
+	tb.click("Next page")
+	tb.waitFor("page 2", `[...document.querySelectorAll('.pager span')].some((e) => e.textContent === 'Page 2')`)
+	second := tb.texts("tr[data-user] th")
+	tb.click("Next page")
+	tb.waitFor("page 3", `[...document.querySelectorAll('.pager span')].some((e) => e.textContent === 'Page 3')`)
+	third := tb.texts("tr[data-user] th")
+	seen := map[string]bool{}
+	for _, n := range slices.Concat(first, second, third) {
+		seen[n] = true
+	}
+	if len(first) != 50 || len(second) != 50 || len(third) != 20 || len(seen) != 120 {
+		t.Errorf("pages of %d, %d and %d users, %d different", len(first), len(second), len(third), len(seen))
+	}
+	if tb.has("button:not([disabled])", "Next page") {
+		t.Error("the last page offers Next page")
+	}
+	tb.click("Previous page")
+	tb.waitFor("page 2 again", `[...document.querySelectorAll('.pager span')].some((e) => e.textContent === 'Page 2')`)
+	if again := tb.texts("tr[data-user] th"); !slices.Equal(again, second) {
+		t.Error("Previous page shows another page 2")
+	}
+
+	tb.fill("Search", "bulk-11")
+	tb.waitFor("the matches", `document.querySelectorAll('tr[data-user]').length === 10`)
+	if got := tb.texts("tr[data-user] th"); got[0] != "bulk-110" || got[9] != "bulk-119" {
+		t.Errorf("bulk-11…: %q", got)
+	}
+	if !strings.Contains(tb.location(), "q=bulk-11") {
+		t.Errorf("the search is not in the address: %s", tb.location())
+	}
+	tb.fill("Search", "nobody-here")
+	tb.find("p.empty", "No API user starts with “nobody-here”.")
+	tb.noErrors()
 }
