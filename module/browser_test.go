@@ -15,9 +15,11 @@ import (
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -108,8 +110,52 @@ var tabMarks atomic.Int64
 // sign-in exists.
 func (b *browser) newTab(t *testing.T, consoleURL, bearer string) *tab {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx)
+	return b.open(t, consoleURL, bearer, false)
+}
+
+// newPerson opens a tab in a browser context of its own (its own cookies),
+// as a person who has not signed in yet.
+func (b *browser) newPerson(t *testing.T, consoleURL string) *tab {
+	t.Helper()
+	return b.open(t, consoleURL, "", true)
+}
+
+func (b *browser) open(t *testing.T, consoleURL, bearer string, isolated bool) *tab {
+	t.Helper()
+	var opts []chromedp.ContextOption
+	var browserContext cdp.BrowserContextID
+	if isolated {
+		// A browser context of its own, with its first tab in a window of
+		// its own: headless Chromium opens no tab in a new context without
+		// one ("no browser is open").
+		err := chromedp.Run(b.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+			exec := cdp.WithExecutor(ctx, chromedp.FromContext(ctx).Browser)
+			id, err := target.CreateBrowserContext().WithDisposeOnDetach(true).Do(exec)
+			if err != nil {
+				return err
+			}
+			browserContext = id
+			tid, err := target.CreateTarget("about:blank").WithBrowserContextID(id).WithNewWindow(true).Do(exec)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, chromedp.WithTargetID(tid))
+			return nil
+		}))
+		if err != nil {
+			t.Fatalf("opening a browser context: %v", err)
+		}
+		t.Cleanup(func() {
+			_ = chromedp.Run(b.ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+				return target.DisposeBrowserContext(browserContext).Do(cdp.WithExecutor(ctx, chromedp.FromContext(ctx).Browser))
+			}))
+		})
+	}
+	ctx, cancel := chromedp.NewContext(b.ctx, opts...)
 	t.Cleanup(cancel)
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("opening a tab: %v", err)
+	}
 	tb := &tab{t: t, ctx: ctx, console: consoleURL}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch ev := ev.(type) {
@@ -134,10 +180,14 @@ func (b *browser) newTab(t *testing.T, consoleURL, bearer string) *tab {
 		network.Enable(),
 		cdplog.Enable(),
 		runtime.Enable(),
-		cdpbrowser.GrantPermissions([]cdpbrowser.PermissionType{
-			cdpbrowser.PermissionTypeClipboardReadWrite, cdpbrowser.PermissionTypeClipboardSanitizedWrite,
-		}).WithOrigin(origin),
 	}
+	grant := cdpbrowser.GrantPermissions([]cdpbrowser.PermissionType{
+		cdpbrowser.PermissionTypeClipboardReadWrite, cdpbrowser.PermissionTypeClipboardSanitizedWrite,
+	}).WithOrigin(origin)
+	if browserContext != "" {
+		grant = grant.WithBrowserContextID(browserContext)
+	}
+	actions = append(actions, grant)
 	if bearer != "" {
 		actions = append(actions, network.SetExtraHTTPHeaders(network.Headers{"Authorization": "Bearer " + bearer}))
 	}
@@ -223,11 +273,14 @@ func (tb *tab) waitFor(what, cond string) {
 func (tb *tab) settle() {
 	tb.t.Helper()
 	var ok bool
-	tb.run("settling", chromedp.Poll(`new Promise((resolve) => {
-		const busy = document.querySelector('[aria-busy="true"]');
-		requestAnimationFrame(() => requestAnimationFrame(() => resolve(!busy && performance.getEntriesByType('resource').every((e) => e.responseEnd > 0))));
-	})`, &ok, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
-	time.Sleep(60 * time.Millisecond)
+	// Twice: a screen that finished its requests may start others.
+	for i := 0; i < 2; i++ {
+		tb.run("settling", chromedp.Poll(`new Promise((resolve) => {
+			const idle = () => (document.documentElement.dataset.pending || '0') === '0' && !document.querySelector('[aria-busy="true"]');
+			requestAnimationFrame(() => requestAnimationFrame(() => resolve(idle())));
+		})`, &ok, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(30*time.Millisecond)))
+		time.Sleep(30 * time.Millisecond)
+	}
 }
 
 // scopeJS is the element searches start from: the open dialog, else the page.
@@ -378,6 +431,24 @@ func (tb *tab) heading() string {
 	var s string
 	tb.eval("reading the heading", `(document.querySelector('main h1') || {}).textContent || ''`, &s)
 	return s
+}
+
+// cookie returns the value of the tab's cookie name for the console.
+func (tb *tab) cookie(name string) string {
+	tb.t.Helper()
+	var cookies []*network.Cookie
+	tb.run("reading cookies", chromedp.ActionFunc(func(ctx context.Context) error {
+		var err error
+		cookies, err = network.GetCookies().WithURLs([]string{tb.console}).Do(ctx)
+		return err
+	}))
+	for _, c := range cookies {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	tb.t.Fatalf("no cookie %s", name)
+	return ""
 }
 
 // location is the page's address.

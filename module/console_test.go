@@ -1,10 +1,12 @@
 package module
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +20,8 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/apiusers/apiusers/mail/mailtest"
 )
 
 // The console end to end: a real Caddy (in process) serves the admin API
@@ -32,14 +36,27 @@ type consoleEnv struct {
 	console   string // http://localhost:<port>/admin/
 	accessLog string // Caddy's access log of the site
 	adminPort int
+	smtp      *mailtest.Server
+
+	// The first superadmin, a person bootstrapped with --email: its
+	// one-time setup link, and its password once set.
+	ownerEmail    string
+	setupLink     string
+	ownerPassword string
 }
 
-func consoleCaddyfile(adminPort, sitePort int, dataDir, accessLog, upstream string) string {
+// consolePassword is a password the policy accepts (long, uncommon).
+const consolePassword = "correct horse battery staple 42"
+
+func consoleCaddyfile(adminPort, sitePort int, dataDir, accessLog, smtpURL, upstream string) string {
 	return fmt.Sprintf(`{
 	admin localhost:%d
 	persist_config off
 	apiusers {
 		store file %s
+		mail %s {
+			from "Acme Console <console@acme.example>"
+		}
 	}
 }
 
@@ -57,7 +74,7 @@ http://localhost:%d {
 			require listeners.invoke
 			record
 		}
-		reverse_proxy %[5]s
+		reverse_proxy %[6]s
 	}
 
 	@device path_regexp dev ^/devices/([a-z0-9][a-z0-9_-]*)(/.*)?$
@@ -70,18 +87,20 @@ http://localhost:%d {
 		apiusers @control {
 			require control on device:{re.dev.1}
 		}
-		reverse_proxy %[5]s
+		reverse_proxy %[6]s
 	}
 
 	handle_errors {
 		respond "{err.status_code} {err.message}"
 	}
 }
-`, adminPort, dataDir, sitePort, accessLog, upstream)
+`, adminPort, dataDir, smtpURL, sitePort, accessLog, upstream)
 }
 
-// startConsole starts the console Caddy on the file store, bootstrapped
-// with superadmin root in workspace acme.
+// startConsole starts the console Caddy on the file store with a mailer
+// (a real SMTP server the test runs), bootstrapped with an API superadmin
+// root (for the tests' own API calls) and a person superadmin (its setup
+// link) in workspace acme.
 func startConsole(t *testing.T) *consoleEnv {
 	t.Helper()
 	tmp, dataDir := e2eTempDirs(t)
@@ -100,16 +119,23 @@ func startConsole(t *testing.T) *consoleEnv {
 			upstream: up,
 			tester:   caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}),
 		},
-		console:   base + "/admin/",
-		accessLog: filepath.Join(tmp, "access.log"),
-		adminPort: adminPort,
+		console:    base + "/admin/",
+		accessLog:  filepath.Join(tmp, "access.log"),
+		adminPort:  adminPort,
+		smtp:       mailtest.Start(t, mailtest.Options{}),
+		ownerEmail: "owner@acme.example",
 	}
-	cf := consoleCaddyfile(adminPort, sitePort, dataDir, c.accessLog, strings.TrimPrefix(upstream.URL, "http://"))
+	cf := consoleCaddyfile(adminPort, sitePort, dataDir, c.accessLog, c.smtp.URL(), strings.TrimPrefix(upstream.URL, "http://"))
 	cfgPath := filepath.Join(tmp, "Caddyfile")
 	if err := os.WriteFile(cfgPath, []byte(cf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c.rootKey(cfgPath)
+	var stdout, stderr bytes.Buffer
+	if _, err := bootstrapPerson(&stdout, &stderr, cfgPath, "caddyfile", "acme", c.ownerEmail, c.console); err != nil {
+		t.Fatalf("bootstrap --email: %v\n%s", err, stderr.String())
+	}
+	c.setupLink = strings.TrimSpace(stdout.String())
 	c.tester.InitServer(cf, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
@@ -119,6 +145,87 @@ func startConsole(t *testing.T) *consoleEnv {
 		c.tester.InitServer(fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n}\n", adminPort), "caddyfile")
 	})
 	return c
+}
+
+// mailTo waits for the next mail to addr (skipping others) and returns it.
+func (c *consoleEnv) mailTo(t *testing.T, addr string) mailtest.Message {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		m := c.smtp.Next(t)
+		if slices.Contains(m.To, addr) {
+			return m.Parse(t)
+		}
+	}
+	t.Fatalf("no mail to %s", addr)
+	return mailtest.Message{}
+}
+
+// linkIn returns the one link of a mail.
+func linkIn(t *testing.T, m mailtest.Message) string {
+	t.Helper()
+	l := slices.Compact(m.Links())
+	if len(l) != 1 {
+		t.Fatalf("the mail %q has the links %q", m.Subject, l)
+	}
+	return l[0]
+}
+
+// ensureOwner sets the owner's first password through the API when no
+// test has done it in the browser yet (so that any test can run alone).
+func (c *consoleEnv) ensureOwner(t *testing.T) {
+	t.Helper()
+	if c.ownerPassword != "" {
+		return
+	}
+	token := strings.TrimPrefix(c.setupLink[strings.Index(c.setupLink, "?"):], "?token=")
+	tok, err := url.QueryUnescape(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mustAPI(t, 200, "POST", "/invitations/accept", "", map[string]any{"token": tok, "name": "Olga Owner", "password": consolePassword}, nil)
+	c.ownerPassword = consolePassword
+}
+
+// signIn signs in on the tab's sign-in screen.
+func (c *consoleEnv) signIn(t *testing.T, tb *tab, email, password string) {
+	t.Helper()
+	tb.open("")
+	tb.find("main h1", "Sign in")
+	tb.fill("Email", email)
+	tb.fill("Password", password)
+	tb.clickSel("Sign in", tb.find("form button", "Sign in"))
+	tb.waitFor("signed in", `!!document.querySelector('nav.side')`)
+	tb.settle()
+}
+
+// ownerTab opens a tab (with its own cookies) where the owner signed in.
+func (c *consoleEnv) ownerTab(t *testing.T, b *browser) *tab {
+	t.Helper()
+	c.ensureOwner(t)
+	tb := b.newPerson(t, c.console)
+	c.signIn(t, tb, c.ownerEmail, c.ownerPassword)
+	return tb
+}
+
+// person invites email into acme with role (and extra permissions), accepts
+// the invitation with a password through the API, and returns a tab where
+// the person signed in through the sign-in screen.
+func (c *consoleEnv) person(t *testing.T, b *browser, email, role string, perms ...string) *tab {
+	t.Helper()
+	body := map[string]any{"email": email, "role": role}
+	if len(perms) > 0 {
+		body["permissions"] = perms
+	}
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/invitations", c.root, body, nil)
+	link := linkIn(t, c.mailTo(t, email))
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mustAPI(t, 200, "POST", "/invitations/accept", "", map[string]any{"token": u.Query().Get("token"), "password": consolePassword}, nil)
+	tb := b.newPerson(t, c.console)
+	c.signIn(t, tb, email, consolePassword)
+	return tb
 }
 
 // api calls the admin API with key and decodes a JSON answer into out (when
@@ -176,7 +283,7 @@ func TestConsoleBrowser(t *testing.T) {
 	b := startBrowser(t)
 
 	t.Run("landing", func(t *testing.T) {
-		tb := b.newTab(t, c.console, c.root)
+		tb := c.ownerTab(t, b)
 		tb.open("")
 		if h := tb.heading(); h != "API Users" {
 			t.Fatalf("heading %q, want API Users", h)
@@ -208,7 +315,7 @@ func (c *consoleEnv) testAddUser(t *testing.T, b *browser) {
 	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.root, map[string]any{"name": "doors",
 		"grants": []map[string]any{{"resource": "device:door-7", "rights": []string{"read"}}}}, nil)
 
-	tb := b.newTab(t, c.console, c.root)
+	tb := c.ownerTab(t, b)
 	tb.open("#/w/acme/users")
 	tb.click("Add API User")
 	tb.fill("Username", "lamp-app")
@@ -306,7 +413,7 @@ func (c *consoleEnv) testLifecycle(t *testing.T, b *browser) {
 	if st := c.call(t, "GET", "/api/ping", u.Key); st != 200 {
 		t.Fatalf("a first recorded call: %d", st)
 	}
-	tb := b.newTab(t, c.console, c.root)
+	tb := c.ownerTab(t, b)
 	tb.open("#/w/acme/users/" + u.ID)
 	badge := func(want string) {
 		t.Helper()
@@ -366,7 +473,7 @@ func (c *consoleEnv) testLifecycle(t *testing.T, b *browser) {
 // and hides it, and revokes it, in the console.
 func (c *consoleEnv) testKeys(t *testing.T, b *browser) {
 	u := c.mkUser(t, map[string]any{"username": "key-ring", "kind": "api", "role": "api_user"})
-	tb := b.newTab(t, c.console, c.root)
+	tb := c.ownerTab(t, b)
 	tb.open("#/w/acme/users/" + u.ID)
 	tb.find("p", "This user has no keys.")
 	tb.click("Generate")
@@ -457,7 +564,7 @@ func (c *consoleEnv) keyFromPage(t *testing.T, tb *tab) string {
 // focus starts inside, Tab and Shift+Tab stay inside, Esc closes it and the
 // focus returns to the button that opened it.
 func (c *consoleEnv) testDialogKeyboard(t *testing.T, b *browser) {
-	tb := b.newTab(t, c.console, c.root)
+	tb := c.ownerTab(t, b)
 	tb.open("#/w/acme/users")
 	tb.clickSel("Add API User", tb.find("main button", "Add API User"))
 	tb.find("dialog[open] h2", "Add API User")
@@ -524,10 +631,14 @@ const labelsJS = `(() => {
 // English string that German words differently (placeholders match any
 // text; "label: name" counts as the label).
 func englishLeft(labels []string, en, de map[string]string) []string {
+	german := map[string]bool{}
+	for _, v := range de {
+		german[v] = true
+	}
 	var res []*regexp.Regexp
-	for k, v := range en {
-		if v == de[k] {
-			continue
+	for _, v := range en {
+		if german[v] {
+			continue // also a German label ("Name", "Teams")
 		}
 		pat := regexp.QuoteMeta(v)
 		pat = regexp.MustCompile(`\\\{\w+\\\}`).ReplaceAllString(pat, ".+")
@@ -549,19 +660,18 @@ func englishLeft(labels []string, en, de map[string]string) []string {
 // profile (every label of every screen changes) and the time zone to Tokyo
 // (the times shift; the API still answers UTC).
 func (c *consoleEnv) testLanguageAndZone(t *testing.T, b *browser) {
-	greta := c.mkUser(t, map[string]any{"username": "greta", "kind": "api", "role": "admin", "issue_key": true})
 	target := c.mkUser(t, map[string]any{"username": "zone-probe", "kind": "api", "role": "api_user", "issue_key": true})
 	var team struct{ ID string }
 	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.root, map[string]any{"name": "night-shift"}, &team)
 	var created struct {
 		CreatedAt string `json:"created_at"`
 	}
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+target.ID, greta.Key, nil, &created)
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+target.ID, c.root, nil, &created)
 	at, err := time.Parse(time.RFC3339Nano, created.CreatedAt)
 	if err != nil || !strings.HasSuffix(created.CreatedAt, "Z") {
 		t.Fatalf("created_at %q: not UTC (%v)", created.CreatedAt, err)
 	}
-	tb := b.newTab(t, c.console, greta.Key)
+	tb := c.person(t, b, "greta@acme.example", "admin")
 	shownTime := func() (text, datetime string) {
 		t.Helper()
 		tb.open("#/w/acme/users?q=zone-probe")
@@ -583,11 +693,11 @@ func (c *consoleEnv) testLanguageAndZone(t *testing.T, b *browser) {
 	tb.status("Profil gespeichert.")
 
 	var me struct {
-		User struct{ Language, Timezone string }
+		Account struct{ Language, Timezone string }
 	}
-	c.mustAPI(t, 200, "GET", "/me", greta.Key, nil, &me)
-	if me.User.Language != "de" || me.User.Timezone != "Asia/Tokyo" {
-		t.Errorf("after saving the profile: %+v", me.User)
+	c.withCookie(t, tb, "GET", "/me", nil, &me)
+	if me.Account.Language != "de" || me.Account.Timezone != "Asia/Tokyo" {
+		t.Errorf("after saving the profile, the account: %+v", me.Account)
 	}
 
 	tokyo, err := time.LoadLocation("Asia/Tokyo")
@@ -598,7 +708,7 @@ func (c *consoleEnv) testLanguageAndZone(t *testing.T, b *browser) {
 	if !strings.Contains(txt, at.In(tokyo).Format("15:04")) || dt != created.CreatedAt {
 		t.Errorf("in Tokyo: %q (datetime %q), want %s", txt, dt, at.In(tokyo).Format("15:04"))
 	}
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+target.ID, greta.Key, nil, &created)
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+target.ID, c.root, nil, &created)
 	if !strings.HasSuffix(created.CreatedAt, "Z") {
 		t.Errorf("the API answers created_at %q, not UTC", created.CreatedAt)
 	}
@@ -670,7 +780,7 @@ func (c *consoleEnv) testOffered(t *testing.T, b *browser) {
 	// Buttons that change nothing: paging, filters, the status tabs.
 	harmless := map[string]bool{
 		"Previous page": true, "Next page": true, "Apply": true,
-		"Active": true, "Inactive": true, "Trash": true, "All": true,
+		"Active": true, "Inactive": true, "Trash": true, "All": true, "Sign out": true,
 	}
 	screens := func(teamID, userID string) []string {
 		return []string{"#/w/acme/users", "#/w/acme/users/" + userID, "#/w/acme/members", "#/w/acme/teams",
@@ -695,8 +805,7 @@ func (c *consoleEnv) testOffered(t *testing.T, b *browser) {
 	}
 
 	t.Run("viewer", func(t *testing.T) {
-		v := c.mkUser(t, map[string]any{"username": "vic", "kind": "api", "role": "viewer", "issue_key": true})
-		tb := b.newTab(t, c.console, v.Key)
+		tb := c.person(t, b, "vic@acme.example", "viewer")
 		tb.open("")
 		if h := tb.heading(); h != "Profile" {
 			t.Errorf("a viewer lands on %q, want Profile", h)
@@ -713,9 +822,7 @@ func (c *consoleEnv) testOffered(t *testing.T, b *browser) {
 		tb.noErrors()
 	})
 	t.Run("viewer who may read", func(t *testing.T) {
-		v := c.mkUser(t, map[string]any{"username": "vera", "kind": "api", "role": "viewer", "issue_key": true,
-			"permissions": []string{"users.read", "audit.read", "messages.read"}})
-		tb := b.newTab(t, c.console, v.Key)
+		tb := c.person(t, b, "vera@acme.example", "viewer", "users.read", "audit.read", "messages.read")
 		tb.open("")
 		if h := tb.heading(); h != "API Users" {
 			t.Fatalf("a reading viewer lands on %q", h)
@@ -725,8 +832,7 @@ func (c *consoleEnv) testOffered(t *testing.T, b *browser) {
 		tb.noErrors()
 	})
 	t.Run("editor", func(t *testing.T) {
-		e := c.mkUser(t, map[string]any{"username": "eddie", "kind": "api", "role": "editor", "issue_key": true})
-		tb := b.newTab(t, c.console, e.Key)
+		tb := c.person(t, b, "eddie@acme.example", "editor")
 		tb.open("#/w/acme/users")
 		tb.find("tr[data-user] a", "subject")
 		noMutation(t, tb, "an editor", screens(team.ID, subject.ID))
@@ -736,8 +842,7 @@ func (c *consoleEnv) testOffered(t *testing.T, b *browser) {
 		tb.noErrors()
 	})
 	t.Run("admin", func(t *testing.T) {
-		a := c.mkUser(t, map[string]any{"username": "ada", "kind": "api", "role": "admin", "issue_key": true})
-		tb := b.newTab(t, c.console, a.Key)
+		tb := c.person(t, b, "ada@acme.example", "admin")
 		tb.open("#/w/acme/users")
 		tb.clickSel("Add API User", tb.find("main button", "Add API User"))
 		roles := tb.options("Role")
@@ -754,7 +859,7 @@ func (c *consoleEnv) testOffered(t *testing.T, b *browser) {
 		tb.open("#/w/acme/users/" + root.Items[0].ID)
 		var buttons []string
 		tb.eval("listing buttons", buttonsJS, &buttons)
-		if len(buttons) != 0 {
+		if len(buttons) != 1 || buttons[0] != "Sign out" {
 			t.Errorf("an admin is offered %q on a superadmin's page", buttons)
 		}
 		tb.noErrors()
@@ -769,7 +874,7 @@ func (c *consoleEnv) testTeams(t *testing.T, b *browser) {
 	if st := c.call(t, "POST", "/devices/pump-3/restart", u.Key); st != 403 {
 		t.Fatalf("before the team: %d, want 403", st)
 	}
-	tb := b.newTab(t, c.console, c.root)
+	tb := c.ownerTab(t, b)
 	tb.open("#/w/acme/teams")
 	tb.clickSel("Create team", tb.find("main button", "Create team"))
 	tb.fill("Name", "technicians")
@@ -876,7 +981,7 @@ func (c *consoleEnv) testMessages(t *testing.T, b *browser) {
 	tb.axe("Messages (api_user)")
 	tb.noErrors()
 
-	ad := b.newTab(t, c.console, c.root)
+	ad := c.ownerTab(t, b)
 	ad.open("#/w/acme/messages")
 	if paths := ad.texts("tbody th.path"); !slices.Contains(paths, "/api/b-1") || !slices.Contains(paths, "/api/a-1") {
 		t.Errorf("an admin sees %q", paths)
@@ -903,10 +1008,10 @@ func (c *consoleEnv) testAudit(t *testing.T, b *browser) {
 	c.mustAPI(t, 200, "POST", "/workspaces/acme/users/"+target.ID+"/status", ada.Key, map[string]any{"status": "inactive"}, nil)
 	c.mustAPI(t, http.StatusNoContent, "DELETE", "/workspaces/acme/users/"+target.ID+"/keys/"+target.KeyID, ada.Key, nil, nil)
 
-	tb := b.newTab(t, c.console, c.root)
+	tb := c.ownerTab(t, b)
 	tb.open("#/w/acme/audit")
 	if n := len(tb.texts("tbody tr")); n < 5 {
-		t.Errorf("the audit log shows %d entries", n)
+		t.Errorf("the audit log shows %d entries: %s", n, tb.pageText())
 	}
 	tb.choose("Action", "key.revoke")
 	tb.fill("Actor", "auditor-ada")
@@ -935,7 +1040,7 @@ func (c *consoleEnv) testAudit(t *testing.T, b *browser) {
 // activates it from the Members tab.
 func (c *consoleEnv) testMembers(t *testing.T, b *browser) {
 	m := c.mkUser(t, map[string]any{"username": "marta", "kind": "member", "role": "viewer", "email": "marta@example.com"})
-	tb := b.newTab(t, c.console, c.root)
+	tb := c.ownerTab(t, b)
 	tb.open("#/w/acme/members")
 	tb.find("tr[data-user] a", "marta")
 	tb.screenshot("members")
@@ -981,7 +1086,7 @@ func (c *consoleEnv) testSearchAndPaging(t *testing.T, b *browser) {
 	for _, u := range users {
 		c.mkUser(t, u)
 	}
-	tb := b.newTab(t, c.console, c.root)
+	tb := c.ownerTab(t, b)
 	tb.open("#/w/acme/users?q=bulk-")
 	tb.waitFor("a full page", `document.querySelectorAll('tr[data-user]').length === 50`)
 	first := tb.texts("tr[data-user] th")
@@ -1018,4 +1123,24 @@ func (c *consoleEnv) testSearchAndPaging(t *testing.T, b *browser) {
 	tb.fill("Search", "nobody-here")
 	tb.find("p.empty", "No API user starts with “nobody-here”.")
 	tb.noErrors()
+}
+
+// withCookie calls the admin API with the session cookie of the tab's
+// browser (as the console's own pages would, same-origin) and decodes the
+// JSON answer into out; it fails the test unless the answer is a 2xx.
+func (c *consoleEnv) withCookie(t *testing.T, tb *tab, method, path string, body, out any) {
+	t.Helper()
+	h := http.Header{"Cookie": {"apiusers_session=" + tb.cookie("apiusers_session")}}
+	if method != "GET" {
+		h.Set("Origin", c.base)
+	}
+	res, b := c.do(method, "/admin"+path, h, body)
+	if res.StatusCode >= 300 {
+		t.Fatalf("%s %s with the cookie: %d %s", method, path, res.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

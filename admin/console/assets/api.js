@@ -41,6 +41,24 @@ export async function api(method, rel, { body, query, version, quiet401 } = {}) 
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (version !== undefined) headers['If-Match'] = `"${version}"`;
+  pending(1);
+  try {
+    return await send(method, url, headers, body, quiet401);
+  } finally {
+    pending(-1);
+  }
+}
+
+// pending counts the requests in flight on the page's root element
+// (data-pending), so that anyone waiting for the console to settle (the
+// browser tests) can tell.
+let inFlight = 0;
+function pending(d) {
+  inFlight += d;
+  document.documentElement.dataset.pending = String(inFlight);
+}
+
+async function send(method, url, headers, body, quiet401) {
   let res;
   try {
     res = await fetch(url, {
