@@ -261,11 +261,32 @@ func (tb *tab) open(rel string) {
 	tb.settle()
 }
 
-// waitFor polls until the JavaScript condition holds.
+// reload loads the page again (the console starts afresh, as after the
+// person comes back to it).
+func (tb *tab) reload() {
+	tb.t.Helper()
+	tb.run("reloading", chromedp.Reload())
+	tb.waitFor("a heading", `document.querySelector('main h1') && document.querySelector('main h1').textContent.length > 0`)
+	tb.settle()
+}
+
+// waitFor polls until the JavaScript condition holds, also across a
+// navigation (the page the condition is about may still be loading).
 func (tb *tab) waitFor(what, cond string) {
 	tb.t.Helper()
-	var ok bool
-	tb.run("waiting for "+what, chromedp.Poll(cond, &ok, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
+	deadline := time.Now().Add(10 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(tb.ctx, 2*time.Second)
+		var ok bool
+		last = chromedp.Run(ctx, chromedp.Evaluate(`(() => { try { return !!(`+cond+`); } catch (e) { return false; } })()`, &ok))
+		cancel()
+		if last == nil && ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.t.Fatalf("waiting for %s: not within 10s (%v)\npage: %s", what, last, tb.pageText())
 }
 
 // settle waits until no request of the page is pending and rendering is
@@ -273,12 +294,15 @@ func (tb *tab) waitFor(what, cond string) {
 func (tb *tab) settle() {
 	tb.t.Helper()
 	var ok bool
+	_ = ok
 	// Twice: a screen that finished its requests may start others.
 	for i := 0; i < 2; i++ {
-		tb.run("settling", chromedp.Poll(`new Promise((resolve) => {
-			const idle = () => (document.documentElement.dataset.pending || '0') === '0' && !document.querySelector('[aria-busy="true"]');
-			requestAnimationFrame(() => requestAnimationFrame(() => resolve(idle())));
-		})`, &ok, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(30*time.Millisecond)))
+		tb.waitFor("the console to settle", `document.readyState === 'complete' && (document.documentElement.dataset.pending || '0') === '0' && !document.querySelector('[aria-busy="true"]')`)
+		var frames bool
+		ctx, cancel := context.WithTimeout(tb.ctx, 2*time.Second)
+		_ = chromedp.Run(ctx, chromedp.Evaluate(`new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, &frames,
+			func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+		cancel()
 		time.Sleep(30 * time.Millisecond)
 	}
 }

@@ -282,6 +282,7 @@ func TestConsoleBrowser(t *testing.T) {
 	c := startConsole(t)
 	b := startBrowser(t)
 
+	t.Run("set the first password from the bootstrap link and sign in", func(t *testing.T) { c.testBootstrapLink(t, b) })
 	t.Run("landing", func(t *testing.T) {
 		tb := c.ownerTab(t, b)
 		tb.open("")
@@ -303,6 +304,12 @@ func TestConsoleBrowser(t *testing.T) {
 	t.Run("the audit log, filtered", func(t *testing.T) { c.testAudit(t, b) })
 	t.Run("members: edit, deactivate, activate", func(t *testing.T) { c.testMembers(t, b) })
 	t.Run("search by prefix and page with cursors", func(t *testing.T) { c.testSearchAndPaging(t, b) })
+	t.Run("invite a member, send a new invite, accept in the browser, sign in", func(t *testing.T) { c.testInvite(t, b) })
+	t.Run("reset a password, forgot password, change a password", func(t *testing.T) { c.testPasswords(t, b) })
+	t.Run("sessions: End session signs the person out", func(t *testing.T) { c.testSessions(t, b) })
+	t.Run("the workspace switcher", func(t *testing.T) { c.testWorkspaces(t, b) })
+	t.Run("a cross-site form post with the cookie changes nothing", func(t *testing.T) { c.testCrossSite(t, b) })
+	t.Run("no one-time token reaches the access log", func(t *testing.T) { c.testAccessLog(t) })
 }
 
 // testAddUser adds an API user through the Add API User dialog with every
@@ -1042,7 +1049,7 @@ func (c *consoleEnv) testMembers(t *testing.T, b *browser) {
 	m := c.mkUser(t, map[string]any{"username": "marta", "kind": "member", "role": "viewer", "email": "marta@example.com"})
 	tb := c.ownerTab(t, b)
 	tb.open("#/w/acme/members")
-	tb.find("tr[data-user] a", "marta")
+	tb.find("tr[data-user] a", "marta@example.com")
 	tb.screenshot("members")
 	tb.axe("Members")
 	if tb.has("button", "Send new invite: marta@example.com") {
@@ -1114,7 +1121,7 @@ func (c *consoleEnv) testSearchAndPaging(t *testing.T, b *browser) {
 
 	tb.fill("Search", "bulk-11")
 	tb.waitFor("the matches", `document.querySelectorAll('tr[data-user]').length === 10`)
-	if got := tb.texts("tr[data-user] th"); got[0] != "bulk-110" || got[9] != "bulk-119" {
+	if got := tb.texts("tr[data-user] th"); !slices.Equal(slices.Sorted(slices.Values(got)), []string{"bulk-110", "bulk-111", "bulk-112", "bulk-113", "bulk-114", "bulk-115", "bulk-116", "bulk-117", "bulk-118", "bulk-119"}) {
 		t.Errorf("bulk-11…: %q", got)
 	}
 	if !strings.Contains(tb.location(), "q=bulk-11") {
@@ -1141,6 +1148,357 @@ func (c *consoleEnv) withCookie(t *testing.T, tb *tab, method, path string, body
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// tokenOf returns the token query parameter of a one-time link.
+func tokenOf(t *testing.T, link string) string {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil || u.Query().Get("token") == "" {
+		t.Fatalf("%q is not a link with a token (%v)", link, err)
+	}
+	return u.Query().Get("token")
+}
+
+// tokens are the one-time tokens the tests saw, which the access log must
+// not hold.
+var consoleTokens []string
+
+// openLink opens a one-time link (from a mail or the bootstrap command) in
+// tb and waits for its page.
+func (c *consoleEnv) openLink(t *testing.T, tb *tab, link, heading string) {
+	t.Helper()
+	consoleTokens = append(consoleTokens, tokenOf(t, link))
+	tb.run("opening "+heading, chromedp.Navigate(link))
+	tb.find("main h1", heading)
+	tb.settle()
+	if loc := tb.location(); strings.Contains(loc, "token") {
+		t.Errorf("the token stays in the address bar: %s", loc)
+	}
+}
+
+// testBootstrapLink: the first superadmin opens the link the bootstrap
+// command printed, chooses a name and a password, is signed in, signs out
+// and signs in again.
+func (c *consoleEnv) testBootstrapLink(t *testing.T, b *browser) {
+	if c.ownerPassword != "" {
+		t.Skip("the owner is set up already")
+	}
+	tb := b.newPerson(t, c.console)
+	c.openLink(t, tb, c.setupLink, "Accept invitation")
+	tb.screenshot("accept")
+	tb.axe("Accept invitation")
+	tb.fill("Name", "Olga Owner")
+	tb.fill("New Password", consolePassword)
+	tb.fill("New Password Again", consolePassword+"!")
+	tb.clickSel("Accept", tb.find("form button", "Accept invitation"))
+	var msg string
+	tb.eval("the mismatch", `document.querySelector('input[name=new_password_again]').validationMessage || 'none'`, &msg)
+	if tb.heading() != "Accept invitation" {
+		t.Fatal("two different passwords were accepted")
+	}
+	tb.fill("New Password Again", consolePassword)
+	tb.clickSel("Accept", tb.find("form button", "Accept invitation"))
+	c.ownerPassword = consolePassword
+	tb.waitFor("the console", `!!document.querySelector('nav.side')`)
+	tb.settle()
+	if h := tb.heading(); h != "API Users" {
+		t.Errorf("after accepting, the heading is %q", h)
+	}
+	if who := tb.texts("nav.account a"); len(who) != 1 || who[0] != "Profile: Olga Owner" {
+		t.Errorf("the account link says %q", who)
+	}
+	// The link works once.
+	c.mustAPI(t, http.StatusGone, "POST", "/invitations/accept", "", map[string]any{"token": tokenOf(t, c.setupLink), "password": consolePassword}, nil)
+
+	tb.click("Sign out")
+	tb.find("main h1", "Sign in")
+	tb.screenshot("sign-in")
+	tb.axe("Sign in")
+	tb.fill("Email", c.ownerEmail)
+	tb.fill("Password", "wrong password, surely wrong")
+	tb.clickSel("Sign in", tb.find("form button", "Sign in"))
+	tb.find("[role=alert]", "Wrong email or password.")
+	tb.fill("Password", consolePassword)
+	tb.clickSel("Sign in", tb.find("form button", "Sign in"))
+	tb.find("main h1", "API Users")
+	tb.noErrors()
+}
+
+// testInvite: the owner invites a member in the console; the mail arrives;
+// the member accepts in the browser and is signed in. A second invitee's
+// first link dies when the owner sends a new invite.
+func (c *consoleEnv) testInvite(t *testing.T, b *browser) {
+	owner := c.ownerTab(t, b)
+	owner.open("#/w/acme/members")
+	owner.clickSel("Invite member", owner.find("main button", "Invite member"))
+	owner.fill("Email", "nia@acme.example")
+	if roles := owner.options("Role"); slices.Contains(roles, "api_user") || !slices.Contains(roles, "superadmin") {
+		t.Errorf("the invitation offers the roles %v", roles)
+	}
+	owner.choose("Role", "editor")
+	owner.checkIn("Workspace Permissions", "Manage teams (teams.manage)")
+	owner.screenshot("invite")
+	owner.axe("Invite member")
+	owner.find("dialog[open] button", "Invite member")
+	owner.click("Invite member")
+	owner.status("Invitation sent to nia@acme.example.")
+	owner.find("tr[data-user] a", "nia@acme.example")
+	owner.find("tr[data-user] .badge", "Invited")
+	m := c.mailTo(t, "nia@acme.example")
+	link := linkIn(t, m)
+
+	nia := b.newPerson(t, c.console)
+	c.openLink(t, nia, link, "Accept invitation")
+	nia.fill("Name", "Nia Novak")
+	nia.fill("New Password", consolePassword)
+	nia.fill("New Password Again", consolePassword)
+	nia.clickSel("Accept", nia.find("form button", "Accept invitation"))
+	nia.waitFor("the console", `!!document.querySelector('nav.side')`)
+	nia.find("main h1", "API Users")
+	if nia.has("main button", "Add API User") {
+		t.Error("an editor is offered Add API User")
+	}
+	nia.click("Sign out")
+	c.signIn(t, nia, "nia@acme.example", consolePassword)
+	nia.find("main h1", "API Users")
+	nia.noErrors()
+
+	owner.open("#/w/acme/members")
+	owner.find("tr[data-user] .badge", "Active")
+
+	// Send new invite: the first link dies, the new one works.
+	owner.clickSel("Invite member", owner.find("main button", "Invite member"))
+	owner.fill("Email", "otto@acme.example")
+	owner.choose("Role", "viewer")
+	owner.find("dialog[open] button", "Invite member")
+	owner.click("Invite member")
+	owner.status("Invitation sent to otto@acme.example.")
+	first := linkIn(t, c.mailTo(t, "otto@acme.example"))
+	owner.clickSel("Send new invite", owner.find("tr[data-user] button", "Send new invite: otto@acme.example"))
+	owner.status("Invitation sent to otto@acme.example.")
+	second := linkIn(t, c.mailTo(t, "otto@acme.example"))
+	if first == second {
+		t.Fatal("Send new invite sent the same link")
+	}
+	otto := b.newPerson(t, c.console)
+	c.openLink(t, otto, first, "Accept invitation")
+	otto.fill("New Password", consolePassword)
+	otto.fill("New Password Again", consolePassword)
+	otto.clickSel("Accept", otto.find("form button", "Accept invitation"))
+	otto.find("[role=alert]", "This link is no longer valid: it was used, has expired or was replaced by a newer one.")
+	c.openLink(t, otto, second, "Accept invitation")
+	otto.fill("New Password", consolePassword)
+	otto.fill("New Password Again", consolePassword)
+	otto.clickSel("Accept", otto.find("form button", "Accept invitation"))
+	otto.waitFor("the console", `!!document.querySelector('nav.side')`)
+	otto.settle()
+	if h := otto.heading(); h != "Profile" {
+		t.Errorf("a viewer lands on %q", h)
+	}
+	otto.noErrors()
+	owner.noErrors()
+}
+
+// testPasswords: the owner sends a member a reset link; the member sets a
+// new password from it; "Forgot password?" does the same from the sign-in
+// screen; the profile changes a password with the current one.
+func (c *consoleEnv) testPasswords(t *testing.T, b *browser) {
+	pia := c.person(t, b, "pia@acme.example", "operator")
+	owner := c.ownerTab(t, b)
+	owner.open("#/w/acme/members")
+	owner.clickSel("Reset password", owner.find("tr[data-user] button", "Reset password: pia@acme.example"))
+	owner.status("A link to set a new password was sent to pia@acme.example.")
+	link := linkIn(t, c.mailTo(t, "pia@acme.example"))
+	if !strings.Contains(link, "/admin/reset?token=") {
+		t.Fatalf("the reset link %s", link)
+	}
+	const second = "a second long passphrase, 2026"
+	tb := b.newPerson(t, c.console)
+	c.openLink(t, tb, link, "Set a new password")
+	tb.axe("Set a new password")
+	tb.fill("New Password", second)
+	tb.fill("New Password Again", second)
+	tb.clickSel("Set password", tb.find("form button", "Set password"))
+	tb.find("p.notice", "Your password was changed. Sign in with the new one.")
+	tb.click("Go to sign in")
+	tb.find("main h1", "Sign in")
+	tb.fill("Email", "pia@acme.example")
+	tb.fill("Password", consolePassword)
+	tb.clickSel("Sign in", tb.find("form button", "Sign in"))
+	tb.find("[role=alert]", "Wrong email or password.")
+	tb.fill("Password", second)
+	tb.clickSel("Sign in", tb.find("form button", "Sign in"))
+	tb.waitFor("the console", `!!document.querySelector('nav.side')`)
+	// The reset ended pia's other session: its first tab is signed out.
+	pia.reload()
+	pia.find("main h1", "Sign in")
+
+	// Forgot password?
+	fp := b.newPerson(t, c.console)
+	fp.open("")
+	fp.click("Forgot password?")
+	fp.find("main h1", "Forgot password?")
+	fp.axe("Forgot password?")
+	fp.fill("Email", "pia@acme.example")
+	fp.clickSel("Send reset link", fp.find("form button", "Send reset link"))
+	fp.find("p.notice", "If the address belongs to an account, a link to set a new password has been sent. It is valid for one hour.")
+	const third = "third passphrase for pia, longer"
+	c.openLink(t, fp, linkIn(t, c.mailTo(t, "pia@acme.example")), "Set a new password")
+	fp.fill("New Password", third)
+	fp.fill("New Password Again", third)
+	fp.clickSel("Set password", fp.find("form button", "Set password"))
+	fp.find("p.notice", "Your password was changed. Sign in with the new one.")
+	// An unknown address gets the same answer, and no mail.
+	fp.open("#/forgot")
+	fp.fill("Email", "nobody@acme.example")
+	fp.clickSel("Send reset link", fp.find("form button", "Send reset link"))
+	fp.find("p.notice", "If the address belongs to an account, a link to set a new password has been sent. It is valid for one hour.")
+
+	// Profile: Current Password, New Password, New Password Again.
+	c.signIn(t, fp, "pia@acme.example", third)
+	fp.open("#/profile")
+	fp.screenshot("profile")
+	fp.axe("Profile")
+	fp.fill("Current Password", "not the password at all")
+	fp.fill("New Password", consolePassword)
+	fp.fill("New Password Again", consolePassword)
+	fp.clickSel("Change password", fp.find("form button", "Change password"))
+	fp.find("[role=alert]", "The current password is wrong.")
+	fp.fill("Current Password", third)
+	fp.fill("New Password", consolePassword)
+	fp.fill("New Password Again", consolePassword)
+	fp.clickSel("Change password", fp.find("form button", "Change password"))
+	fp.status("Password changed. Your other sessions have ended.")
+	c.smtp.None(t)
+	again := b.newPerson(t, c.console)
+	c.signIn(t, again, "pia@acme.example", consolePassword)
+	fp.noErrors()
+	owner.noErrors()
+}
+
+// testSessions: the owner sees a member's console sessions on its page and
+// ends one; the member's tab is signed out.
+func (c *consoleEnv) testSessions(t *testing.T, b *browser) {
+	raj := c.person(t, b, "raj@acme.example", "viewer")
+	var list struct{ Items []accUser }
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=raj%40", c.root, nil, &list)
+	if len(list.Items) != 1 {
+		t.Fatalf("raj: %d users", len(list.Items))
+	}
+	owner := c.ownerTab(t, b)
+	owner.open("#/w/acme/users/" + list.Items[0].ID)
+	owner.find("main h2", "Sessions")
+	if n := len(owner.texts("tr[data-session]")); n != 1 {
+		t.Fatalf("%d sessions listed, want raj's one", n)
+	}
+	owner.find("tr[data-session] th", "Console")
+	owner.axe("a member's page with sessions")
+	owner.click("End session")
+	owner.status("Session ended.")
+	owner.find("p.empty", "No open sessions.")
+	raj.reload()
+	raj.find("main h1", "Sign in")
+	owner.noErrors()
+}
+
+// testWorkspaces: a person in two workspaces switches between them.
+func (c *consoleEnv) testWorkspaces(t *testing.T, b *browser) {
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces", c.root, map[string]any{"id": "beta", "name": "Beta Corp"}, nil)
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/beta/users", c.root, map[string]any{"username": "beta-bot", "kind": "api", "role": "api_user"}, nil)
+	sam := c.person(t, b, "sam@acme.example", "admin")
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/beta/invitations", c.root, map[string]any{"email": "sam@acme.example", "role": "viewer", "permissions": []string{"users.read"}}, nil)
+	link := linkIn(t, c.mailTo(t, "sam@acme.example"))
+	// Signed in already: accepting needs no password.
+	c.openLink(t, sam, link, "Accept invitation")
+	sam.find("form p", "You are signed in as sam@acme.example. Accept the invitation to join the workspace.")
+	sam.clickSel("Accept", sam.find("form button", "Accept invitation"))
+	sam.waitFor("the console", `!!document.querySelector('nav.side')`)
+	sam.settle()
+	if ws := sam.options("Workspace"); !slices.Equal(ws, []string{"acme", "beta"}) {
+		t.Fatalf("the switcher offers %v", ws)
+	}
+	sam.open("#/w/acme/users")
+	if !sam.has("main button", "Add API User") {
+		t.Error("an admin of acme is not offered Add API User in acme")
+	}
+	sam.choose("Workspace", "beta")
+	sam.waitFor("beta's users", `location.hash.startsWith('#/w/beta/users')`)
+	sam.settle()
+	sam.find("tr[data-user] a", "beta-bot")
+	if sam.has("main button", "Add API User") {
+		t.Error("a viewer of beta is offered Add API User in beta")
+	}
+	var sel string
+	sam.eval("the switcher", `document.getElementById('ws-switch').selectedOptions[0].textContent`, &sel)
+	if sel != "Beta Corp (beta)" {
+		t.Errorf("the switcher shows %q", sel)
+	}
+	sam.noErrors()
+}
+
+// testCrossSite: a page on another site posts a form to the admin API
+// while the owner is signed in: nothing changes. The browser does not send
+// the SameSite=Strict cookie along, and the API refuses a cookie request
+// from another origin even when it has the cookie.
+func (c *consoleEnv) testCrossSite(t *testing.T, b *browser) {
+	owner := c.ownerTab(t, b)
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><title>prize</title>
+<form id="f" method="POST" enctype="text/plain" action="%s/admin/workspaces/acme/users">
+<input name='{"username":"evil-%s","kind":"api","role":"superadmin","x":"' value='"}'>
+</form><script>document.getElementById('f').submit()</script>`, c.base, "1")
+	}))
+	t.Cleanup(evil.Close)
+	owner.run("visiting the other site", chromedp.Navigate(evil.URL))
+	time.Sleep(time.Second)
+	var found struct{ Items []accUser }
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=evil", c.root, nil, &found)
+	if len(found.Items) != 0 {
+		t.Fatalf("the cross-site form created %v", found.Items)
+	}
+	// With the stolen cookie and a foreign Origin (or Sec-Fetch-Site).
+	cookie := owner.cookie("apiusers_session")
+	for _, h := range []http.Header{
+		{"Origin": {evil.URL}},
+		{"Sec-Fetch-Site": {"cross-site"}},
+	} {
+		h.Set("Cookie", "apiusers_session="+cookie)
+		res, body := c.do("POST", "/admin/workspaces/acme/users", h, map[string]any{"username": "evil-2", "kind": "api", "role": "api_user"})
+		if res.StatusCode != http.StatusForbidden {
+			t.Errorf("a cookie request with %v: %d %s", h, res.StatusCode, body)
+		}
+	}
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=evil", c.root, nil, &found)
+	if len(found.Items) != 0 {
+		t.Fatalf("a cross-site request created %v", found.Items)
+	}
+	// The console itself, same-origin, still works with the cookie.
+	owner.open("#/w/acme/users")
+	owner.find("main h1", "API Users")
+}
+
+// testAccessLog: Caddy's access log holds none of the one-time tokens the
+// console pages were opened with.
+func (c *consoleEnv) testAccessLog(t *testing.T) {
+	if len(consoleTokens) == 0 {
+		t.Skip("no link was opened")
+	}
+	b, err := os.ReadFile(c.accessLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "/admin/assets/app.js") {
+		t.Fatalf("the access log does not log the console at all:\n%.500s", b)
+	}
+	for _, tok := range consoleTokens {
+		for _, form := range []string{tok, url.QueryEscape(tok)} {
+			if strings.Contains(string(b), form) {
+				t.Errorf("the access log holds a one-time token")
+			}
 		}
 	}
 }

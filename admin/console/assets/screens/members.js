@@ -93,8 +93,7 @@ export async function render(ctx) {
         }
       }
       return h('tr', { 'data-user': u.username },
-        h('th', { scope: 'row' }, h('a', { href: href(ws, 'users', u.id) }, u.username)),
-        h('td', null, u.email || ''),
+        h('th', { scope: 'row' }, h('a', { href: href(ws, 'users', u.id) }, who)),
         h('td', null, roleLabel(u.role)),
         h('td', null, statusBadge(u.status)),
         h('td', null, (u.teams || []).map((id) => teamName.get(id) || id).join(', ')),
@@ -102,7 +101,7 @@ export async function render(ctx) {
         h('td', { class: 'row-actions' }, h('div', { class: 'inline' }, acts)));
     });
     replace(body,
-      rows.length ? table(t('members.title'), [t('members.name'), t('users.email'), t('users.role'), t('users.status'), t('users.teams'), t('users.created'), t('common.actions')], rows)
+      rows.length ? table(t('members.title'), [t('members.name'), t('users.role'), t('users.status'), t('users.teams'), t('users.created'), t('common.actions')], rows)
         : h('p', { class: 'empty' }, t('members.none')),
       pager.render());
   }

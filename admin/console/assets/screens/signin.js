@@ -57,7 +57,7 @@ async function submitting(form, box, fn) {
   try {
     await fn();
   } catch (e) {
-    box.show(errorText(e));
+    box.show(e instanceof ApiError ? errorText(e) : e.message);
   } finally {
     btn.disabled = false;
   }
