@@ -11,16 +11,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/apiusers/apiusers/internal/apitest"
 	"github.com/apiusers/apiusers/mail/mailtest"
 )
 
@@ -30,12 +29,12 @@ import (
 // and control), proxying to a real upstream; a real headless Chromium
 // drives the console.
 
-// consoleEnv is a running console Caddy.
+// consoleEnv is the console Caddy: the end-to-end harness's Caddy with the
+// console routes, a mailer and a person superadmin.
 type consoleEnv struct {
 	*e2e
 	console   string // http://localhost:<port>/admin/
 	accessLog string // Caddy's access log of the site
-	adminPort int
 	smtp      *mailtest.Server
 
 	// The first superadmin, a person bootstrapped with --email: its
@@ -48,33 +47,15 @@ type consoleEnv struct {
 // consolePassword is a password the policy accepts (long, uncommon).
 const consolePassword = "correct horse battery staple 42"
 
-func consoleCaddyfile(adminPort, sitePort int, dataDir, accessLog, smtpURL, upstream string) string {
-	return fmt.Sprintf(`{
-	admin localhost:%d
-	persist_config off
-	apiusers {
-		store file %s
-		mail %s {
-			from "Acme Console <console@acme.example>"
-		}
-	}
-}
-
-http://localhost:%d {
-	log {
-		output file %s
-	}
-
-	handle_path /admin/* {
-		apiusers_admin
-	}
-
+// consoleRoutes are the site's routes besides the admin API and console:
+// a protected API route that records calls, and device routes.
+const consoleRoutes = `
 	handle /api/* {
 		apiusers {
 			require listeners.invoke
 			record
 		}
-		reverse_proxy %[6]s
+		reverse_proxy UPSTREAM
 	}
 
 	@device path_regexp dev ^/devices/([a-z0-9][a-z0-9_-]*)(/.*)?$
@@ -87,63 +68,31 @@ http://localhost:%d {
 		apiusers @control {
 			require control on device:{re.dev.1}
 		}
-		reverse_proxy %[6]s
-	}
-
-	handle_errors {
-		respond "{err.status_code} {err.message}"
-	}
-}
-`, adminPort, dataDir, smtpURL, sitePort, accessLog, upstream)
-}
+		reverse_proxy UPSTREAM
+	}`
 
 // startConsole starts the console Caddy on the file store with a mailer
-// (a real SMTP server the test runs), bootstrapped with an API superadmin
-// root (for the tests' own API calls) and a person superadmin (its setup
-// link) in workspace acme.
+// (a real SMTP server the test runs) and an access log, bootstrapped with
+// an API superadmin root (for the tests' own API calls) and a person
+// superadmin (its setup link) in workspace acme.
 func startConsole(t *testing.T) *consoleEnv {
 	t.Helper()
-	tmp, dataDir := e2eTempDirs(t)
-	up := &upstreamLog{}
-	upstream := httptest.NewServer(up)
-	t.Cleanup(upstream.Close)
-
-	e2eAdminPortOnce.Do(func() { e2eAdminPort = freePort(t) })
-	adminPort, sitePort := e2eAdminPort, freePort(t)
-	base := "http://localhost:" + strconv.Itoa(sitePort)
-	c := &consoleEnv{
-		e2e: &e2e{
-			t:        t,
-			base:     base,
-			dataDir:  dataDir,
-			upstream: up,
-			tester:   caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort}),
+	smtp := mailtest.Start(t, mailtest.Options{})
+	accessLog := filepath.Join(t.TempDir(), "access.log")
+	c := &consoleEnv{smtp: smtp, accessLog: accessLog, ownerEmail: "owner@acme.example"}
+	c.e2e = startE2E(t, e2eSite{
+		apiusers: []string{"mail " + smtp.URL() + " {\n\t\t\tfrom \"Acme Console <console@acme.example>\"\n\t\t}"},
+		top:      "\tlog {\n\t\toutput file " + accessLog + "\n\t}",
+		routes:   consoleRoutes,
+		beforeStart: func(e *e2e) {
+			var stdout, stderr bytes.Buffer
+			if _, err := bootstrapPerson(&stdout, &stderr, e.cfgPath, "caddyfile", "acme", c.ownerEmail, e.Base+"/admin/"); err != nil {
+				t.Fatalf("bootstrap --email: %v\n%s", err, stderr.String())
+			}
+			c.setupLink = strings.TrimSpace(stdout.String())
 		},
-		console:    base + "/admin/",
-		accessLog:  filepath.Join(tmp, "access.log"),
-		adminPort:  adminPort,
-		smtp:       mailtest.Start(t, mailtest.Options{}),
-		ownerEmail: "owner@acme.example",
-	}
-	cf := consoleCaddyfile(adminPort, sitePort, dataDir, c.accessLog, c.smtp.URL(), strings.TrimPrefix(upstream.URL, "http://"))
-	cfgPath := filepath.Join(tmp, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(cf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c.rootKey(cfgPath)
-	var stdout, stderr bytes.Buffer
-	if _, err := bootstrapPerson(&stdout, &stderr, cfgPath, "caddyfile", "acme", c.ownerEmail, c.console); err != nil {
-		t.Fatalf("bootstrap --email: %v\n%s", err, stderr.String())
-	}
-	c.setupLink = strings.TrimSpace(stdout.String())
-	c.tester.InitServer(cf, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	t.Cleanup(func() {
-		c.tester.Client.CloseIdleConnections()
-		c.tester.InitServer(fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n}\n", adminPort), "caddyfile")
 	})
+	c.console = c.Base + "/admin/"
 	return c
 }
 
@@ -216,7 +165,7 @@ func (c *consoleEnv) person(t *testing.T, b *browser, email, role string, perms 
 	if len(perms) > 0 {
 		body["permissions"] = perms
 	}
-	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/invitations", c.root, body, nil)
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/invitations", c.Root, body, nil)
 	link := linkIn(t, c.mailTo(t, email))
 	u, err := url.Parse(link)
 	if err != nil {
@@ -232,11 +181,7 @@ func (c *consoleEnv) person(t *testing.T, b *browser, email, role string, perms 
 // not nil); it returns the status.
 func (c *consoleEnv) api(t *testing.T, method, path, key string, body, out any) int {
 	t.Helper()
-	var h http.Header
-	if key != "" {
-		h = bearerHeader(key)
-	}
-	res, b := c.do(method, "/admin"+path, h, body)
+	res, b := c.API(t, method, path, key, body)
 	if out != nil && res.StatusCode < 300 && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("%s %s: %v: %s", method, path, err, b)
@@ -248,11 +193,7 @@ func (c *consoleEnv) api(t *testing.T, method, path, key string, body, out any) 
 // mustAPI is api that fails the test unless the status is want.
 func (c *consoleEnv) mustAPI(t *testing.T, want int, method, path, key string, body, out any) {
 	t.Helper()
-	var h http.Header
-	if key != "" {
-		h = bearerHeader(key)
-	}
-	res, b := c.do(method, "/admin"+path, h, body)
+	res, b := c.API(t, method, path, key, body)
 	if res.StatusCode != want {
 		t.Fatalf("%s %s: status %d, want %d: %s", method, path, res.StatusCode, want, b)
 	}
@@ -266,15 +207,15 @@ func (c *consoleEnv) mustAPI(t *testing.T, want int, method, path, key string, b
 // call calls a gateway route with key and returns the status.
 func (c *consoleEnv) call(t *testing.T, method, path, key string) int {
 	t.Helper()
-	res, _ := c.do(method, path, bearerHeader(key), nil)
+	res, _ := c.Call(t, method, path, key, nil)
 	return res.StatusCode
 }
 
 // mkUser creates a user in acme as root.
-func (c *consoleEnv) mkUser(t *testing.T, body map[string]any) accUser {
+func (c *consoleEnv) mkUser(t *testing.T, body map[string]any) apitest.User {
 	t.Helper()
-	var u accUser
-	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/users", c.root, body, &u)
+	var u apitest.User
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/users", c.Root, body, &u)
 	return u
 }
 
@@ -317,9 +258,9 @@ func TestConsoleBrowser(t *testing.T) {
 // it, and deactivates it in the console.
 func (c *consoleEnv) testAddUser(t *testing.T, b *browser) {
 	var team struct{ ID string }
-	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.root, map[string]any{"name": "field-crew"}, &team)
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.Root, map[string]any{"name": "field-crew"}, &team)
 	// A device the workspace's teams already name: the search offers it.
-	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.root, map[string]any{"name": "doors",
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.Root, map[string]any{"name": "doors",
 		"grants": []map[string]any{{"resource": "device:door-7", "rights": []string{"read"}}}}, nil)
 
 	tb := c.ownerTab(t, b)
@@ -364,8 +305,8 @@ func (c *consoleEnv) testAddUser(t *testing.T, b *browser) {
 	tb.screenshot("api-user")
 	tb.axe("the API user's page")
 
-	var users struct{ Items []accUser }
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=lamp-app", c.root, nil, &users)
+	var users struct{ Items []apitest.User }
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=lamp-app", c.Root, nil, &users)
 	if len(users.Items) != 1 {
 		t.Fatalf("lamp-app: %d users", len(users.Items))
 	}
@@ -378,7 +319,7 @@ func (c *consoleEnv) testAddUser(t *testing.T, b *browser) {
 			Rights   []string
 		}
 	}
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+users.Items[0].ID, c.root, nil, &u)
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+users.Items[0].ID, c.Root, nil, &u)
 	grants := map[string][]string{}
 	for _, g := range u.Grants {
 		grants[g.Resource] = g.Rights
@@ -428,8 +369,8 @@ func (c *consoleEnv) testLifecycle(t *testing.T, b *browser) {
 	}
 	stored := func(want string) {
 		t.Helper()
-		var got accUser
-		c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+u.ID, c.root, nil, &got)
+		var got apitest.User
+		c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+u.ID, c.Root, nil, &got)
 		if got.Status != want {
 			t.Errorf("status %q in the store, want %q", got.Status, want)
 		}
@@ -465,11 +406,11 @@ func (c *consoleEnv) testLifecycle(t *testing.T, b *browser) {
 	tb.click("Delete")
 	tb.waitFor("the trash list", `document.querySelector('main h1') && document.querySelector('main h1').textContent === 'API Users' && location.hash.includes('status=trash')`)
 	tb.status("old-sensor deleted.")
-	if st := c.api(t, "GET", "/workspaces/acme/users/"+u.ID, c.root, nil, nil); st != 404 {
+	if st := c.api(t, "GET", "/workspaces/acme/users/"+u.ID, c.Root, nil, nil); st != 404 {
 		t.Errorf("the deleted user: %d, want 404", st)
 	}
 	var msgs struct{ Items []json.RawMessage }
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/messages?user="+u.ID, c.root, nil, &msgs)
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/messages?user="+u.ID, c.Root, nil, &msgs)
 	if len(msgs.Items) != 0 {
 		t.Errorf("%d messages left after erase messages", len(msgs.Items))
 	}
@@ -515,7 +456,7 @@ func (c *consoleEnv) testKeys(t *testing.T, b *browser) {
 			RevokesAt string `json:"revokes_at"`
 		}
 	}
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+u.ID+"/keys", c.root, nil, &keys)
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+u.ID+"/keys", c.Root, nil, &keys)
 	var newID string
 	for _, k := range keys.Items {
 		if k.RevokesAt == "" {
@@ -669,11 +610,11 @@ func englishLeft(labels []string, en, de map[string]string) []string {
 func (c *consoleEnv) testLanguageAndZone(t *testing.T, b *browser) {
 	target := c.mkUser(t, map[string]any{"username": "zone-probe", "kind": "api", "role": "api_user", "issue_key": true})
 	var team struct{ ID string }
-	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.root, map[string]any{"name": "night-shift"}, &team)
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.Root, map[string]any{"name": "night-shift"}, &team)
 	var created struct {
 		CreatedAt string `json:"created_at"`
 	}
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+target.ID, c.root, nil, &created)
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+target.ID, c.Root, nil, &created)
 	at, err := time.Parse(time.RFC3339Nano, created.CreatedAt)
 	if err != nil || !strings.HasSuffix(created.CreatedAt, "Z") {
 		t.Fatalf("created_at %q: not UTC (%v)", created.CreatedAt, err)
@@ -715,7 +656,7 @@ func (c *consoleEnv) testLanguageAndZone(t *testing.T, b *browser) {
 	if !strings.Contains(txt, at.In(tokyo).Format("15:04")) || dt != created.CreatedAt {
 		t.Errorf("in Tokyo: %q (datetime %q), want %s", txt, dt, at.In(tokyo).Format("15:04"))
 	}
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+target.ID, c.root, nil, &created)
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+target.ID, c.Root, nil, &created)
 	if !strings.HasSuffix(created.CreatedAt, "Z") {
 		t.Errorf("the API answers created_at %q, not UTC", created.CreatedAt)
 	}
@@ -780,8 +721,8 @@ const buttonsJS = `[...document.querySelectorAll('button')].filter((e) => e.getC
 func (c *consoleEnv) testOffered(t *testing.T, b *browser) {
 	subject := c.mkUser(t, map[string]any{"username": "subject", "kind": "api", "role": "api_user", "issue_key": true})
 	var team struct{ ID string }
-	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.root, map[string]any{"name": "readers"}, &team)
-	c.mustAPI(t, http.StatusNoContent, "PUT", "/workspaces/acme/teams/"+team.ID+"/members/"+subject.ID, c.root, nil, nil)
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.Root, map[string]any{"name": "readers"}, &team)
+	c.mustAPI(t, http.StatusNoContent, "PUT", "/workspaces/acme/teams/"+team.ID+"/members/"+subject.ID, c.Root, nil, nil)
 	c.mkUser(t, map[string]any{"username": "mia", "kind": "member", "role": "viewer", "email": "mia@example.com"})
 
 	// Buttons that change nothing: paging, filters, the status tabs.
@@ -861,8 +802,8 @@ func (c *consoleEnv) testOffered(t *testing.T, b *browser) {
 		}
 		tb.key(kb.Escape)
 		// The superadmin's page is read-only for an admin.
-		var root struct{ Items []accUser }
-		c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=root", c.root, nil, &root)
+		var root struct{ Items []apitest.User }
+		c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=root", c.Root, nil, &root)
 		tb.open("#/w/acme/users/" + root.Items[0].ID)
 		var buttons []string
 		tb.eval("listing buttons", buttonsJS, &buttons)
@@ -902,7 +843,7 @@ func (c *consoleEnv) testTeams(t *testing.T, b *browser) {
 			}
 		}
 	}
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/teams?limit=500", c.root, nil, &teams)
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/teams?limit=500", c.Root, nil, &teams)
 	var tid string
 	for _, tm := range teams.Items {
 		if tm.Name == "technicians" {
@@ -943,7 +884,7 @@ func (c *consoleEnv) testTeams(t *testing.T, b *browser) {
 	tb.find("dialog[open] button", "Delete team")
 	tb.click("Delete team")
 	tb.find("main h1", "Teams")
-	if st := c.api(t, "GET", "/workspaces/acme/teams/"+tid, c.root, nil, nil); st != 404 {
+	if st := c.api(t, "GET", "/workspaces/acme/teams/"+tid, c.Root, nil, nil); st != 404 {
 		t.Errorf("the deleted team: %d", st)
 	}
 	tb.noErrors()
@@ -964,11 +905,11 @@ func (c *consoleEnv) testMessages(t *testing.T, b *browser) {
 		t.Fatal(st)
 	}
 	// Messages are written off the request path: wait for them.
-	accPoll(t, "the messages", 5*time.Second, func() bool {
+	apitest.Poll(t, "the messages", 5*time.Second, func() bool {
 		var m struct{ Items []json.RawMessage }
-		c.mustAPI(t, 200, "GET", "/workspaces/acme/messages?user="+other.ID, c.root, nil, &m)
+		c.mustAPI(t, 200, "GET", "/workspaces/acme/messages?user="+other.ID, c.Root, nil, &m)
 		var n struct{ Items []json.RawMessage }
-		c.mustAPI(t, 200, "GET", "/workspaces/acme/messages?user="+mine.ID, c.root, nil, &n)
+		c.mustAPI(t, 200, "GET", "/workspaces/acme/messages?user="+mine.ID, c.Root, nil, &n)
 		return len(m.Items) == 1 && len(n.Items) == 2
 	})
 
@@ -1066,8 +1007,8 @@ func (c *consoleEnv) testMembers(t *testing.T, b *browser) {
 	tb.find("dialog[open] button", "Save")
 	tb.click("Save")
 	tb.status("marta@example.com saved.")
-	var got accUser
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+m.ID, c.root, nil, &got)
+	var got apitest.User
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+m.ID, c.Root, nil, &got)
 	if got.Role != "operator" || !slices.Equal(got.Permissions, []string{"users.read"}) {
 		t.Errorf("the member as stored: role %s, permissions %v", got.Role, got.Permissions)
 	}
@@ -1075,7 +1016,7 @@ func (c *consoleEnv) testMembers(t *testing.T, b *browser) {
 	tb.status("Status changed to Inactive.")
 	tb.clickSel("Activate", tb.find("tr[data-user] button", "Activate: marta@example.com"))
 	tb.status("Status changed to Active.")
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+m.ID, c.root, nil, &got)
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users/"+m.ID, c.Root, nil, &got)
 	if got.Status != "active" {
 		t.Errorf("status %s", got.Status)
 	}
@@ -1139,9 +1080,9 @@ func (c *consoleEnv) withCookie(t *testing.T, tb *tab, method, path string, body
 	t.Helper()
 	h := http.Header{"Cookie": {"apiusers_session=" + tb.cookie("apiusers_session")}}
 	if method != "GET" {
-		h.Set("Origin", c.base)
+		h.Set("Origin", c.Base)
 	}
-	res, b := c.do(method, "/admin"+path, h, body)
+	res, b := c.Do(t, method, "/admin"+path, h, body)
 	if res.StatusCode >= 300 {
 		t.Fatalf("%s %s with the cookie: %d %s", method, path, res.StatusCode, b)
 	}
@@ -1383,8 +1324,8 @@ func (c *consoleEnv) testPasswords(t *testing.T, b *browser) {
 // ends one; the member's tab is signed out.
 func (c *consoleEnv) testSessions(t *testing.T, b *browser) {
 	raj := c.person(t, b, "raj@acme.example", "viewer")
-	var list struct{ Items []accUser }
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=raj%40", c.root, nil, &list)
+	var list struct{ Items []apitest.User }
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=raj%40", c.Root, nil, &list)
 	if len(list.Items) != 1 {
 		t.Fatalf("raj: %d users", len(list.Items))
 	}
@@ -1406,10 +1347,10 @@ func (c *consoleEnv) testSessions(t *testing.T, b *browser) {
 
 // testWorkspaces: a person in two workspaces switches between them.
 func (c *consoleEnv) testWorkspaces(t *testing.T, b *browser) {
-	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces", c.root, map[string]any{"id": "beta", "name": "Beta Corp"}, nil)
-	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/beta/users", c.root, map[string]any{"username": "beta-bot", "kind": "api", "role": "api_user"}, nil)
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces", c.Root, map[string]any{"id": "beta", "name": "Beta Corp"}, nil)
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/beta/users", c.Root, map[string]any{"username": "beta-bot", "kind": "api", "role": "api_user"}, nil)
 	sam := c.person(t, b, "sam@acme.example", "admin")
-	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/beta/invitations", c.root, map[string]any{"email": "sam@acme.example", "role": "viewer", "permissions": []string{"users.read"}}, nil)
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/beta/invitations", c.Root, map[string]any{"email": "sam@acme.example", "role": "viewer", "permissions": []string{"users.read"}}, nil)
 	link := linkIn(t, c.mailTo(t, "sam@acme.example"))
 	// Signed in already: accepting needs no password.
 	c.openLink(t, sam, link, "Accept invitation")
@@ -1450,13 +1391,13 @@ func (c *consoleEnv) testCrossSite(t *testing.T, b *browser) {
 		fmt.Fprintf(w, `<!doctype html><title>prize</title>
 <form id="f" method="POST" enctype="text/plain" action="%s/admin/workspaces/acme/users">
 <input name='{"username":"evil-%s","kind":"api","role":"superadmin","x":"' value='"}'>
-</form><script>document.getElementById('f').submit()</script>`, c.base, "1")
+</form><script>document.getElementById('f').submit()</script>`, c.Base, "1")
 	}))
 	t.Cleanup(evil.Close)
 	owner.run("visiting the other site", chromedp.Navigate(evil.URL))
 	time.Sleep(time.Second)
-	var found struct{ Items []accUser }
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=evil", c.root, nil, &found)
+	var found struct{ Items []apitest.User }
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=evil", c.Root, nil, &found)
 	if len(found.Items) != 0 {
 		t.Fatalf("the cross-site form created %v", found.Items)
 	}
@@ -1467,12 +1408,12 @@ func (c *consoleEnv) testCrossSite(t *testing.T, b *browser) {
 		{"Sec-Fetch-Site": {"cross-site"}},
 	} {
 		h.Set("Cookie", "apiusers_session="+cookie)
-		res, body := c.do("POST", "/admin/workspaces/acme/users", h, map[string]any{"username": "evil-2", "kind": "api", "role": "api_user"})
+		res, body := c.Do(t, "POST", "/admin/workspaces/acme/users", h, map[string]any{"username": "evil-2", "kind": "api", "role": "api_user"})
 		if res.StatusCode != http.StatusForbidden {
 			t.Errorf("a cookie request with %v: %d %s", h, res.StatusCode, body)
 		}
 	}
-	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=evil", c.root, nil, &found)
+	c.mustAPI(t, 200, "GET", "/workspaces/acme/users?q=evil", c.Root, nil, &found)
 	if len(found.Items) != 0 {
 		t.Fatalf("a cross-site request created %v", found.Items)
 	}
