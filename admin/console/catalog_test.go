@@ -133,6 +133,10 @@ func TestCatalogMatchesAuthz(t *testing.T) {
 		authz.ActionKeyCreate, authz.ActionKeyRegenerate, authz.ActionKeyRevoke, authz.ActionKeyReveal,
 		authz.ActionTeamCreate, authz.ActionTeamUpdate, authz.ActionTeamDelete, authz.ActionTeamMemberAdd,
 		authz.ActionTeamMemberRemove, authz.ActionWorkspaceCreate,
+		authz.ActionSignIn, authz.ActionSignOut, authz.ActionSessionEnd, authz.ActionInvitationSend,
+		authz.ActionInvitationResend, authz.ActionInvitationAccept, authz.ActionPasswordSet,
+		authz.ActionPasswordChange, authz.ActionPasswordResetSend, authz.ActionPasswordReset,
+		authz.ActionAccountUpdate,
 	} {
 		if !slices.Contains(cat.AuditActions, a) {
 			t.Errorf("the catalog does not list the audit action %s", a)
