@@ -5,60 +5,73 @@ CADDY := ./caddy
 QUICKSTART := caddyfile-examples/quickstart/Caddyfile
 export APIUSERS_DATA ?= $(CURDIR)/.data/apiusers
 
-.PHONY: run test bench build deps-test vet
+.PHONY: run test bench build deps-test vet screenshots
 
 build:
 	$(GO) build -o $(CADDY) ./cmd/caddy
 
-# Serve the quickstart on the embedded store. The first run bootstraps a
-# superadmin and prints its key (the bootstrap command needs the store while
-# Caddy is not holding it). `make run EMAIL=you@example.com` makes the
-# superadmin a person instead (or as well): it prints a one-time setup link.
-EMAIL ?=
+# Serve the quickstart on the embedded store. The first run bootstraps the
+# first superadmin, a person (EMAIL, default admin@example.com), and prints
+# the console's address and the one-time link that sets its password; it
+# also makes a superadmin API key for curl and prints it once. (The
+# bootstrap command needs the store while Caddy is not holding it.)
+# `make run EMAIL=you@example.com` later invites another person.
+EMAIL ?= admin@example.com
+CONSOLE := http://localhost:8080/admin/
 run: build
 	@mkdir -p "$(APIUSERS_DATA)"
-	@if [ -n "$(EMAIL)" ]; then \
+	@if [ ! -f "$(APIUSERS_DATA)/.bootstrapped" ] || [ "$(origin EMAIL)" = "command line" ]; then \
 		link=$$($(CADDY) apiusers bootstrap --config $(QUICKSTART) --adapter caddyfile --workspace demo --email "$(EMAIL)") || exit 1; \
+		if [ ! -f "$(APIUSERS_DATA)/.bootstrapped" ]; then \
+			key=$$($(CADDY) apiusers bootstrap --config $(QUICKSTART) --adapter caddyfile --workspace demo --username admin) || exit 1; \
+		fi; \
 		touch "$(APIUSERS_DATA)/.bootstrapped"; \
-		token=$${link#*token=}; \
-		echo; echo "Your one-time setup link (valid 7 days; open it in the console):"; echo "  $$link"; echo; \
-		echo "Without the console, set your password with:"; \
-		echo "  curl -i -H 'Content-Type: application/json' -d '{\"token\":\"'$$token'\",\"name\":\"Your Name\",\"password\":\"<a long passphrase>\"}' http://localhost:8080/admin/invitations/accept"; echo; \
-	elif [ ! -f "$(APIUSERS_DATA)/.bootstrapped" ]; then \
-		key=$$($(CADDY) apiusers bootstrap --config $(QUICKSTART) --adapter caddyfile --workspace demo --username admin) || exit 1; \
-		touch "$(APIUSERS_DATA)/.bootstrapped"; \
-		echo; echo "Your superadmin key (shown once; keep it):"; echo "  $$key"; echo; \
-		echo "Try:  curl -H 'Authorization: Bearer $$key' http://localhost:8080/admin/me"; echo; \
-		echo "To sign in as a person instead, stop Caddy and run:  make run EMAIL=you@example.com"; echo; \
+		echo; echo "The console:  $(CONSOLE)"; echo; \
+		echo "Open this one-time link (valid 7 days) to set the password of $(EMAIL), then sign in:"; \
+		echo "  $$link"; echo; \
+		if [ -n "$$key" ]; then \
+			echo "A superadmin API key for curl (shown once; keep it):"; echo "  $$key"; \
+			echo "Try:  curl -H 'Authorization: Bearer $$key' $(CONSOLE)me"; echo; \
+		fi; \
 	else \
-		echo "A superadmin was bootstrapped before. To get another key, stop Caddy and run:"; \
-		echo "  $(CADDY) apiusers bootstrap --config $(QUICKSTART) --workspace demo --username admin2"; echo; \
+		echo; echo "The console:  $(CONSOLE)  (bootstrapped before; sign in there)."; \
+		echo "To invite another person as superadmin, stop Caddy and run:  make run EMAIL=you@example.com"; echo; \
 	fi
-	@echo "Serving $(QUICKSTART) on http://localhost:8080 (admin API under /admin/, protected API under /api/)"
+	@echo "Serving $(QUICKSTART) on http://localhost:8080 (console and admin API under /admin/, protected API under /api/)"
 	$(CADDY) run --config $(QUICKSTART) --adapter caddyfile
 
 # Tests need redis-server (the Redis store and end-to-end tests run against a
-# real one). Install it when missing and apt is available.
+# real one), chromium (the console's browser tests) and npm (they install
+# axe-core with it). Install what is missing when apt is available.
+TEST_DEPS := redis-server:redis-server chromium:chromium npm:npm
 deps-test:
-	@if ! command -v redis-server >/dev/null 2>&1; then \
+	@for dep in $(TEST_DEPS); do \
+		cmd=$${dep%%:*}; pkg=$${dep#*:}; \
+		command -v $$cmd >/dev/null 2>&1 && continue; \
 		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-			echo "redis-server is missing: installing it with apt-get"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+			echo "$$cmd is missing: installing $$pkg with apt-get"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null || exit 1; \
 		elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
-			echo "redis-server is missing: installing it with sudo apt-get"; \
-			sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+			echo "$$cmd is missing: installing $$pkg with sudo apt-get"; \
+			sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null || exit 1; \
 		else \
-			echo "redis-server is missing and apt-get is not available: install Redis (>= 6) so redis-server is on PATH" >&2; exit 1; \
+			echo "$$cmd is missing and apt-get is not available: install $$pkg so $$cmd is on PATH" >&2; exit 1; \
 		fi; \
-	fi
-	@command -v redis-server >/dev/null || { echo "redis-server still missing" >&2; exit 1; }
+		command -v $$cmd >/dev/null || { echo "$$cmd still missing" >&2; exit 1; }; \
+	done
 	@redis-server --version
+	@chromium --version 2>/dev/null | tail -1
 
 vet:
 	$(GO) vet ./...
 
 test: deps-test vet
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+# PNGs of the console's main screens into docs/ (the README shows them),
+# taken by the browser tests in Chromium.
+screenshots: deps-test
+	APIUSERS_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -timeout 10m -run 'TestConsoleBrowser/(set_the_first|the_main)' ./module
 
 # Go benchmarks (the gateway hot path, the cache, the stores), then the load
 # harness: wrk against Caddy and the gateway, revocation propagation, memory

@@ -35,6 +35,9 @@
 //   - Location of a created resource is a reference relative to the request
 //     URL, so it is right wherever the API is mounted.
 //   - Every answer carries Cache-Control: no-store.
+//   - GET / and the console's other pages and files (admin/console) are
+//     the web console, served without authentication: a client of this
+//     API with no endpoints of its own.
 package admin
 
 import (
@@ -46,6 +49,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/apiusers/apiusers/admin/console"
 	"github.com/apiusers/apiusers/authz"
 )
 
@@ -127,12 +131,14 @@ type Handler struct {
 	publicURL  string
 	mount      func(r *http.Request) string
 	clientAddr func(r *http.Request) string
+	console    *console.Handler
 }
 
 // New makes the admin API handler over svc.
 func New(svc *authz.Service, opts Options) *Handler {
 	h := &Handler{svc: svc, sources: opts.KeySources, log: opts.Logger, mailer: opts.Mailer,
-		publicURL: strings.TrimSuffix(opts.PublicURL, "/"), mount: opts.Mount, clientAddr: opts.ClientAddr}
+		publicURL: strings.TrimSuffix(opts.PublicURL, "/"), mount: opts.Mount, clientAddr: opts.ClientAddr,
+		console: console.New()}
 	if h.mount == nil {
 		h.mount = func(*http.Request) string { return "/" }
 	}
@@ -163,6 +169,10 @@ func New(svc *authz.Service, opts Options) *Handler {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if canonical(r.URL.Path) && h.console.Serves(r) {
+		h.console.ServeHTTP(w, r)
+		return
+	}
 	hdr := w.Header()
 	// Keys appear in some answers: nothing here may be stored by a cache.
 	hdr.Set("Cache-Control", "no-store")

@@ -33,7 +33,7 @@ type testEnv struct {
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
-func newService(t *testing.T, st authz.Store) *authz.Service {
+func newService(t testing.TB, st authz.Store) *authz.Service {
 	t.Helper()
 	signer, err := authz.NewSigner(authz.SignerConfig{Secret: testSecret})
 	if err != nil {
@@ -50,7 +50,7 @@ func newService(t *testing.T, st authz.Store) *authz.Service {
 	return svc
 }
 
-func openStore(t *testing.T) authz.Store {
+func openStore(t testing.TB) authz.Store {
 	t.Helper()
 	st, err := filestore.Open(filepath.Join(t.TempDir(), "apiusers.db"), filestore.Options{})
 	if err != nil {

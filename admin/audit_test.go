@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/apiusers/apiusers/authz"
 )
@@ -130,4 +132,77 @@ func TestAudit(t *testing.T) {
 	admin := e.createUser("ada", authz.RoleAdmin)
 	e.ok(req{method: "GET", path: "/workspaces/ws/audit", key: admin.Key}, http.StatusOK, nil)
 	problemOf(t, e.do(req{method: "GET", path: "/workspaces/ws/audit?limit=501", key: e.root}), 400)
+}
+
+// TestAuditFilters narrows the audit log by action (exact and by prefix),
+// actor, target (either side of a membership) and time, and pages through
+// a filtered log.
+func TestAuditFilters(t *testing.T) {
+	e := newTestEnv(t, Options{})
+	var me authz.Me
+	e.ok(req{method: "GET", path: "/me", key: e.root}, http.StatusOK, &me)
+	admin := e.createUser("ada", authz.RoleAdmin)
+	var adaMe authz.Me
+	e.ok(req{method: "GET", path: "/me", key: admin.Key}, http.StatusOK, &adaMe)
+	u := e.createUser("alice", authz.RoleAPIUser)
+	tm := e.createTeam(`{"name":"ops"}`)
+	e.ok(req{method: "PUT", path: "/workspaces/ws/teams/" + tm.ID + "/members/" + u.ID, key: admin.Key}, http.StatusNoContent, nil)
+	e.ok(req{method: "POST", path: "/workspaces/ws/users/" + u.ID + "/keys", key: admin.Key, body: `{"name":"k2"}`}, http.StatusCreated, nil)
+	var all list[authz.AuditEntry]
+	e.ok(req{method: "GET", path: "/workspaces/ws/audit?limit=500", key: e.root}, http.StatusOK, &all)
+
+	query := func(q string) []authz.AuditEntry {
+		t.Helper()
+		var l list[authz.AuditEntry]
+		e.ok(req{method: "GET", path: "/workspaces/ws/audit?" + q, key: e.root}, http.StatusOK, &l)
+		return l.Items
+	}
+	want := func(q string, keep func(a authz.AuditEntry) bool) {
+		t.Helper()
+		var exp []string
+		for _, a := range all.Items {
+			if keep(a) {
+				exp = append(exp, a.ID)
+			}
+		}
+		var got []string
+		for _, a := range query(q) {
+			got = append(got, a.ID)
+		}
+		if len(exp) == 0 || !slices.Equal(got, exp) {
+			t.Errorf("%s: %v, want %v", q, got, exp)
+		}
+	}
+	want("action=key.create", func(a authz.AuditEntry) bool { return a.Action == "key.create" })
+	want("action=team.", func(a authz.AuditEntry) bool { return a.Action == "team.create" || a.Action == "team.member.add" })
+	want("actor="+adaMe.User.ID, func(a authz.AuditEntry) bool { return a.Actor == adaMe.User.ID })
+	want("target="+u.ID, func(a authz.AuditEntry) bool { return a.Target == u.ID || a.Target == tm.ID+"/"+u.ID })
+	want("actor="+url.QueryEscape("system:bootstrap"), func(a authz.AuditEntry) bool { return a.Actor == "system:bootstrap" })
+	mid := all.Items[len(all.Items)/2].Time
+	want("since="+url.QueryEscape(mid.Format(time.RFC3339Nano)), func(a authz.AuditEntry) bool { return !a.Time.Before(mid) })
+	want("until="+url.QueryEscape(mid.Format(time.RFC3339Nano)), func(a authz.AuditEntry) bool { return a.Time.Before(mid) })
+	if got := query("action=team"); len(got) != 0 {
+		t.Errorf("action=team (no dot) matched %d entries", len(got))
+	}
+
+	// A filtered log pages like an unfiltered one.
+	var paged []string
+	cursor := ""
+	for pages := 0; pages < 20; pages++ {
+		var l list[authz.AuditEntry]
+		e.ok(req{method: "GET", path: "/workspaces/ws/audit?limit=1&target=" + u.ID + "&cursor=" + url.QueryEscape(cursor), key: e.root}, http.StatusOK, &l)
+		for _, a := range l.Items {
+			paged = append(paged, a.Action)
+		}
+		if cursor = l.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if !slices.Equal(paged, []string{"team.member.add", "user.create"}) {
+		t.Errorf("paging target=alice: %v", paged)
+	}
+
+	for _, q := range []string{"since=yesterday", "until=2020-01-01T00:00:00Z&since=2021-01-01T00:00:00Z", "action=" + strings.Repeat("a", 129)} {
+		problemOf(t, e.do(req{method: "GET", path: "/workspaces/ws/audit?" + q, key: e.root}), 400)
+	}
 }

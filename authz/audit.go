@@ -2,6 +2,9 @@ package authz
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"time"
 
 	"github.com/apiusers/apiusers/authz/audit"
 	"github.com/apiusers/apiusers/authz/ids"
@@ -69,6 +72,55 @@ func (s *Service) audit(tx Tx, ws string, actor *Principal, action, target strin
 
 // ListAudit lists a workspace's audit entries, newest first (needs audit.read).
 func (s *Service) ListAudit(ctx context.Context, actor *Principal, ws string, page Page) ([]AuditEntry, string, error) {
+	return s.ListAuditFiltered(ctx, actor, ws, AuditFilter{}, page)
+}
+
+// AuditFilter narrows the audit log. Empty fields match every entry.
+type AuditFilter struct {
+	// Action is one action ("user.create") or, ending in ".", every action
+	// it starts ("key.").
+	Action string
+	// Actor is the id of who made the change (a user id, or
+	// "system:bootstrap").
+	Actor string
+	// Target is the id of what changed; it also matches either side of a
+	// membership's "team_…/usr_…".
+	Target string
+	// Since (inclusive) and Until (exclusive) bound the entry's time.
+	Since, Until time.Time
+}
+
+func (f AuditFilter) empty() bool {
+	return f.Action == "" && f.Actor == "" && f.Target == "" && f.Since.IsZero() && f.Until.IsZero()
+}
+
+func (f AuditFilter) match(e *AuditEntry) bool {
+	if f.Action != "" && e.Action != f.Action && !(strings.HasSuffix(f.Action, ".") && strings.HasPrefix(e.Action, f.Action)) {
+		return false
+	}
+	if f.Actor != "" && e.Actor != f.Actor {
+		return false
+	}
+	if f.Target != "" && e.Target != f.Target {
+		a, b, ok := strings.Cut(e.Target, "/")
+		if !ok || (a != f.Target && b != f.Target) {
+			return false
+		}
+	}
+	return f.Until.IsZero() || e.Time.Before(f.Until)
+}
+
+// auditScanMax is the most audit entries one filtered page reads. A page
+// that reaches it without filling up ends early, with a next cursor from
+// where the reading stopped: a rare filter over a long log costs a bounded
+// time per request, and the client follows the cursor.
+const auditScanMax = 5000
+
+// ListAuditFiltered lists a workspace's audit entries that match f, newest
+// first (needs audit.read). A page holds at most page.Limit entries, and
+// fewer (even none) with a next cursor when auditScanMax entries were read
+// without filling it.
+func (s *Service) ListAuditFiltered(ctx context.Context, actor *Principal, ws string, f AuditFilter, page Page) ([]AuditEntry, string, error) {
 	if !actor.InWorkspace(ws) || !actor.HasPermission(PermAuditRead) {
 		return nil, "", forbidden("reading the audit log needs %s", PermAuditRead)
 	}
@@ -76,8 +128,57 @@ func (s *Service) ListAudit(ctx context.Context, actor *Principal, ws string, pa
 	if err != nil {
 		return nil, "", err
 	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
+		return nil, "", fieldErr("until", "must not be before since")
+	}
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
 		return nil, "", err
 	}
-	return listPage[AuditEntry](ctx, s.store, Collection{Workspace: ws, Name: CollAudit}, after, page.Limit)
+	c := Collection{Workspace: ws, Name: CollAudit}
+	if f.empty() {
+		return listPage[AuditEntry](ctx, s.store, c, after, page.Limit)
+	}
+	var out []AuditEntry
+	next := ""
+	err = s.store.View(ctx, ws, func(tx Tx) error {
+		out, next = []AuditEntry{}, ""
+		cursor, read := after, 0
+		for {
+			batch := min(auditScanMax-read, 256)
+			entries, err := tx.Scan(c, "", cursor, batch)
+			if err != nil {
+				return err
+			}
+			for _, en := range entries {
+				read++
+				cursor = en.ID
+				var e AuditEntry
+				if err := decodeRecord(c, en.ID, en.Value, &e); err != nil {
+					return fmt.Errorf("decoding %s/%s: %w", c.Name, en.ID, err)
+				}
+				if !f.Since.IsZero() && e.Time.Before(f.Since) {
+					return nil // newest first: every later entry is older still
+				}
+				if !f.match(&e) {
+					continue
+				}
+				if len(out) == page.Limit {
+					next = encodeCursor(out[len(out)-1].ID)
+					return nil
+				}
+				out = append(out, e)
+			}
+			if len(entries) < batch {
+				return nil // the end of the log
+			}
+			if read >= auditScanMax {
+				next = encodeCursor(cursor)
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
 }

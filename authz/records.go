@@ -85,7 +85,7 @@ func getUser(tx Tx, ws, id string) (*User, error) {
 	return &u, nil
 }
 
-func putUser(tx Tx, u *User) error { return putRecord(tx, usersOf(u.Workspace), u.ID, u) }
+// putUser, putNewUser and deleteUserRecord (userindex.go) write users.
 
 func getKey(tx Tx, ws, userID, kid string) (*Key, error) {
 	var k Key

@@ -26,6 +26,10 @@ type Service struct {
 	touchesDone chan struct{}
 	touchMu     sync.RWMutex
 	touchClosed bool
+
+	// indexed holds the workspaces whose user index is known complete
+	// (see userindex.go).
+	indexed sync.Map
 }
 
 // Config configures a Service.

@@ -12,8 +12,12 @@ import (
 	"github.com/apiusers/apiusers/authz/ids"
 )
 
-// ListUsers lists users of ws the caller may see, in creation order.
-// users.read sees every user; users.manage.basic sees api_basic users.
+// ListUsers lists users of ws the caller may see, in creation order (a
+// search by prefix, f.Q, in the order of the names it matched). users.read
+// sees every user; users.manage.basic sees api_basic users. Lists by kind
+// (and status) and searches read the user index (userindex.go), so a page
+// costs what it shows, not what the workspace holds; such a page may end
+// early, with a next cursor, after a bounded read.
 func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f UserFilter, page Page) ([]User, string, error) {
 	if err := f.check(); err != nil {
 		return nil, "", err
@@ -36,55 +40,128 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 		return nil, "", err
 	}
 	q := CanonicalName(f.Q)
-	match := func(u *User) bool {
+	// rest checks what the index range chosen below does not.
+	rest := func(u *User) bool {
 		return (f.Kind == "" || u.Kind == f.Kind) &&
 			(f.Role == "" || u.Role == f.Role) &&
 			(f.Status == "" || u.Status == f.Status) &&
-			(f.Team == "" || slices.Contains(u.Teams, f.Team)) &&
-			(q == "" || strings.HasPrefix(CanonicalName(u.Username), q) || strings.HasPrefix(CanonicalName(u.Email), q))
+			(f.Team == "" || slices.Contains(u.Teams, f.Team))
 	}
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
 		return nil, "", err
 	}
+	if err := s.ensureUserIndex(ctx, ws); err != nil {
+		return nil, "", err
+	}
+	// The index range to read (see userindex.go), and how its cursors
+	// read: a search by prefix reads the terms in order (the cursor is an
+	// index entry); a kind and status list its one range in creation
+	// order, as does a kind list over every status (merged; the cursor
+	// is a user id, as for the plain list of every user).
+	var ranges []*indexRange
+	byUser := false
+	var pre func([]byte) bool
+	keep := func(_ string, u *User) bool { return rest(u) }
+	switch {
+	case q != "":
+		prefix := termPrefix + indexTerm(q)
+		if after != "" && !strings.HasPrefix(after, prefix) {
+			return nil, "", fieldErr("cursor", "is not a cursor of this search")
+		}
+		ranges = []*indexRange{{prefix: prefix, after: after}}
+		pre = func(v []byte) bool {
+			kind, status, _ := strings.Cut(string(v), "\x00")
+			return (f.Kind == "" || Kind(kind) == f.Kind) && (f.Status == "" || Status(status) == f.Status)
+		}
+		keep = func(entry string, u *User) bool { return rest(u) && firstTerm(entry, u, q) }
+	case f.Kind != "" && f.Status != "":
+		prefix := statusPrefix(f.Kind, f.Status)
+		if after != "" && !strings.HasPrefix(after, prefix) {
+			return nil, "", fieldErr("cursor", "is not a cursor of this list")
+		}
+		ranges = []*indexRange{{prefix: prefix, after: after}}
+	case f.Kind != "":
+		byUser = true
+		for _, st := range []Status{StatusInvited, StatusActive, StatusInactive, StatusTrash} {
+			prefix := statusPrefix(f.Kind, st)
+			r := &indexRange{prefix: prefix}
+			if after != "" {
+				r.after = prefix + after
+			}
+			ranges = append(ranges, r)
+		}
+	}
 	var out []User
 	var show []bool
+	next := ""
 	err = s.store.View(ctx, ws, func(tx Tx) error {
-		out, show = out[:0], show[:0]
+		out, show, next = out[:0], show[:0], ""
 		memo := teamMemo{}
-		cursor := after
-		for len(out) <= page.Limit {
-			entries, err := tx.Scan(usersOf(ws), "", cursor, page.Limit+1)
+		var at []string
+		if ranges != nil {
+			for _, r := range ranges { // a retried View starts over
+				r.buf, r.done = nil, false
+			}
+			if byUser {
+				for _, r := range ranges {
+					r.after = ""
+					if after != "" {
+						r.after = r.prefix + after
+					}
+				}
+			} else {
+				ranges[0].after = after
+			}
+			p, err := scanIndex(tx, ws, ranges, byUser, page.Limit, pre, keep)
 			if err != nil {
 				return err
 			}
-			for _, e := range entries {
-				var u User
-				if err := decodeRecord(usersOf(ws), e.ID, e.Value, &u); err != nil {
-					return fmt.Errorf("decoding user %s: %w", e.ID, err)
-				}
-				if match(&u) {
-					sj, err := subjectOf(tx, &u, memo)
-					if err != nil {
-						return err
-					}
-					out = append(out, u)
-					show = append(show, mayManage(actor, sj))
-					if len(out) > page.Limit {
-						break
-					}
-				}
+			out, at, next = p.users, p.at, p.stop
+			if next != "" {
+				next = encodeCursor(next)
 			}
-			if len(entries) <= page.Limit {
-				break
+		} else {
+			cursor := after
+			for len(out) <= page.Limit {
+				entries, err := tx.Scan(usersOf(ws), "", cursor, page.Limit+1)
+				if err != nil {
+					return err
+				}
+				for _, e := range entries {
+					var u User
+					if err := decodeRecord(usersOf(ws), e.ID, e.Value, &u); err != nil {
+						return fmt.Errorf("decoding user %s: %w", e.ID, err)
+					}
+					if rest(&u) {
+						out = append(out, u)
+						at = append(at, u.ID)
+						if len(out) > page.Limit {
+							break
+						}
+					}
+				}
+				if len(entries) <= page.Limit {
+					break
+				}
+				cursor = entries[len(entries)-1].ID
 			}
-			cursor = entries[len(entries)-1].ID
+		}
+		if len(out) > page.Limit {
+			out = out[:page.Limit]
+			next = encodeCursor(at[page.Limit-1])
+		}
+		for i := range out {
+			sj, err := subjectOf(tx, &out[i], memo)
+			if err != nil {
+				return err
+			}
+			show = append(show, mayManage(actor, sj))
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	out, next := cutPage(out, page.Limit, func(u *User) string { return u.ID })
 	cs := make([]*Credits, len(out))
 	for i := range out {
 		redact(actor, &out[i], show[i])
@@ -232,7 +309,7 @@ func (s *Service) writeNewUser(tx Tx, actor *Principal, nu *newUser, teams []str
 			return err
 		}
 	}
-	if err := putUser(tx, u); err != nil {
+	if err := putNewUser(tx, u); err != nil {
 		return err
 	}
 	sj, err := subjectOf(tx, u, nil)
@@ -697,7 +774,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		if err := tx.Delete(passwordsOf(ws), id); err != nil {
 			return err
 		}
-		if err := tx.Delete(usersOf(ws), id); err != nil {
+		if err := deleteUserRecord(tx, u); err != nil {
 			return err
 		}
 		account = u.Account

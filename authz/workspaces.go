@@ -57,6 +57,9 @@ func (s *Service) createWorkspace(ctx context.Context, actor *Principal, ws Work
 		if err := putRecord(tx, metaOf(ws.ID), metaWorkspace, &ws); err != nil {
 			return err
 		}
+		if err := markUserIndex(tx, ws.ID); err != nil {
+			return err
+		}
 		return s.audit(tx, ws.ID, actor, ActionWorkspaceCreate, ws.ID, map[string]FieldChange{
 			"id": audit.Changed(nil, ws.ID), "name": audit.Changed(nil, ws.Name),
 		})

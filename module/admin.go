@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/apiusers/apiusers/admin"
+	"github.com/apiusers/apiusers/admin/console"
 	"github.com/apiusers/apiusers/mail"
 )
 
@@ -27,7 +28,8 @@ func init() {
 }
 
 // Admin serves the apiusers admin API (workspaces, users, keys, teams,
-// messages, audit) over the apiusers app's store. It is a terminal
+// messages, audit) and the web console beside it (GET / and the console's
+// pages and files, see admin/console) over the apiusers app's store. It is a terminal
 // handler: mount it where the API lives, normally
 //
 //	handle_path /admin/* {
@@ -174,8 +176,14 @@ func (a *Admin) Validate() error {
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler; the admin API answers
-// every request itself and never calls next.
+// every request itself and never calls next. A console page whose URL
+// carries a one-time token (an invitation or a password reset link) is
+// left out of Caddy's access log, which would otherwise record the token
+// with the URI.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if console.SecretInURL(r) {
+		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+	}
 	h, err := a.handler()
 	if err != nil {
 		if c := a.opts.Logger.Check(zapcore.ErrorLevel, "authorization store unavailable"); c != nil {

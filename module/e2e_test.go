@@ -52,6 +52,12 @@ type e2eSite struct {
 	// rewrite, when set, edits the Caddyfile last (to point an example's
 	// mail option at the test's SMTP server, say).
 	rewrite func(t *testing.T, cf string) string
+	// apiusers are more lines of the apiusers global block (not with an
+	// example).
+	apiusers []string
+	// beforeStart, when set, runs after the store was bootstrapped and
+	// before Caddy holds it (to bootstrap a person too, say).
+	beforeStart func(e *e2e)
 }
 
 // e2e is a Caddy running in process with the test's configuration: its
@@ -143,7 +149,7 @@ func startE2E(t *testing.T, s e2eSite) *e2e {
 		}
 	} else {
 		e.cf = apitest.Caddyfile{
-			AdminPort: e.adminPort, Apiusers: storeLines, SitePort: sitePort,
+			AdminPort: e.adminPort, Apiusers: append(storeLines, s.apiusers...), SitePort: sitePort,
 			Top: s.top, Routes: strings.ReplaceAll(s.routes, "UPSTREAM", e.Upstream.Addr),
 		}.String()
 	}
@@ -155,6 +161,9 @@ func startE2E(t *testing.T, s e2eSite) *e2e {
 		t.Fatal(err)
 	}
 	e.bootstrap()
+	if s.beforeStart != nil {
+		s.beforeStart(e)
+	}
 	if e.secret == nil {
 		if b, err := os.ReadFile(filepath.Join(dataDir, secretFileName)); err == nil {
 			e.secret = bytes.TrimSpace(b)
