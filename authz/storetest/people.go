@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 // RunPeople runs the people rules through a Service on the store
@@ -38,13 +38,12 @@ type people struct {
 	svc  *authz.Service
 	root *authz.Principal
 	ctx  context.Context
-	mu   sync.Mutex
-	now  time.Time
+	*apitest.Clock
 }
 
 func newPeople(t *testing.T, st authz.Store) *people {
 	t.Helper()
-	p := &people{t: t, st: st, ctx: context.Background(), now: time.Now().UTC().Truncate(time.Second)}
+	p := &people{t: t, st: st, ctx: context.Background(), Clock: apitest.NewClock(time.Now().UTC().Truncate(time.Second))}
 	signer, err := authz.NewSigner(authz.SignerConfig{Secret: []byte("people-conformance-secret-0123456789")})
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +53,7 @@ func newPeople(t *testing.T, st authz.Store) *people {
 		t.Fatal(err)
 	}
 	t.Cleanup(cache.Close)
-	p.svc, err = authz.NewService(authz.Config{Store: st, Signer: signer, Cache: cache, Now: p.clock})
+	p.svc, err = authz.NewService(authz.Config{Store: st, Signer: signer, Cache: cache, Now: p.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,18 +69,6 @@ func newPeople(t *testing.T, st authz.Store) *people {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func (p *people) clock() time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.now
-}
-
-func (p *people) advance(d time.Duration) {
-	p.mu.Lock()
-	p.now = p.now.Add(d)
-	p.mu.Unlock()
 }
 
 const goodPassword = "glacier orbit lantern 42 mosaic"
@@ -155,7 +142,7 @@ func testInviteAcceptSignIn(t *testing.T, p *people) {
 	wantKind(t, "the replaced link", err, authz.ErrGone)
 	_, err = p.svc.AcceptInvitation(p.ctx, again.Token, "", "", nil)
 	wantKind(t, "an existing account, not signed in", err, authz.ErrUnauthenticated)
-	p.advance(8 * 24 * time.Hour)
+	p.Advance(8 * 24 * time.Hour)
 	_, err = p.svc.AcceptInvitation(p.ctx, again.Token, "", "", c)
 	wantKind(t, "an expired link", err, authz.ErrGone)
 	if _, err := p.svc.ConsoleSession(p.ctx, in.Token); !errors.Is(err, authz.ErrUnauthenticated) {
@@ -175,7 +162,7 @@ func testInviteAcceptSignIn(t *testing.T, p *people) {
 		t.Fatalf("accepting signed in: %v %+v", err, done)
 	}
 	// Idle: a console session unused for session_idle ends.
-	p.advance(authz.DefaultSessionIdle + time.Second)
+	p.Advance(authz.DefaultSessionIdle + time.Second)
 	if _, err := p.svc.ConsoleSession(p.ctx, in.Token); !errors.Is(err, authz.ErrUnauthenticated) {
 		t.Fatalf("an idle session: %v", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,27 +12,11 @@ import (
 	"github.com/apiusers/apiusers/authz/redisstore"
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
 	"github.com/apiusers/apiusers/authz/throttle"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
-// clock is a settable clock shared by the limiters of a test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 4, 5, 6, 0, 0, time.UTC)} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newClock is the clock the limiters of a test share.
+func newClock() *apitest.Clock { return apitest.NewClock(time.Date(2026, 3, 4, 5, 6, 0, 0, time.UTC)) }
 
 // signIn is the sign-in policy for one identity.
 var signIn = throttle.Policy{Limit: 5, Window: 15 * time.Minute, Backoff: time.Second}
@@ -67,7 +50,7 @@ func fail(t *testing.T, l *throttle.Limiter, key string) throttle.Verdict {
 }
 
 // testPolicy runs the policy's story on a limiter made by mk.
-func testPolicy(t *testing.T, mk func(t *testing.T, c *clock) *throttle.Limiter) {
+func testPolicy(t *testing.T, mk func(t *testing.T, c *apitest.Clock) *throttle.Limiter) {
 	c := newClock()
 	l := mk(t, c)
 	for i := 1; i <= 4; i++ {
@@ -86,7 +69,7 @@ func testPolicy(t *testing.T, mk func(t *testing.T, c *clock) *throttle.Limiter)
 		t.Fatalf("another key: %+v", v)
 	}
 	// Once the block ends an attempt is allowed; failing doubles the block.
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	if v := check(t, l, "alice"); v.Refused {
 		t.Fatalf("after the block: %+v", v)
 	}
@@ -97,12 +80,12 @@ func testPolicy(t *testing.T, mk func(t *testing.T, c *clock) *throttle.Limiter)
 	if v := fail(t, l, "alice"); !v.Refused || v.RetryAfter != 4*time.Second {
 		t.Fatalf("failure 7 while blocked: %+v, want refused, 4s", v)
 	}
-	c.advance(1500 * time.Millisecond)
+	c.Advance(1500 * time.Millisecond)
 	if v := check(t, l, "alice"); !v.Refused || v.RetryAfter != 3*time.Second {
 		t.Fatalf("1.5s into a 4s block: %+v, want Retry-After 3s (rounded up)", v)
 	}
 	// The window forgets: after two windows nothing is left.
-	c.advance(2 * signIn.Window)
+	c.Advance(2 * signIn.Window)
 	if v := check(t, l, "alice"); v.Refused || v.Failures != 0 {
 		t.Fatalf("two windows later: %+v", v)
 	}
@@ -122,8 +105,8 @@ func testPolicy(t *testing.T, mk func(t *testing.T, c *clock) *throttle.Limiter)
 }
 
 func TestPolicyInProcess(t *testing.T) {
-	testPolicy(t, func(t *testing.T, c *clock) *throttle.Limiter {
-		return mustNew(t, signIn, throttle.Options{Now: c.now})
+	testPolicy(t, func(t *testing.T, c *apitest.Clock) *throttle.Limiter {
+		return mustNew(t, signIn, throttle.Options{Now: c.Now})
 	})
 }
 
@@ -141,9 +124,9 @@ func redisStore(t *testing.T, srv *redistest.Server, prefix string) *redisstore.
 func TestPolicyOnRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	n := 0
-	testPolicy(t, func(t *testing.T, c *clock) *throttle.Limiter {
+	testPolicy(t, func(t *testing.T, c *apitest.Clock) *throttle.Limiter {
 		n++
-		return mustNew(t, signIn, throttle.Options{Now: c.now, Shared: redisStore(t, srv, fmt.Sprint("p", n)), Scope: "signin.identity"})
+		return mustNew(t, signIn, throttle.Options{Now: c.Now, Shared: redisStore(t, srv, fmt.Sprint("p", n)), Scope: "signin.identity"})
 	})
 }
 
@@ -153,9 +136,9 @@ func TestFleetRoundTrips(t *testing.T) {
 	srv := redistest.Start(t)
 	c := newClock()
 	st := redisStore(t, srv, "fleet")
-	a := mustNew(t, signIn, throttle.Options{Now: c.now, Shared: st, Scope: "signin.identity"})
-	b := mustNew(t, signIn, throttle.Options{Now: c.now, Shared: redisStore(t, srv, "fleet"), Scope: "signin.identity"})
-	other := mustNew(t, signIn, throttle.Options{Now: c.now, Shared: st, Scope: "signin.address"})
+	a := mustNew(t, signIn, throttle.Options{Now: c.Now, Shared: st, Scope: "signin.identity"})
+	b := mustNew(t, signIn, throttle.Options{Now: c.Now, Shared: redisStore(t, srv, "fleet"), Scope: "signin.identity"})
+	other := mustNew(t, signIn, throttle.Options{Now: c.Now, Shared: st, Scope: "signin.address"})
 	for range 3 {
 		fail(t, a, "dave@example.com")
 	}
@@ -206,7 +189,7 @@ func TestFleetBackground(t *testing.T) {
 	c := newClock()
 	gw := throttle.Policy{Limit: 10, Window: time.Minute, Backoff: time.Second}
 	opts := func() throttle.Options {
-		return throttle.Options{Now: c.now, Shared: redisStore(t, srv, "bg"), Scope: "gateway.address", SyncEvery: time.Hour}
+		return throttle.Options{Now: c.Now, Shared: redisStore(t, srv, "bg"), Scope: "gateway.address", SyncEvery: time.Hour}
 	}
 	a, b := mustNew(t, gw, opts()), mustNew(t, gw, opts())
 	for range 6 {
@@ -267,7 +250,7 @@ func TestFleetBackground(t *testing.T) {
 // TestMemoryBounded: a flood of keys never holds more than MaxKeys.
 func TestMemoryBounded(t *testing.T) {
 	c := newClock()
-	l := mustNew(t, throttle.Policy{Limit: 3, Window: time.Minute}, throttle.Options{Now: c.now, MaxKeys: 640})
+	l := mustNew(t, throttle.Policy{Limit: 3, Window: time.Minute}, throttle.Options{Now: c.Now, MaxKeys: 640})
 	for i := range 20000 {
 		fail(t, l, fmt.Sprintf("10.0.%d.%d", i/256, i%256))
 	}
