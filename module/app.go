@@ -8,9 +8,11 @@
 // and placeholders resolved into settings), backend.go (the store, cache
 // and service shared across reloads), secret.go (the file store's signing
 // key), messages.go (the shared message recorder), mail.go (the mail
-// option and the shared mailer), gateway.go, record.go
-// (recording a call), keysource.go, admin.go, fleet.go (invalidation across
-// instances), caddyfile.go and command.go.
+// option and the shared mailer), limits.go (rate limits and quotas at the
+// gateway), people.go (the people options), gateway.go, keysource.go
+// (where a key is read from), record.go (recording a call), admin.go,
+// fleet.go (invalidation across instances), caddyfile.go and command.go
+// (`caddy apiusers bootstrap`).
 package module
 
 import (
