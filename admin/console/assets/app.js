@@ -5,7 +5,7 @@
 
 import { h, replace } from './dom.js';
 import { api, base, whenUnauthorized, ApiError } from './api.js';
-import { setLocale, t, pickLanguage } from './i18n.js';
+import { setLocale, t } from './i18n.js';
 import { Caller } from './rights.js';
 import { errorText, alertBox } from './dialog.js';
 import { select } from './widgets.js';
@@ -273,5 +273,4 @@ async function main() {
   return render();
 }
 
-export { pickLanguage };
 main();

@@ -108,7 +108,6 @@ export function openDialog({ title, body, submit, onSubmit, danger = false, canc
         close();
       } catch (e) {
         err.show(errorText(e));
-        err.focus?.();
       } finally {
         if (submitBtn) submitBtn.disabled = false;
       }
