@@ -340,3 +340,20 @@ func known(names []string, key []byte) bool {
 	}
 	return false
 }
+
+// UserRecordTeams returns the team ids a stored user record lists (what a
+// store's LoadPrincipal needs to read next), without encoding/json's
+// reflection for the records json.Marshal writes.
+func UserRecordTeams(user []byte) ([]string, error) {
+	var u principalUser
+	if u.scan(user) {
+		return u.Teams, nil
+	}
+	var t struct {
+		Teams []string `json:"teams"`
+	}
+	if err := json.Unmarshal(user, &t); err != nil {
+		return nil, err
+	}
+	return t.Teams, nil
+}
