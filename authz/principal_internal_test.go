@@ -161,3 +161,26 @@ func FuzzRecordScan(f *testing.F) {
 		checkKeyScan(t, b)
 	})
 }
+
+func TestUserRecordTeams(t *testing.T) {
+	for _, tc := range []struct {
+		u    User
+		want []string
+	}{
+		{User{ID: "usr_1", Workspace: "acme", Username: "a", Teams: []string{"tm_1", "tm_2"}}, []string{"tm_1", "tm_2"}},
+		{User{ID: "usr_2", Workspace: "acme", Username: "b \"quoted\"", Grants: []Grant{{Resource: "device:d1", Rights: []string{"read"}}}, Teams: []string{"tm_3"}}, []string{"tm_3"}},
+		{User{ID: "usr_3", Workspace: "acme", Username: "c"}, nil},
+	} {
+		b, err := json.Marshal(newUserRecord(&tc.u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := UserRecordTeams(b)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: teams %v, %v; want %v", b, got, err, tc.want)
+		}
+	}
+	if _, err := UserRecordTeams([]byte(`{"teams":`)); err == nil {
+		t.Error("a broken record gives no error")
+	}
+}

@@ -328,7 +328,8 @@ func (s *recordScanner) time() *time.Time {
 // left to encoding/json, which matches names case-insensitively and might
 // take it for one of the fields read.
 var (
-	userKeys = []string{"e", "o", "l", "z", "n", "c", "u", "v"}
+	userKeys     = []string{"e", "o", "l", "z", "n", "c", "u", "v"}
+	userReadKeys = []string{"id", "workspace", "username", "kind", "role", "status", "permissions"}
 	keyKeys  = []string{"n", "i", "s"}
 )
 
@@ -345,9 +346,29 @@ func known(names []string, key []byte) bool {
 // store's LoadPrincipal needs to read next), without encoding/json's
 // reflection for the records json.Marshal writes.
 func UserRecordTeams(user []byte) ([]string, error) {
-	var u principalUser
-	if u.scan(user) {
-		return u.Teams, nil
+	s := recordScanner{b: user}
+	var teams []string
+	seen := false
+	s.fields(func(key []byte) {
+		switch {
+		case string(key) == "teams":
+			if seen {
+				s.fail()
+			}
+			seen = true
+			teams = s.strs()
+		case string(key) == "grants":
+			if !s.literal("null") && !s.literal("[]") {
+				s.fail()
+			}
+		case known(userKeys, key) || known(userReadKeys, key):
+			s.skip()
+		default:
+			s.fail()
+		}
+	})
+	if !s.bad {
+		return teams, nil
 	}
 	var t struct {
 		Teams []string `json:"teams"`
