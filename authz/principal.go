@@ -134,8 +134,11 @@ type principalKey struct {
 // BuildPrincipal decodes a stored record into a Principal.
 func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 	var u principalUser
-	if err := json.Unmarshal(rec.User, &u); err != nil {
-		return nil, fmt.Errorf("decoding user record: %w", err)
+	if !u.scan(rec.User) {
+		u = principalUser{}
+		if err := json.Unmarshal(rec.User, &u); err != nil {
+			return nil, fmt.Errorf("decoding user record: %w", err)
+		}
 	}
 	teams := make([]principalTeam, len(rec.Teams))
 	for i, raw := range rec.Teams {
@@ -168,8 +171,11 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 	lim.anyCredits = lim.credits != nil
 	for i, raw := range rec.Keys {
 		var k principalKey
-		if err := json.Unmarshal(raw, &k); err != nil {
-			return nil, fmt.Errorf("decoding key record of user %s: %w", u.ID, err)
+		if !k.scan(raw) {
+			k = principalKey{}
+			if err := json.Unmarshal(raw, &k); err != nil {
+				return nil, fmt.Errorf("decoding key record of user %s: %w", u.ID, err)
+			}
 		}
 		ks := &p.keys[i]
 		ks.id = k.ID

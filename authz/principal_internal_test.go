@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"encoding/json"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -80,4 +82,105 @@ func TestUnusedAccessIsDropped(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatal("the access of a collected principal stays in the intern table")
+}
+
+// The record scanner reads the records the stores hold as encoding/json
+// does, or leaves them to it.
+func TestRecordScanMatchesJSON(t *testing.T) {
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
+	users := []*User{
+		{ID: "usr_1", Workspace: "acme", Username: "station", Kind: KindAPI, Role: RoleAPIUser, Status: StatusActive, CreatedAt: exp, UpdatedAt: exp, Version: 3},
+		{ID: "usr_2", Workspace: "acme", Username: "Zoë", Kind: KindMember, Role: RoleAdmin, Status: StatusInactive, Email: "z@example.com", PrivateNote: "a \"quoted\"\nnote", Permissions: []string{"x.read"}, Teams: []string{"tm_1", "tm_2"}},
+		{ID: "usr_3", Workspace: "acme", Username: "dev", Kind: KindAPI, Role: RoleAPIBasic, Status: StatusActive, Grants: []Grant{{Resource: "device:d1", Rights: []string{"read"}}}},
+	}
+	for _, u := range users {
+		b, err := json.Marshal(newUserRecord(u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkUserScan(t, b)
+	}
+	keys := []*Key{
+		{ID: "key_1", Name: "ci", CreatedAt: exp},
+		{ID: "key_2", Name: "ci \"2\"", CreatedAt: exp, LastUsedAt: &exp, ExpiresAt: &exp, RevokesAt: &exp, IssuedAt: 5, SigningKeyID: "sk_1"},
+	}
+	for _, k := range keys {
+		b, err := json.Marshal(newKeyRecord(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkKeyScan(t, b)
+	}
+	// The usual records take the fast path.
+	var u principalUser
+	if b, _ := json.Marshal(newUserRecord(users[0])); !u.scan(b) {
+		t.Errorf("%s: not read by the scanner", b)
+	}
+	var k principalKey
+	if b, _ := json.Marshal(newKeyRecord(keys[1])); !k.scan(b) {
+		t.Errorf("%s: not read by the scanner", b)
+	}
+}
+
+func checkUserScan(t *testing.T, b []byte) {
+	t.Helper()
+	var fast, slow principalUser
+	if !fast.scan(b) {
+		return
+	}
+	if err := json.Unmarshal(b, &slow); err != nil {
+		t.Fatalf("%q: scanned, but encoding/json says %v", b, err)
+	}
+	if slow.Grants != nil && len(slow.Grants) == 0 {
+		slow.Grants = nil
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("%q: scanned %+v, encoding/json %+v", b, fast, slow)
+	}
+}
+
+func checkKeyScan(t *testing.T, b []byte) {
+	t.Helper()
+	var fast, slow principalKey
+	if !fast.scan(b) {
+		return
+	}
+	if err := json.Unmarshal(b, &slow); err != nil {
+		t.Fatalf("%q: scanned, but encoding/json says %v", b, err)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("%q: scanned %+v, encoding/json %+v", b, fast, slow)
+	}
+}
+
+func FuzzRecordScan(f *testing.F) {
+	f.Add([]byte(`{"id":"usr_1","workspace":"acme","username":"s","kind":"api","role":"api_user","status":"active","teams":["tm_1"],"c":12,"v":2}`))
+	f.Add([]byte(`{"id":"key_1","n":"ci","c":1,"l":2,"expires_at":"2030-01-02T03:04:05Z","i":5,"s":"sk_1"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkUserScan(t, b)
+		checkKeyScan(t, b)
+	})
+}
+
+func TestUserRecordTeams(t *testing.T) {
+	for _, tc := range []struct {
+		u    User
+		want []string
+	}{
+		{User{ID: "usr_1", Workspace: "acme", Username: "a", Teams: []string{"tm_1", "tm_2"}}, []string{"tm_1", "tm_2"}},
+		{User{ID: "usr_2", Workspace: "acme", Username: "b \"quoted\"", Grants: []Grant{{Resource: "device:d1", Rights: []string{"read"}}}, Teams: []string{"tm_3"}}, []string{"tm_3"}},
+		{User{ID: "usr_3", Workspace: "acme", Username: "c"}, nil},
+	} {
+		b, err := json.Marshal(newUserRecord(&tc.u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := UserRecordTeams(b)
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: teams %v, %v; want %v", b, got, err, tc.want)
+		}
+	}
+	if _, err := UserRecordTeams([]byte(`{"teams":`)); err == nil {
+		t.Error("a broken record gives no error")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -247,4 +248,56 @@ func decodeLoose(t *testing.T, s string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The claims reader of Verify reads what Sign writes, and anything it
+// reads it reads as encoding/json does.
+func TestParseSignedMatchesJSON(t *testing.T) {
+	for _, c := range []Claims{
+		{Issuer: "apiusers", UserID: "usr_1", Workspace: "acme", KeyID: "key_1", IssuedAt: 1700000000},
+		{Issuer: "apiusers", UserID: "usr_1", Workspace: "acme", KeyID: "ses_1", IssuedAt: 1700000000, ExpiresAt: 1800000000},
+		{Issuer: "apiusers", UserID: "usr_1", Workspace: "a-b", KeyID: "key_1", IssuedAt: 1, ExpiresAt: 2, NotBefore: 3},
+		{Issuer: "apiusers", UserID: "usr_1", Workspace: "acme", KeyID: "key_1", IssuedAt: 1700000000, NotBefore: 1700000001},
+	} {
+		b, err := json.Marshal(&jwtClaims{Issuer: c.Issuer, Subject: c.UserID, Workspace: c.Workspace, ID: c.KeyID, IssuedAt: c.IssuedAt, ExpiresAt: c.ExpiresAt, NotBefore: c.NotBefore})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fast jwtClaims
+		if !fast.parseSigned(b) {
+			t.Fatalf("%s: not read", b)
+		}
+		var slow jwtClaims
+		if err := json.Unmarshal(b, &slow); err != nil || fast != slow {
+			t.Fatalf("%s: read %+v, encoding/json %+v (%v)", b, fast, slow, err)
+		}
+	}
+	for _, b := range []string{
+		`{"iss":"a\u003cb","sub":"usr_1","ws":"w","jti":"key_1","iat":1}`,
+		`{"sub":"usr_1","iss":"a","ws":"w","jti":"key_1","iat":1}`,
+		`{"iss":"a","sub":"usr_1","ws":"w","jti":"key_1","iat":01}`,
+		`{"iss":"a","sub":"usr_1","ws":"w","jti":"key_1","iat":1} `,
+		`{"iss":"a","sub":"usr_1","ws":"w","jti":"key_1","iat":-1}`,
+		`{"iss":"a","sub":"usr_1","ws":"w","jti":"key_1","iat":1,"exp":2,"exp":3}`,
+		`{"iss":"a","sub":"usr_1","ws":"w","jti":"key_1","iat":99999999999999999999}`,
+	} {
+		var c jwtClaims
+		if c.parseSigned([]byte(b)) {
+			t.Errorf("%s: read by the fast reader, which must leave it to encoding/json", b)
+		}
+	}
+}
+
+func FuzzParseSigned(f *testing.F) {
+	f.Add([]byte(`{"iss":"apiusers","sub":"usr_1","ws":"acme","jti":"key_1","iat":1700000000,"exp":1800000000,"nbf":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var fast jwtClaims
+		if !fast.parseSigned(b) {
+			return
+		}
+		var slow jwtClaims
+		if err := json.Unmarshal(b, &slow); err != nil || fast != slow {
+			t.Fatalf("%q: read %+v, encoding/json %+v (%v)", b, fast, slow, err)
+		}
+	})
 }

@@ -14,7 +14,6 @@ import (
 // and grants. Each returns a field error (400) naming what is wrong.
 
 var (
-	workspaceIDRe  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	permissionRe   = regexp.MustCompile(`^[a-z][a-z0-9_.:-]{0,127}$`)
 	resourceTypeRe = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
 	rightRe        = permissionRe
@@ -22,7 +21,20 @@ var (
 )
 
 // ValidWorkspaceID reports whether id is a well-formed workspace id.
-func ValidWorkspaceID(id string) bool { return workspaceIDRe.MatchString(id) }
+// It is ^[a-z0-9][a-z0-9-]{0,62}$, checked by hand: every key verification
+// asks.
+func ValidWorkspaceID(id string) bool {
+	if len(id) == 0 || len(id) > 63 || id[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidPermission reports whether p is a well-formed permission string.
 func ValidPermission(p string) bool { return permissionRe.MatchString(p) }

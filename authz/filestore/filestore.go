@@ -12,7 +12,6 @@ package filestore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -121,10 +120,8 @@ func (s *Store) LoadPrincipal(ctx context.Context, ws, userID string) (*authz.Pr
 		if user == nil {
 			return fmt.Errorf("loading principal %s in workspace %q: %w", userID, ws, authz.ErrNotFound)
 		}
-		var u struct {
-			Teams []string `json:"teams"`
-		}
-		if err := json.Unmarshal(user, &u); err != nil {
+		teams, err := authz.UserRecordTeams(user)
+		if err != nil {
 			return fmt.Errorf("loading principal %s in workspace %q: decoding user: %w", userID, ws, err)
 		}
 		rec = &authz.PrincipalRecord{User: bytes.Clone(user)}
@@ -134,7 +131,7 @@ func (s *Store) LoadPrincipal(ctx context.Context, ws, userID string) (*authz.Pr
 				rec.Keys = append(rec.Keys, clone(v))
 			}
 		}
-		for _, id := range u.Teams {
+		for _, id := range teams {
 			if v := get(wsb, authz.CollTeams, id); v != nil {
 				rec.Teams = append(rec.Teams, bytes.Clone(v))
 			}

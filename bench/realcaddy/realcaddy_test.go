@@ -59,6 +59,7 @@ var (
 	buildOnce sync.Once
 	binDir    string
 	caddyBin  string
+	seedBin   string
 	buildErr  error
 )
 
@@ -70,18 +71,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// caddyBinary builds ./cmd/caddy once per test binary.
+// caddyBinary builds ./cmd/caddy and ./bench/seed once per test binary.
 func caddyBinary(b *testing.B) string {
 	b.Helper()
 	buildOnce.Do(func() {
 		if binDir, buildErr = os.MkdirTemp("", "apiusers-realcaddy-"); buildErr != nil {
 			return
 		}
-		caddyBin = filepath.Join(binDir, "caddy")
-		cmd := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy")
-		cmd.Dir = filepath.Join("..", "..")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/caddy: %v\n%s", err, out)
+		caddyBin, seedBin = filepath.Join(binDir, "caddy"), filepath.Join(binDir, "seed")
+		for bin, pkg := range map[string]string{caddyBin: "./cmd/caddy", seedBin: "./bench/seed"} {
+			cmd := exec.Command("go", "build", "-o", bin, pkg)
+			cmd.Dir = filepath.Join("..", "..")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+				return
+			}
 		}
 	})
 	if buildErr != nil {
@@ -149,18 +153,18 @@ func (f *fixture) write(name, content string) string {
 	return p
 }
 
-// seed creates users with a key each through `caddy apiusers seed` with
+// seed creates users with a key each through bench/seed with
 // the global options global, and keeps the keys; the last few are kept
 // apart for warming up.
 func (f *fixture) seed(global string, users int) {
 	f.b.Helper()
 	cfg := f.write("seed.Caddyfile", global)
 	keysFile := filepath.Join(f.dir, "keys.txt")
-	cmd := exec.Command(f.bin, "apiusers", "seed", "--config", cfg, "--adapter", "caddyfile",
+	cmd := exec.Command(seedBin, "--config", cfg, "--adapter", "caddyfile",
 		"--workspace", "bench", "--users", strconv.Itoa(users), "--prefix", "load", "--keys-out", keysFile)
 	cmd.Env = f.env
 	if out, err := cmd.CombinedOutput(); err != nil {
-		f.b.Fatalf("caddy apiusers seed: %v\n%s", err, out)
+		f.b.Fatalf("bench/seed: %v\n%s", err, out)
 	}
 	raw, err := os.ReadFile(keysFile)
 	if err != nil {
