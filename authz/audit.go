@@ -71,12 +71,13 @@ func (s *Service) ListAudit(ctx context.Context, actor *Principal, ws string, pa
 	if !actor.InWorkspace(ws) || !actor.HasPermission(PermAuditRead) {
 		return nil, "", forbidden("reading the audit log needs %s", PermAuditRead)
 	}
-	page, after, err := page.normalize()
+	list := "audit:" + ws
+	page, after, err := s.normalize(page, list)
 	if err != nil {
 		return nil, "", err
 	}
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
 		return nil, "", err
 	}
-	return listPage[AuditEntry](ctx, s.store, Collection{Workspace: ws, Name: CollAudit}, after, page.Limit)
+	return listPage[AuditEntry](ctx, s, list, Collection{Workspace: ws, Name: CollAudit}, after, page.Limit)
 }

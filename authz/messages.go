@@ -82,7 +82,8 @@ func (s *Service) ListMessages(ctx context.Context, actor *Principal, ws string,
 		}
 		q.UserID = actor.UserID
 	}
-	page, after, err := page.normalize()
+	list := "messages:" + ws
+	page, after, err := s.normalize(page, list)
 	if err != nil {
 		return nil, "", err
 	}
@@ -97,7 +98,7 @@ func (s *Service) ListMessages(ctx context.Context, actor *Principal, ws string,
 	next := ""
 	if len(out) > page.Limit {
 		out = out[:page.Limit]
-		next = encodeCursor(out[len(out)-1].ID)
+		next = s.EncodeCursor(list, out[len(out)-1].ID)
 	}
 	return out, next, nil
 }

@@ -2,48 +2,84 @@ package authz
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"strings"
 )
 
-// Cursors are the last id of the previous page, opaque to clients.
+// Cursors are the last id of the previous page, opaque to clients and
+// authenticated: base64url(id) "." base64url(MAC(list, id)), under a
+// secret derived from the signing key (so every instance of a fleet reads
+// the others' cursors). A cursor this API did not return for this list —
+// forged, edited, respelled, or another list's — is a 400, whatever it
+// holds; strict base64 leaves each cursor one spelling.
 
-func encodeCursor(id string) string {
+// cursorMACLen is the length of a cursor's MAC, in bytes.
+const cursorMACLen = 12
+
+var cursorEncoding = base64.RawURLEncoding.Strict()
+
+func (s *Service) cursorMAC(list, id string) []byte {
+	m := hmac.New(sha256.New, s.cursorKey)
+	m.Write([]byte(list))
+	m.Write([]byte{0})
+	m.Write([]byte(id))
+	return m.Sum(nil)[:cursorMACLen]
+}
+
+// EncodeCursor returns the cursor of list (a name the caller gives the
+// list, such as "keys:acme/usr_…") that resumes after id; "" for "".
+func (s *Service) EncodeCursor(list, id string) string {
 	if id == "" {
 		return ""
 	}
-	return base64.RawURLEncoding.EncodeToString([]byte(id))
+	return cursorEncoding.EncodeToString([]byte(id)) + "." + cursorEncoding.EncodeToString(s.cursorMAC(list, id))
 }
 
-func decodeCursor(c string) (string, error) {
+// DecodeCursor returns the id a cursor of list resumes after ("" for ""),
+// or a 400 naming the field cursor.
+func (s *Service) DecodeCursor(list, c string) (string, error) {
 	if c == "" {
 		return "", nil
 	}
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil || len(b) == 0 || len(b) > 256 {
-		return "", fieldErr("cursor", "is not a cursor this API returned")
+	bad := fieldErr("cursor", "is not a cursor this API returned")
+	idPart, macPart, ok := strings.Cut(c, ".")
+	if !ok || len(c) > 512 {
+		return "", bad
 	}
-	return string(b), nil
+	id, err := cursorEncoding.DecodeString(idPart)
+	if err != nil || len(id) == 0 || len(id) > 256 {
+		return "", bad
+	}
+	mac, err := cursorEncoding.DecodeString(macPart)
+	if err != nil || !hmac.Equal(mac, s.cursorMAC(list, string(id))) {
+		return "", bad
+	}
+	return string(id), nil
 }
 
-func (p Page) normalize() (Page, string, error) {
+// normalize checks p's limit and returns the id p's cursor of list resumes
+// after.
+func (s *Service) normalize(p Page, list string) (Page, string, error) {
 	if p.Limit == 0 {
 		p.Limit = DefaultPageSize
 	}
 	if p.Limit < 1 || p.Limit > MaxPageSize {
 		return p, "", fieldErr("limit", "must be between 1 and %d", MaxPageSize)
 	}
-	after, err := decodeCursor(p.Cursor)
+	after, err := s.DecodeCursor(list, p.Cursor)
 	return p, after, err
 }
 
 // listPage reads one page of collection c: up to limit records with ids
 // after `after`, decoded, and the cursor of the next page ("" when there is
 // none).
-func listPage[T any](ctx context.Context, st Store, c Collection, after string, limit int) ([]T, string, error) {
+func listPage[T any](ctx context.Context, s *Service, list string, c Collection, after string, limit int) ([]T, string, error) {
 	out := []T{}
 	next := ""
-	err := st.View(ctx, c.Workspace, func(tx Tx) error {
+	err := s.store.View(ctx, c.Workspace, func(tx Tx) error {
 		entries, err := tx.Scan(c, "", after, limit+1)
 		if err != nil {
 			return err
@@ -51,7 +87,7 @@ func listPage[T any](ctx context.Context, st Store, c Collection, after string, 
 		out, next = make([]T, 0, len(entries)), ""
 		if len(entries) > limit {
 			entries = entries[:limit]
-			next = encodeCursor(entries[limit-1].ID)
+			next = s.EncodeCursor(list, entries[limit-1].ID)
 		}
 		for _, e := range entries {
 			var v T

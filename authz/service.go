@@ -22,6 +22,8 @@ type Service struct {
 	// signIns throttles failed sign-ins.
 	signIns *signInThrottle
 
+	cursorKey []byte // the MAC secret of list cursors (page.go)
+
 	touches     chan touch // last_used_at updates (see lastused.go)
 	touchesDone chan struct{}
 	touchMu     sync.RWMutex
@@ -67,7 +69,7 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{store: cfg.Store, signer: cfg.Signer, cache: cfg.Cache, now: cfg.Now, notify: cfg.Notify,
-		people: cfg.People}
+		people: cfg.People, cursorKey: cfg.Signer.derive("apiusers list cursors")}
 	var err error
 	if s.signIns, err = newSignInThrottle(cfg.Store, cfg.Now); err != nil {
 		return nil, err

@@ -31,7 +31,8 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 	default:
 		return nil, "", forbidden("listing users needs %s", PermUsersRead)
 	}
-	page, after, err := page.normalize()
+	list := "users:" + ws
+	page, after, err := s.normalize(page, list)
 	if err != nil {
 		return nil, "", err
 	}
@@ -87,7 +88,7 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 	next := ""
 	if len(out) > page.Limit {
 		out = out[:page.Limit]
-		next = encodeCursor(out[len(out)-1].ID)
+		next = s.EncodeCursor(list, out[len(out)-1].ID)
 	}
 	for i := range out {
 		redact(actor, &out[i], show[i])
