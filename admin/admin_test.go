@@ -25,7 +25,7 @@ import (
 // testEnv is an admin Handler over a real service on a file store, with a
 // bootstrapped superadmin in workspace "ws".
 type testEnv struct {
-	t    *testing.T
+	t    testing.TB
 	h    *Handler
 	svc  *authz.Service
 	root string // the superadmin's key
@@ -33,7 +33,7 @@ type testEnv struct {
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
-func newService(t *testing.T, st authz.Store) *authz.Service {
+func newService(t testing.TB, st authz.Store) *authz.Service {
 	t.Helper()
 	signer, err := authz.NewSigner(authz.SignerConfig{Secret: testSecret})
 	if err != nil {
@@ -50,7 +50,7 @@ func newService(t *testing.T, st authz.Store) *authz.Service {
 	return svc
 }
 
-func openStore(t *testing.T) authz.Store {
+func openStore(t testing.TB) authz.Store {
 	t.Helper()
 	st, err := filestore.Open(filepath.Join(t.TempDir(), "apiusers.db"), filestore.Options{})
 	if err != nil {
@@ -60,12 +60,12 @@ func openStore(t *testing.T) authz.Store {
 	return st
 }
 
-func newTestEnv(t *testing.T, opts Options) *testEnv {
+func newTestEnv(t testing.TB, opts Options) *testEnv {
 	t.Helper()
 	return newTestEnvOn(t, openStore(t), opts)
 }
 
-func newTestEnvOn(t *testing.T, st authz.Store, opts Options) *testEnv {
+func newTestEnvOn(t testing.TB, st authz.Store, opts Options) *testEnv {
 	t.Helper()
 	svc := newService(t, st)
 	root, err := svc.Bootstrap(context.Background(), "ws", "root")

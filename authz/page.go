@@ -46,7 +46,7 @@ func (s *Service) DecodeCursor(list, c string) (string, error) {
 	}
 	bad := fieldErr("cursor", "is not a cursor this API returned")
 	idPart, macPart, ok := strings.Cut(c, ".")
-	if !ok || len(c) > 512 {
+	if !ok || len(c) > 512 || !base64URLOnly(c) {
 		return "", bad
 	}
 	id, err := cursorEncoding.DecodeString(idPart)
@@ -102,4 +102,18 @@ func listPage[T any](ctx context.Context, s *Service, list string, c Collection,
 		return nil, "", err
 	}
 	return out, next, nil
+}
+
+// base64URLOnly reports whether s holds only base64url characters and
+// dots. (encoding/base64 skips \r and \n even when strict, so a cursor with
+// a line break in it would be another spelling of the same cursor.)
+func base64URLOnly(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
