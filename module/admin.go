@@ -44,9 +44,11 @@ func init() {
 // be opened (only before the app has started) it answers 503 through
 // Caddy's error handling, with Retry-After.
 type Admin struct {
-	app  *App
-	opts admin.Options
-	api  *lazyAdmin
+	app       *App
+	opts      admin.Options
+	api       *lazyAdmin
+	secrets   logSecrets // where requests put secrets Caddy's access log would show
+	accessLog *accessLog
 }
 
 // lazyAdmin is the admin API, made on the first request.
@@ -88,6 +90,11 @@ func (a *Admin) Provision(ctx caddy.Context) error {
 		Mailer:     adminMailer(a.app.Mailer()),
 	}
 	a.api = new(lazyAdmin)
+	// Keys (and API users' session tokens) come as the gateway reads them;
+	// the console's links carry one-time secrets in a token parameter.
+	a.secrets = secretsOfSources(srcs)
+	a.secrets.query = append(a.secrets.query, "token")
+	a.accessLog = newAccessLog(ctx)
 	return nil
 }
 
@@ -176,6 +183,7 @@ func (a *Admin) Validate() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler; the admin API answers
 // every request itself and never calls next.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	a.accessLog.redactAccessLog(w, r, &a.secrets)
 	h, err := a.handler()
 	if err != nil {
 		if c := a.opts.Logger.Check(zapcore.ErrorLevel, "authorization store unavailable"); c != nil {

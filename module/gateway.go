@@ -67,6 +67,12 @@ func init() {
 // cookie) is cleared before the request goes on, not only the one the key
 // came from.
 //
+// No key reaches Caddy's access log: Caddy redacts only the Authorization
+// and Cookie headers of the request it logs, so when a request carries a
+// key in another header source or in a query parameter, Caddy's line is
+// replaced by the same line with those values REDACTED (accesslog.go),
+// whether the request is admitted or refused.
+//
 // With Record, every call the route admits is stored as an API message of
 // the caller once the handlers after it are done: its time, key id, method,
 // path (as the client sent it), status, duration, bytes in and out, client
@@ -121,6 +127,8 @@ type Gateway struct {
 	roles      []authz.Role
 	reqs       []requirement
 	sources    []keySource
+	secrets    logSecrets // where the key sources put secrets Caddy's access log would show
+	accessLog  *accessLog
 	logger     *zap.Logger
 
 	lines         []*limitLine
@@ -171,6 +179,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	g.app = appIface.(*App)
 	g.retryAfter = g.app.retryAfter
+	g.accessLog = newAccessLog(ctx)
 	if g.Record != nil {
 		return g.app.wantRecorder(ctx)
 	}
@@ -221,12 +230,18 @@ func (g *Gateway) compile() error {
 	if err := g.compileLimits(ident); err != nil {
 		return err
 	}
-	g.sources, err = compileSources(g.KeyFrom)
-	return err
+	if g.sources, err = compileSources(g.KeyFrom); err != nil {
+		return err
+	}
+	g.secrets = secretsOfSources(g.sources)
+	return nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// First, before anything changes r: no key reaches the access log,
+	// admitted or refused.
+	g.accessLog.redactAccessLog(w, r, &g.secrets)
 	sv, err := g.app.open()
 	if err != nil {
 		return g.authError(w, err)
