@@ -88,6 +88,7 @@ func (a *Admin) Provision(ctx caddy.Context) error {
 		Mount:      mountOf,
 		ClientAddr: clientAddr,
 		Mailer:     adminMailer(a.app.Mailer()),
+		AuthFailed: func(r *http.Request) error { return failuresOf(a.app).failed(r) },
 	}
 	a.api = new(lazyAdmin)
 	// Keys (and API users' session tokens) come as the gateway reads them;

@@ -33,6 +33,9 @@ func init() {
 //     or revoked, or its user is not active (all of them "invalid API key":
 //     a stolen key tells nothing of its account; the debug log has the
 //     reason);
+//   - 429 with `Retry-After` instead of that 401 when the client address
+//     has failed to authenticate too often (the app's auth_failures; a
+//     valid key is never refused by it);
 //   - 403 with `WWW-Authenticate: Bearer realm="apiusers", error="insufficient_scope"`
 //     when the caller is authenticated but the route's workspace, roles or
 //     require lines do not admit it;
@@ -250,6 +253,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	now := sv.svc.Now()
 	p, cl, err := sv.svc.AuthenticateAt(r.Context(), key, now)
 	if err != nil {
+		// Only now, with a key that failed, is the failure throttle
+		// consulted: a valid key never pays for it.
+		if err != authz.ErrNoKey && errors.Is(err, authz.ErrUnauthenticated) {
+			if terr := sv.failures.failed(r); terr != nil {
+				return g.throttled(w, terr)
+			}
+		}
 		return g.authError(w, err)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -425,6 +435,20 @@ func (g *Gateway) authError(w http.ResponseWriter, err error) error {
 		err = errStoreUnavailable
 	}
 	return caddyhttp.Error(http.StatusServiceUnavailable, err)
+}
+
+// throttled answers 429 with Retry-After for a client that failed to
+// authenticate too often (see AuthFailures).
+func (g *Gateway) throttled(w http.ResponseWriter, err error) error {
+	g.setNoLimitPolicy(w)
+	var te *authz.ThrottledError
+	if errors.As(err, &te) {
+		w.Header()[hdrRetryAfter] = []string{admin.RetryAfter(te.RetryAfter)}
+	}
+	if c := g.logger.Check(zapcore.DebugLevel, "request throttled"); c != nil {
+		c.Write(zap.Error(err))
+	}
+	return caddyhttp.Error(http.StatusTooManyRequests, err)
 }
 
 // setNoLimitPolicy gives an answer that counted nothing (401, 403, 503)
