@@ -66,7 +66,7 @@ func TestForgedCursors(t *testing.T) {
 		// The cursor resumes.
 		e.ok(req{method: "GET", path: path + "?limit=1&cursor=" + url.QueryEscape(l.NextCursor), key: e.root}, http.StatusOK, nil)
 		forged := []string{
-			base64.RawURLEncoding.EncodeToString([]byte(id)),              // the last id, as cursors once were
+			base64.RawURLEncoding.EncodeToString([]byte(id)),             // the last id, as cursors once were
 			base64.RawURLEncoding.EncodeToString([]byte("usr_zzzzzzzz")), // an id that does not exist
 			"!!!", "a.b", ".", l.NextCursor + "A",
 			flipLast(l.NextCursor),

@@ -3,9 +3,9 @@ package admin
 import (
 	"encoding/json"
 	"errors"
-	"reflect"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
