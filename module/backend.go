@@ -21,7 +21,7 @@ func (s *settings) newService(store authz.Store, notify func(authz.Change)) (*au
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := authz.NewService(authz.Config{Store: store, Signer: signer, Cache: cache, Notify: notify,
+	svc, err := authz.NewService(authz.Config{Store: store, Signer: signer, Cache: cache, Notify: notify, ObserveStore: observeStore,
 		People: authz.PeopleConfig{SessionTTL: s.sessionTTL, SessionIdle: s.sessionIdle, InviteTTL: s.inviteTTL,
 			Hasher: sharedHasher(), SignIn: countSignIn}})
 	if err != nil {
@@ -78,12 +78,14 @@ func (s *settings) openBackend(logger *zap.Logger) (*backend, error) {
 	if fl != nil {
 		fl.start(svc.Apply, cache.InvalidateAll)
 	}
+	watchCache(cache)
 	return &backend{storeID: id, cache: cache, svc: svc, fleet: fl, limits: shared.limits, failures: failures}, nil
 }
 
 // Destruct closes the cache and lets go of the store; the usage pool calls
 // it when the last app instance using the backend is cleaned up.
 func (b *backend) Destruct() error {
+	forgetCache(b.cache)
 	b.svc.Close()
 	b.failures.close()
 	if b.fleet != nil {

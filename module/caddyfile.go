@@ -468,6 +468,7 @@ func parseGateway(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // UnmarshalCaddyfile sets up the gateway from Caddyfile tokens. Syntax:
 //
 //	apiusers [<matcher>] {
+//		name      <name>
 //		workspace <id>
 //		roles     <role...>
 //		require   <permission> [on <resource>] [owner <value>]
@@ -483,6 +484,9 @@ func parseGateway(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // Authorization: Bearer credential), `header <name>`, `query <name>` or
 // `cookie <name>`; sources are tried in the order given, across repeated
 // key_from lines. Default: `key_from bearer header X-API-Key`.
+//
+// name labels the route in the gateway's metrics (default: a summary of its
+// rules).
 //
 // Roles and permissions are checked when the configuration loads: a role
 // must be a built-in role, a permission must match ^[a-z][a-z0-9_.:-]*$.
@@ -503,6 +507,17 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		switch d.Val() {
+		case "name":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if g.Name != "" {
+				return d.Err("name given twice")
+			}
+			g.Name = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		case "workspace":
 			if !d.NextArg() {
 				return d.ArgErr()

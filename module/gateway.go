@@ -84,6 +84,12 @@ func init() {
 // stored is counted in apiusers_messages_dropped_total, and the request
 // never waits or fails because of it.
 type Gateway struct {
+	// Name names the route in the apiusers_gateway_requests_total metric
+	// (its route label). Default: a summary of the route's rules, such as
+	// "workspace=acme require=events.read owner {re.ev.1}" ("any" for a
+	// route without rules).
+	Name string `json:"name,omitempty"`
+
 	// Workspace, when set, admits only callers whose workspace it is.
 	// Superadmins act in every workspace and pass this check. Default: any
 	// workspace.
@@ -131,6 +137,7 @@ type Gateway struct {
 	reqs       []requirement
 	sources    []keySource
 	secrets    logSecrets // where the key sources put secrets Caddy's access log would show
+	counters   *gatewayCounters
 	accessLog  *accessLog
 	logger     *zap.Logger
 
@@ -183,6 +190,10 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	g.app = appIface.(*App)
 	g.retryAfter = g.app.retryAfter
 	g.accessLog = newAccessLog(ctx)
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	g.counters = newGatewayCounters(routeLabel(g))
 	if g.Record != nil {
 		return g.app.wantRecorder(ctx)
 	}
@@ -257,6 +268,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// consulted: a valid key never pays for it.
 		if err != authz.ErrNoKey && errors.Is(err, authz.ErrUnauthenticated) {
 			if terr := sv.failures.failed(r); terr != nil {
+				g.counters.throttled()
 				return g.throttled(w, terr)
 			}
 		}
@@ -269,6 +281,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if c := g.logger.Check(zapcore.DebugLevel, "request denied"); c != nil {
 			c.Write(zap.String("user_id", p.UserID), zap.String("key_id", cl.KeyID), zap.Error(deny))
 		}
+		g.counters.forbidden()
 		return caddyhttp.Error(http.StatusForbidden, deny)
 	}
 
@@ -283,6 +296,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		var lv limitVals
 		vals, lv = g.newLimitVals(len(g.lines))
 		if err := g.limitRequest(w, r, sv, p, cl.KeyID, now.UnixNano(), lv); err != nil {
+			if herr, ok := err.(caddyhttp.HandlerError); ok && herr.StatusCode == http.StatusServiceUnavailable {
+				g.counters.unavailable()
+			} else {
+				g.counters.limited()
+			}
 			return err
 		}
 	} else {
@@ -312,6 +330,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h[hdrWorkspace] = vals[2:3:3]
 	h[hdrRole] = vals[3:4:4]
 	h[hdrKeyID] = vals[4:5:5]
+	g.counters.allowed()
 	if sv.rec != nil && g.Record != nil {
 		return g.serveRecorded(w, r, next, sv.rec, p, cl)
 	}
@@ -414,6 +433,7 @@ func (ph *placeholders) value(key string) (any, bool) {
 func (g *Gateway) authError(w http.ResponseWriter, err error) error {
 	g.setNoLimitPolicy(w)
 	if errors.Is(err, authz.ErrUnauthenticated) {
+		g.counters.unauth()
 		if c := g.logger.Check(zapcore.DebugLevel, "request unauthenticated"); c != nil {
 			var ae *authz.Error
 			reason := err.Error()
@@ -425,6 +445,7 @@ func (g *Gateway) authError(w http.ResponseWriter, err error) error {
 		w.Header()[hdrWWWAuthenticate] = challengeInvalidToken
 		return caddyhttp.Error(http.StatusUnauthorized, err)
 	}
+	g.counters.unavailable()
 	if c := g.logger.Check(zapcore.ErrorLevel, "authorization store unavailable"); c != nil {
 		c.Write(zap.Error(err))
 	}
