@@ -5,7 +5,7 @@ CADDY := ./caddy
 QUICKSTART := caddyfile-examples/quickstart/Caddyfile
 export APIUSERS_DATA ?= $(CURDIR)/.data/apiusers
 
-.PHONY: run test bench build deps-test vet screenshots
+.PHONY: run test bench build deps-test vet screenshots fuzz fuzz-short
 
 build:
 	$(GO) build -o $(CADDY) ./cmd/caddy
@@ -65,13 +65,47 @@ deps-test:
 vet:
 	$(GO) vet ./...
 
-test: deps-test vet
+test: deps-test vet fuzz-short
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # PNGs of the console's main screens into docs/ (the README shows them),
 # taken by the browser tests in Chromium.
 screenshots: deps-test
 	APIUSERS_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -timeout 10m -run 'TestConsoleBrowser/(set_the_first|the_main)' ./module
+# Go fuzz targets (func Fuzz… in *_test.go): the key parser and verifier,
+# names, cursors, stored records, the audit codec, the Redis record
+# decoders, admin request bodies, the Caddyfile parsers. Go fuzzes one
+# target per run, so each package's instrumented test binary is built once
+# (go test -c -fuzz) and run once per target, in the package directory.
+# Every `go test` replays the corpus committed under testdata/fuzz;
+# `make fuzz` adds what its longer runs found there (then commit it).
+FUZZTIME_SHORT ?= 3s
+FUZZTIME ?= 1m
+FUZZ_BIN := $(CURDIR)/.fuzz
+
+fuzz-short:
+	@$(call run_fuzz,$(FUZZTIME_SHORT),)
+
+fuzz:
+	@$(call run_fuzz,$(FUZZTIME),keep)
+
+# run_fuzz runs every fuzz target for $(1); with $(2) = keep it copies the
+# inputs the fuzzer found interesting into the package's testdata/fuzz.
+define run_fuzz
+	set -e; mkdir -p $(FUZZ_BIN); cache=$$($(GO) env GOCACHE)/fuzz; \
+	for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		pkg=$$($(GO) list $$dir); bin=$(FUZZ_BIN)/$$(echo $$pkg | tr / _).test; \
+		$(GO) test -c -fuzz=. -o $$bin $$dir; \
+		for fn in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -d' ' -f2); do \
+			echo "fuzzing $$pkg $$fn for $(1)"; \
+			(cd $$dir && $$bin -test.run='^$$' -test.fuzz="^$$fn$$" -test.fuzztime=$(1) -test.fuzzcachedir=$$cache/$$pkg) \
+				|| { echo "$$fn found a failing input: see $$dir/testdata/fuzz/$$fn" >&2; exit 1; }; \
+			if [ "$(2)" = keep ] && [ -d $$cache/$$pkg/$$fn ]; then \
+				mkdir -p $$dir/testdata/fuzz/$$fn && cp -n $$cache/$$pkg/$$fn/* $$dir/testdata/fuzz/$$fn/ 2>/dev/null || true; \
+			fi; \
+		done; \
+	done
+endef
 
 # Go benchmarks (the gateway hot path, the cache, the stores), then the load
 # harness: wrk against Caddy and the gateway, revocation propagation, memory

@@ -41,6 +41,7 @@
 package admin
 
 import (
+	"errors"
 	"net/http"
 	"path"
 	"strconv"
@@ -117,6 +118,13 @@ type Options struct {
 	// ClientAddr returns the client address failed sign-ins are counted
 	// by. Default: the host of the request's RemoteAddr.
 	ClientAddr func(r *http.Request) string
+
+	// AuthFailed, when set, is told of each request whose key or session
+	// token failed to authenticate (not of a request without one); a
+	// non-nil error (an *authz.ThrottledError: 429 with Retry-After) is
+	// answered instead of the 401. The Caddy module counts the failures
+	// per client address there, as the gateway does. Default: none.
+	AuthFailed func(r *http.Request) error
 }
 
 // Handler serves the admin API. Make one with New.
@@ -132,13 +140,14 @@ type Handler struct {
 	mount      func(r *http.Request) string
 	clientAddr func(r *http.Request) string
 	console    *console.Handler
+	authFailed func(r *http.Request) error
 }
 
 // New makes the admin API handler over svc.
 func New(svc *authz.Service, opts Options) *Handler {
 	h := &Handler{svc: svc, sources: opts.KeySources, log: opts.Logger, mailer: opts.Mailer,
 		publicURL: strings.TrimSuffix(opts.PublicURL, "/"), mount: opts.Mount, clientAddr: opts.ClientAddr,
-		console: console.New()}
+		console: console.New(), authFailed: opts.AuthFailed}
 	if h.mount == nil {
 		h.mount = func(*http.Request) string { return "/" }
 	}
@@ -245,6 +254,11 @@ func (h *Handler) authenticate(r *http.Request) (*authz.Principal, *authInfo, er
 	if key := h.key(r); key != "" || sessionCookie(r) == "" {
 		p, cl, err := h.svc.Authenticate(r.Context(), key)
 		if err != nil {
+			if h.authFailed != nil && key != "" && errors.Is(err, authz.ErrUnauthenticated) {
+				if terr := h.authFailed(r); terr != nil {
+					return nil, nil, terr
+				}
+			}
 			return nil, nil, err
 		}
 		info := &authInfo{}

@@ -25,7 +25,7 @@ import (
 // testEnv is an admin Handler over a real service on a file store, with a
 // bootstrapped superadmin in workspace "ws".
 type testEnv struct {
-	t    *testing.T
+	t    testing.TB
 	h    *Handler
 	svc  *authz.Service
 	root string // the superadmin's key
@@ -60,12 +60,12 @@ func openStore(t testing.TB) authz.Store {
 	return st
 }
 
-func newTestEnv(t *testing.T, opts Options) *testEnv {
+func newTestEnv(t testing.TB, opts Options) *testEnv {
 	t.Helper()
 	return newTestEnvOn(t, openStore(t), opts)
 }
 
-func newTestEnvOn(t *testing.T, st authz.Store, opts Options) *testEnv {
+func newTestEnvOn(t testing.TB, st authz.Store, opts Options) *testEnv {
 	t.Helper()
 	svc := newService(t, st)
 	root, err := svc.Bootstrap(context.Background(), "ws", "root")

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"encoding/base64"
 	"net/http"
 	"slices"
 	"strings"
@@ -27,13 +26,10 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request, caller *authz
 	if err != nil {
 		return err
 	}
-	after := ""
-	if page.Cursor != "" {
-		b, err := base64.RawURLEncoding.DecodeString(page.Cursor)
-		if err != nil || !strings.HasPrefix(string(b), "key_") {
-			return badRequest("cursor", "cursor: is not a cursor this API returned")
-		}
-		after = string(b)
+	list := "keys:" + r.PathValue("ws") + "/" + r.PathValue("id")
+	after, err := h.svc.DecodeCursor(list, page.Cursor)
+	if err != nil {
+		return err
 	}
 	keys, err := h.svc.ListKeys(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"))
 	if err != nil {
@@ -50,7 +46,7 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request, caller *authz
 	next := ""
 	if len(keys) > page.Limit {
 		keys = keys[:page.Limit]
-		next = base64.RawURLEncoding.EncodeToString([]byte(keys[len(keys)-1].ID))
+		next = h.svc.EncodeCursor(list, keys[len(keys)-1].ID)
 	}
 	return writeJSON(w, http.StatusOK, newList(keys, next), "")
 }

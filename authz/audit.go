@@ -2,7 +2,9 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,7 +126,8 @@ func (s *Service) ListAuditFiltered(ctx context.Context, actor *Principal, ws st
 	if !actor.InWorkspace(ws) || !actor.HasPermission(PermAuditRead) {
 		return nil, "", forbidden("reading the audit log needs %s", PermAuditRead)
 	}
-	page, after, err := page.normalize()
+	list := "audit:" + ws
+	page, after, err := s.normalize(page, list)
 	if err != nil {
 		return nil, "", err
 	}
@@ -136,7 +139,14 @@ func (s *Service) ListAuditFiltered(ctx context.Context, actor *Principal, ws st
 	}
 	c := Collection{Workspace: ws, Name: CollAudit}
 	if f.empty() {
-		return listPage[AuditEntry](ctx, s.store, c, after, page.Limit)
+		entries, next, err := listPage[AuditEntry](ctx, s, list, c, after, page.Limit)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := s.redactAudit(ctx, actor, ws, entries); err != nil {
+			return nil, "", err
+		}
+		return entries, next, nil
 	}
 	var out []AuditEntry
 	next := ""
@@ -163,7 +173,7 @@ func (s *Service) ListAuditFiltered(ctx context.Context, actor *Principal, ws st
 					continue
 				}
 				if len(out) == page.Limit {
-					next = encodeCursor(out[len(out)-1].ID)
+					next = s.EncodeCursor(list, out[len(out)-1].ID)
 					return nil
 				}
 				out = append(out, e)
@@ -172,7 +182,7 @@ func (s *Service) ListAuditFiltered(ctx context.Context, actor *Principal, ws st
 				return nil // the end of the log
 			}
 			if read >= auditScanMax {
-				next = encodeCursor(cursor)
+				next = s.EncodeCursor(list, cursor)
 				return nil
 			}
 		}
@@ -180,5 +190,76 @@ func (s *Service) ListAuditFiltered(ctx context.Context, actor *Principal, ws st
 	if err != nil {
 		return nil, "", err
 	}
+	if err := s.redactAudit(ctx, actor, ws, out); err != nil {
+		return nil, "", err
+	}
 	return out, next, nil
+}
+
+// hiddenUserFields are the fields of a user that reading it shows only to
+// callers who may manage it (never to the user itself).
+var hiddenUserFields = []string{"private_note"}
+
+// redactAudit removes from entries each change of a field that reading the
+// user the entry targets would hide from actor private_note,
+// unless actor may manage that user now and is not that user. A user that
+// no longer exists cannot be weighed, so its hidden fields stay hidden
+// from all but a superadmin (who may manage anyone).
+func (s *Service) redactAudit(ctx context.Context, actor *Principal, ws string, entries []AuditEntry) error {
+	var touched []int
+	for i := range entries {
+		for _, f := range hiddenUserFields {
+			if _, ok := entries[i].Changes[f]; ok {
+				touched = append(touched, i)
+				break
+			}
+		}
+	}
+	if len(touched) == 0 {
+		return nil
+	}
+	show := make(map[string]bool, len(touched))
+	err := s.store.View(ctx, ws, func(tx Tx) error {
+		memo := teamMemo{}
+		for _, i := range touched {
+			target := entries[i].Target
+			if _, done := show[target]; done {
+				continue
+			}
+			if target == actor.UserID {
+				show[target] = false
+				continue
+			}
+			u, err := getUser(tx, ws, target)
+			if errors.Is(err, ErrNotFound) {
+				show[target] = actor.Everywhere
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			sj, err := subjectOf(tx, u, memo)
+			if err != nil {
+				return err
+			}
+			show[target] = mayManage(actor, sj)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, i := range touched {
+		if show[entries[i].Target] {
+			continue
+		}
+		kept := make(map[string]FieldChange, len(entries[i].Changes))
+		for k, c := range entries[i].Changes {
+			if !slices.Contains(hiddenUserFields, k) {
+				kept[k] = c
+			}
+		}
+		entries[i].Changes = kept
+	}
+	return nil
 }

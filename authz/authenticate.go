@@ -166,7 +166,11 @@ func (s *Service) principal(ctx context.Context, ws, userID string, now time.Tim
 			start := s.cache.begin()
 			stamp := s.cache.stamp(ws, userID)
 			loadedAt := s.now()
+			t0 := time.Now()
 			rec, err := s.store.LoadPrincipal(context.WithoutCancel(ctx), ws, userID)
+			if s.observeStore != nil {
+				s.observeStore("load_principal", time.Since(t0))
+			}
 			if err != nil {
 				return nil, err
 			}

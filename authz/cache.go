@@ -53,6 +53,9 @@ type Cache struct {
 	all      atomic.Uint64
 	wsEpochs sync.Map // string -> *atomic.Uint64
 	users    [userShards]atomic.Uint64
+
+	// hits and misses count principal lookups (see Lookups).
+	hits, misses atomic.Uint64
 }
 
 // NewCache makes a Cache.
@@ -106,6 +109,11 @@ func (c *Cache) Close() {
 // Len returns the number of cached verified keys and principals.
 func (c *Cache) Len() (keys, principals int) { return c.keys.Len(), c.principals.Len() }
 
+// Lookups returns how many principal lookups the cache answered (hits: a
+// key's link, or a cached principal) and how many it could not (misses: a
+// store round trip followed).
+func (c *Cache) Lookups() (hits, misses uint64) { return c.hits.Load(), c.misses.Load() }
+
 // Evictions returns how many verified keys and principals were evicted to
 // keep the cache within its bounds.
 func (c *Cache) Evictions() (keys, principals uint64) {
@@ -144,8 +152,10 @@ func (c *Cache) wsEpoch(ws string) *atomic.Uint64 {
 func (c *Cache) principal(userID string, now time.Time) (*Principal, bool) {
 	p, ok := c.principals.Get(userID)
 	if !ok || now.Sub(p.loadedAt) >= c.ttl || !c.current(p) {
+		c.misses.Add(1)
 		return nil, false
 	}
+	c.hits.Add(1)
 	return p, true
 }
 
@@ -190,6 +200,7 @@ func (c *Cache) linked(v *verifiedKey, now time.Time) (*Principal, *keyState, bo
 	if l == nil || l.epoch != c.epoch.Load() || now.Sub(l.p.loadedAt) >= c.ttl {
 		return nil, nil, false
 	}
+	c.hits.Add(1)
 	return l.p, l.ks, true
 }
 

@@ -82,7 +82,8 @@ func (s *Service) ListMessages(ctx context.Context, actor *Principal, ws string,
 		}
 		q.UserID = actor.UserID
 	}
-	page, after, err := page.normalize()
+	list := "messages:" + ws
+	page, after, err := s.normalize(page, list)
 	if err != nil {
 		return nil, "", err
 	}
@@ -94,7 +95,7 @@ func (s *Service) ListMessages(ctx context.Context, actor *Principal, ws string,
 	if err != nil {
 		return nil, "", err
 	}
-	out, next := cutPage(out, page.Limit, func(m *Message) string { return m.ID })
+	out, next := cutPage(s, list, out, page.Limit, func(m *Message) string { return m.ID })
 	return out, next, nil
 }
 

@@ -1,7 +1,9 @@
 package authz_test
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,5 +263,79 @@ func TestInvalidKeysAnswerAlike(t *testing.T) {
 		wantErr(t, err, authz.ErrExpiredKey)
 		_, _, err = e.svc.Authenticate(ctx, "")
 		wantErr(t, err, authz.ErrNoKey)
+	})
+}
+
+// TestAuditHidesWhatReadingHides: the audit log shows a reader no field
+// that reading the user would hide from it (SPEC §2).
+func TestAuditHidesWhatReadingHides(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		_, admin := e.mk("aud-admin", authz.RoleAdmin, nil, nil)
+		_, editor := e.mk("aud-editor", authz.RoleEditor, nil, nil) // audit.read and users.read, no users.manage
+		target, targetP := e.mk("aud-target", authz.RoleAPIUser, nil, nil)
+		note := "owes money"
+		if _, err := e.svc.UpdateUser(ctx, admin, "acme", target.ID, authz.UserPatch{PrivateNote: &note}, nil); err != nil {
+			t.Fatal(err)
+		}
+		// A reader with audit.read reads the target's audit entries, but
+		// may not read its note.
+		auditor, _ := e.mk("aud-auditor", authz.RoleAPIUser, []string{"audit.read"}, nil)
+		auditorP := e.auth(mustKey(t, e, auditor.ID))
+		if u, err := e.svc.GetUser(ctx, editor, "acme", target.ID); err != nil || u.PrivateNote != "" {
+			t.Fatalf("the editor reads the note from the user: %v %q", err, u.PrivateNote)
+		}
+		notes := func(p *authz.Principal) (n int) {
+			t.Helper()
+			entries, _, err := e.svc.ListAudit(ctx, p, "acme", authz.Page{Limit: 500})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range entries {
+				if a.Target != target.ID {
+					continue
+				}
+				if _, ok := a.Changes["private_note"]; ok {
+					n++
+				}
+				raw, _ := json.Marshal(a)
+				if strings.Contains(string(raw), note) && p != admin && p != e.root {
+					t.Errorf("the audit log shows the note: %s", raw)
+				}
+			}
+			return n
+		}
+		if n := notes(editor); n != 0 {
+			t.Errorf("editor sees %d private_note changes", n)
+		}
+		if n := notes(auditorP); n != 0 {
+			t.Errorf("an audit.read holder sees %d private_note changes", n)
+		}
+		if n := notes(admin); n != 2 { // created with one, then changed
+			t.Errorf("admin sees %d private_note changes, want 2", n)
+		}
+		if n := notes(e.root); n != 2 {
+			t.Errorf("superadmin sees %d private_note changes, want 2", n)
+		}
+		// The user itself, given audit.read, does not see its own note.
+		if _, err := e.svc.UpdateUser(ctx, e.root, "acme", target.ID, authz.UserPatch{Permissions: &[]string{"audit.read"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		targetP = e.auth(target.Key)
+		if n := notes(targetP); n != 0 {
+			t.Errorf("the user sees %d changes of its own note", n)
+		}
+		// Once the user is gone, only a superadmin still sees it.
+		e.svc.SetStatus(ctx, e.root, "acme", target.ID, authz.StatusTrash)
+		if err := e.svc.DeleteUser(ctx, e.root, "acme", target.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		if n := notes(admin); n != 0 {
+			t.Errorf("admin sees %d private_note changes of a deleted user", n)
+		}
+		if n := notes(e.root); n != 2 {
+			t.Errorf("superadmin sees %d private_note changes of a deleted user, want 2", n)
+		}
 	})
 }

@@ -22,6 +22,9 @@ type Service struct {
 	// signIns throttles failed sign-ins.
 	signIns *signInThrottle
 
+	cursorKey    []byte // the MAC secret of list cursors (page.go)
+	observeStore func(op string, d time.Duration)
+
 	touches     chan touch // last_used_at updates (see lastused.go)
 	touchesDone chan struct{}
 	touchMu     sync.RWMutex
@@ -46,6 +49,10 @@ type Config struct {
 	// People configures accounts, sessions and passwords (defaults: see
 	// PeopleConfig).
 	People PeopleConfig
+	// ObserveStore, when set, is told the duration of each store round
+	// trip the gateway waits for, by operation ("load_principal"), for
+	// metrics. Default: none.
+	ObserveStore func(op string, d time.Duration)
 }
 
 // Change says what a committed mutation touched, for cache invalidation.
@@ -57,6 +64,9 @@ type Change struct {
 	// Users whose principal changed. Empty with Workspace set means the whole
 	// workspace.
 	Users []string
+	// At is when the change was committed, as its instance's clock says
+	// (zero when unknown): a fleet's receivers measure their lag with it.
+	At time.Time
 }
 
 // NewService makes a Service.
@@ -71,7 +81,7 @@ func NewService(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{store: cfg.Store, signer: cfg.Signer, cache: cfg.Cache, now: cfg.Now, notify: cfg.Notify,
-		people: cfg.People}
+		people: cfg.People, cursorKey: cfg.Signer.derive("apiusers list cursors"), observeStore: cfg.ObserveStore}
 	var err error
 	if s.signIns, err = newSignInThrottle(cfg.Store, cfg.Now); err != nil {
 		return nil, err

@@ -64,14 +64,15 @@ func (s *Service) ListTeams(ctx context.Context, actor *Principal, ws string, pa
 	if !actor.InWorkspace(ws) || !(actor.HasPermission(PermUsersRead) || actor.HasPermission(PermTeamsManage)) {
 		return nil, "", forbidden("listing teams needs %s", PermUsersRead)
 	}
-	page, after, err := page.normalize()
+	list := "teams:" + ws
+	page, after, err := s.normalize(page, list)
 	if err != nil {
 		return nil, "", err
 	}
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
 		return nil, "", err
 	}
-	return listPage[Team](ctx, s.store, teamsOf(ws), after, page.Limit)
+	return listPage[Team](ctx, s, list, teamsOf(ws), after, page.Limit)
 }
 
 // GetTeam returns one team: to callers with users.read or teams.manage, and

@@ -27,10 +27,18 @@ const (
 // ErrThrottled means too many failed sign-ins: retry later (429).
 var ErrThrottled = errors.New("too many failed sign-ins")
 
-// ThrottledError is a refused sign-in attempt and how long to wait.
-type ThrottledError struct{ RetryAfter time.Duration }
+// ThrottledError is a refused attempt and how long to wait.
+type ThrottledError struct {
+	RetryAfter time.Duration
+	// What failed too often ("authentications from this address");
+	// "": sign-in attempts.
+	What string
+}
 
 func (e *ThrottledError) Error() string {
+	if e.What != "" {
+		return "too many failed " + e.What + ": retry later"
+	}
 	return "too many failed sign-in attempts: retry later"
 }
 func (e *ThrottledError) Unwrap() error { return ErrThrottled }

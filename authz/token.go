@@ -275,6 +275,15 @@ func SigningKeyID(secret []byte) string {
 	return "sk_" + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
+// derive returns a secret for another use than signing keys, made from
+// the current signing secret under label (HMAC-SHA256): it reveals nothing
+// of the secret, and every instance sharing the secret derives the same.
+func (s *Signer) derive(label string) []byte {
+	h := hmac.New(sha256.New, s.secrets[s.kid])
+	h.Write([]byte(label))
+	return h.Sum(nil)
+}
+
 // KeyID is the kid of the current signing secret.
 func (s *Signer) KeyID() string { return s.kid }
 

@@ -35,7 +35,8 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 	default:
 		return nil, "", forbidden("listing users needs %s", PermUsersRead)
 	}
-	page, after, err := page.normalize()
+	list := "users:" + ws
+	page, after, err := s.normalize(page, list)
 	if err != nil {
 		return nil, "", err
 	}
@@ -118,7 +119,7 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 			}
 			out, at, next = p.users, p.at, p.stop
 			if next != "" {
-				next = encodeCursor(next)
+				next = s.EncodeCursor(list, next)
 			}
 		} else {
 			cursor := after
@@ -148,7 +149,7 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 		}
 		if len(out) > page.Limit {
 			out = out[:page.Limit]
-			next = encodeCursor(at[page.Limit-1])
+			next = s.EncodeCursor(list, at[page.Limit-1])
 		}
 		for i := range out {
 			sj, err := subjectOf(tx, &out[i], memo)

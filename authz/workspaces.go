@@ -10,7 +10,7 @@ import (
 // ListWorkspaces lists the caller's workspace, or every workspace for a
 // superadmin.
 func (s *Service) ListWorkspaces(ctx context.Context, actor *Principal, page Page) ([]Workspace, string, error) {
-	page, after, err := page.normalize()
+	page, after, err := s.normalize(page, "workspaces")
 	if err != nil {
 		return nil, "", err
 	}
@@ -24,7 +24,7 @@ func (s *Service) ListWorkspaces(ctx context.Context, actor *Principal, page Pag
 		}
 		return []Workspace{*w}, "", nil
 	}
-	return listPage[Workspace](ctx, s.store, workspacesColl(), after, page.Limit)
+	return listPage[Workspace](ctx, s, "workspaces", workspacesColl(), after, page.Limit)
 }
 
 // CreateWorkspace creates a workspace (needs workspaces.manage).

@@ -46,9 +46,11 @@ func init() {
 // be opened (only before the app has started) it answers 503 through
 // Caddy's error handling, with Retry-After.
 type Admin struct {
-	app  *App
-	opts admin.Options
-	api  *lazyAdmin
+	app       *App
+	opts      admin.Options
+	api       *lazyAdmin
+	secrets   logSecrets // where requests put secrets Caddy's access log would show
+	accessLog *accessLog
 }
 
 // lazyAdmin is the admin API, made on the first request.
@@ -77,7 +79,7 @@ func (a *Admin) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := registerPeopleMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
 	a.opts = admin.Options{
@@ -88,8 +90,14 @@ func (a *Admin) Provision(ctx caddy.Context) error {
 		Mount:      mountOf,
 		ClientAddr: clientAddr,
 		Mailer:     adminMailer(a.app.Mailer()),
+		AuthFailed: func(r *http.Request) error { return failuresOf(a.app).failed(r) },
 	}
 	a.api = new(lazyAdmin)
+	// Keys (and API users' session tokens) come as the gateway reads them;
+	// the console's links carry one-time secrets in a token parameter.
+	a.secrets = secretsOfSources(srcs)
+	a.secrets.query = append(a.secrets.query, "token")
+	a.accessLog = newAccessLog(ctx)
 	return nil
 }
 
@@ -184,6 +192,7 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Ha
 	if console.SecretInURL(r) {
 		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
 	}
+	a.accessLog.redactAccessLog(w, r, &a.secrets)
 	h, err := a.handler()
 	if err != nil {
 		if c := a.opts.Logger.Check(zapcore.ErrorLevel, "authorization store unavailable"); c != nil {

@@ -134,6 +134,12 @@ type App struct {
 	// InviteTTL is how long an invitation link works. Default: 168h (7 days).
 	InviteTTL caddy.Duration `json:"invite_ttl,omitempty"`
 
+	// AuthFailures throttles failed authentication (a bad, unknown, revoked
+	// or expired key or session token, at the gateway and the admin API)
+	// per client address (see AuthFailures). Default: 100 failures per
+	// minute, then 429 with a Retry-After from 1s, doubling.
+	AuthFailures *AuthFailures `json:"auth_failures,omitempty"`
+
 	settings      *settings    // resolved by Provision
 	messages      *appMessages // message settings; the recorder once taken
 	retryAfter    []string
@@ -142,6 +148,33 @@ type App struct {
 	mailer        *mail.Mailer // nil without the mail option
 	mailKey       string       // in mailers
 	state         *appState    // made by Provision
+}
+
+// AuthFailures is the failure throttle of the gateway and the admin API.
+// Once one client address (Caddy's client_ip, so the server's
+// trusted_proxies are honoured; an IPv6 address counts with its whole
+// /64) has failed to authenticate Limit times within Window, each further
+// failure from it is answered 429 with Retry-After instead of 401: Backoff
+// after its latest failure, doubled with each failure beyond the limit, at
+// most Window. A request without any key is not a failure. A valid key is
+// never slowed: the throttle is consulted only once a key has failed, so
+// the allowed path does not touch it. Counting happens in process; on the
+// Redis store the instances of a fleet exchange their counts every second,
+// off the request path, so an address blocked on one is blocked on all.
+type AuthFailures struct {
+	// Off disables the throttle. Default: false.
+	Off bool `json:"off,omitempty"`
+
+	// Limit is the number of failures from one address within Window
+	// after which its failures get 429. Default: 100.
+	Limit int `json:"limit,omitempty"`
+
+	// Window is the sliding window failures are counted in. Default: 1m.
+	Window caddy.Duration `json:"window,omitempty"`
+
+	// Backoff is the first Retry-After once the limit is reached.
+	// Default: 1s.
+	Backoff caddy.Duration `json:"backoff,omitempty"`
 }
 
 // appState is the app's hold on what it serves with.
@@ -156,9 +189,10 @@ type appState struct {
 // service, and the message recorder when a route of the configuration
 // records.
 type serving struct {
-	svc    *authz.Service
-	rec    *recorder.Recorder
-	limits *limit.Engine
+	svc      *authz.Service
+	rec      *recorder.Recorder
+	limits   *limit.Engine
+	failures *failureThrottle // nil when auth_failures is off
 }
 
 // CaddyModule returns the Caddy module information.
@@ -278,7 +312,7 @@ func (a *App) open() (*serving, error) {
 	if err != nil {
 		return nil, err
 	}
-	sv := &serving{svc: v.(*backend).svc, limits: v.(*backend).limits}
+	sv := &serving{svc: v.(*backend).svc, limits: v.(*backend).limits, failures: v.(*backend).failures}
 	if sv.rec, err = a.messages.take(sv.svc); err != nil {
 		_, _ = backends.Delete(key)
 		return nil, err

@@ -21,7 +21,7 @@ func (s *settings) newService(store authz.Store, notify func(authz.Change)) (*au
 	if err != nil {
 		return nil, nil, err
 	}
-	svc, err := authz.NewService(authz.Config{Store: store, Signer: signer, Cache: cache, Notify: notify,
+	svc, err := authz.NewService(authz.Config{Store: store, Signer: signer, Cache: cache, Notify: notify, ObserveStore: observeStore,
 		People: authz.PeopleConfig{SessionTTL: s.sessionTTL, SessionIdle: s.sessionIdle, InviteTTL: s.inviteTTL,
 			Hasher: sharedHasher(), SignIn: countSignIn}})
 	if err != nil {
@@ -33,11 +33,12 @@ func (s *settings) newService(store authz.Store, notify func(authz.Change)) (*au
 
 // backend is one shared cache and service over a shared store.
 type backend struct {
-	storeID string
-	cache   *authz.Cache
-	svc     *authz.Service
-	fleet   *fleet        // nil unless the store carries invalidations (Redis)
-	limits  *limit.Engine // the store's
+	storeID  string
+	cache    *authz.Cache
+	svc      *authz.Service
+	fleet    *fleet        // nil unless the store carries invalidations (Redis)
+	limits   *limit.Engine // the store's
+	failures *failureThrottle
 }
 
 // openBackend takes the shared store (opening it if no other backend holds
@@ -57,6 +58,11 @@ func (s *settings) openBackend(logger *zap.Logger) (*backend, error) {
 	}
 	shared := v.(sharedStore)
 	st := shared.Store
+	failures, err := newFailureThrottle(s.failures, st, logger)
+	if err != nil {
+		_, _ = stores.Delete(id)
+		return nil, err
+	}
 	var fl *fleet
 	notify := func(authz.Change) {}
 	if feed, ok := st.(invalidationFeed); ok {
@@ -65,19 +71,23 @@ func (s *settings) openBackend(logger *zap.Logger) (*backend, error) {
 	}
 	svc, cache, err := s.newService(st, notify)
 	if err != nil {
+		failures.close()
 		_, _ = stores.Delete(id)
 		return nil, err
 	}
 	if fl != nil {
 		fl.start(svc.Apply, cache.InvalidateAll)
 	}
-	return &backend{storeID: id, cache: cache, svc: svc, fleet: fl, limits: shared.limits}, nil
+	watchCache(cache)
+	return &backend{storeID: id, cache: cache, svc: svc, fleet: fl, limits: shared.limits, failures: failures}, nil
 }
 
 // Destruct closes the cache and lets go of the store; the usage pool calls
 // it when the last app instance using the backend is cleaned up.
 func (b *backend) Destruct() error {
+	forgetCache(b.cache)
 	b.svc.Close()
+	b.failures.close()
 	if b.fleet != nil {
 		b.fleet.stop()
 	}

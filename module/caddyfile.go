@@ -73,6 +73,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		session_ttl       <duration>
 //		session_idle      <duration>
 //		invite_ttl        <duration>
+//		auth_failures     <n> per <duration> [backoff <duration>] | off
 //	}
 //
 // The store's block is optional. The file store is the default; the Redis
@@ -205,6 +206,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.InviteTTL = dur
+		case "auth_failures":
+			af, err := unmarshalAuthFailures(d)
+			if err != nil {
+				return err
+			}
+			a.AuthFailures = af
 		default:
 			return d.Errf("unknown apiusers option %q", d.Val())
 		}
@@ -461,6 +468,7 @@ func parseGateway(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // UnmarshalCaddyfile sets up the gateway from Caddyfile tokens. Syntax:
 //
 //	apiusers [<matcher>] {
+//		name      <name>
 //		workspace <id>
 //		roles     <role...>
 //		require   <permission> [on <resource>] [owner <value>]
@@ -477,6 +485,9 @@ func parseGateway(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 // Authorization: Bearer credential), `header <name>`, `query <name>` or
 // `cookie <name>`; sources are tried in the order given, across repeated
 // key_from lines. Default: `key_from bearer header X-API-Key`.
+//
+// name labels the route in the gateway's metrics (default: a summary of its
+// rules).
 //
 // Roles and permissions are checked when the configuration loads: a role
 // must be a built-in role, a permission must match ^[a-z][a-z0-9_.:-]*$.
@@ -737,3 +748,59 @@ var (
 	_ caddyfile.Unmarshaler = (*App)(nil)
 	_ caddyfile.Unmarshaler = (*Gateway)(nil)
 )
+
+// unmarshalAuthFailures reads `auth_failures <n> per <duration> [backoff
+// <duration>]` or `auth_failures off`.
+func unmarshalAuthFailures(d *caddyfile.Dispenser) (*AuthFailures, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	if d.Val() == "off" {
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+		return &AuthFailures{Off: true}, nil
+	}
+	n, err := strconv.Atoi(d.Val())
+	if err != nil || n < 1 {
+		return nil, d.Errf("auth_failures: %q is not a number of failures (1 or more)", d.Val())
+	}
+	af := &AuthFailures{Limit: n}
+	if !d.NextArg() || d.Val() != "per" {
+		return nil, d.Err("auth_failures: want <n> per <duration> [backoff <duration>], or off")
+	}
+	if af.Window, err = nextDuration(d, "auth_failures per"); err != nil {
+		return nil, err
+	}
+	if d.NextArg() {
+		if d.Val() != "backoff" {
+			return nil, d.Errf("auth_failures: unexpected %q (want backoff <duration>)", d.Val())
+		}
+		if af.Backoff, err = nextDuration(d, "auth_failures backoff"); err != nil {
+			return nil, err
+		}
+		if af.Backoff > af.Window {
+			return nil, d.Err("auth_failures: backoff must be positive and at most the window")
+		}
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+	}
+	return af, nil
+}
+
+// nextDuration reads the next argument as a positive duration; what names
+// it in errors.
+func nextDuration(d *caddyfile.Dispenser, what string) (caddy.Duration, error) {
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	if err != nil {
+		return 0, d.Errf("%s: bad duration %q: %v", what, d.Val(), err)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("%s must be positive", what)
+	}
+	return caddy.Duration(dur), nil
+}

@@ -122,6 +122,15 @@ func TestUnmarshalApp(t *testing.T) {
 			},
 			SigningKey: secret32,
 		}},
+		{"auth_failures", `apiusers {
+			auth_failures 20 per 30s backoff 2s
+		}`, App{AuthFailures: &AuthFailures{Limit: 20, Window: caddy.Duration(30 * time.Second), Backoff: caddy.Duration(2 * time.Second)}}},
+		{"auth_failures without backoff", `apiusers {
+			auth_failures 5 per 1m
+		}`, App{AuthFailures: &AuthFailures{Limit: 5, Window: caddy.Duration(time.Minute)}}},
+		{"auth_failures off", `apiusers {
+			auth_failures off
+		}`, App{AuthFailures: &AuthFailures{Off: true}}},
 		{"redis url with separate password", `apiusers {
 			store redis redis://redis.internal:6379 {
 				password {env.REDIS_PASSWORD}
@@ -202,6 +211,11 @@ func TestUnmarshalAppErrors(t *testing.T) {
 		{"session_ttl bad", "apiusers {\n\tsession_ttl long\n}", `session_ttl: bad duration "long"`},
 		{"session_idle zero", "apiusers {\n\n\tsession_idle 0s\n}", "session_idle must be positive, at Testfile:3"},
 		{"invite_ttl missing", "apiusers {\n\tinvite_ttl\n}", "wrong argument count"},
+		{"auth_failures zero", "apiusers {\n\tauth_failures 0 per 1m\n}", `auth_failures: "0" is not a number of failures (1 or more), at Testfile:2`},
+		{"auth_failures without per", "apiusers {\n\tauth_failures 5 in 1m\n}", "auth_failures: want <n> per <duration> [backoff <duration>], or off, at Testfile:2"},
+		{"auth_failures bad window", "apiusers {\n\tauth_failures 5 per soon\n}", `auth_failures per: bad duration "soon"`},
+		{"auth_failures backoff beyond window", "apiusers {\n\tauth_failures 5 per 1s backoff 1m\n}", "auth_failures: backoff must be positive and at most the window, at Testfile:2"},
+		{"auth_failures off with more", "apiusers {\n\tauth_failures off 5\n}", "wrong argument count"},
 		{"argument after name", "apiusers foo", "wrong argument count"},
 		{"extra argument", "apiusers {\n\tcache_ttl 1s 2s\n}", "wrong argument count or unexpected line ending after '2s', at Testfile:2"},
 	}

@@ -44,6 +44,10 @@ type e2eSite struct {
 	// UPSTREAM stands for the upstream's address.
 	example     string
 	top, routes string
+	// global is a fragment of further global options; apiusers are lines
+	// added to the apiusers global block, after the store's.
+	global   string
+	apiusers []string
 	// store is storeFile (the default) or storeRedis: a redis-server of
 	// the test's own, started with redisArgs. An example's `store file`
 	// line is replaced for Redis.
@@ -52,9 +56,6 @@ type e2eSite struct {
 	// rewrite, when set, edits the Caddyfile last (to point an example's
 	// mail option at the test's SMTP server, say).
 	rewrite func(t *testing.T, cf string) string
-	// apiusers are more lines of the apiusers global block (not with an
-	// example).
-	apiusers []string
 	// beforeStart, when set, runs after the store was bootstrapped and
 	// before Caddy holds it (to bootstrap a person too, say).
 	beforeStart func(e *e2e)
@@ -149,7 +150,7 @@ func startE2E(t *testing.T, s e2eSite) *e2e {
 		}
 	} else {
 		e.cf = apitest.Caddyfile{
-			AdminPort: e.adminPort, Apiusers: append(storeLines, s.apiusers...), SitePort: sitePort,
+			AdminPort: e.adminPort, Global: s.global, Apiusers: append(storeLines, s.apiusers...), SitePort: sitePort,
 			Top: s.top, Routes: strings.ReplaceAll(s.routes, "UPSTREAM", e.Upstream.Addr),
 		}.String()
 	}

@@ -60,6 +60,10 @@ func (f *fleet) start(apply func(authz.Change), resync func()) {
 		defer close(f.subbed)
 		f.feed.Subscribe(ctx, func(c authz.Change) {
 			if c.Origin != f.id { // this instance applied its own change already
+				fleetReceived.Inc()
+				if !c.At.IsZero() {
+					fleetLag.Observe(max(time.Since(c.At), 0).Seconds())
+				}
 				apply(c)
 			}
 		}, func() {
@@ -93,6 +97,7 @@ func (f *fleet) notify(c authz.Change) {
 		return
 	}
 	c.Origin = f.id
+	c.At = time.Now()
 	select {
 	case f.out <- c:
 	default:

@@ -34,6 +34,9 @@ func init() {
 //     or revoked, or its user is not active (all of them "invalid API key":
 //     a stolen key tells nothing of its account; the debug log has the
 //     reason);
+//   - 429 with `Retry-After` instead of that 401 when the client address
+//     has failed to authenticate too often (the app's auth_failures; a
+//     valid key is never refused by it);
 //   - 403 with `WWW-Authenticate: Bearer realm="apiusers", error="insufficient_scope"`
 //     when the caller is authenticated but the route's workspace, roles or
 //     require lines do not admit it;
@@ -67,6 +70,12 @@ func init() {
 // (the Authorization header, the header, the query parameter or the
 // cookie) is cleared before the request goes on, not only the one the key
 // came from.
+//
+// No key reaches Caddy's access log: Caddy redacts only the Authorization
+// and Cookie headers of the request it logs, so when a request carries a
+// key in another header source or in a query parameter, Caddy's line is
+// replaced by the same line with those values REDACTED (accesslog.go),
+// whether the request is admitted or refused.
 //
 // With Record, every call the route admits is stored as an API message of
 // the caller once the handlers after it are done: its time, key id, method,
@@ -116,10 +125,13 @@ type Gateway struct {
 	Cost *int64 `json:"cost,omitempty"`
 
 	// Name names the route: the route label of its metrics
-	// (apiusers_gateway_limited_total) and the name its rate limits count
-	// under across a fleet (two routes with one name share their counts).
-	// Lower-case letters, digits, '-', '_' and '.'. Default: a digest of
-	// the block (routes alike in every way share their counts).
+	// (apiusers_gateway_requests_total, apiusers_gateway_limited_total) and
+	// the name its rate limits count under across a fleet (two routes with
+	// one name share their counts). Lower-case letters, digits, '-', '_'
+	// and '.'. Default: in metrics, a summary of the route's rules, such as
+	// "workspace=acme require=events.read owner {re.ev.1}" ("any" for a
+	// route without rules); for rate-limit counts, a digest of the block
+	// (routes alike in every way share their counts).
 	Name string `json:"name,omitempty"`
 
 	app        *App
@@ -129,6 +141,9 @@ type Gateway struct {
 	roles      []authz.Role
 	reqs       []requirement
 	sources    []keySource
+	secrets    logSecrets // where the key sources put secrets Caddy's access log would show
+	counters   *gatewayCounters
+	accessLog  *accessLog
 	logger     *zap.Logger
 
 	lines          []*limitLine
@@ -180,9 +195,14 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	}
 	g.app = appIface.(*App)
 	g.retryAfter = g.app.retryAfter
+	g.accessLog = newAccessLog(ctx)
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	if err := registerLimitMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
+	g.counters = newGatewayCounters(routeLabel(g))
 	if g.Record != nil {
 		return g.app.wantRecorder(ctx)
 	}
@@ -236,12 +256,18 @@ func (g *Gateway) compile() error {
 	if err := g.compileLimits(ident); err != nil {
 		return err
 	}
-	g.sources, err = compileSources(g.KeyFrom)
-	return err
+	if g.sources, err = compileSources(g.KeyFrom); err != nil {
+		return err
+	}
+	g.secrets = secretsOfSources(g.sources)
+	return nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// First, before anything changes r: no key reaches the access log,
+	// admitted or refused.
+	g.accessLog.redactAccessLog(w, r, &g.secrets)
 	sv, err := g.app.open()
 	if err != nil {
 		return g.authError(w, err)
@@ -250,6 +276,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	now := sv.svc.Now()
 	p, cl, err := sv.svc.AuthenticateAt(r.Context(), key, now)
 	if err != nil {
+		// Only now, with a key that failed, is the failure throttle
+		// consulted: a valid key never pays for it.
+		if err != authz.ErrNoKey && errors.Is(err, authz.ErrUnauthenticated) {
+			if terr := sv.failures.failed(r); terr != nil {
+				g.counters.throttled()
+				return g.throttled(w, terr)
+			}
+		}
 		return g.authError(w, err)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -259,6 +293,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if c := g.logger.Check(zapcore.DebugLevel, "request denied"); c != nil {
 			c.Write(zap.String("user_id", p.UserID), zap.String("key_id", cl.KeyID), zap.Error(deny))
 		}
+		g.counters.forbidden()
 		return caddyhttp.Error(http.StatusForbidden, deny)
 	}
 
@@ -273,6 +308,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		var lv limitVals
 		vals, lv = g.newLimitVals(len(g.lines) + 1)
 		if err := g.limitRequest(w, r, sv, p, cl.KeyID, now.UnixNano(), lv); err != nil {
+			if herr, ok := err.(caddyhttp.HandlerError); ok && herr.StatusCode == http.StatusServiceUnavailable {
+				g.counters.unavailable()
+			} else {
+				g.counters.limited()
+			}
 			return err
 		}
 	} else {
@@ -302,6 +342,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h[hdrWorkspace] = vals[2:3:3]
 	h[hdrRole] = vals[3:4:4]
 	h[hdrKeyID] = vals[4:5:5]
+	g.counters.allowed()
 	if sv.rec != nil && g.Record != nil {
 		return g.serveRecorded(w, r, next, sv.rec, p, cl)
 	}
@@ -404,6 +445,7 @@ func (ph *placeholders) value(key string) (any, bool) {
 func (g *Gateway) authError(w http.ResponseWriter, err error) error {
 	g.setNoLimitPolicy(w)
 	if errors.Is(err, authz.ErrUnauthenticated) {
+		g.counters.unauth()
 		if c := g.logger.Check(zapcore.DebugLevel, "request unauthenticated"); c != nil {
 			var ae *authz.Error
 			reason := err.Error()
@@ -415,6 +457,7 @@ func (g *Gateway) authError(w http.ResponseWriter, err error) error {
 		w.Header()[hdrWWWAuthenticate] = challengeInvalidToken
 		return caddyhttp.Error(http.StatusUnauthorized, err)
 	}
+	g.counters.unavailable()
 	if c := g.logger.Check(zapcore.ErrorLevel, "authorization store unavailable"); c != nil {
 		c.Write(zap.Error(err))
 	}
@@ -425,6 +468,20 @@ func (g *Gateway) authError(w http.ResponseWriter, err error) error {
 		err = errStoreUnavailable
 	}
 	return caddyhttp.Error(http.StatusServiceUnavailable, err)
+}
+
+// throttled answers 429 with Retry-After for a client that failed to
+// authenticate too often (see AuthFailures).
+func (g *Gateway) throttled(w http.ResponseWriter, err error) error {
+	g.setNoLimitPolicy(w)
+	var te *authz.ThrottledError
+	if errors.As(err, &te) {
+		w.Header()[hdrRetryAfter] = []string{admin.RetryAfter(te.RetryAfter)}
+	}
+	if c := g.logger.Check(zapcore.DebugLevel, "request throttled"); c != nil {
+		c.Write(zap.Error(err))
+	}
+	return caddyhttp.Error(http.StatusTooManyRequests, err)
 }
 
 // setNoLimitPolicy gives an answer that counted nothing (401, 403, 503)

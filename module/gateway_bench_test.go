@@ -90,6 +90,9 @@ func benchGatewayWith(b *testing.B, session bool, routes ...func(*Gateway)) (*Ga
 		b.Fatal(err)
 	}
 	g.app, g.retryAfter, g.logger = appServing(svc, nil), []string{"5"}, zap.NewNop()
+	// As Provision would: the route's metrics counters and the access log
+	// check (the request carries no secret Caddy would log).
+	g.counters, g.accessLog = newGatewayCounters(routeLabel(g)), &accessLog{base: zap.NewNop()}
 
 	// Warm the caches.
 	for range 2 {

@@ -1,7 +1,11 @@
 package module
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,6 +67,7 @@ func TestE2EHardening(t *testing.T) {
 			t.Run("token strictness", h.testTokenStrictness)
 			t.Run("every key source cleared", h.testEverySourceCleared)
 			t.Run("identity headers survive Connection", h.testConnectionHeader)
+			t.Run("no secret in the access log", h.testAccessLog)
 		})
 	}
 }
@@ -184,6 +189,119 @@ func (h *hard) testConnectionHeader(t *testing.T) {
 			if v := got.Header.Values(name); len(v) != 1 || v[0] != want {
 				t.Errorf("Connection: %s: %s at the upstream = %q, want %q", conn, name, v, want)
 			}
+		}
+	}
+}
+
+// accessLine is what the test reads of an access log line.
+type accessLine struct {
+	Msg     string `json:"msg"`
+	Logger  string `json:"logger"`
+	Status  int    `json:"status"`
+	UserID  string `json:"user_id"`
+	Request struct {
+		Method  string              `json:"method"`
+		URI     string              `json:"uri"`
+		Headers map[string][]string `json:"headers"`
+	} `json:"request"`
+}
+
+// testAccessLog: with a plain log directive, Caddy's access log holds no
+// key from any source the gateway reads, and no one-time token of the
+// console's links, for admitted and refused calls alike; every call still
+// has its line.
+func (h *hard) testAccessLog(t *testing.T) {
+	live := h.MkUser(t, h.Root, "acme", "log-live", "api_user", nil)
+	revoked := h.MkUser(t, h.Root, "acme", "log-revoked", "api_user", nil)
+	basic := h.MkUser(t, h.Root, "acme", "log-basic", "api_basic", nil)
+	res, body := h.Call(t, http.MethodDelete, "/admin/workspaces/acme/users/"+revoked.ID+"/keys/"+revoked.KeyID, h.Root, nil)
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("revoking: %d %s", res.StatusCode, body)
+	}
+	const token = "one-time-token-0123456789abcdefghij"
+	secrets := []string{live.Key, revoked.Key, basic.Key, token, "not-a-key-but-secret-0123456789"}
+
+	type call struct {
+		what, path string
+		hdr        http.Header
+		status     int
+		redacted   string // where the line must say REDACTED: a header name, or "uri"
+	}
+	var calls []call
+	for _, k := range []struct {
+		key    string
+		status int
+	}{{live.Key, http.StatusOK}, {revoked.Key, http.StatusUnauthorized}, {secrets[4], http.StatusUnauthorized}} {
+		calls = append(calls,
+			call{"bearer", "/multi/x", http.Header{"Authorization": {"Bearer " + k.key}}, k.status, "Authorization"},
+			call{"X-API-Key", "/multi/x", http.Header{"X-Api-Key": {k.key}}, k.status, "X-Api-Key"},
+			call{"query", "/multi/x?page=1&api_key=" + url.QueryEscape(k.key), nil, k.status, "uri"},
+			call{"cookie", "/multi/x", http.Header{"Cookie": {"apikey=" + k.key}}, k.status, "Cookie"},
+			call{"X-API-Key at the admin API", "/admin/me", http.Header{"X-Api-Key": {k.key}}, k.status, "X-Api-Key"},
+		)
+	}
+	calls = append(calls,
+		call{"X-API-Key, forbidden", "/api/x", http.Header{"X-Api-Key": {basic.Key}}, http.StatusForbidden, "X-Api-Key"},
+		call{"a console link's token", "/admin/accept?token=" + token, nil, 0, "uri"},
+	)
+	marks := map[string]call{}
+	for _, c := range calls {
+		res, _, m := h.getWith(t, c.path, c.hdr)
+		if c.status != 0 && res.StatusCode != c.status {
+			t.Errorf("%s %s: %d, want %d", c.what, c.path, res.StatusCode, c.status)
+		}
+		c.status = res.StatusCode
+		marks[m] = c
+	}
+
+	// Each line is written once its request is done.
+	var lines map[string]accessLine
+	var raw []byte
+	apitest.Poll(t, "an access log line for every call", 10*time.Second, func() bool {
+		var err error
+		if raw, err = os.ReadFile(h.accessLog); err != nil {
+			return false
+		}
+		lines = map[string]accessLine{}
+		for _, l := range bytes.Split(raw, []byte("\n")) {
+			var al accessLine
+			if json.Unmarshal(l, &al) != nil {
+				continue
+			}
+			if m := al.Request.Headers[apitest.MarkHeader]; len(m) == 1 {
+				if _, ours := marks[m[0]]; ours {
+					if _, twice := lines[m[0]]; twice {
+						t.Errorf("two access log lines for %s", marks[m[0]].what)
+					}
+					lines[m[0]] = al
+				}
+			}
+		}
+		return len(lines) == len(marks)
+	})
+	for _, s := range secrets {
+		apitest.NoSecrets(t, "the access log", raw, s)
+		if strings.Contains(string(raw), url.QueryEscape(s)) {
+			t.Errorf("the access log holds a secret, escaped: %.12q…", s)
+		}
+	}
+	for m, c := range marks {
+		al := lines[m]
+		if al.Msg != "handled request" || !strings.HasPrefix(al.Logger, "http.log.access") || al.Status != c.status || al.Request.Method != http.MethodGet {
+			t.Errorf("%s: line %+v, want a handled request with status %d", c.what, al, c.status)
+		}
+		switch c.redacted {
+		case "uri":
+			if !strings.Contains(al.Request.URI, "=REDACTED") || !strings.HasPrefix(al.Request.URI, strings.SplitN(c.path, "?", 2)[0]) {
+				t.Errorf("%s: uri %q, want the path with its secret REDACTED", c.what, al.Request.URI)
+			}
+		default:
+			if v := al.Request.Headers[c.redacted]; len(v) != 1 || v[0] != "REDACTED" {
+				t.Errorf("%s: header %s = %q, want REDACTED", c.what, c.redacted, v)
+			}
+		}
+		if c.status == http.StatusOK && strings.HasPrefix(c.path, "/multi") && al.UserID != live.ID {
+			t.Errorf("%s: user_id %q, want %s", c.what, al.UserID, live.ID)
 		}
 	}
 }

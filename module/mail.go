@@ -12,7 +12,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/apiusers/apiusers/mail"
@@ -43,46 +42,6 @@ type MailConfig struct {
 // for its queue to be delivered before giving up the rest (logged and
 // counted as failed).
 const mailCloseTimeout = 10 * time.Second
-
-// The mail metrics, registered in the metrics registry of every
-// configuration that sends mail, by kind ("invitation", "password_reset").
-// They are process-wide, so their values survive config reloads.
-var (
-	mailsSent = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "apiusers",
-		Name:      "mails_sent_total",
-		Help:      "Mails the SMTP server accepted, by kind.",
-	}, []string{"kind"})
-	mailsFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "apiusers",
-		Name:      "mails_failed_total",
-		Help:      "Mails given up after every attempt, refused for good, or dropped because the queue was full, by kind.",
-	}, []string{"kind"})
-)
-
-func init() {
-	for _, k := range []mail.Kind{mail.KindInvitation, mail.KindPasswordReset} {
-		mailsSent.WithLabelValues(string(k))
-		mailsFailed.WithLabelValues(string(k))
-	}
-}
-
-// registerMailMetrics registers the mail counters in reg; a counter that
-// is already there is fine.
-func registerMailMetrics(reg *prometheus.Registry) error {
-	if reg == nil {
-		return nil
-	}
-	for _, c := range []prometheus.Collector{mailsSent, mailsFailed} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return fmt.Errorf("registering mail metrics: %w", err)
-			}
-		}
-	}
-	return nil
-}
 
 // mailers holds the running mailers by the configuration they send with,
 // so a reload that keeps the mail option keeps the queue (and what waits in
@@ -173,7 +132,7 @@ func (a *App) provisionMail(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := registerMailMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
 	key := mailPoolKey(cfg)

@@ -3,13 +3,11 @@ package module
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -34,39 +32,6 @@ const (
 	// recorderErrorLogEvery spaces out the log lines of a failing store.
 	recorderErrorLogEvery = 10 * time.Second
 )
-
-// The message metrics, registered in the metrics registry of every
-// configuration that records. They are process-wide, so their values
-// survive config reloads.
-var (
-	messagesRecorded = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "apiusers",
-		Name:      "messages_recorded_total",
-		Help:      "API messages stored (routes with record).",
-	})
-	messagesDropped = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "apiusers",
-		Name:      "messages_dropped_total",
-		Help:      "API messages lost because the queue was full or the store failed.",
-	})
-)
-
-// registerMessageMetrics registers the message counters in reg; a counter
-// that is already there is fine.
-func registerMessageMetrics(reg *prometheus.Registry) error {
-	if reg == nil {
-		return nil
-	}
-	for _, c := range []prometheus.Collector{messagesRecorded, messagesDropped} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return fmt.Errorf("registering message metrics: %w", err)
-			}
-		}
-	}
-	return nil
-}
 
 // appMessages is what an app instance knows about recording: the resolved
 // settings, whether a route records, and the shared recorder once taken.
@@ -121,7 +86,7 @@ func (a *App) wantRecorder(ctx caddy.Context) error {
 	if m == nil {
 		return errors.New("apiusers app is not provisioned")
 	}
-	if err := registerMessageMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
 	st := a.state

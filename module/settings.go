@@ -17,6 +17,7 @@ import (
 	"github.com/apiusers/apiusers/admin"
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/redisstore"
+	"github.com/apiusers/apiusers/authz/throttle"
 )
 
 // Defaults.
@@ -49,7 +50,8 @@ type settings struct {
 	sessionTTL    time.Duration
 	sessionIdle   time.Duration
 	inviteTTL     time.Duration
-	publicURL     string // without a trailing slash
+	failures      throttle.Policy // Limit 0: off
+	publicURL     string          // without a trailing slash
 	retryAfterDur time.Duration
 	retryAfter    []string // precomputed Retry-After header value
 }
@@ -62,6 +64,9 @@ func DefaultDir() string { return filepath.Join(caddy.AppDataDir(), "apiusers") 
 // store's generated secret is read (or made) by loadSecret, when the store
 // is opened.
 func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
+	if err := checkFailurePolicy(a.AuthFailures); err != nil {
+		return nil, err
+	}
 	sc := a.Store
 	if sc == nil {
 		sc = new(StoreConfig)
@@ -79,6 +84,7 @@ func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
 		sessionTTL:   durationOr(a.SessionTTL, authz.DefaultSessionTTL),
 		sessionIdle:  durationOr(a.SessionIdle, authz.DefaultSessionIdle),
 		inviteTTL:    durationOr(a.InviteTTL, authz.DefaultInviteTTL),
+		failures:     failurePolicy(a.AuthFailures),
 		publicURL:    strings.TrimSuffix(repl.ReplaceKnown(a.PublicURL, ""), "/"),
 	}
 	if a.SessionTTL < 0 || a.SessionIdle < 0 || a.InviteTTL < 0 {
@@ -279,5 +285,6 @@ func (s *settings) storeID() string {
 // holds the secret's public id, never the secret.
 func (s *settings) poolKey() string {
 	return s.storeID() + "\x00" + authz.SigningKeyID(s.secret) + "\x00" + s.algorithm + "\x00" + s.cacheTTL.String() + "\x00" + s.staleTTL.String() +
-		"\x00" + s.sessionTTL.String() + "\x00" + s.sessionIdle.String() + "\x00" + s.inviteTTL.String()
+		"\x00" + s.sessionTTL.String() + "\x00" + s.sessionIdle.String() + "\x00" + s.inviteTTL.String() +
+		"\x00" + fmt.Sprint(s.failures)
 }

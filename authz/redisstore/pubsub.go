@@ -28,11 +28,13 @@ const (
 	resubscribeCap  = 2 * time.Second
 )
 
-// changeMessage is the wire form of authz.Change: {"ws":"acme","users":[…]}.
+// changeMessage is the wire form of authz.Change:
+// {"from":"<instance>","ws":"acme","users":[…],"at":<Unix ns>}.
 type changeMessage struct {
 	Origin    string   `json:"from,omitempty"`
 	Workspace string   `json:"ws"`
 	Users     []string `json:"users,omitempty"`
+	At        int64    `json:"at,omitempty"` // Unix nanoseconds of the commit
 }
 
 // Channel is the pub/sub channel of invalidations.
@@ -47,7 +49,11 @@ func (s *Store) Publish(ctx context.Context, c authz.Change) error {
 	if s.closed.Load() {
 		return authz.Unavailable(errors.New("redis store is closed"))
 	}
-	payload, err := json.Marshal(changeMessage{Origin: c.Origin, Workspace: c.Workspace, Users: c.Users})
+	m := changeMessage{Origin: c.Origin, Workspace: c.Workspace, Users: c.Users}
+	if !c.At.IsZero() {
+		m.At = c.At.UnixNano()
+	}
+	payload, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encoding change of workspace %q: %w", c.Workspace, err)
 	}
@@ -142,7 +148,11 @@ func (s *Store) listen(ctx context.Context, apply func(authz.Change), resync fun
 				resync() // from an instance speaking another format
 				continue
 			}
-			apply(authz.Change{Origin: c.Origin, Workspace: c.Workspace, Users: c.Users})
+			ch := authz.Change{Origin: c.Origin, Workspace: c.Workspace, Users: c.Users}
+			if c.At != 0 {
+				ch.At = time.Unix(0, c.At)
+			}
+			apply(ch)
 		}
 	}
 }

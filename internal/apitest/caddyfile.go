@@ -15,6 +15,9 @@ import (
 // as "<status> <message>" (so a test reads why a request was refused).
 type Caddyfile struct {
 	AdminPort int
+	// Global is a fragment of further global options (such as a servers
+	// block).
+	Global string
 	// Apiusers are the lines of the apiusers global block (none: no block).
 	Apiusers []string
 	SitePort int
@@ -30,6 +33,9 @@ type Caddyfile struct {
 func (c Caddyfile) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "{\n\tadmin localhost:%d\n\tpersist_config off\n", c.AdminPort)
+	if g := strings.Trim(c.Global, "\n"); g != "" {
+		b.WriteString(g + "\n")
+	}
 	if len(c.Apiusers) > 0 {
 		b.WriteString("\tapiusers {\n")
 		for _, l := range c.Apiusers {
