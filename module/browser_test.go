@@ -475,6 +475,17 @@ func (tb *tab) cookie(name string) string {
 	return ""
 }
 
+// setCookie sets a cookie of the console (HttpOnly, SameSite=Strict, the
+// mount's path, as the API sets its session cookie) in the tab's browser
+// context.
+func (tb *tab) setCookie(name, value string) {
+	tb.t.Helper()
+	tb.run("setting a cookie", chromedp.ActionFunc(func(ctx context.Context) error {
+		return network.SetCookie(name, value).WithURL(tb.console).WithPath("/admin/").
+			WithHTTPOnly(true).WithSameSite(network.CookieSameSiteStrict).Do(ctx)
+	}))
+}
+
 // location is the page's address.
 func (tb *tab) location() string {
 	tb.t.Helper()
