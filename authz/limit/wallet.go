@@ -163,6 +163,9 @@ func (w *wallet) spend(ctx context.Context, c *Credits, cost, now int64) QuotaDe
 			return d
 		}
 		if w.ledger == nil || attempt == 2 || ((a.exhausted || a.down) && now < a.retryAt) {
+			if a.spentNew > 0 && a.exhausted && !a.queued && a.inflight == nil {
+				w.enqueue(a) // report what was spent, so what remains shows right
+			}
 			d := a.decision(now, false)
 			d.Unavailable = w.ledger == nil || (a.down && !a.exhausted)
 			a.mu.Unlock()
@@ -323,7 +326,8 @@ func (w *wallet) apply(a *account, batch []*Settlement, now int64) {
 	a.granted = s.Granted
 	a.avail = max(0, a.granted-a.returned-spent)
 	a.balance = s.Balance
-	a.settled, a.spentNew = now, 0
+	// What was spent after the settlement was made is still to report.
+	a.settled, a.spentNew = now, max(0, spent-s.Spent)
 	a.exhausted = s.Balance <= 0 && a.avail < a.lowWater()
 	if a.exhausted {
 		a.retryAt = min(now+int64(w.cfg.Recheck), a.periodEnd)

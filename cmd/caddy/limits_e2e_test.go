@@ -1,4 +1,4 @@
-package module
+package main
 
 import (
 	"fmt"
@@ -117,9 +117,8 @@ func TestLimitsProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
-	build := apitest.Build(t)
 	t.Parallel()
-	bin := build()
+	bin := caddyBin.Path(t)
 
 	// bootstrap makes the superadmin through cfg's store.
 	bootstrap := func(t *testing.T, env []string, cfg string) string {
