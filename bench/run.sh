@@ -305,6 +305,13 @@ log "seeded: file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS
 FILE_KEY=$(head -n 1 "$WORK/keys-file.txt")
 REDIS_KEY=$(head -n 1 "$WORK/keys-redis.txt")
 
+# A user with credits (10^12, never spent out) for the quota row, in Redis.
+"$WORK/bin/seed" --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
+	--workspace "$WORKSPACE" --users 1 --prefix metered --credits 1000000000000 \
+	--keys-out "$WORK/keys-credits.txt" 2>"$WORK/logs/seed-credits.log" ||
+	die "seeding the user with credits failed: $(tail -n 3 "$WORK/logs/seed-credits.log")"
+CREDITS_KEY=$(head -n 1 "$WORK/keys-credits.txt")
+
 # --- wrk runs --------------------------------------------------------------
 
 # The other rows (revocation, memory), rendered at the end.
@@ -445,6 +452,13 @@ read -r conf port <<<"$(site_conf hit-gateway-file global_file gateway_site)"
 variant hit gateway-file "apiusers + reverse_proxy, file store, cache hits" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
 read -r conf port <<<"$(site_conf hit-gateway-redis global_redis gateway_site)"
 variant hit gateway-redis "apiusers + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$REDIS_KEY" "$REDIS_PID" 0
+# A rate limit (by user, never reached: every request is counted and
+# admitted) and credits (spent by every request): on Redis, where counts
+# and credits are the fleet's, so what they cost in Redis shows too.
+read -r conf port <<<"$(site_conf hit-gateway-ratelimit global_redis gateway_site 'rate_limit 1000000000 per 1s')"
+variant hit gateway-ratelimit "apiusers + a rate limit (by user, not reached) + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$REDIS_KEY" "$REDIS_PID" 0
+read -r conf port <<<"$(site_conf hit-gateway-credits global_redis gateway_site)"
+variant hit gateway-credits "apiusers + credits (a key's user with 10^12) + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$CREDITS_KEY" "$REDIS_PID" 0
 
 # record, when this build has it; on a copy of the file store (one process
 # holds a store file).
@@ -535,13 +549,20 @@ variant_stop() {
 	fi
 }
 
+# redis_commands: the commands Redis has executed (total_commands_processed:
+# those clients sent and those scripts ran).
+redis_commands() { redis-cli -p "$REDIS_PORT" info stats | awk -F: '/^total_commands_processed:/ {print $2+0}'; }
+
 # measure <v> <mode> <round>: one measured wrk run; sets RES[mode,v,round] to
-# "req/s p50 p99 requests errors cpu_us_per_request".
+# "req/s p50 p99 requests errors cpu_us_per_request", and for a variant on
+# Redis RCMDS[mode,v,round] to the Redis commands executed meanwhile.
+declare -A RCMDS
 measure() {
-	local v=$1 mode=$2 r=$3 t0 t1 out
+	local v=$1 mode=$2 r=$3 t0 t1 out c0=
 	# shellcheck disable=SC2206 # extra pids are words
 	local pids=("${V_PID[$v]}" ${V_EXTRA[$v]})
 	local file="$WORK/logs/wrk-$mode-${V_GROUP[$v]}-${V_NAME[$v]}-$r.txt"
+	[[ " ${V_EXTRA[$v]} " == *" $REDIS_PID "* ]] && c0=$(redis_commands)
 	t0=$(cpu_ticks "${pids[@]}")
 	if [ "${V_GROUP[$v]}" = miss ]; then
 		out=$(run_wrk "$file" "${V_URL[$v]}" - "${V_KEY[$v]}")
@@ -549,6 +570,8 @@ measure() {
 		out=$(run_wrk "$file" "${V_URL[$v]}" "${V_KEY[$v]}")
 	fi
 	t1=$(cpu_ticks "${pids[@]}")
+	# The second INFO is not one of the run's (the first was counted).
+	[ -n "$c0" ] && RCMDS[$mode,$v,$r]=$(($(redis_commands) - c0 - 1))
 	[ -n "$out" ] || die "wrk failed on ${V_LABEL[$v]}"
 	read -r _ _ _ reqs _ <<<"$out"
 	RES[$mode,$v,$r]="$out $(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" 'BEGIN {printf "%.1f", (n > 0 ? d * 1e6 / hz / n : 0)}')"
@@ -636,6 +659,13 @@ group_table() {
 				notes="the keys came round again (up to $(fmt_int "$reqs") requests a round, $(fmt_int "$MEASURED_KEYS") keys)"
 			fi
 			[ "${V_FRESH[$v]}" = 1 ] && notes+="; a new process each round (RSS: the last round's)"
+		fi
+		if [ -n "${RCMDS[$mode,$v,1]:-}" ]; then
+			local cmds=() per
+			for r in $(seq "$REPEAT"); do cmds+=("${RCMDS[$mode,$v,$r]}"); done
+			reqs=$(field "$mode" "$v" 4 | median | awk '{printf "%.0f", $1}')
+			per=$(printf '%s\n' "${cmds[@]}" | median | awk -v n="$reqs" '{printf "%.2f", (n > 0 ? $1 * 1000 / n : 0)}')
+			notes+="${notes:+; }Redis commands executed during a run (sent and inside scripts): $(printf '%s\n' "${cmds[@]}" | paste -sd/ | sed 's|/| / |g'), $per per 1,000 requests"
 		fi
 		[ "$errs" != 0 ] && notes+="${notes:+; }$errs errors or answers not 2xx"
 		echo "| ${V_LABEL[$v]} | $(fmt_int "$rps") | $p50 ms | $p99 ms | $cpu | $ratio | $extra | ${RSS0[$mode,$v]} → ${RSS1[$mode,$v]} | $rounds | $notes |"

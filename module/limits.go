@@ -353,7 +353,7 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 		g.lines[denied].limited.Inc()
 	} else if credits != nil && g.cost > 0 {
 		q := sv.limits.Spend(r.Context(), credits, g.cost, now)
-		vals.add(creditsPolicyItem(credits, q, now), `"credits";r=`, q.Remaining, seconds(q.Reset), q.Reset > 0)
+		vals.add(g.taken.creditsPolicy(credits, q, now), `"credits";r=`, q.Remaining, seconds(q.Reset), q.Reset > 0)
 		switch {
 		case q.Unavailable:
 			err, retry = errCreditsAway, q.RetryAfter
@@ -445,10 +445,37 @@ func (g *Gateway) limiters(sv *serving) []*limit.Limiter {
 	return ls.limiters
 }
 
-// takeHandles holds the limiters a gateway took from an engine.
+// takeHandles holds the limiters a gateway took from an engine, and the
+// RateLimit-Policy items of the credits it has seen.
 type takeHandles struct {
 	mu   sync.Mutex
 	live atomic.Pointer[takenLimiters]
+
+	pmu      sync.RWMutex
+	policies map[[2]int64]string // {q, w} -> the credits' item
+}
+
+// creditsPolicy returns creditsPolicyItem, made once per quota and period.
+func (t *takeHandles) creditsPolicy(c *limit.Credits, q limit.QuotaDecision, now int64) string {
+	var w int64
+	if !c.Refill.IsZero() {
+		w = c.Refill.Seconds(c.Refill.Period(now))
+	}
+	k := [2]int64{q.Limit, w}
+	t.pmu.RLock()
+	p, ok := t.policies[k]
+	t.pmu.RUnlock()
+	if ok {
+		return p
+	}
+	p = creditsPolicyItem(c, q, now)
+	t.pmu.Lock()
+	if t.policies == nil || len(t.policies) > 1024 {
+		t.policies = map[[2]int64]string{} // quotas callers have are few; bound it anyway
+	}
+	t.policies[k] = p
+	t.pmu.Unlock()
+	return p
 }
 
 // takenLimiters are the limiters a gateway took from an engine.

@@ -139,15 +139,15 @@ func TestGatewayRateLimitOtherAnswers(t *testing.T) {
 	}
 }
 
-// TestGatewayRateLimitAllocs: a rate limit adds no allocation to an
-// allowed request.
+// TestGatewayRateLimitAllocs: a rate limit, or credits to spend, add no
+// allocation to an allowed request.
 func TestGatewayRateLimitAllocs(t *testing.T) {
 	e := newTestEnv(t)
 	plain := e.gateway(&Gateway{})
 	limited := e.gateway(&Gateway{RateLimits: []RateLimit{{Requests: 1 << 30, Per: caddy.Duration(time.Second)}}})
 	base := httptest.NewRequest(http.MethodGet, "http://example.com/api/hello", nil)
-	tmpl := clientHeader(e.userKey)
-	allocs := func(g *Gateway) float64 {
+	allocs := func(g *Gateway, key string) float64 {
+		tmpl := clientHeader(key)
 		w := httptest.NewRecorder()
 		reqs := make([]*http.Request, 200)
 		for i := range reqs {
@@ -166,9 +166,25 @@ func TestGatewayRateLimitAllocs(t *testing.T) {
 			i++
 		})
 	}
-	a, b := allocs(plain), allocs(limited)
+	a, b := allocs(plain, e.userKey), allocs(limited, e.userKey)
 	if b > a {
 		t.Errorf("allocations per allowed request: %v with a rate limit, %v without", b, a)
+	}
+	lots := int64(1 << 40)
+	rich, richKey := e.createUser("acme", authz.NewUser{Username: "rich", Kind: authz.KindAPI, Role: authz.RoleAPIUser,
+		Credits: &authz.SetCredits{Remaining: &lots}})
+	_ = rich
+	// Once the holding has grown to the pace of spending (the first
+	// requests wait for leases, then prefetching keeps ahead).
+	w := httptest.NewRecorder()
+	for range 3000 {
+		if err := plain.ServeHTTP(w, freshRequest(base, clientHeader(richKey)), noopNext); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if c := allocs(plain, richKey); c > a {
+		t.Errorf("allocations per allowed request: %v spending credits, %v without", c, a)
 	}
 }
 

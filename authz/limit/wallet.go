@@ -58,7 +58,7 @@ type account struct {
 	settled  int64 // when (Unix ns); 0: never in this holding
 	spentAt  int64 // the last spend
 	spentNew int64 // spent since the last settlement
-	want     int64 // the last lease asked for
+	want     int64 // the holding the last settlement aimed at
 
 	// A settlement of the previous setting still to send: what it held
 	// goes back.
@@ -152,7 +152,10 @@ func (w *wallet) spend(ctx context.Context, c *Credits, cost, now int64) QuotaDe
 			a.avail -= cost
 			a.spentAt = now
 			a.spentNew += cost
-			if a.avail < a.lowWater() && !a.queued && a.inflight == nil && !a.exhausted && !a.down {
+			// Ask for more before it runs out; and when it has run out,
+			// report at once (what remains shows right).
+			low := a.avail < a.lowWater() && !a.exhausted && !a.down
+			if (low || a.avail == 0) && !a.queued && a.inflight == nil {
 				w.enqueue(a)
 			}
 			d := a.decision(now, true)
@@ -160,6 +163,9 @@ func (w *wallet) spend(ctx context.Context, c *Credits, cost, now int64) QuotaDe
 			return d
 		}
 		if w.ledger == nil || attempt == 2 || ((a.exhausted || a.down) && now < a.retryAt) {
+			if a.spentNew > 0 && a.exhausted && !a.queued && a.inflight == nil {
+				w.enqueue(a) // report what was spent, so what remains shows right
+			}
 			d := a.decision(now, false)
 			d.Unavailable = w.ledger == nil || (a.down && !a.exhausted)
 			a.mu.Unlock()
@@ -250,13 +256,13 @@ func (w *wallet) build(a *account, now, need int64) []*Settlement {
 		batch = append(batch, a.final)
 	}
 	want := a.leaseSize(now, w.cfg)
-	if need > want {
-		want = need
+	if need > a.avail && need-a.avail > want {
+		want = need - a.avail
 	}
 	if a.exhausted && need == 0 {
 		want = 1 // a recheck: has anything come back?
 	}
-	a.want = want
+	a.want = want + a.avail // the holding it aims at
 	batch = append(batch, &Settlement{
 		Credits: a.c, Instance: a.holder, Period: a.period,
 		Spent: a.granted - a.returned - a.avail, Returned: a.returned, Want: want, Now: now,
@@ -265,24 +271,26 @@ func (w *wallet) build(a *account, now, need int64) []*Settlement {
 	return batch
 }
 
-// leaseSize is how much to ask for: what a spends in LeaseFor at its
-// recent pace, at least 1, at most MaxLease, and, once the balance is
-// known, at most a quarter of it, so that leases shrink as credits run
-// low and the last ones are spread among the instances that ask.
+// leaseSize is how much to ask for: enough to make what a holds last
+// LeaseFor at its recent pace (at least 1, at most MaxLease), and, once
+// the balance is known, to hold at most a quarter of it, so that leases
+// shrink as credits run low and the last ones are spread among the
+// instances that ask. It tops the holding up to that: what a holds never
+// exceeds it.
 func (a *account) leaseSize(now int64, cfg *EngineConfig) int64 {
-	want := int64(cfg.FirstLease)
+	target := int64(cfg.FirstLease)
 	if a.settled > 0 && now > a.settled {
 		pace := float64(a.spentNew) / float64(now-a.settled) // credits per ns
-		want = int64(pace*float64(cfg.LeaseFor)) + 1
-		if want < a.want/2 {
-			want = max(1, a.want/2) // shrink gently when the pace drops
+		target = int64(pace*float64(cfg.LeaseFor)) + 1
+		if target < a.want/2 {
+			target = max(1, a.want/2) // shrink gently when the pace drops
 		}
 	}
-	want = min(max(want, 1), cfg.MaxLease)
+	target = min(max(target, 1), cfg.MaxLease)
 	if a.settled > 0 {
-		want = min(want, max(1, a.balance/4))
+		target = min(target, max(1, a.balance/4))
 	}
-	return want
+	return max(target-a.avail, 0)
 }
 
 // apply takes in what the ledger answered to batch (built by build), or
@@ -318,7 +326,8 @@ func (w *wallet) apply(a *account, batch []*Settlement, now int64) {
 	a.granted = s.Granted
 	a.avail = max(0, a.granted-a.returned-spent)
 	a.balance = s.Balance
-	a.settled, a.spentNew = now, 0
+	// What was spent after the settlement was made is still to report.
+	a.settled, a.spentNew = now, max(0, spent-s.Spent)
 	a.exhausted = s.Balance <= 0 && a.avail < a.lowWater()
 	if a.exhausted {
 		a.retryAt = min(now+int64(w.cfg.Recheck), a.periodEnd)
@@ -366,6 +375,7 @@ func (w *wallet) due(now int64, all, closing bool) ([]*account, [][]*Settlement)
 		case a.final != nil,
 			a.avail < a.lowWater() && !a.exhausted && !(a.down && now < a.retryAt),
 			a.exhausted && now >= a.retryAt,
+			a.spentNew > 0 && a.avail == 0 && !(a.down && now < a.retryAt),
 			a.down && now >= a.retryAt,
 			a.spentNew > 0 && now-a.settled >= int64(w.cfg.ReportEvery):
 			accts, batches = append(accts, a), append(batches, w.build(a, now, 0))

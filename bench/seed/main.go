@@ -22,7 +22,8 @@
 // output), --root-key (bootstrap <prefix>-seeder), --workers (8 with the
 // file store, which spends most of each creation waiting for the disk; 1
 // with Redis, where creations in one workspace contend for the same
-// records and concurrent ones mostly retry), --batch (100, at most 1000).
+// records and concurrent ones mostly retry), --batch (100, at most 1000),
+// --credits (0, none: with n, every user gets n credits).
 package main
 
 import (
@@ -65,6 +66,7 @@ func main() {
 	fs.StringVar(&o.rootKey, "root-key", "", "the key of the creating user (default: bootstrap <prefix>-seeder)")
 	fs.IntVar(&o.workers, "workers", 0, "how many batches are created at once (default: 8 on the file store, 1 on Redis)")
 	fs.IntVar(&o.batch, "batch", defaultSeedBatch, "users created per transaction (at most 1000)")
+	fs.Int64Var(&o.credits, "credits", 0, "credits every user gets (default 0: none)")
 	_ = fs.Parse(os.Args[1:])
 	o.role = authz.Role(role)
 	code, err := seed(context.Background(), os.Stdout, os.Stderr, o)
@@ -101,6 +103,7 @@ type seedOptions struct {
 	workers         int           // 0: by store type
 	batch           int           // users per transaction; 0: defaultSeedBatch
 	progress        time.Duration // how often progress is reported; 0: 5s
+	credits         int64         // 0: none
 }
 
 // seed runs the seed command: keys go to o.keysOut (or stdout), messages
@@ -252,7 +255,7 @@ func seedUsers(ctx context.Context, svc *authz.Service, actor *authz.Principal, 
 				for i := range names {
 					names[i] = fmt.Sprintf("%s-%0*d", o.prefix, width, j.first+i)
 				}
-				batch, err := seedBatch(ctx, svc, actor, o.workspace, o.role, names)
+				batch, err := seedBatch(ctx, svc, actor, o.workspace, o.role, o.credits, names)
 				if err != nil {
 					fail(err)
 					continue
@@ -314,10 +317,13 @@ func seedUsers(ctx context.Context, svc *authz.Service, actor *authz.Principal, 
 // transaction, and returns their keys. A store transaction that lost every
 // optimistic race (the Redis store under many writers) wrote nothing and
 // is tried again; a domain conflict (a username is taken) is not.
-func seedBatch(ctx context.Context, svc *authz.Service, actor *authz.Principal, ws string, role authz.Role, names []string) ([]string, error) {
+func seedBatch(ctx context.Context, svc *authz.Service, actor *authz.Principal, ws string, role authz.Role, credits int64, names []string) ([]string, error) {
 	in := make([]authz.NewUser, len(names))
 	for i, name := range names {
 		in[i] = authz.NewUser{Username: name, Kind: authz.KindAPI, Role: role, IssueKey: true}
+		if credits > 0 {
+			in[i].Credits = &authz.SetCredits{Remaining: &credits}
+		}
 	}
 	for attempt := 1; ; attempt++ {
 		created, err := svc.CreateUsers(ctx, actor, ws, in)

@@ -186,6 +186,18 @@ func (p *Proc) Stop(tb testing.TB) bool {
 	}
 }
 
+// Kill kills Caddy with SIGKILL, as a crash would (nothing is shut down
+// or given back), and waits for it to exit.
+func (p *Proc) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
 // Logs returns what the process wrote so far.
 func (p *Proc) Logs() string {
 	b, _ := os.ReadFile(p.log)
