@@ -9,7 +9,8 @@
 // and service shared across reloads), secret.go (the file store's signing
 // key), messages.go (the shared message recorder), mail.go (the mail
 // option and the shared mailer), limits.go (rate limits and quotas at the
-// gateway), people.go (the people options), gateway.go, keysource.go
+// gateway), people.go (the shared password hasher and the sign-in
+// metrics), gateway.go, keysource.go
 // (where a key is read from), record.go (recording a call), admin.go,
 // fleet.go (invalidation across instances), caddyfile.go and command.go
 // (`caddy apiusers bootstrap`).
