@@ -271,7 +271,7 @@ type resetSent struct {
 
 // sendReset answers POST /workspaces/{ws}/users/{id}/password-reset with 202.
 func (h *Handler) sendReset(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
-	m, err := h.svc.SendReset(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), h.mailer == nil)
+	m, err := h.svc.SendReset(r.Context(), caller, authOf(r).console, r.PathValue("ws"), r.PathValue("id"))
 	if err != nil {
 		return err
 	}

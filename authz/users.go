@@ -651,6 +651,7 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 	}
 	var manages bool
 	var sj *subject
+	to := status
 	u, err := update(ctx, s, actor, recordChange[User]{
 		kind: userRecords, ws: ws, id: id, action: ActionUserStatus,
 		load: loadingSubject(ws, id, &sj),
@@ -659,14 +660,25 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 			if !mayChangeStatus(actor, sj, status) {
 				return forbidden("may not set user %s to %s", id, status)
 			}
-			if u.Status == status {
-				return nil
-			}
+			to = status
 			if u.Status == StatusInvited && status != StatusTrash {
 				return errf(ErrConflict, "user %s has not accepted the invitation: only the person can make it active", id)
 			}
-			u.Status = status
-			if status != StatusActive {
+			if u.Status == StatusTrash && neverAccepted(u) {
+				// A membership never accepted comes back as the
+				// invitation it was: only accepting makes it active.
+				switch status {
+				case StatusInactive:
+					return errf(ErrConflict, "user %s never accepted its invitation: restore it with status active, which makes it invited again", id)
+				case StatusActive:
+					to = StatusInvited
+				}
+			}
+			if u.Status == to {
+				return nil
+			}
+			u.Status = to
+			if to != StatusActive {
 				// Its sessions end, not just pause: reactivating the user
 				// does not bring them back.
 				if _, err := endTokenSessions(tx, ws, id, ""); err != nil {
@@ -679,7 +691,7 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 	if err != nil {
 		return nil, err
 	}
-	if status != StatusActive && u.Account != "" {
+	if to != StatusActive && u.Account != "" {
 		if err := s.endAccountSessions(ctx, u.Account); err != nil {
 			return nil, err
 		}
@@ -690,6 +702,10 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 	}
 	return u, nil
 }
+
+// neverAccepted reports whether u is a person's membership whose
+// invitation was never accepted.
+func neverAccepted(u *User) bool { return u.Account != "" && u.AcceptedAt == nil }
 
 // mayChangeStatus reports whether actor may move u to status: a manager
 // may; a registering caller (users.register) may enable and disable an

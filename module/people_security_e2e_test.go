@@ -1,0 +1,195 @@
+package module
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiusers/apiusers/internal/apitest"
+)
+
+// The security review of the people work (accounts, invitations,
+// passwords, sign-in, sessions), finding by finding, through the
+// in-process Caddy on the file store and on Redis. No mailer: answers
+// carry the links, as they do for an admin without mail.
+
+const secPassword = "glacier orbit lantern 42 mosaic"
+
+// px drives the admin API of one e2e Caddy as keys and people.
+type px struct {
+	*e2e
+	t *testing.T
+}
+
+// req is one admin API call: as key (Bearer) or cookie (the console
+// session), with an Origin when given.
+type req struct {
+	key, cookie, origin string
+	header              http.Header
+}
+
+func (x px) do(r req, method, path string, body any) (*http.Response, []byte) {
+	x.t.Helper()
+	h := http.Header{}
+	for k, v := range r.header {
+		h[k] = v
+	}
+	if r.key != "" {
+		h.Set("Authorization", "Bearer "+r.key)
+	}
+	if r.cookie != "" {
+		h.Set("Cookie", "apiusers_session="+r.cookie)
+	}
+	if r.origin != "" {
+		h.Set("Origin", r.origin)
+	}
+	s := x.Site
+	s.Client = plainClient // no cookie jar: a request carries the cookie it is given, or none
+	return s.Do(x.t, method, "/admin"+path, h, body)
+}
+
+var plainClient = &http.Client{Timeout: 30 * time.Second}
+
+// want calls and wants status; it decodes a JSON answer into out when
+// given, and returns the response and body.
+func (x px) want(r req, method, path string, body any, status int, out any) (*http.Response, []byte) {
+	x.t.Helper()
+	res, b := x.do(r, method, path, body)
+	if res.StatusCode != status {
+		x.t.Fatalf("%s %s: %d %s, want %d", method, path, res.StatusCode, b, status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			x.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	return res, b
+}
+
+// invitedMember is the answer of an invitation.
+type invitedMember struct {
+	ID        string `json:"id"`
+	Account   string `json:"account"`
+	Email     string `json:"email"`
+	Status    string `json:"status"`
+	AcceptURL string `json:"accept_url"`
+}
+
+// invite invites email into ws with role as key and wants 201.
+func (x px) invite(key, ws, email, role string) invitedMember {
+	x.t.Helper()
+	var m invitedMember
+	x.want(req{key: key}, "POST", "/workspaces/"+ws+"/invitations", map[string]any{"email": email, "role": role}, http.StatusCreated, &m)
+	if m.Status != "invited" || m.AcceptURL == "" {
+		x.t.Fatalf("invited %s: %+v", email, m)
+	}
+	return m
+}
+
+// linkToken is the token query parameter of a link.
+func linkToken(t *testing.T, link string) string {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil || u.Query().Get("token") == "" {
+		t.Fatalf("link %q has no token", link)
+	}
+	return u.Query().Get("token")
+}
+
+// accept accepts m's link with a password (a new person) and returns the
+// session cookie.
+func (x px) accept(m invitedMember, pw string) string {
+	x.t.Helper()
+	res, _ := x.want(req{}, "POST", "/invitations/accept", map[string]any{"token": linkToken(x.t, m.AcceptURL), "password": pw}, http.StatusOK, nil)
+	return cookieOf(x.t, res)
+}
+
+// login signs a person in and returns the session cookie.
+func (x px) login(email, pw string) string {
+	x.t.Helper()
+	res, _ := x.want(req{}, "POST", "/login", map[string]string{"email": email, "password": pw}, http.StatusOK, nil)
+	return cookieOf(x.t, res)
+}
+
+func cookieOf(t *testing.T, res *http.Response) string {
+	t.Helper()
+	for _, c := range res.Cookies() {
+		if c.Name == "apiusers_session" && c.Value != "" {
+			return c.Value
+		}
+	}
+	t.Fatalf("no session cookie in %v", res.Header["Set-Cookie"])
+	return ""
+}
+
+// TestE2EPeopleSecurity: the findings of the people review that need no
+// mailer, each a subtest with people of its own, on both stores.
+func TestE2EPeopleSecurity(t *testing.T) {
+	forEachStore(t, e2eSite{}, func(t *testing.T, e *e2e) {
+		e.MkWorkspace(t, "beta")
+		for _, tc := range []struct {
+			name string
+			fn   func(x px)
+		}{
+			{"NoCrossWorkspaceTakeover", secNoTakeover},
+		} {
+			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
+		}
+	})
+}
+
+// secNoTakeover (finding 1): bob, admin of beta only, invites alice (a
+// superadmin person of acme) into beta, cannot make the invitation
+// active through trash, cannot reset her password (her account is also
+// acme's), and his link of her invitation sets no password; an account
+// not set up yet cannot be claimed through such a link either.
+func secNoTakeover(x px) {
+	t := x.t
+	bob := x.MkUser(t, x.Root, "beta", "bob", "admin", nil)
+	alice := x.invite(x.Root, "acme", "alice@example.com", "superadmin")
+	x.accept(alice, secPassword)
+
+	inv := x.invite(bob.Key, "beta", "alice@example.com", "viewer")
+	path := "/workspaces/beta/users/" + inv.ID
+	x.want(req{key: bob.Key}, "POST", path+"/status", map[string]string{"status": "active"}, http.StatusConflict, nil)
+	x.want(req{key: bob.Key}, "POST", path+"/status", map[string]string{"status": "trash"}, http.StatusOK, nil)
+	x.want(req{key: bob.Key}, "POST", path+"/status", map[string]string{"status": "inactive"}, http.StatusConflict, nil)
+	var back invitedMember
+	x.want(req{key: bob.Key}, "POST", path+"/status", map[string]string{"status": "active"}, http.StatusOK, &back)
+	if back.Status != "invited" {
+		t.Fatalf("an invitation restored from trash is %q, want invited", back.Status)
+	}
+	res, body := x.do(req{key: bob.Key}, "POST", path+"/password-reset", nil)
+	apitest.WantProblem(t, "resetting a membership never accepted", res, body, http.StatusConflict)
+	res, body = x.do(req{}, "POST", "/invitations/accept", map[string]any{"token": linkToken(t, inv.AcceptURL), "password": "bob's own passphrase 123"})
+	apitest.WantProblem(t, "bob accepts alice's invitation", res, body, http.StatusUnauthorized)
+
+	// Alice accepts beta herself; still bob may not reset her password.
+	cookie := x.login("alice@example.com", secPassword)
+	x.want(req{cookie: cookie}, "POST", "/invitations/accept", map[string]any{"token": linkToken(t, inv.AcceptURL)}, http.StatusOK, nil)
+	res, body = x.do(req{key: bob.Key}, "POST", path+"/password-reset", nil)
+	p := apitest.WantProblem(t, "bob resets alice", res, body, http.StatusForbidden)
+	if strings.Contains(string(body), "reset_url") || strings.Contains(p.Detail, "acme") {
+		t.Fatalf("the refusal says too much: %s", body)
+	}
+	x.login("alice@example.com", secPassword)
+	var reset struct {
+		ResetURL string `json:"reset_url"`
+	}
+	x.want(req{key: x.Root}, "POST", "/workspaces/acme/users/"+alice.ID+"/password-reset", nil, http.StatusAccepted, &reset)
+	if reset.ResetURL == "" {
+		t.Fatal("a superadmin's reset without a mailer carries no reset_url")
+	}
+
+	// Carol has not set up her account (acme's invitation is pending):
+	// bob's invitation of her into beta cannot claim it.
+	carol := x.invite(x.Root, "acme", "carol@example.com", "viewer")
+	claim := x.invite(bob.Key, "beta", "carol@example.com", "viewer")
+	res, body = x.do(req{}, "POST", "/invitations/accept", map[string]any{"token": linkToken(t, claim.AcceptURL), "password": "bob's own passphrase 123"})
+	apitest.WantProblem(t, "bob claims carol's account", res, body, http.StatusConflict)
+	x.want(req{}, "POST", "/login", map[string]string{"email": "carol@example.com", "password": "bob's own passphrase 123"}, http.StatusUnauthorized, nil)
+	x.accept(carol, secPassword)
+}
