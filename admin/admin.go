@@ -17,7 +17,8 @@
 //     for a known path under another method.
 //   - Errors are RFC 9457 problems with type "about:blank"; "field" names the
 //     offending body field, query parameter or header.
-//   - Bodies: at most 1 MiB (413 beyond), one JSON object, no unknown field,
+//   - Bodies: at most 1 MiB (413 beyond; 8 KiB for the public POSTs:
+//     sign-in, accepting, resets), one JSON object, no unknown field,
 //     no member given twice, no member name in another letter case than its
 //     field's, at most 32 levels deep, no trailing data (400); a
 //     Content-Type other than JSON is a 415, a missing one is accepted.
@@ -215,9 +216,17 @@ func (h *Handler) serveRoute(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var caller *authz.Principal
 		if rt.public {
-			if r.Method != http.MethodGet && r.Method != http.MethodHead && !h.sameOrigin(r) {
-				h.fail(w, r, errCrossSite)
-				return
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				if !h.sameOrigin(r) {
+					h.fail(w, r, errCrossSite)
+					return
+				}
+				// Anyone may send these: a small body, read no further.
+				if r.ContentLength > MaxPublicBodyBytes {
+					h.fail(w, r, &http.MaxBytesError{Limit: MaxPublicBodyBytes})
+					return
+				}
+				r.Body = http.MaxBytesReader(w, r.Body, MaxPublicBodyBytes)
 			}
 			if rt.withSession {
 				if c, err := h.svc.ConsoleSession(r.Context(), sessionCookie(r)); err == nil {

@@ -135,6 +135,7 @@ func TestE2EPeopleSecurity(t *testing.T) {
 			fn   func(x px)
 		}{
 			{"NoCrossWorkspaceTakeover", secNoTakeover},
+			{"SignInInputBounded", secSignInBounds},
 		} {
 			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
 		}
@@ -192,4 +193,36 @@ func secNoTakeover(x px) {
 	apitest.WantProblem(t, "bob claims carol's account", res, body, http.StatusConflict)
 	x.want(req{}, "POST", "/login", map[string]string{"email": "carol@example.com", "password": "bob's own passphrase 123"}, http.StatusUnauthorized, nil)
 	x.accept(carol, secPassword)
+}
+
+// secSignInBounds (finding 2): POST /login and the other public POSTs
+// take small bodies only, and sign-in fields beyond what an account can
+// have are refused before any Unicode work, with the field named.
+func secSignInBounds(x px) {
+	t := x.t
+	// 1 MiB of U+FDFA (NFKC makes 18 characters of each) as the email.
+	huge := `{"email":"` + strings.Repeat("\uFDFA", 1<<20/6) + `@example.com","password":"x"}`
+	res, body := x.do(req{}, "POST", "/login", huge)
+	apitest.WantProblem(t, "a 1 MiB sign-in", res, body, http.StatusRequestEntityTooLarge)
+	for _, path := range []string{"/invitations/accept", "/password-reset", "/password-reset/confirm"} {
+		res, body := x.do(req{}, "POST", path, `{"token":"`+strings.Repeat("a", 9<<10)+`"}`)
+		apitest.WantProblem(t, "a 9 KiB body to "+path, res, body, http.StatusRequestEntityTooLarge)
+	}
+	for _, c := range []struct {
+		field string
+		body  map[string]string
+	}{
+		{"email", map[string]string{"email": strings.Repeat("\uFDFA", 2000) + "@example.com", "password": "x"}},
+		{"email", map[string]string{"email": strings.Repeat("a", 243) + "@example.com", "password": "x"}},
+		{"password", map[string]string{"email": "ana@example.com", "password": strings.Repeat("x", 1025)}},
+		{"username", map[string]string{"workspace": "acme", "username": strings.Repeat("\uFDFA", 86), "password": "x"}},
+		{"workspace", map[string]string{"workspace": strings.Repeat("w", 64), "username": "device", "password": "x"}},
+	} {
+		b, _ := json.Marshal(c.body)
+		raw := strings.ReplaceAll(string(b), `\\uFDFA`, `\uFDFA`)
+		res, body := x.do(req{}, "POST", "/login", raw)
+		if p := apitest.WantProblem(t, "sign-in with a long "+c.field, res, body, http.StatusBadRequest); p.Field != c.field {
+			t.Errorf("sign-in with a long %s: the problem names %q", c.field, p.Field)
+		}
+	}
 }
