@@ -107,8 +107,20 @@ type Options struct {
 	// PublicURL is the base of links in mails (scheme, host and an
 	// optional path prefix before the mount), such as
 	// https://console.example.com. Default: the scheme and host of the
-	// request that caused the mail.
+	// request that caused the mail, when ServedHost says it is one the
+	// site serves (for a manager's mail, also when the request comes
+	// from the console's origin); a self-service reset asked for under
+	// any other host sends no mail.
 	PublicURL string
+
+	// ServedHost reports whether the Host of r is a name the server is
+	// configured to serve the admin API under (the module checks the
+	// host matchers of the routes that reach it), so that a link made
+	// from it points where the operator said. Without PublicURL, the
+	// links of self-service password resets are made only from such a
+	// host; a manager's mails also from a request of the console's
+	// origin. Default: none is.
+	ServedHost func(r *http.Request) bool
 
 	// Mount returns the path the handler is mounted at, with a trailing
 	// slash ("/admin/"), for the session cookie's Path and the links in
@@ -130,6 +142,7 @@ type Handler struct {
 	notFound   http.Handler // answers paths that are not in canonical form
 	mailer     Mailer
 	publicURL  string
+	servedHost func(r *http.Request) bool
 	mount      func(r *http.Request) string
 	clientAddr func(r *http.Request) string
 	console    *console.Handler
@@ -138,8 +151,11 @@ type Handler struct {
 // New makes the admin API handler over svc.
 func New(svc *authz.Service, opts Options) *Handler {
 	h := &Handler{svc: svc, sources: opts.KeySources, log: opts.Logger, mailer: opts.Mailer,
-		publicURL: strings.TrimSuffix(opts.PublicURL, "/"), mount: opts.Mount, clientAddr: opts.ClientAddr,
+		publicURL: strings.TrimSuffix(opts.PublicURL, "/"), servedHost: opts.ServedHost, mount: opts.Mount, clientAddr: opts.ClientAddr,
 		console: console.New()}
+	if h.servedHost == nil {
+		h.servedHost = func(*http.Request) bool { return false }
+	}
 	if h.mount == nil {
 		h.mount = func(*http.Request) string { return "/" }
 	}
