@@ -412,7 +412,7 @@ func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request, caller *a
 	if _, err := pageOf(r.URL.Query()); err != nil {
 		return err
 	}
-	ss, err := h.svc.ListSessions(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), authOf(r).session)
+	ss, err := h.svc.ListSessions(r.Context(), caller, authOf(r).console, r.PathValue("ws"), r.PathValue("id"), authOf(r).session)
 	if err != nil {
 		return err
 	}
@@ -421,7 +421,7 @@ func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request, caller *a
 
 // endSession answers DELETE /workspaces/{ws}/users/{id}/sessions/{sid}.
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
-	if err := h.svc.EndSession(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), r.PathValue("sid")); err != nil {
+	if err := h.svc.EndSession(r.Context(), caller, authOf(r).console, r.PathValue("ws"), r.PathValue("id"), r.PathValue("sid")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

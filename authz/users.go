@@ -691,11 +691,10 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 	if err != nil {
 		return nil, err
 	}
-	if to != StatusActive && u.Account != "" {
-		if err := s.endAccountSessions(ctx, u.Account); err != nil {
-			return nil, err
-		}
-	}
+	// A person's console sessions stay: they are the account's, and its
+	// other memberships are not this one's to end. What this membership
+	// authorised ends with its status, since every console request
+	// picks an active membership anew (Acting).
 	redact(actor, u, manages)
 	if err := s.fillCredits(ctx, ws, u.Credits); err != nil {
 		return nil, err
@@ -806,25 +805,16 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 	if account != "" {
 		// The membership is gone; its index entry and link go after it
 		// (a failure here leaves an entry that points at nothing, which
-		// the account's readers skip).
+		// the account's readers skip). The person's console sessions
+		// stay, for its other workspaces: none acts here any more.
 		return s.store.Update(ctx, "", func(tx Tx) error {
 			if err := tx.Delete(globalColl(CollAccountMembers), account+"/"+ws); err != nil {
 				return err
 			}
-			if err := dropToken(tx, inviteIndex(ws, id)); err != nil {
-				return err
-			}
-			return endConsoleSessions(tx, account, "")
+			return dropToken(tx, inviteIndex(ws, id))
 		})
 	}
 	return nil
-}
-
-// endAccountSessions ends every console session of an account (one of its
-// memberships was deactivated or trashed: deny rather than guess whether
-// the person still may act).
-func (s *Service) endAccountSessions(ctx context.Context, accID string) error {
-	return s.store.Update(ctx, "", func(tx Tx) error { return endConsoleSessions(tx, accID, "") })
 }
 
 func checkDeletable(actor *Principal, u *subject) error {

@@ -136,6 +136,7 @@ func TestE2EPeopleSecurity(t *testing.T) {
 		}{
 			{"NoCrossWorkspaceTakeover", secNoTakeover},
 			{"SignInInputBounded", secSignInBounds},
+			{"MembershipChangeEndsOnlyItself", secMembershipSessions},
 		} {
 			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
 		}
@@ -223,6 +224,108 @@ func secSignInBounds(x px) {
 		res, body := x.do(req{}, "POST", "/login", raw)
 		if p := apitest.WantProblem(t, "sign-in with a long "+c.field, res, body, http.StatusBadRequest); p.Field != c.field {
 			t.Errorf("sign-in with a long %s: the problem names %q", c.field, p.Field)
+		}
+	}
+}
+
+// sessionList is GET …/sessions.
+type sessionList struct {
+	Items []struct {
+		ID      string `json:"id"`
+		Kind    string `json:"kind"`
+		Current bool   `json:"current"`
+	} `json:"items"`
+}
+
+// secMembershipSessions (finding 5): changing or deleting one membership
+// ends what it authorised, never the person's console sessions in its
+// other workspaces; listing or ending a person's console sessions needs
+// power over every membership of the account; a workspace where the
+// person is only invited sees nothing of the account in its audit log.
+func secMembershipSessions(x px) {
+	t := x.t
+	bob := x.MkUser(t, x.Root, "beta", "bob2", "admin", nil)
+	dave := x.invite(x.Root, "acme", "dave@example.com", "admin")
+	cookie := x.accept(dave, secPassword)
+	acme := req{cookie: cookie, origin: x.Base}
+
+	// Bob invites dave into beta, trashes and deletes the invitation:
+	// dave's console session lives on.
+	inv := x.invite(bob.Key, "beta", "dave@example.com", "viewer")
+	path := "/workspaces/beta/users/" + inv.ID
+	x.want(req{key: bob.Key}, "POST", path+"/status", map[string]string{"status": "trash"}, http.StatusOK, nil)
+	x.want(acme, "GET", "/me?workspace=acme", nil, http.StatusOK, nil)
+	x.want(req{key: bob.Key}, "DELETE", path, nil, http.StatusNoContent, nil)
+	x.want(acme, "GET", "/me?workspace=acme", nil, http.StatusOK, nil)
+
+	// Dave accepts a beta membership; bob deactivates it: beta is closed
+	// to dave's session, acme is not.
+	inv = x.invite(bob.Key, "beta", "dave@example.com", "viewer")
+	x.want(acme, "POST", "/invitations/accept", map[string]string{"token": linkToken(t, inv.AcceptURL)}, http.StatusOK, nil)
+	x.want(acme, "GET", "/workspaces/beta/users/"+inv.ID, nil, http.StatusOK, nil)
+	x.want(req{key: bob.Key}, "POST", "/workspaces/beta/users/"+inv.ID+"/status", map[string]string{"status": "inactive"}, http.StatusOK, nil)
+	x.want(acme, "GET", "/workspaces/beta/users/"+inv.ID, nil, http.StatusForbidden, nil)
+	x.want(acme, "GET", "/workspaces/acme/users/"+dave.ID, nil, http.StatusOK, nil)
+	x.want(req{key: bob.Key}, "POST", "/workspaces/beta/users/"+inv.ID+"/status", map[string]string{"status": "active"}, http.StatusOK, nil)
+
+	// Bob may neither list nor end dave's console sessions (dave is acme's
+	// admin too); root may, and so may dave himself.
+	sessions := "/workspaces/beta/users/" + inv.ID + "/sessions"
+	res, body := x.do(req{key: bob.Key}, "GET", sessions, nil)
+	apitest.WantProblem(t, "bob lists dave's sessions", res, body, http.StatusForbidden)
+	var mine, all sessionList
+	x.want(acme, "GET", "/workspaces/acme/users/"+dave.ID+"/sessions", nil, http.StatusOK, &mine)
+	x.want(req{key: x.Root}, "GET", sessions, nil, http.StatusOK, &all)
+	if len(mine.Items) != 1 || !mine.Items[0].Current || len(all.Items) != 1 || all.Items[0].ID != mine.Items[0].ID {
+		t.Fatalf("dave's sessions: his own view %+v, root's %+v", mine, all)
+	}
+	res, body = x.do(req{key: bob.Key}, "DELETE", sessions+"/"+all.Items[0].ID, nil)
+	apitest.WantProblem(t, "bob ends dave's session", res, body, http.StatusForbidden)
+	x.want(acme, "GET", "/me", nil, http.StatusOK, nil)
+	x.want(req{key: x.Root}, "DELETE", sessions+"/"+all.Items[0].ID, nil, http.StatusNoContent, nil)
+	x.want(acme, "GET", "/me", nil, http.StatusUnauthorized, nil)
+
+	// Erin is only invited into beta: beta's audit log learns nothing of
+	// her account (her sign-in, her name, her password), acme's does.
+	erin := x.invite(x.Root, "acme", "erin@example.com", "viewer")
+	x.invite(bob.Key, "beta", "erin@example.com", "viewer")
+	ec := req{cookie: x.accept(erin, secPassword), origin: x.Base}
+	x.want(ec, "PATCH", "/me", map[string]string{"name": "Erin E"}, http.StatusOK, nil)
+	x.want(ec, "POST", "/me/password", map[string]string{"current_password": secPassword, "new_password": "saffron quarry 88 nebula drift"}, http.StatusNoContent, nil)
+	ec.cookie = x.login("erin@example.com", "saffron quarry 88 nebula drift")
+	x.want(ec, "POST", "/logout", nil, http.StatusNoContent, nil)
+	actions := func(key, ws, target string) map[string]bool {
+		var a struct {
+			Items []struct {
+				Action string `json:"action"`
+				Target string `json:"target"`
+			} `json:"items"`
+		}
+		x.want(req{key: key}, "GET", "/workspaces/"+ws+"/audit?limit=500", nil, http.StatusOK, &a)
+		seen := map[string]bool{}
+		for _, e := range a.Items {
+			if e.Target == target {
+				seen[e.Action] = true
+			}
+		}
+		return seen
+	}
+	var erinBeta struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	x.want(req{key: x.Root}, "GET", "/workspaces/beta/users?q=erin@", nil, http.StatusOK, &erinBeta)
+	if len(erinBeta.Items) != 1 {
+		t.Fatalf("erin in beta: %+v", erinBeta)
+	}
+	inAcme, inBeta := actions(x.Root, "acme", erin.ID), actions(x.Root, "beta", erinBeta.Items[0].ID)
+	for _, a := range []string{"session.sign_in", "session.sign_out", "account.update", "password.change"} {
+		if !inAcme[a] {
+			t.Errorf("acme's audit log lacks erin's %s: %v", a, inAcme)
+		}
+		if inBeta[a] {
+			t.Errorf("beta's audit log, where erin is only invited, has her %s", a)
 		}
 	}
 }

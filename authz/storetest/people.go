@@ -268,7 +268,7 @@ func testAPIUserPassword(t *testing.T, p *people) {
 	if err != nil || !strings.HasPrefix(cl.KeyID, "ses_") || pr.Username != "device" {
 		t.Fatalf("session token: %v %+v", err, cl)
 	}
-	ss, err := p.svc.ListSessions(p.ctx, p.root, "acme", pr.UserID, "")
+	ss, err := p.svc.ListSessions(p.ctx, p.root, nil, "acme", pr.UserID, "")
 	if err != nil || len(ss) != 1 || ss[0].ID != cl.KeyID || ss[0].Kind != authz.SessionToken {
 		t.Fatalf("sessions: %v %+v", err, ss)
 	}
