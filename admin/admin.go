@@ -17,7 +17,8 @@
 //     for a known path under another method.
 //   - Errors are RFC 9457 problems with type "about:blank"; "field" names the
 //     offending body field, query parameter or header.
-//   - Bodies: at most 1 MiB (413 beyond), one JSON object, no unknown field,
+//   - Bodies: at most 1 MiB (413 beyond; 8 KiB for the public POSTs:
+//     sign-in, accepting, resets), one JSON object, no unknown field,
 //     no member given twice, no member name in another letter case than its
 //     field's, at most 32 levels deep, no trailing data (400); a
 //     Content-Type other than JSON is a 415, a missing one is accepted.
@@ -107,8 +108,20 @@ type Options struct {
 	// PublicURL is the base of links in mails (scheme, host and an
 	// optional path prefix before the mount), such as
 	// https://console.example.com. Default: the scheme and host of the
-	// request that caused the mail.
+	// request that caused the mail, when ServedHost says it is one the
+	// site serves (for a manager's mail, also when the request comes
+	// from the console's origin); a self-service reset asked for under
+	// any other host sends no mail.
 	PublicURL string
+
+	// ServedHost reports whether the Host of r is a name the server is
+	// configured to serve the admin API under (the module checks the
+	// host matchers of the routes that reach it), so that a link made
+	// from it points where the operator said. Without PublicURL, the
+	// links of self-service password resets are made only from such a
+	// host; a manager's mails also from a request of the console's
+	// origin. Default: none is.
+	ServedHost func(r *http.Request) bool
 
 	// Mount returns the path the handler is mounted at, with a trailing
 	// slash ("/admin/"), for the session cookie's Path and the links in
@@ -137,6 +150,7 @@ type Handler struct {
 	notFound   http.Handler // answers paths that are not in canonical form
 	mailer     Mailer
 	publicURL  string
+	servedHost func(r *http.Request) bool
 	mount      func(r *http.Request) string
 	clientAddr func(r *http.Request) string
 	console    *console.Handler
@@ -146,8 +160,11 @@ type Handler struct {
 // New makes the admin API handler over svc.
 func New(svc *authz.Service, opts Options) *Handler {
 	h := &Handler{svc: svc, sources: opts.KeySources, log: opts.Logger, mailer: opts.Mailer,
-		publicURL: strings.TrimSuffix(opts.PublicURL, "/"), mount: opts.Mount, clientAddr: opts.ClientAddr,
+		publicURL: strings.TrimSuffix(opts.PublicURL, "/"), servedHost: opts.ServedHost, mount: opts.Mount, clientAddr: opts.ClientAddr,
 		console: console.New(), authFailed: opts.AuthFailed}
+	if h.servedHost == nil {
+		h.servedHost = func(*http.Request) bool { return false }
+	}
 	if h.mount == nil {
 		h.mount = func(*http.Request) string { return "/" }
 	}
@@ -224,9 +241,17 @@ func (h *Handler) serveRoute(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var caller *authz.Principal
 		if rt.public {
-			if r.Method != http.MethodGet && r.Method != http.MethodHead && !h.sameOrigin(r) {
-				h.fail(w, r, errCrossSite)
-				return
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				if !h.sameOrigin(r) {
+					h.fail(w, r, errCrossSite)
+					return
+				}
+				// Anyone may send these: a small body, read no further.
+				if r.ContentLength > MaxPublicBodyBytes {
+					h.fail(w, r, &http.MaxBytesError{Limit: MaxPublicBodyBytes})
+					return
+				}
+				r.Body = http.MaxBytesReader(w, r.Body, MaxPublicBodyBytes)
 			}
 			if rt.withSession {
 				if c, err := h.svc.ConsoleSession(r.Context(), sessionCookie(r)); err == nil {

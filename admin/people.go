@@ -114,12 +114,30 @@ func remoteHost(r *http.Request) string {
 	return host
 }
 
-// link makes the console link of page ("accept", "reset") with token.
-func (h *Handler) link(r *http.Request, page, token string) string {
-	base := h.publicURL
-	if base == "" {
-		base = requestOrigin(r)
+// errNoLinkBase refuses a manager's mail whose link could only point at
+// a host the request names and nothing vouches for.
+var errNoLinkBase = &requestError{status: http.StatusForbidden, field: "Origin",
+	detail: "no link can be made for this request: set public_url, or send it to a host the site serves by name, or from the console's origin"}
+
+// linkBase returns what the links of a mail caused by r start with:
+// public_url; else the request's own origin when the site serves its host
+// by name, or, for a manager's mail (byManager), when the request passes
+// the console's origin rule (sameOrigin). "" when none holds: the Host of
+// a request is the client's to write, and a link to a host of the
+// attacker's choosing would hand it the token.
+func (h *Handler) linkBase(r *http.Request, byManager bool) string {
+	switch {
+	case h.publicURL != "":
+		return h.publicURL
+	case h.servedHost(r), byManager && h.sameOrigin(r):
+		return requestOrigin(r)
 	}
+	return ""
+}
+
+// link makes the console link of page ("accept", "reset") with token
+// under base (from linkBase).
+func (h *Handler) link(r *http.Request, base, page, token string) string {
 	return base + h.mount(r) + page + "?token=" + url.QueryEscape(token)
 }
 
@@ -222,29 +240,37 @@ func (h *Handler) invite(w http.ResponseWriter, r *http.Request, caller *authz.P
 	if err := decodeBody(w, r, &in, false); err != nil {
 		return err
 	}
+	base := h.linkBase(r, true)
+	if base == "" {
+		return errNoLinkBase
+	}
 	ws := r.PathValue("ws")
 	inv, err := h.svc.Invite(r.Context(), caller, ws, in)
 	if err != nil {
 		return err
 	}
-	out := h.sendInvitation(r, caller, inv)
+	out := h.sendInvitation(r, caller, base, inv)
 	setLocation(w, r, pathOf("workspaces", ws, "users", inv.User.ID))
 	return writeJSON(w, http.StatusCreated, out, etag(inv.User.Version))
 }
 
 // reinvite answers POST /workspaces/{ws}/users/{id}/invitation.
 func (h *Handler) reinvite(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
+	base := h.linkBase(r, true)
+	if base == "" {
+		return errNoLinkBase
+	}
 	inv, err := h.svc.Reinvite(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, h.sendInvitation(r, caller, inv), etag(inv.User.Version))
+	return writeJSON(w, http.StatusOK, h.sendInvitation(r, caller, base, inv), etag(inv.User.Version))
 }
 
 // sendInvitation mails the link, or, without a mailer, puts it in the
 // answer and logs that no mail was sent.
-func (h *Handler) sendInvitation(r *http.Request, caller *authz.Principal, inv *authz.Invitation) invited {
-	link := h.link(r, "accept", inv.Token)
+func (h *Handler) sendInvitation(r *http.Request, caller *authz.Principal, base string, inv *authz.Invitation) invited {
+	link := h.link(r, base, "accept", inv.Token)
 	out := invited{User: inv.User}
 	if h.mailer == nil {
 		out.AcceptURL = link
@@ -271,12 +297,16 @@ type resetSent struct {
 
 // sendReset answers POST /workspaces/{ws}/users/{id}/password-reset with 202.
 func (h *Handler) sendReset(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
-	m, err := h.svc.SendReset(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), h.mailer == nil)
+	base := h.linkBase(r, true)
+	if base == "" {
+		return errNoLinkBase
+	}
+	m, err := h.svc.SendReset(r.Context(), caller, authOf(r).console, r.PathValue("ws"), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
 	out := resetSent{ExpiresAt: m.ExpiresAt}
-	link := h.link(r, "reset", m.Token)
+	link := h.link(r, base, "reset", m.Token)
 	if h.mailer == nil {
 		out.ResetURL = link
 		h.log.Info("no mailer is configured: no password reset mail was sent; the manager's answer carries the link",
@@ -296,6 +326,16 @@ func (h *Handler) requestReset(w http.ResponseWriter, r *http.Request, _ *authz.
 	if err := decodeBody(w, r, &in, false); err != nil {
 		return err
 	}
+	base := h.linkBase(r, false)
+	if base == "" {
+		// Answered as any other (202), and nothing is made: the link
+		// would point at a host only the client vouches for.
+		if c := h.log.Check(zap.WarnLevel, "a self-service password reset was asked for under a host the site does not serve by name, and public_url is not set: no link was made, no mail sent"); c != nil {
+			c.Write(zap.String("host", strings.ToValidUTF8(truncate(r.Host, 100), "?")))
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return nil
+	}
 	m, err := h.svc.RequestReset(r.Context(), in.Email)
 	if err != nil {
 		return err
@@ -305,7 +345,7 @@ func (h *Handler) requestReset(w http.ResponseWriter, r *http.Request, _ *authz.
 			h.log.Info("no mailer is configured: a password reset was asked for, and no mail was sent")
 		} else {
 			h.mailer.Send(Mail{Kind: MailPasswordReset, To: m.Email, Language: m.Language, Name: m.Name,
-				Link: h.link(r, "reset", m.Token), Expires: m.ExpiresAt})
+				Link: h.link(r, base, "reset", m.Token), Expires: m.ExpiresAt})
 		}
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -372,7 +412,7 @@ func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request, caller *a
 	if _, err := pageOf(r.URL.Query()); err != nil {
 		return err
 	}
-	ss, err := h.svc.ListSessions(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), authOf(r).session)
+	ss, err := h.svc.ListSessions(r.Context(), caller, authOf(r).console, r.PathValue("ws"), r.PathValue("id"), authOf(r).session)
 	if err != nil {
 		return err
 	}
@@ -381,9 +421,17 @@ func (h *Handler) listSessions(w http.ResponseWriter, r *http.Request, caller *a
 
 // endSession answers DELETE /workspaces/{ws}/users/{id}/sessions/{sid}.
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
-	if err := h.svc.EndSession(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), r.PathValue("sid")); err != nil {
+	if err := h.svc.EndSession(r.Context(), caller, authOf(r).console, r.PathValue("ws"), r.PathValue("id"), r.PathValue("sid")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// truncate cuts s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

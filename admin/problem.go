@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"go.uber.org/zap"
 
@@ -68,7 +69,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &re):
 		p.Status, p.Detail, p.Field = re.status, re.detail, re.field
 	case errors.As(err, &mbe):
-		p.Status, p.Detail = http.StatusRequestEntityTooLarge, "request body is larger than 1 MiB"
+		p.Status, p.Detail = http.StatusRequestEntityTooLarge, "request body is larger than "+byteSize(mbe.Limit)
 	case errors.As(err, &te):
 		p.Status, p.Detail = http.StatusTooManyRequests, te.Error()
 		w.Header().Set("Retry-After", RetryAfter(te.RetryAfter))
@@ -144,4 +145,15 @@ func domainStatus(err error) int {
 		return http.StatusGone
 	}
 	return http.StatusInternalServerError
+}
+
+// byteSize renders a body limit: "1 MiB", "8 KiB".
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }

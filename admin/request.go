@@ -22,6 +22,11 @@ import (
 // is answered 413.
 const MaxBodyBytes = 1 << 20
 
+// MaxPublicBodyBytes is the largest body of a public POST (sign-in,
+// accepting an invitation, resets), which anyone may send: 8 KiB holds
+// every field those take many times over.
+const MaxPublicBodyBytes = 8 << 10
+
 // decodeBody decodes the JSON request body into v: at most MaxBodyBytes,
 // one JSON value with no trailing data, no field v does not have, every
 // member spelled exactly as its field and given once (checkMembers). An

@@ -122,16 +122,62 @@ func (s *Service) Invite(ctx context.Context, actor *Principal, ws string, in Ne
 
 // newInvitationToken indexes the membership under its account and makes
 // a new link's token, replacing the previous one.
+//
+// The link may set up the account (its password) only when it is the
+// invitation of a new person: the account has no password and no other
+// membership, or the link it replaces could (resending keeps what the
+// first link was). Any other link is for an existing person, who accepts
+// it signed in: a manager holding the link of an invitation it sent to
+// someone else's account (without a mailer, the answer carries it) can
+// never take that account over.
 func (s *Service) newInvitationToken(ctx context.Context, accID, ws, userID string, now time.Time, inv *Invitation) error {
-	t := &oneTime{Purpose: purposeInvitation, Account: accID, Workspace: ws, UserID: userID, ExpiresAt: now.Add(s.people.InviteTTL)}
 	return s.store.Update(ctx, "", func(tx Tx) error {
+		t := &oneTime{Purpose: purposeInvitation, Account: accID, Workspace: ws, UserID: userID, ExpiresAt: now.Add(s.people.InviteTTL)}
 		if err := tx.Put(globalColl(CollAccountMembers), accID+"/"+ws, []byte(userID)); err != nil {
 			return err
 		}
+		fresh, err := invitesNewPerson(tx, accID, ws, userID)
+		if err != nil {
+			return err
+		}
+		t.NewAccount = fresh
 		token, err := replaceToken(tx, inviteIndex(ws, userID), t, now)
 		inv.Token, inv.ExpiresAt = token, t.ExpiresAt
 		return err
 	})
+}
+
+// invitesNewPerson reports, in tx, whether the invitation of membership userID
+// of ws sets up account accID: the link it replaces did, or the account
+// has no password and no membership but this one.
+func invitesNewPerson(tx Tx, accID, ws, userID string) (bool, error) {
+	if old, err := tx.Get(globalColl(CollTokenIndex), inviteIndex(ws, userID)); err == nil {
+		var t oneTime
+		if err := getRecord(tx, globalColl(CollTokens), string(old), &t); err == nil && t.NewAccount {
+			return true, nil
+		} else if err != nil && !errors.Is(err, ErrNotFound) {
+			return false, err
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	acc, err := getAccount(tx, accID)
+	if err != nil {
+		return false, err
+	}
+	if acc.HasPassword {
+		return false, nil
+	}
+	idx, err := membershipsOf(tx, accID)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range idx {
+		if m[0] != ws || m[1] != userID {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // Reinvite sends a new invitation link to invited member id of ws; the
@@ -211,14 +257,19 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, name, pw string, 
 		return nil, err
 	}
 	var phc string
-	if acc.HasPassword {
+	switch {
+	case acc.HasPassword:
 		if signedIn == nil {
 			return nil, &Error{Kind: ErrUnauthenticated, Detail: "this invitation is for an existing account: sign in, then accept it"}
 		}
 		if signedIn.Account.ID != acc.ID {
 			return nil, forbidden("this invitation is for another account")
 		}
-	} else {
+	case !t.NewAccount:
+		// An invitation into an account that belongs to other
+		// workspaces never sets its password.
+		return nil, errf(ErrConflict, "this invitation is for a person invited elsewhere too: set the account up with the link of its first invitation (or a password reset), sign in, then accept this one")
+	default:
 		if pw == "" {
 			return nil, fieldErr("password", "is required to set up the account")
 		}
@@ -248,6 +299,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, name, pw string, 
 				return errTokenGone
 			}
 			u.Status = StatusActive
+			u.AcceptedAt = &now
 			return nil
 		},
 	})

@@ -67,10 +67,15 @@ type User struct {
 	// RateLimit); nil when it has none.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 	// Credits are the user's quota; nil when it has none (unlimited).
-	Credits   *Credits  `json:"credits,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Version   int64     `json:"version"`
+	Credits *Credits `json:"credits,omitempty"`
+	// AcceptedAt is when the person accepted the invitation of this
+	// membership; nil for one never accepted, which cannot become active
+	// but by accepting (restored from trash, it is invited again) and
+	// gets no password reset.
+	AcceptedAt *time.Time `json:"accepted_at,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	Version    int64      `json:"version"`
 }
 
 // Team groups users; its permissions and grants reach every member.

@@ -289,14 +289,12 @@ func (s *Service) newReset(tx Tx, acc *Account, now time.Time) (*ResetMail, erro
 	return &ResetMail{Token: token, Email: acc.Email, Name: acc.Name, Language: acc.Language, ExpiresAt: t.ExpiresAt}, nil
 }
 
-// SendReset makes a reset link for member id of ws, for a caller that may
-// manage it (POST …/password-reset).
-//
-// revealed says the caller is shown the link (no mailer is configured):
-// whoever holds it can sign in as the person, everywhere, so then the
-// caller must manage every membership of the person, not only this one
-// (a workspace admin must not take over a person who is more elsewhere).
-func (s *Service) SendReset(ctx context.Context, actor *Principal, ws, id string, revealed bool) (*ResetMail, error) {
+// SendReset makes a reset link for member id of ws (POST …/password-reset),
+// for a caller that may manage it and every other membership of its
+// account (see mayManageAccount; via is the console caller actor acts
+// for, or nil). A membership never accepted gets none: its person sets
+// the password by accepting.
+func (s *Service) SendReset(ctx context.Context, actor *Principal, via *ConsoleCaller, ws, id string) (*ResetMail, error) {
 	if !actor.InWorkspace(ws) {
 		return nil, forbidden("not a member of workspace %s", ws)
 	}
@@ -310,17 +308,19 @@ func (s *Service) SendReset(ctx context.Context, actor *Principal, ws, id string
 	if u.Kind != KindMember || u.Account == "" {
 		return nil, errf(ErrConflict, "user %s is not a person with an account: set an API user's password with PUT …/password", id)
 	}
-	if u.Status == StatusInvited {
+	if u.AcceptedAt == nil {
 		return nil, errf(ErrConflict, "user %s has not accepted the invitation yet: send a new invitation instead", id)
 	}
-	if revealed {
-		if err := s.managesPerson(ctx, actor, u.Account); err != nil {
-			return nil, err
-		}
+	ms, err := s.mayManageAccount(ctx, actor, via, u.Account)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now().UTC()
 	var out *ResetMail
 	err = s.store.Update(ctx, "", func(tx Tx) error {
+		if err := ms.still(tx, u.Account); err != nil {
+			return err
+		}
 		acc, err := getAccount(tx, u.Account)
 		if err != nil {
 			return err
@@ -391,34 +391,5 @@ func (s *Service) ConfirmReset(ctx context.Context, token, next string) error {
 		s.auditAccount(ctx, ms, ActionPasswordReset, nil)
 	}
 	s.succeeded(ctx, "e:"+emailKey(acc.Email))
-	return nil
-}
-
-// managesPerson fails with 403 unless actor may manage every membership
-// of account accID.
-func (s *Service) managesPerson(ctx context.Context, actor *Principal, accID string) error {
-	var idx [][2]string
-	if err := s.store.View(ctx, "", func(tx Tx) error {
-		var err error
-		idx, err = membershipsOf(tx, accID)
-		return err
-	}); err != nil {
-		return err
-	}
-	for _, m := range idx {
-		if !actor.InWorkspace(m[0]) {
-			return forbidden("the person is also a member of workspace %s: without a mailer, only a caller who manages every membership of a person gets its reset link", m[0])
-		}
-		sj, err := s.subjectNow(ctx, m[0], m[1])
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if !mayManage(actor, sj) {
-			return forbidden("may not manage the person's membership %s of workspace %s: without a mailer, only a caller who manages every membership of a person gets its reset link", m[1], m[0])
-		}
-	}
 	return nil
 }

@@ -167,13 +167,16 @@ func membershipsOf(tx Tx, accID string) ([][2]string, error) {
 
 // oneTime is a stored one-time token (an invitation or a password reset).
 type oneTime struct {
-	Purpose   string    `json:"purpose"` // "invitation" or "reset"
-	Account   string    `json:"account"`
-	Workspace string    `json:"workspace,omitempty"` // invitations
-	UserID    string    `json:"user_id,omitempty"`   // invitations
-	Digest    []byte    `json:"digest"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Purpose   string `json:"purpose"` // "invitation" or "reset"
+	Account   string `json:"account"`
+	Workspace string `json:"workspace,omitempty"` // invitations
+	UserID    string `json:"user_id,omitempty"`   // invitations
+	// NewAccount: an invitation that sets up its account (see
+	// newInvitationToken).
+	NewAccount bool      `json:"new_account,omitempty"`
+	Digest     []byte    `json:"digest"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
 }
 
 const (
@@ -249,4 +252,95 @@ func (s *Service) subjectNow(ctx context.Context, ws, id string) (*subject, erro
 		return err
 	})
 	return sj, err
+}
+
+// What touches an account — its password, its reset, its console
+// sessions — acts on every membership at once: the person signs in once
+// and acts everywhere. So a caller other than the person may do it only
+// when it may manage every membership of the account (SPEC §2, each in
+// its own workspace): through the principal it acts as, or, for a person
+// signed in to the console, through its membership of that workspace or
+// a superadmin membership. A superadmin may everywhere; a workspace's
+// admin may not reach a person who is also a member elsewhere.
+
+// errAccountBeyond is the 403 of an account the caller may not act on.
+// It names no workspace: the caller may not know where else the person is
+// a member.
+var errAccountBeyond = &Error{Kind: ErrForbidden, Detail: "this person is also a member where the caller may not manage it: " +
+	"only a caller that may manage every membership of the account (or a superadmin) may act on its password and sessions"}
+
+// accountMemberships is an account's memberships as a guard saw them.
+type accountMemberships [][2]string
+
+// mayManageAccount returns the memberships of account accID when actor
+// (and via, the console caller actor is acting for, or nil) may manage
+// every one of them; errAccountBeyond otherwise.
+func (s *Service) mayManageAccount(ctx context.Context, actor *Principal, via *ConsoleCaller, accID string) (accountMemberships, error) {
+	var idx [][2]string
+	if err := s.store.View(ctx, "", func(tx Tx) error {
+		var err error
+		idx, err = membershipsOf(tx, accID)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	managers := []*Principal{actor}
+	if via != nil {
+		for _, m := range via.Memberships {
+			if m.Status != StatusActive || (m.Workspace == actor.Workspace && m.UserID == actor.UserID) {
+				continue
+			}
+			p, err := s.Principal(ctx, m.Workspace, m.UserID)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if p.Active() {
+				managers = append(managers, p)
+			}
+		}
+	}
+	for _, m := range idx {
+		sj, err := s.subjectNow(ctx, m[0], m[1])
+		if errors.Is(err, ErrNotFound) {
+			continue // an index entry of a membership being deleted
+		}
+		if err != nil {
+			return nil, err
+		}
+		if sj.Account != accID {
+			continue
+		}
+		ok := false
+		for _, p := range managers {
+			if ok = mayManage(p, sj); ok {
+				break
+			}
+		}
+		if !ok {
+			return nil, errAccountBeyond
+		}
+	}
+	return idx, nil
+}
+
+// still checks, in the transaction that acts on the account, that its
+// memberships are those the guard checked: one added meanwhile was not.
+func (ms accountMemberships) still(tx Tx, accID string) error {
+	now, err := membershipsOf(tx, accID)
+	if err != nil {
+		return err
+	}
+	checked := make(map[[2]string]bool, len(ms))
+	for _, m := range ms {
+		checked[m] = true
+	}
+	for _, m := range now {
+		if !checked[m] {
+			return errf(ErrConflict, "the person's memberships changed meanwhile: try again")
+		}
+	}
+	return nil
 }

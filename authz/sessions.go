@@ -326,8 +326,8 @@ func (s *Service) newTokenSession(tx Tx, u *User, now time.Time) (string, *token
 // tokens, or the console sessions of a member's account. The user itself
 // or a caller that may manage it may list them; current marks the caller's
 // own (currentID).
-func (s *Service) ListSessions(ctx context.Context, actor *Principal, ws, id, currentID string) ([]Session, error) {
-	u, err := s.sessionTarget(ctx, actor, ws, id)
+func (s *Service) ListSessions(ctx context.Context, actor *Principal, via *ConsoleCaller, ws, id, currentID string) ([]Session, error) {
+	u, err := s.sessionTarget(ctx, actor, via, ws, id)
 	if err != nil {
 		return nil, err
 	}
@@ -367,8 +367,12 @@ func (s *Service) ListSessions(ctx context.Context, actor *Principal, ws, id, cu
 }
 
 // sessionTarget loads user id and checks that actor may see and end its
-// sessions: itself, or a caller that may manage it.
-func (s *Service) sessionTarget(ctx context.Context, actor *Principal, ws, id string) (*User, error) {
+// sessions: itself, or a caller that may manage it; a member's sessions
+// are its account's console sessions, which act in every workspace of the
+// person, so for them a caller other than the person must manage every
+// membership of the account (mayManageAccount; via is the console caller
+// actor acts for, or nil).
+func (s *Service) sessionTarget(ctx context.Context, actor *Principal, via *ConsoleCaller, ws, id string) (*User, error) {
 	if !actor.InWorkspace(ws) {
 		return nil, forbidden("not a member of workspace %s", ws)
 	}
@@ -376,16 +380,25 @@ func (s *Service) sessionTarget(ctx context.Context, actor *Principal, ws, id st
 	if err != nil {
 		return nil, err
 	}
-	if actor.UserID != u.ID && !mayManage(actor, u) {
+	self := actor.UserID == u.ID || (via != nil && u.Account != "" && via.Account.ID == u.Account)
+	if self {
+		return u.User, nil
+	}
+	if !mayManage(actor, u) {
 		return nil, forbidden("may not manage the sessions of user %s", id)
+	}
+	if u.Kind == KindMember && u.Account != "" {
+		if _, err := s.mayManageAccount(ctx, actor, via, u.Account); err != nil {
+			return nil, err
+		}
 	}
 	return u.User, nil
 }
 
 // EndSession ends session sid of user id of ws (see ListSessions for who
 // may).
-func (s *Service) EndSession(ctx context.Context, actor *Principal, ws, id, sid string) error {
-	u, err := s.sessionTarget(ctx, actor, ws, id)
+func (s *Service) EndSession(ctx context.Context, actor *Principal, via *ConsoleCaller, ws, id, sid string) error {
+	u, err := s.sessionTarget(ctx, actor, via, ws, id)
 	if err != nil {
 		return err
 	}
@@ -471,12 +484,18 @@ func (s *Service) auditIn(ctx context.Context, ws string, actor *Principal, acti
 	return s.store.Update(ctx, ws, func(tx Tx) error { return s.audit(tx, ws, actor, action, target, changes) })
 }
 
-// auditAccount records an account event in the audit log of each of its
-// workspaces, as done by the membership there. The account change has
-// committed already (in the global transaction): an entry that cannot be
-// written is skipped, not a reason to fail what is done.
+// auditAccount records an account event in the audit log of each
+// workspace the person acts in (an active membership), as done by the
+// membership there: a workspace where the person was only invited, or is
+// no longer active, learns nothing of the account's sign-ins, passwords
+// or name. The account change has committed already (in the global
+// transaction): an entry that cannot be written is skipped, not a reason
+// to fail what is done.
 func (s *Service) auditAccount(ctx context.Context, ms []Membership, action string, changes map[string]FieldChange) {
 	for _, m := range ms {
+		if m.Status != StatusActive {
+			continue
+		}
 		actor := &Principal{UserID: m.UserID, Workspace: m.Workspace}
 		_ = s.auditIn(ctx, m.Workspace, actor, action, m.UserID, changes)
 	}

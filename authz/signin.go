@@ -48,6 +48,26 @@ func (c *PeopleConfig) defaults(st Store) error {
 	return nil
 }
 
+// Bounds of sign-in input, in bytes, checked before any other work: an
+// email (RFC 5321's path limit), a username (its canonical form's limit),
+// a workspace id, and a password (MaxLength characters of at most four
+// bytes each).
+const (
+	maxEmailBytes     = 254
+	maxUsernameBytes  = maxCanonical
+	maxWorkspaceBytes = 63
+	maxPasswordBytes  = 4 * password.MaxLength
+)
+
+// checkPasswordInput refuses a password no policy could have let through,
+// before it is hashed or estimated.
+func checkPasswordInput(field, pw string) error {
+	if len(pw) > maxPasswordBytes {
+		return fieldErr(field, "is too long (at most %d characters)", password.MaxLength)
+	}
+	return nil
+}
+
 // errBadSignIn is the one answer of every failed sign-in: wrong password,
 // unknown identity, no password, inactive or only invited.
 var errBadSignIn = &Error{Kind: ErrUnauthenticated, Detail: "wrong email, username or password"}
@@ -71,6 +91,14 @@ type TokenSignIn struct {
 // address addr. Every failure is the same 401 after the same work (a hash
 // is verified even for an unknown email); throttled attempts are a 429.
 func (s *Service) SignInAccount(ctx context.Context, email, pw, addr string) (*SignedIn, error) {
+	// Bounds first: nothing below, Unicode normalization least of all,
+	// may cost what a client's input asks for.
+	if len(email) > maxEmailBytes {
+		return nil, fieldErr("email", "is not an email address (at most %d bytes)", maxEmailBytes)
+	}
+	if err := checkPasswordInput("password", pw); err != nil {
+		return nil, err
+	}
 	identity := "e:" + emailKey(email)
 	out, err := s.signInAccount(ctx, identity, email, pw, addr)
 	s.signInOutcome(err)
@@ -194,6 +222,15 @@ func (s *Service) verify(ctx context.Context, pw, phc string) (ok, rehash bool, 
 // SignInUser signs API user username of ws in with its password and
 // returns a bearer session token (see SignInAccount for failures).
 func (s *Service) SignInUser(ctx context.Context, ws, username, pw, addr string) (*TokenSignIn, error) {
+	switch {
+	case len(ws) > maxWorkspaceBytes:
+		return nil, fieldErr("workspace", "is not a workspace id (at most %d characters)", maxWorkspaceBytes)
+	case len(username) > maxUsernameBytes:
+		return nil, fieldErr("username", "is too long (at most %d bytes)", maxUsernameBytes)
+	}
+	if err := checkPasswordInput("password", pw); err != nil {
+		return nil, err
+	}
 	identity := "u:" + ws + "/" + CanonicalName(username)
 	out, err := s.signInUser(ctx, identity, ws, username, pw, addr)
 	s.signInOutcome(err)
@@ -206,7 +243,7 @@ func (s *Service) signInUser(ctx context.Context, identity, ws, username, pw, ad
 	}
 	var u *User
 	var phc string
-	if ValidWorkspaceID(ws) && username != "" && len(username) <= 256 {
+	if ValidWorkspaceID(ws) && username != "" {
 		err := s.store.View(ctx, ws, func(tx Tx) error {
 			id, err := tx.Get(namesOf(ws), nameKey(username))
 			if errors.Is(err, ErrNotFound) {

@@ -44,6 +44,7 @@ type userRecord struct {
 	PasswordAt   json.RawMessage `json:"pw,omitempty"` // stamp after Created; absent: no password
 	RateLimit    *RateLimit      `json:"rate_limit,omitempty"`
 	Credits      *storedCredits  `json:"credits,omitempty"`
+	AcceptedAt   json.RawMessage `json:"ac,omitempty"` // stamp after Created; absent: never accepted
 }
 
 func newUserRecord(u *User) *userRecord {
@@ -61,6 +62,9 @@ func newUserRecord(u *User) *userRecord {
 	r.RateLimit, r.Credits = u.RateLimit, storeCredits(u.Credits)
 	if u.PasswordChangedAt != nil {
 		r.PasswordAt = encodeStamp(*u.PasswordChangedAt, stampBase(u.CreatedAt))
+	}
+	if u.AcceptedAt != nil {
+		r.AcceptedAt = encodeStamp(*u.AcceptedAt, stampBase(u.CreatedAt))
 	}
 	return r
 }
@@ -90,6 +94,13 @@ func (r *userRecord) user(u *User) error {
 			return err
 		}
 		u.PasswordChangedAt, u.HasPassword = &t, true
+	}
+	if r.AcceptedAt != nil {
+		t, err := decodeStamp(r.AcceptedAt, stampBase(created))
+		if err != nil {
+			return err
+		}
+		u.AcceptedAt = &t
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"time"
 
@@ -75,16 +76,21 @@ func (t *signInThrottle) close() {
 }
 
 // throttle refuses a sign-in attempt for identity from addr while either
-// is blocked. (When the shared counts cannot be read, the process's own
-// decide: the store is then unreachable and the attempt fails anyway.)
+// is blocked; the address is asked first (it is what a flood of
+// identities shares). (When the shared counts cannot be read, the
+// process's own decide: the store is then unreachable and the attempt
+// fails anyway.)
 func (s *Service) throttle(ctx context.Context, identity, addr string) error {
-	v, _ := s.signIns.identity.Check(ctx, identity)
-	wait := v.RetryAfter
-	refused := v.Refused
+	var wait time.Duration
+	refused := false
 	if addr != "" {
 		a, _ := s.signIns.address.Check(ctx, addr)
-		refused = refused || a.Refused
-		wait = max(wait, a.RetryAfter)
+		refused, wait = a.Refused, a.RetryAfter
+	}
+	if !refused {
+		v, _ := s.signIns.identity.Check(ctx, identityKey(identity))
+		refused = v.Refused
+		wait = max(wait, v.RetryAfter)
 	}
 	if refused {
 		return &ThrottledError{RetryAfter: max(wait, time.Second)}
@@ -92,9 +98,16 @@ func (s *Service) throttle(ctx context.Context, identity, addr string) error {
 	return nil
 }
 
+// identityKey is the throttle's key of an identity: the SHA-256 of its
+// canonical form, so that every key takes 32 bytes whatever was typed.
+func identityKey(identity string) string {
+	sum := sha256.Sum256([]byte(identity))
+	return string(sum[:])
+}
+
 // failed counts a failed attempt for identity from addr.
 func (s *Service) failed(ctx context.Context, identity, addr string) {
-	_, _ = s.signIns.identity.Fail(ctx, identity)
+	_, _ = s.signIns.identity.Fail(ctx, identityKey(identity))
 	if addr != "" {
 		_, _ = s.signIns.address.Fail(ctx, addr)
 	}
@@ -102,5 +115,5 @@ func (s *Service) failed(ctx context.Context, identity, addr string) {
 
 // succeeded clears identity's failures.
 func (s *Service) succeeded(ctx context.Context, identity string) {
-	_ = s.signIns.identity.Clear(ctx, identity)
+	_ = s.signIns.identity.Clear(ctx, identityKey(identity))
 }

@@ -652,6 +652,7 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 	}
 	var manages bool
 	var sj *subject
+	to := status
 	u, err := update(ctx, s, actor, recordChange[User]{
 		kind: userRecords, ws: ws, id: id, action: ActionUserStatus,
 		load: loadingSubject(ws, id, &sj),
@@ -660,14 +661,25 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 			if !mayChangeStatus(actor, sj, status) {
 				return forbidden("may not set user %s to %s", id, status)
 			}
-			if u.Status == status {
-				return nil
-			}
+			to = status
 			if u.Status == StatusInvited && status != StatusTrash {
 				return errf(ErrConflict, "user %s has not accepted the invitation: only the person can make it active", id)
 			}
-			u.Status = status
-			if status != StatusActive {
+			if u.Status == StatusTrash && neverAccepted(u) {
+				// A membership never accepted comes back as the
+				// invitation it was: only accepting makes it active.
+				switch status {
+				case StatusInactive:
+					return errf(ErrConflict, "user %s never accepted its invitation: restore it with status active, which makes it invited again", id)
+				case StatusActive:
+					to = StatusInvited
+				}
+			}
+			if u.Status == to {
+				return nil
+			}
+			u.Status = to
+			if to != StatusActive {
 				// Its sessions end, not just pause: reactivating the user
 				// does not bring them back.
 				if _, err := endTokenSessions(tx, ws, id, ""); err != nil {
@@ -680,17 +692,20 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 	if err != nil {
 		return nil, err
 	}
-	if status != StatusActive && u.Account != "" {
-		if err := s.endAccountSessions(ctx, u.Account); err != nil {
-			return nil, err
-		}
-	}
+	// A person's console sessions stay: they are the account's, and its
+	// other memberships are not this one's to end. What this membership
+	// authorised ends with its status, since every console request
+	// picks an active membership anew (Acting).
 	redact(actor, u, manages)
 	if err := s.fillCredits(ctx, ws, u.Credits); err != nil {
 		return nil, err
 	}
 	return u, nil
 }
+
+// neverAccepted reports whether u is a person's membership whose
+// invitation was never accepted.
+func neverAccepted(u *User) bool { return u.Account != "" && u.AcceptedAt == nil }
 
 // mayChangeStatus reports whether actor may move u to status: a manager
 // may; a registering caller (users.register) may enable and disable an
@@ -791,25 +806,16 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 	if account != "" {
 		// The membership is gone; its index entry and link go after it
 		// (a failure here leaves an entry that points at nothing, which
-		// the account's readers skip).
+		// the account's readers skip). The person's console sessions
+		// stay, for its other workspaces: none acts here any more.
 		return s.store.Update(ctx, "", func(tx Tx) error {
 			if err := tx.Delete(globalColl(CollAccountMembers), account+"/"+ws); err != nil {
 				return err
 			}
-			if err := dropToken(tx, inviteIndex(ws, id)); err != nil {
-				return err
-			}
-			return endConsoleSessions(tx, account, "")
+			return dropToken(tx, inviteIndex(ws, id))
 		})
 	}
 	return nil
-}
-
-// endAccountSessions ends every console session of an account (one of its
-// memberships was deactivated or trashed: deny rather than guess whether
-// the person still may act).
-func (s *Service) endAccountSessions(ctx context.Context, accID string) error {
-	return s.store.Update(ctx, "", func(tx Tx) error { return endConsoleSessions(tx, accID, "") })
 }
 
 func checkDeletable(actor *Principal, u *subject) error {

@@ -86,10 +86,13 @@ func validateEmail(email string) error {
 	if email == "" {
 		return nil
 	}
+	if len(email) > maxEmailBytes {
+		return fieldErr("email", "is not an email address")
+	}
 	if err := CheckText("email", email, TextLine); err != nil {
 		return err
 	}
-	if !emailRe.MatchString(email) || len(email) > 254 {
+	if !emailRe.MatchString(email) {
 		return fieldErr("email", "is not an email address")
 	}
 	if _, err := checkName("email", email); err != nil {

@@ -91,6 +91,11 @@ func (a *Admin) Provision(ctx caddy.Context) error {
 		ClientAddr: clientAddr,
 		Mailer:     adminMailer(a.app.Mailer()),
 		AuthFailed: func(r *http.Request) error { return failuresOf(a.app).failed(r) },
+		ServedHost: func(r *http.Request) bool { return servedByName(r, a) },
+	}
+	if a.opts.Mailer != nil && a.opts.PublicURL == "" {
+		ctx.Logger().Warn("public_url is not set: the links in mails are made from the request's host, and for a self-service " +
+			"password reset only from a host the site names in its address (no mail is sent when asked for under another); set public_url")
 	}
 	a.api = new(lazyAdmin)
 	// Keys (and API users' session tokens) come as the gateway reads them;

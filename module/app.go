@@ -121,7 +121,12 @@ type App struct {
 	// mails (scheme, host and an optional path before the admin mount),
 	// such as https://console.example.com. Placeholders known at provision
 	// are expanded. Default: the scheme and host of the request that
-	// caused the mail.
+	// caused the mail when the site serves that host by name (an exact
+	// host in the address of the site, or a host matcher, on the way to
+	// apiusers_admin; for a manager's mails also a request from the
+	// console's origin); a self-service reset asked for under any other
+	// host (a catch-all site such as :8080, a wildcard) sends no mail, and
+	// a warning at provisioning says that public_url is not set.
 	PublicURL string `json:"public_url,omitempty"`
 
 	// SessionTTL is how long a sign-in lasts: a person's console session

@@ -26,6 +26,7 @@ func RunPeople(t *testing.T, open func(t *testing.T) authz.Store) {
 		{"ChangePasswordEndsSessions", testChangePassword},
 		{"NoSecretInRecords", testNoSecretInRecords},
 		{"ResetLinkOnlyToWhoManagesAll", testResetLinkScope},
+		{"NoAccountTakeover", testNoAccountTakeover},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newPeople(t, open(t))) })
 	}
@@ -254,7 +255,7 @@ func testAPIUserPassword(t *testing.T, p *people) {
 	if err != nil || !strings.HasPrefix(cl.KeyID, "ses_") || pr.Username != "device" {
 		t.Fatalf("session token: %v %+v", err, cl)
 	}
-	ss, err := p.svc.ListSessions(p.ctx, p.root, "acme", pr.UserID, "")
+	ss, err := p.svc.ListSessions(p.ctx, p.root, nil, "acme", pr.UserID, "")
 	if err != nil || len(ss) != 1 || ss[0].ID != cl.KeyID || ss[0].Kind != authz.SessionToken {
 		t.Fatalf("sessions: %v %+v", err, ss)
 	}
@@ -372,9 +373,9 @@ func testNoSecretInRecords(t *testing.T, p *people) {
 	}
 }
 
-// testResetLinkScope: a reset link shown to the caller (no mailer) signs
-// the person in everywhere, so only a caller who manages every one of the
-// person's memberships gets it; a mailed one goes to the person.
+// testResetLinkScope: a reset link signs its holder in as the person
+// everywhere, so only a caller who manages every one of the person's
+// memberships may have one made, shown (no mailer) or mailed.
 func testResetLinkScope(t *testing.T, p *people) {
 	for _, ws := range []string{"acme", "beta"} {
 		role := authz.RoleViewer
@@ -415,12 +416,167 @@ func testResetLinkScope(t *testing.T, p *people) {
 	if err != nil || len(eve) != 1 {
 		t.Fatalf("eve in acme: %v %+v", err, eve)
 	}
-	_, err = p.svc.SendReset(p.ctx, actor, "acme", eve[0].ID, true)
-	wantKind(t, "a shown link for a person who is more elsewhere", err, authz.ErrForbidden)
-	if m, err := p.svc.SendReset(p.ctx, actor, "acme", eve[0].ID, false); err != nil || m.Email != "eve@example.com" {
-		t.Fatalf("a mailed link: %v %+v", err, m)
+	_, err = p.svc.SendReset(p.ctx, actor, nil, "acme", eve[0].ID)
+	wantKind(t, "a link for a person who is more elsewhere", err, authz.ErrForbidden)
+	if m, err := p.svc.SendReset(p.ctx, p.root, nil, "acme", eve[0].ID); err != nil || m.Email != "eve@example.com" {
+		t.Fatalf("a superadmin's link: %v %+v", err, m)
 	}
-	if _, err := p.svc.SendReset(p.ctx, p.root, "acme", eve[0].ID, true); err != nil {
-		t.Fatalf("a superadmin's shown link: %v", err)
+}
+
+// keyed makes an API user of ws with role and a key, and returns it as a
+// principal.
+func (p *people) keyed(ws, username string, role authz.Role) *authz.Principal {
+	p.t.Helper()
+	cu, err := p.svc.CreateUser(p.ctx, p.root, ws, authz.NewUser{Username: username, Kind: authz.KindAPI, Role: role, IssueKey: true})
+	if err != nil {
+		p.t.Fatal(err)
 	}
+	pr, _, err := p.svc.Authenticate(p.ctx, cu.Key)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return pr
+}
+
+// person invites email into ws with role (as root), and accepts.
+func (p *people) person(ws, email string, role authz.Role) *authz.Invitation {
+	p.t.Helper()
+	inv, err := p.svc.Invite(p.ctx, p.root, ws, authz.NewInvitation{Email: email, Role: role})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := p.svc.AcceptInvitation(p.ctx, inv.Token, "", goodPassword, nil); err != nil {
+		p.t.Fatal(err)
+	}
+	return inv
+}
+
+// testNoAccountTakeover: the admin of one workspace cannot reach, through
+// an invitation into its own workspace, the account of a person who is a
+// member elsewhere: a never-accepted membership does not become active
+// through trash, a reset needs power over every membership of the
+// account, and the link of such an invitation never sets the password.
+func testNoAccountTakeover(t *testing.T, p *people) {
+	bob := p.keyed("beta", "bob", authz.RoleAdmin)
+	alice := p.person("acme", "alice@example.com", authz.RoleSuperadmin)
+
+	inv, err := p.svc.Invite(p.ctx, bob, "beta", authz.NewInvitation{Email: "alice@example.com", Role: authz.RoleViewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.svc.SetStatus(p.ctx, bob, "beta", inv.User.ID, authz.StatusActive); !errors.Is(err, authz.ErrConflict) {
+		t.Fatalf("activating an invitation: %v", err)
+	}
+	if _, err := p.svc.SetStatus(p.ctx, bob, "beta", inv.User.ID, authz.StatusTrash); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.svc.SetStatus(p.ctx, bob, "beta", inv.User.ID, authz.StatusInactive)
+	wantKind(t, "an invitation from trash to inactive", err, authz.ErrConflict)
+	u, err := p.svc.SetStatus(p.ctx, bob, "beta", inv.User.ID, authz.StatusActive)
+	if err != nil || u.Status != authz.StatusInvited || u.AcceptedAt != nil {
+		t.Fatalf("an invitation restored from trash: %v %+v, want invited", err, u)
+	}
+	_, err = p.svc.SendReset(p.ctx, bob, nil, "beta", inv.User.ID)
+	wantKind(t, "a reset of a membership never accepted", err, authz.ErrConflict)
+	_, err = p.svc.AcceptInvitation(p.ctx, inv.Token, "", "bob's own passphrase 123", nil)
+	wantKind(t, "accepting another person's invitation without signing in", err, authz.ErrUnauthenticated)
+
+	// Alice accepts beta herself: now the membership is accepted, and
+	// still bob may not reset her password (she is a superadmin of acme).
+	in, err := p.svc.SignInAccount(p.ctx, "alice@example.com", goodPassword, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := p.svc.ConsoleSession(p.ctx, in.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.svc.AcceptInvitation(p.ctx, inv.Token, "", "", c); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.svc.SendReset(p.ctx, bob, nil, "beta", inv.User.ID)
+	wantKind(t, "bob resets alice", err, authz.ErrForbidden)
+	if m, err := p.svc.SendReset(p.ctx, p.root, nil, "acme", alice.User.ID); err != nil || m.Token == "" {
+		t.Fatalf("a superadmin resets alice: %v", err)
+	}
+
+	// A person only in beta: bob may.
+	dan := p.person("beta", "dan@example.com", authz.RoleViewer)
+	if _, err := p.svc.SendReset(p.ctx, bob, nil, "beta", dan.User.ID); err != nil {
+		t.Fatalf("bob resets dan: %v", err)
+	}
+
+	// An account not set up yet (carol never accepted acme's invitation)
+	// cannot be claimed through an invitation into beta: its link sets no
+	// password. Carol's own link still does.
+	carol := p.invite("acme", "carol@example.com")
+	cinv, err := p.svc.Invite(p.ctx, bob, "beta", authz.NewInvitation{Email: "carol@example.com", Role: authz.RoleViewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.svc.AcceptInvitation(p.ctx, cinv.Token, "", "bob's own passphrase 123", nil)
+	wantKind(t, "claiming carol's account", err, authz.ErrConflict)
+	again, err := p.svc.Reinvite(p.ctx, bob, "beta", cinv.User.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.svc.AcceptInvitation(p.ctx, again.Token, "", "bob's own passphrase 123", nil)
+	wantKind(t, "claiming carol's account with a resent link", err, authz.ErrConflict)
+	resent, err := p.svc.Reinvite(p.ctx, p.root, "acme", carol.User.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.svc.AcceptInvitation(p.ctx, resent.Token, "Carol", goodPassword, nil); err != nil {
+		t.Fatalf("carol sets up her account with her own (resent) link: %v", err)
+	}
+
+	// A person admin of both workspaces, signed in to the console, may
+	// reset a person of both from either; an admin of one may not.
+	eve := p.person("acme", "eve@example.com", authz.RoleAdmin)
+	eveBeta, err := p.svc.Invite(p.ctx, p.root, "beta", authz.NewInvitation{Email: "eve@example.com", Role: authz.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frank := p.person("acme", "frank@example.com", authz.RoleViewer)
+	frankBeta, err := p.svc.Invite(p.ctx, p.root, "beta", authz.NewInvitation{Email: "frank@example.com", Role: authz.RoleViewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []struct {
+		email string
+		token string
+	}{{"eve@example.com", eveBeta.Token}, {"frank@example.com", frankBeta.Token}} {
+		in, err := p.svc.SignInAccount(p.ctx, x.email, goodPassword, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := p.svc.ConsoleSession(p.ctx, in.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.svc.AcceptInvitation(p.ctx, x.token, "", "", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, err = p.svc.SignInAccount(p.ctx, "eve@example.com", goodPassword, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec, err := p.svc.ConsoleSession(p.ctx, in.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asBeta, err := p.svc.Acting(p.ctx, ec, "beta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.svc.SendReset(p.ctx, asBeta, ec, "beta", frankBeta.User.ID); err != nil {
+		t.Fatalf("eve (admin of both) resets frank: %v", err)
+	}
+	_, err = p.svc.SendReset(p.ctx, asBeta, nil, "beta", frankBeta.User.ID)
+	wantKind(t, "eve's beta membership alone resets frank", err, authz.ErrForbidden)
+	_, err = p.svc.SendReset(p.ctx, bob, nil, "beta", frankBeta.User.ID)
+	wantKind(t, "bob resets frank", err, authz.ErrForbidden)
+	_ = eve
+	_ = frank
 }

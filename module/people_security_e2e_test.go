@@ -1,0 +1,331 @@
+package module
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiusers/apiusers/internal/apitest"
+)
+
+// The security review of the people work (accounts, invitations,
+// passwords, sign-in, sessions), finding by finding, through the
+// in-process Caddy on the file store and on Redis. No mailer: answers
+// carry the links, as they do for an admin without mail.
+
+const secPassword = "glacier orbit lantern 42 mosaic"
+
+// px drives the admin API of one e2e Caddy as keys and people.
+type px struct {
+	*e2e
+	t *testing.T
+}
+
+// req is one admin API call: as key (Bearer) or cookie (the console
+// session), with an Origin when given.
+type req struct {
+	key, cookie, origin string
+	header              http.Header
+}
+
+func (x px) do(r req, method, path string, body any) (*http.Response, []byte) {
+	x.t.Helper()
+	h := http.Header{}
+	for k, v := range r.header {
+		h[k] = v
+	}
+	if r.key != "" {
+		h.Set("Authorization", "Bearer "+r.key)
+	}
+	if r.cookie != "" {
+		h.Set("Cookie", "apiusers_session="+r.cookie)
+	}
+	if r.origin != "" {
+		h.Set("Origin", r.origin)
+	}
+	s := x.Site
+	s.Client = plainClient // no cookie jar: a request carries the cookie it is given, or none
+	return s.Do(x.t, method, "/admin"+path, h, body)
+}
+
+var plainClient = &http.Client{Timeout: 30 * time.Second}
+
+// want calls and wants status; it decodes a JSON answer into out when
+// given, and returns the response and body.
+func (x px) want(r req, method, path string, body any, status int, out any) (*http.Response, []byte) {
+	x.t.Helper()
+	res, b := x.do(r, method, path, body)
+	if res.StatusCode != status {
+		x.t.Fatalf("%s %s: %d %s, want %d", method, path, res.StatusCode, b, status)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			x.t.Fatalf("%s %s: %v: %s", method, path, err, b)
+		}
+	}
+	return res, b
+}
+
+// invitedMember is the answer of an invitation.
+type invitedMember struct {
+	ID        string `json:"id"`
+	Account   string `json:"account"`
+	Email     string `json:"email"`
+	Status    string `json:"status"`
+	AcceptURL string `json:"accept_url"`
+}
+
+// invite invites email into ws with role as key and wants 201.
+func (x px) invite(key, ws, email, role string) invitedMember {
+	x.t.Helper()
+	var m invitedMember
+	x.want(req{key: key}, "POST", "/workspaces/"+ws+"/invitations", map[string]any{"email": email, "role": role}, http.StatusCreated, &m)
+	if m.Status != "invited" || m.AcceptURL == "" {
+		x.t.Fatalf("invited %s: %+v", email, m)
+	}
+	return m
+}
+
+// linkToken is the token query parameter of a link.
+func linkToken(t *testing.T, link string) string {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil || u.Query().Get("token") == "" {
+		t.Fatalf("link %q has no token", link)
+	}
+	return u.Query().Get("token")
+}
+
+// accept accepts m's link with a password (a new person) and returns the
+// session cookie.
+func (x px) accept(m invitedMember, pw string) string {
+	x.t.Helper()
+	res, _ := x.want(req{}, "POST", "/invitations/accept", map[string]any{"token": linkToken(x.t, m.AcceptURL), "password": pw}, http.StatusOK, nil)
+	return cookieOf(x.t, res)
+}
+
+// login signs a person in and returns the session cookie.
+func (x px) login(email, pw string) string {
+	x.t.Helper()
+	res, _ := x.want(req{}, "POST", "/login", map[string]string{"email": email, "password": pw}, http.StatusOK, nil)
+	return cookieOf(x.t, res)
+}
+
+func cookieOf(t *testing.T, res *http.Response) string {
+	t.Helper()
+	for _, c := range res.Cookies() {
+		if c.Name == "apiusers_session" && c.Value != "" {
+			return c.Value
+		}
+	}
+	t.Fatalf("no session cookie in %v", res.Header["Set-Cookie"])
+	return ""
+}
+
+// TestE2EPeopleSecurity: the findings of the people review that need no
+// mailer, each a subtest with people of its own, on both stores.
+func TestE2EPeopleSecurity(t *testing.T) {
+	forEachStore(t, e2eSite{}, func(t *testing.T, e *e2e) {
+		e.MkWorkspace(t, "beta")
+		for _, tc := range []struct {
+			name string
+			fn   func(x px)
+		}{
+			{"NoCrossWorkspaceTakeover", secNoTakeover},
+			{"SignInInputBounded", secSignInBounds},
+			{"MembershipChangeEndsOnlyItself", secMembershipSessions},
+		} {
+			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
+		}
+	})
+}
+
+// secNoTakeover (finding 1): bob, admin of beta only, invites alice (a
+// superadmin person of acme) into beta, cannot make the invitation
+// active through trash, cannot reset her password (her account is also
+// acme's), and his link of her invitation sets no password; an account
+// not set up yet cannot be claimed through such a link either.
+func secNoTakeover(x px) {
+	t := x.t
+	bob := x.MkUser(t, x.Root, "beta", "bob", "admin", nil)
+	alice := x.invite(x.Root, "acme", "alice@example.com", "superadmin")
+	x.accept(alice, secPassword)
+
+	inv := x.invite(bob.Key, "beta", "alice@example.com", "viewer")
+	path := "/workspaces/beta/users/" + inv.ID
+	x.want(req{key: bob.Key}, "POST", path+"/status", map[string]string{"status": "active"}, http.StatusConflict, nil)
+	x.want(req{key: bob.Key}, "POST", path+"/status", map[string]string{"status": "trash"}, http.StatusOK, nil)
+	x.want(req{key: bob.Key}, "POST", path+"/status", map[string]string{"status": "inactive"}, http.StatusConflict, nil)
+	var back invitedMember
+	x.want(req{key: bob.Key}, "POST", path+"/status", map[string]string{"status": "active"}, http.StatusOK, &back)
+	if back.Status != "invited" {
+		t.Fatalf("an invitation restored from trash is %q, want invited", back.Status)
+	}
+	res, body := x.do(req{key: bob.Key}, "POST", path+"/password-reset", nil)
+	apitest.WantProblem(t, "resetting a membership never accepted", res, body, http.StatusConflict)
+	res, body = x.do(req{}, "POST", "/invitations/accept", map[string]any{"token": linkToken(t, inv.AcceptURL), "password": "bob's own passphrase 123"})
+	apitest.WantProblem(t, "bob accepts alice's invitation", res, body, http.StatusUnauthorized)
+
+	// Alice accepts beta herself; still bob may not reset her password.
+	cookie := x.login("alice@example.com", secPassword)
+	x.want(req{cookie: cookie}, "POST", "/invitations/accept", map[string]any{"token": linkToken(t, inv.AcceptURL)}, http.StatusOK, nil)
+	res, body = x.do(req{key: bob.Key}, "POST", path+"/password-reset", nil)
+	p := apitest.WantProblem(t, "bob resets alice", res, body, http.StatusForbidden)
+	if strings.Contains(string(body), "reset_url") || strings.Contains(p.Detail, "acme") {
+		t.Fatalf("the refusal says too much: %s", body)
+	}
+	x.login("alice@example.com", secPassword)
+	var reset struct {
+		ResetURL string `json:"reset_url"`
+	}
+	x.want(req{key: x.Root}, "POST", "/workspaces/acme/users/"+alice.ID+"/password-reset", nil, http.StatusAccepted, &reset)
+	if reset.ResetURL == "" {
+		t.Fatal("a superadmin's reset without a mailer carries no reset_url")
+	}
+
+	// Carol has not set up her account (acme's invitation is pending):
+	// bob's invitation of her into beta cannot claim it.
+	carol := x.invite(x.Root, "acme", "carol@example.com", "viewer")
+	claim := x.invite(bob.Key, "beta", "carol@example.com", "viewer")
+	res, body = x.do(req{}, "POST", "/invitations/accept", map[string]any{"token": linkToken(t, claim.AcceptURL), "password": "bob's own passphrase 123"})
+	apitest.WantProblem(t, "bob claims carol's account", res, body, http.StatusConflict)
+	x.want(req{}, "POST", "/login", map[string]string{"email": "carol@example.com", "password": "bob's own passphrase 123"}, http.StatusUnauthorized, nil)
+	x.accept(carol, secPassword)
+}
+
+// secSignInBounds (finding 2): POST /login and the other public POSTs
+// take small bodies only, and sign-in fields beyond what an account can
+// have are refused before any Unicode work, with the field named.
+func secSignInBounds(x px) {
+	t := x.t
+	// 1 MiB of U+FDFA (NFKC makes 18 characters of each) as the email.
+	huge := `{"email":"` + strings.Repeat("\uFDFA", 1<<20/6) + `@example.com","password":"x"}`
+	res, body := x.do(req{}, "POST", "/login", huge)
+	apitest.WantProblem(t, "a 1 MiB sign-in", res, body, http.StatusRequestEntityTooLarge)
+	for _, path := range []string{"/invitations/accept", "/password-reset", "/password-reset/confirm"} {
+		res, body := x.do(req{}, "POST", path, `{"token":"`+strings.Repeat("a", 9<<10)+`"}`)
+		apitest.WantProblem(t, "a 9 KiB body to "+path, res, body, http.StatusRequestEntityTooLarge)
+	}
+	for _, c := range []struct {
+		field string
+		body  map[string]string
+	}{
+		{"email", map[string]string{"email": strings.Repeat("\uFDFA", 2000) + "@example.com", "password": "x"}},
+		{"email", map[string]string{"email": strings.Repeat("a", 243) + "@example.com", "password": "x"}},
+		{"password", map[string]string{"email": "ana@example.com", "password": strings.Repeat("x", 1025)}},
+		{"username", map[string]string{"workspace": "acme", "username": strings.Repeat("\uFDFA", 86), "password": "x"}},
+		{"workspace", map[string]string{"workspace": strings.Repeat("w", 64), "username": "device", "password": "x"}},
+	} {
+		b, _ := json.Marshal(c.body)
+		raw := strings.ReplaceAll(string(b), `\\uFDFA`, `\uFDFA`)
+		res, body := x.do(req{}, "POST", "/login", raw)
+		if p := apitest.WantProblem(t, "sign-in with a long "+c.field, res, body, http.StatusBadRequest); p.Field != c.field {
+			t.Errorf("sign-in with a long %s: the problem names %q", c.field, p.Field)
+		}
+	}
+}
+
+// sessionList is GET …/sessions.
+type sessionList struct {
+	Items []struct {
+		ID      string `json:"id"`
+		Kind    string `json:"kind"`
+		Current bool   `json:"current"`
+	} `json:"items"`
+}
+
+// secMembershipSessions (finding 5): changing or deleting one membership
+// ends what it authorised, never the person's console sessions in its
+// other workspaces; listing or ending a person's console sessions needs
+// power over every membership of the account; a workspace where the
+// person is only invited sees nothing of the account in its audit log.
+func secMembershipSessions(x px) {
+	t := x.t
+	bob := x.MkUser(t, x.Root, "beta", "bob2", "admin", nil)
+	dave := x.invite(x.Root, "acme", "dave@example.com", "admin")
+	cookie := x.accept(dave, secPassword)
+	acme := req{cookie: cookie, origin: x.Base}
+
+	// Bob invites dave into beta, trashes and deletes the invitation:
+	// dave's console session lives on.
+	inv := x.invite(bob.Key, "beta", "dave@example.com", "viewer")
+	path := "/workspaces/beta/users/" + inv.ID
+	x.want(req{key: bob.Key}, "POST", path+"/status", map[string]string{"status": "trash"}, http.StatusOK, nil)
+	x.want(acme, "GET", "/me?workspace=acme", nil, http.StatusOK, nil)
+	x.want(req{key: bob.Key}, "DELETE", path, nil, http.StatusNoContent, nil)
+	x.want(acme, "GET", "/me?workspace=acme", nil, http.StatusOK, nil)
+
+	// Dave accepts a beta membership; bob deactivates it: beta is closed
+	// to dave's session, acme is not.
+	inv = x.invite(bob.Key, "beta", "dave@example.com", "viewer")
+	x.want(acme, "POST", "/invitations/accept", map[string]string{"token": linkToken(t, inv.AcceptURL)}, http.StatusOK, nil)
+	x.want(acme, "GET", "/workspaces/beta/users/"+inv.ID, nil, http.StatusOK, nil)
+	x.want(req{key: bob.Key}, "POST", "/workspaces/beta/users/"+inv.ID+"/status", map[string]string{"status": "inactive"}, http.StatusOK, nil)
+	x.want(acme, "GET", "/workspaces/beta/users/"+inv.ID, nil, http.StatusForbidden, nil)
+	x.want(acme, "GET", "/workspaces/acme/users/"+dave.ID, nil, http.StatusOK, nil)
+	x.want(req{key: bob.Key}, "POST", "/workspaces/beta/users/"+inv.ID+"/status", map[string]string{"status": "active"}, http.StatusOK, nil)
+
+	// Bob may neither list nor end dave's console sessions (dave is acme's
+	// admin too); root may, and so may dave himself.
+	sessions := "/workspaces/beta/users/" + inv.ID + "/sessions"
+	res, body := x.do(req{key: bob.Key}, "GET", sessions, nil)
+	apitest.WantProblem(t, "bob lists dave's sessions", res, body, http.StatusForbidden)
+	var mine, all sessionList
+	x.want(acme, "GET", "/workspaces/acme/users/"+dave.ID+"/sessions", nil, http.StatusOK, &mine)
+	x.want(req{key: x.Root}, "GET", sessions, nil, http.StatusOK, &all)
+	if len(mine.Items) != 1 || !mine.Items[0].Current || len(all.Items) != 1 || all.Items[0].ID != mine.Items[0].ID {
+		t.Fatalf("dave's sessions: his own view %+v, root's %+v", mine, all)
+	}
+	res, body = x.do(req{key: bob.Key}, "DELETE", sessions+"/"+all.Items[0].ID, nil)
+	apitest.WantProblem(t, "bob ends dave's session", res, body, http.StatusForbidden)
+	x.want(acme, "GET", "/me", nil, http.StatusOK, nil)
+	x.want(req{key: x.Root}, "DELETE", sessions+"/"+all.Items[0].ID, nil, http.StatusNoContent, nil)
+	x.want(acme, "GET", "/me", nil, http.StatusUnauthorized, nil)
+
+	// Erin is only invited into beta: beta's audit log learns nothing of
+	// her account (her sign-in, her name, her password), acme's does.
+	erin := x.invite(x.Root, "acme", "erin@example.com", "viewer")
+	x.invite(bob.Key, "beta", "erin@example.com", "viewer")
+	ec := req{cookie: x.accept(erin, secPassword), origin: x.Base}
+	x.want(ec, "PATCH", "/me", map[string]string{"name": "Erin E"}, http.StatusOK, nil)
+	x.want(ec, "POST", "/me/password", map[string]string{"current_password": secPassword, "new_password": "saffron quarry 88 nebula drift"}, http.StatusNoContent, nil)
+	ec.cookie = x.login("erin@example.com", "saffron quarry 88 nebula drift")
+	x.want(ec, "POST", "/logout", nil, http.StatusNoContent, nil)
+	actions := func(key, ws, target string) map[string]bool {
+		var a struct {
+			Items []struct {
+				Action string `json:"action"`
+				Target string `json:"target"`
+			} `json:"items"`
+		}
+		x.want(req{key: key}, "GET", "/workspaces/"+ws+"/audit?limit=500", nil, http.StatusOK, &a)
+		seen := map[string]bool{}
+		for _, e := range a.Items {
+			if e.Target == target {
+				seen[e.Action] = true
+			}
+		}
+		return seen
+	}
+	var erinBeta struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	x.want(req{key: x.Root}, "GET", "/workspaces/beta/users?q=erin@", nil, http.StatusOK, &erinBeta)
+	if len(erinBeta.Items) != 1 {
+		t.Fatalf("erin in beta: %+v", erinBeta)
+	}
+	inAcme, inBeta := actions(x.Root, "acme", erin.ID), actions(x.Root, "beta", erinBeta.Items[0].ID)
+	for _, a := range []string{"session.sign_in", "session.sign_out", "account.update", "password.change"} {
+		if !inAcme[a] {
+			t.Errorf("acme's audit log lacks erin's %s: %v", a, inAcme)
+		}
+		if inBeta[a] {
+			t.Errorf("beta's audit log, where erin is only invited, has her %s", a)
+		}
+	}
+}
