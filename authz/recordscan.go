@@ -330,7 +330,7 @@ func (s *recordScanner) time() *time.Time {
 var (
 	userKeys     = []string{"e", "o", "l", "z", "n", "c", "u", "v"}
 	userReadKeys = []string{"id", "workspace", "username", "kind", "role", "status", "permissions"}
-	keyKeys  = []string{"n", "i", "s"}
+	keyKeys      = []string{"n", "i", "s"}
 )
 
 func known(names []string, key []byte) bool {
