@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/apiusers/apiusers/admin"
-	"github.com/apiusers/apiusers/admin/console"
 	"github.com/apiusers/apiusers/mail"
 )
 
@@ -189,14 +188,10 @@ func (a *Admin) Validate() error {
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler; the admin API answers
-// every request itself and never calls next. A console page whose URL
-// carries a one-time token (an invitation or a password reset link) is
-// left out of Caddy's access log, which would otherwise record the token
-// with the URI.
+// every request itself and never calls next. Secrets in the request (keys,
+// session tokens, and the one-time token of a console link's `token`
+// parameter) are redacted from Caddy's access log line.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if console.SecretInURL(r) {
-		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
-	}
 	a.accessLog.redactAccessLog(w, r, &a.secrets)
 	h, err := a.handler()
 	if err != nil {
