@@ -40,8 +40,18 @@ func init() {
 //   - 403 with `WWW-Authenticate: Bearer realm="apiusers", error="insufficient_scope"`
 //     when the caller is authenticated but the route's workspace, roles or
 //     require lines do not admit it;
+//   - 429 with `Retry-After` when one of the route's RateLimits refuses the
+//     request ("rate limit exceeded"), or the caller's credits do not
+//     cover the route's Cost ("no credits left"; Retry-After only when a
+//     refill is due);
 //   - 503 with `Retry-After` when the store is unreachable and the principal
-//     is not cached (never 401 or 403 then).
+//     is not cached (never 401 or 403 then), or the credits cannot be spent
+//     for want of the store ("credits unavailable").
+//
+// Every answer of a route with RateLimits, and every answer to a caller
+// with credits, carries the RateLimit-Policy and RateLimit response fields
+// (draft-ietf-httpapi-ratelimit-headers-10); answers that counted nothing
+// (401, 403, 503) carry the route's RateLimit-Policy only.
 //
 // Failures are returned as caddyhttp errors, so handle_errors can shape the
 // response; {http.error.message} is one line that never contains the key.

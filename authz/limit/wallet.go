@@ -375,7 +375,7 @@ func (w *wallet) due(now int64, all, closing bool) ([]*account, [][]*Settlement)
 		case a.final != nil,
 			a.avail < a.lowWater() && !a.exhausted && !(a.down && now < a.retryAt),
 			a.exhausted && now >= a.retryAt,
-			a.spentNew > 0 && a.avail == 0 && !(a.down && now < a.retryAt),
+			a.spentNew > 0 && (a.avail == 0 || a.exhausted) && !(a.down && now < a.retryAt),
 			a.down && now >= a.retryAt,
 			a.spentNew > 0 && now-a.settled >= int64(w.cfg.ReportEvery):
 			accts, batches = append(accts, a), append(batches, w.build(a, now, 0))

@@ -57,9 +57,11 @@ if wrote then
   end
   redis.call('PEXPIRE', key, ARGV[3])
 end
+local fields = {}
+for i = 0, n - 1 do fields[#fields + 1] = tostring(first + i) end
 local out = {d}
-for i = 0, n - 1 do
-  out[#out + 1] = tonumber(redis.call('HGET', key, tostring(first + i)) or '0')
+for _, v in ipairs(redis.call('HMGET', key, unpack(fields))) do
+  out[#out + 1] = tonumber(v or '0')
 end
 return out
 `)
