@@ -21,6 +21,8 @@ import (
 //	apiusers_gateway_requests_total{route,outcome}   gateway decisions: allowed, 401, 403,
 //	                                                 429 (auth_failures), limited (rate_limit,
 //	                                                 credits), 503
+//	apiusers_gateway_limited_total{route,limit}      the limited ones by what refused them: a
+//	                                                 rate_limit line's name, or credits
 //	apiusers_cache_lookups_total{result}             principal lookups: hit (in process), miss (store)
 //	apiusers_cache_evictions_total{cache}            keys, principals pushed out by the bounds
 //	apiusers_store_round_trip_seconds{op}            store round trips: load_principal
@@ -54,6 +56,15 @@ var (
 		Name:      "gateway_requests_total",
 		Help:      "Gateway decisions by route (the apiusers block's name) and outcome: allowed, 401, 403, 429 (failed authentication throttled), limited (rate limit or credits), 503.",
 	}, []string{"route", "outcome"})
+
+	// limitedRequests breaks the limited outcome down by the limit that
+	// refused the request (a gateway makes a route's series at provision;
+	// see compileLimits).
+	limitedRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "apiusers",
+		Name:      "gateway_limited_total",
+		Help:      "Requests a gateway answered 429 for a limit (outcome limited of apiusers_gateway_requests_total), by route and by the limit that refused them: a rate_limit line's name, or credits.",
+	}, []string{"route", "limit"})
 
 	cacheLookups = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Namespace:   "apiusers",
@@ -130,7 +141,7 @@ var (
 
 // metricsCollectors are every collector registerMetrics registers.
 var metricsCollectors = []prometheus.Collector{
-	gatewayRequests, cacheLookups, cacheMisses, keyEvictions, principalEvictions, storeRoundTrips,
+	gatewayRequests, limitedRequests, cacheLookups, cacheMisses, keyEvictions, principalEvictions, storeRoundTrips,
 	fleetReceived, fleetLag, messagesRecorded, messagesDropped, signIns, mailsSent, mailsFailed,
 }
 
