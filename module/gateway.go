@@ -311,9 +311,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// with the RateLimit fields' values). Each slice has capacity 1, so an
 	// append reallocates rather than writing into its neighbour.
 	var vals *[5]string
-	if len(g.lines) > 0 || p.HasCredits() {
+	if credits := p.HasCredits(); len(g.lines) > 0 || credits {
+		n := len(g.lines)
+		if credits {
+			n++
+		}
 		var lv limitVals
-		vals, lv = g.newLimitVals(len(g.lines) + 1)
+		vals, lv = g.newLimitVals(n)
 		if err := g.limitRequest(w, r, sv, p, cl.KeyID, now.UnixNano(), lv); err != nil {
 			if herr, ok := err.(caddyhttp.HandlerError); ok && herr.StatusCode == http.StatusServiceUnavailable {
 				g.counters.unavailable()

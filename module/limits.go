@@ -251,17 +251,26 @@ type limitVals struct {
 	buf           []byte
 }
 
-// Sizes of the request's allocation: one item (a rate limit, or credits)
-// or two fit the small one, a route's every line and credits the large.
-const itemBytes = 48
+// Sizes of the request's allocation, the smallest that holds its items
+// (a route's lines, and credits): one, two, or every line and credits.
+// An item's RateLimit value (`"user";r=1073741823;t=86400`) takes at most
+// 40 bytes with a name of up to 10 characters; a longer one that does not
+// fit is a string of its own.
+const itemBytes = 40
 
-type limitValsSmall struct {
+type limitVals1 struct {
+	ids           [5]string
+	policy, state [1]string
+	buf           [itemBytes]byte
+}
+
+type limitVals2 struct {
 	ids           [5]string
 	policy, state [2]string
 	buf           [2 * itemBytes]byte
 }
 
-type limitValsLarge struct {
+type limitValsMax struct {
 	ids           [5]string
 	policy, state [maxLimitLines + 1]string
 	buf           [(maxLimitLines + 1) * itemBytes]byte
@@ -269,11 +278,15 @@ type limitValsLarge struct {
 
 // newLimitVals makes the request's one allocation for n items.
 func (g *Gateway) newLimitVals(n int) (*[5]string, limitVals) {
-	if n <= 2 {
-		v := new(limitValsSmall)
+	switch {
+	case n <= 1:
+		v := new(limitVals1)
+		return &v.ids, limitVals{policy: v.policy[:0], state: v.state[:0], buf: v.buf[:0]}
+	case n == 2:
+		v := new(limitVals2)
 		return &v.ids, limitVals{policy: v.policy[:0], state: v.state[:0], buf: v.buf[:0]}
 	}
-	v := new(limitValsLarge)
+	v := new(limitValsMax)
 	return &v.ids, limitVals{policy: v.policy[:0], state: v.state[:0], buf: v.buf[:0]}
 }
 
@@ -421,8 +434,15 @@ type takeHandles struct {
 	mu   sync.Mutex
 	live atomic.Pointer[takenLimiters]
 
+	last     atomic.Pointer[creditsItem] // the last one made or found
 	pmu      sync.RWMutex
 	policies map[[2]int64]string // {q, w} -> the credits' item
+}
+
+// creditsItem is a credits' RateLimit-Policy item and what it is of.
+type creditsItem struct {
+	k [2]int64
+	p string
 }
 
 // creditsPolicy returns creditsPolicyItem, made once per quota and period.
@@ -432,10 +452,14 @@ func (t *takeHandles) creditsPolicy(c *limit.Credits, q limit.QuotaDecision, now
 		w = c.Refill.Seconds(c.Refill.Period(now))
 	}
 	k := [2]int64{q.Limit, w}
+	if l := t.last.Load(); l != nil && l.k == k {
+		return l.p // callers of one route mostly have the same quota
+	}
 	t.pmu.RLock()
 	p, ok := t.policies[k]
 	t.pmu.RUnlock()
 	if ok {
+		t.last.Store(&creditsItem{k: k, p: p})
 		return p
 	}
 	p = creditsPolicyItem(c, q, now)
@@ -445,6 +469,7 @@ func (t *takeHandles) creditsPolicy(c *limit.Credits, q limit.QuotaDecision, now
 	}
 	t.policies[k] = p
 	t.pmu.Unlock()
+	t.last.Store(&creditsItem{k: k, p: p})
 	return p
 }
 
