@@ -60,8 +60,9 @@
 //     it admits more than its share until the next read, by at most what it
 //     is sent in one interval beyond its measured share. At three times a
 //     limit of 100 per second spread over three instances, in any split,
-//     the fleet admits the limit within 2% (TestFleetCounts; the Caddy
-//     fleet test gets the same through real processes and Redis).
+//     the fleet admits the limit within 2% (TestFleetCounts); through
+//     three real Caddy processes and Redis, 1% to 3% over
+//     (TestLimitsProcesses in cmd/caddy).
 //   - With the Tallier unreachable, each instance keeps its last share for
 //     ShareTTL (2s), then limits on its own: up to n × capacity per window
 //     across n instances until the store is back. What the instances
