@@ -256,7 +256,14 @@ func js(s string) string {
 // for its heading.
 func (tb *tab) open(rel string) {
 	tb.t.Helper()
-	tb.run("opening "+rel, chromedp.Navigate(tb.console+rel))
+	var here string
+	_ = chromedp.Run(tb.ctx, chromedp.Evaluate(`location.href`, &here))
+	if here == tb.console+rel {
+		// The same fragment again: a navigation would not render it anew.
+		tb.run("reloading "+rel, chromedp.Reload())
+	} else {
+		tb.run("opening "+rel, chromedp.Navigate(tb.console+rel))
+	}
 	tb.waitFor("a heading", `document.querySelector('main h1') && document.querySelector('main h1').textContent.length > 0`)
 	tb.settle()
 }

@@ -1532,3 +1532,66 @@ func (c *consoleEnv) testMainScreens(t *testing.T, b *browser) {
 	shot("profile")
 	tb.noErrors()
 }
+
+// TestConsoleWithoutMailer: with no mail option (as in the quickstart),
+// inviting a member and resetting a password show the one-time link in a
+// dialog to pass on; the link copied from it works.
+func TestConsoleWithoutMailer(t *testing.T) {
+	c := &consoleEnv{ownerEmail: "owner@acme.example"}
+	c.e2e = startE2E(t, e2eSite{
+		routes: consoleRoutes,
+		beforeStart: func(e *e2e) {
+			var stdout, stderr bytes.Buffer
+			if _, err := bootstrapPerson(&stdout, &stderr, e.cfgPath, "caddyfile", "acme", c.ownerEmail, e.Base+"/admin/"); err != nil {
+				t.Fatalf("bootstrap --email: %v\n%s", err, stderr.String())
+			}
+			c.setupLink = strings.TrimSpace(stdout.String())
+		},
+	})
+	c.console = c.Base + "/admin/"
+	b := startBrowser(t)
+	owner := c.ownerTab(t, b)
+
+	owner.open("#/w/acme/members")
+	owner.clickSel("Invite member", owner.find("main button", "Invite member"))
+	owner.fill("Email", "kim@acme.example")
+	owner.choose("Role", "viewer")
+	owner.find("dialog[open] button", "Invite member")
+	owner.click("Invite member")
+	owner.find("dialog[open] h2", "Invitation link")
+	owner.find("dialog[open] p", "No mailer is configured, so no mail was sent. Pass this one-time link on yourself.")
+	owner.axe("the invitation link")
+	owner.click("Copy link to the clipboard")
+	owner.status("Copied")
+	var link string
+	owner.eval("reading the clipboard", `navigator.clipboard.readText()`, &link)
+	if !strings.HasPrefix(link, c.console+"accept?token=") {
+		t.Fatalf("the clipboard holds %q", link)
+	}
+	owner.click("Close")
+	owner.find("tr[data-user] .badge", "Invited")
+
+	kim := b.newPerson(t, c.console)
+	c.openLink(t, kim, link, "Accept invitation")
+	kim.fill("New Password", consolePassword)
+	kim.fill("New Password Again", consolePassword)
+	kim.clickSel("Accept", kim.find("form button", "Accept invitation"))
+	kim.waitFor("signed in", `!!document.querySelector('nav.side')`)
+
+	owner.open("#/w/acme/members")
+	owner.clickSel("Reset password", owner.find("tr[data-user] button", "Reset password: kim@acme.example"))
+	owner.find("dialog[open] h2", "Password reset link")
+	var reset string
+	owner.eval("the reset link", `document.querySelector('dialog[open] input').value`, &reset)
+	if !strings.HasPrefix(reset, c.console+"reset?token=") {
+		t.Fatalf("the reset link %q", reset)
+	}
+	owner.key(kb.Escape)
+	c.openLink(t, kim, reset, "Set a new password")
+	kim.fill("New Password", "another long passphrase for kim")
+	kim.fill("New Password Again", "another long passphrase for kim")
+	kim.clickSel("Set password", kim.find("form button", "Set password"))
+	kim.find("p.notice", "Your password was changed. Sign in with the new one.")
+	owner.noErrors()
+	kim.noErrors()
+}
