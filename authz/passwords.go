@@ -74,11 +74,13 @@ func (s *Service) ChangePassword(ctx context.Context, actor *Principal, console 
 
 func (s *Service) changeAccountPassword(ctx context.Context, c *ConsoleCaller, current, next, addr string) error {
 	identity := "e:" + emailKey(c.Account.Email)
-	if err := s.throttle(ctx, identity, addr); err != nil {
+	try, err := s.begin(ctx, identity, addr)
+	if err != nil {
 		return err
 	}
+	defer try.end(ctx)
 	var phc string
-	err := s.store.View(ctx, "", func(tx Tx) error {
+	err = s.store.View(ctx, "", func(tx Tx) error {
 		raw, err := tx.Get(globalColl(CollPasswords), c.Account.ID)
 		if err == nil {
 			phc = string(raw)
@@ -95,10 +97,10 @@ func (s *Service) changeAccountPassword(ctx context.Context, c *ConsoleCaller, c
 		return err
 	}
 	if !ok {
-		s.failed(ctx, identity, addr)
+		try.failed()
 		return errWrongCurrent
 	}
-	s.succeeded(ctx, identity) // the current password is known: as a sign-in
+	try.succeeded(ctx) // the current password is known: as a sign-in
 	phcNew, err := s.hashPassword(ctx, "new_password", next, c.Account.Email, c.Account.Name)
 	if err != nil {
 		return err
@@ -135,13 +137,15 @@ func (s *Service) setAccountPassword(ctx context.Context, accID, phc, keep strin
 
 func (s *Service) changeUserPassword(ctx context.Context, actor *Principal, current, next, addr, keep string) error {
 	identity := "u:" + actor.Workspace + "/" + CanonicalName(actor.Username)
-	if err := s.throttle(ctx, identity, addr); err != nil {
+	try, err := s.begin(ctx, identity, addr)
+	if err != nil {
 		return err
 	}
+	defer try.end(ctx)
 	ws := actor.Workspace
 	var u *User
 	var phc string
-	err := s.store.View(ctx, ws, func(tx Tx) error {
+	err = s.store.View(ctx, ws, func(tx Tx) error {
 		var err error
 		if u, err = getUser(tx, ws, actor.UserID); err != nil {
 			return err
@@ -162,10 +166,10 @@ func (s *Service) changeUserPassword(ctx context.Context, actor *Principal, curr
 		return err
 	}
 	if !ok {
-		s.failed(ctx, identity, addr)
+		try.failed()
 		return errWrongCurrent
 	}
-	s.succeeded(ctx, identity) // the current password is known: as a sign-in
+	try.succeeded(ctx) // the current password is known: as a sign-in
 	phcNew, err := s.hashPassword(ctx, "new_password", next, u.Username, u.Email)
 	if err != nil {
 		return err

@@ -105,11 +105,75 @@ func identityKey(identity string) string {
 	return string(sum[:])
 }
 
-// failed counts a failed attempt for identity from addr.
-func (s *Service) failed(ctx context.Context, identity, addr string) {
-	_, _ = s.signIns.identity.Fail(ctx, identityKey(identity))
+// attempt is a sign-in attempt counted as failed before its password is
+// checked (see begin), until it ends: failed keeps the counts, succeeded
+// clears the identity's and takes back the address's, and end, deferred,
+// takes both back for an attempt that ended neither way (an error).
+type attempt struct {
+	s              *Service
+	identity, addr string
+	idAt, addrAt   time.Time
+	decided        bool
+}
+
+// begin starts a sign-in attempt for identity from addr: refused (429,
+// nothing counted) while either is blocked; else counted as a failure at
+// once, before any password is hashed, so that attempts made in parallel
+// cannot all pass a check made before any of them failed (on Redis the
+// count is increased before it is read, in one step). One that finds the
+// limit reached by those in parallel with it is refused too, and stays
+// counted.
+func (s *Service) begin(ctx context.Context, identity, addr string) (*attempt, error) {
+	if err := s.throttle(ctx, identity, addr); err != nil {
+		return nil, err
+	}
+	a := &attempt{s: s, identity: identityKey(identity), addr: addr}
+	var wait time.Duration
 	if addr != "" {
-		_, _ = s.signIns.address.Fail(ctx, addr)
+		v, _ := s.signIns.address.Fail(ctx, addr)
+		a.addrAt = v.At
+		if v.Refused {
+			a.decided = true
+			return nil, &ThrottledError{RetryAfter: max(v.RetryAfter, time.Second)}
+		}
+	}
+	v, _ := s.signIns.identity.Fail(ctx, a.identity)
+	a.idAt = v.At
+	if v.Refused {
+		wait = v.RetryAfter
+		if addr != "" {
+			_ = s.signIns.address.Undo(ctx, addr, a.addrAt)
+		}
+		a.decided = true
+		return nil, &ThrottledError{RetryAfter: max(wait, time.Second)}
+	}
+	return a, nil
+}
+
+// failed ends a with a wrong password (or an identity that may not sign
+// in): the counts stay.
+func (a *attempt) failed() { a.decided = true }
+
+// succeeded ends a with the right password: the identity's failures are
+// cleared, and the address's count of a is taken back.
+func (a *attempt) succeeded(ctx context.Context) {
+	a.decided = true
+	_ = a.s.signIns.identity.Clear(ctx, a.identity)
+	if a.addr != "" {
+		_ = a.s.signIns.address.Undo(ctx, a.addr, a.addrAt)
+	}
+}
+
+// end takes back the counts of an attempt that neither failed nor
+// succeeded (the store or the hashing pool failed): deferred after begin.
+func (a *attempt) end(ctx context.Context) {
+	if a.decided {
+		return
+	}
+	a.decided = true
+	_ = a.s.signIns.identity.Undo(ctx, a.identity, a.idAt)
+	if a.addr != "" {
+		_ = a.s.signIns.address.Undo(ctx, a.addr, a.addrAt)
 	}
 }
 

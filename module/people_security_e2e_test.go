@@ -1,10 +1,13 @@
 package module
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,6 +140,7 @@ func TestE2EPeopleSecurity(t *testing.T) {
 			{"NoCrossWorkspaceTakeover", secNoTakeover},
 			{"SignInInputBounded", secSignInBounds},
 			{"MembershipChangeEndsOnlyItself", secMembershipSessions},
+			{"ParallelWrongPasswordsThrottled", secParallelSignIns},
 		} {
 			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
 		}
@@ -328,4 +332,47 @@ func secMembershipSessions(x px) {
 			t.Errorf("beta's audit log, where erin is only invited, has her %s", a)
 		}
 	}
+}
+
+// secParallelSignIns (finding 6): 40 wrong passwords for one person sent
+// at once get at most 5 answers of 401 (the identity's limit); the rest
+// are 429 with Retry-After, none hashed; the right password then waits.
+func secParallelSignIns(x px) {
+	t := x.t
+	fay := x.invite(x.Root, "acme", "fay@example.com", "viewer")
+	x.accept(fay, secPassword)
+	const n = 40
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			b, _ := json.Marshal(map[string]string{"email": "fay@example.com", "password": "wrong guess number " + strconv.Itoa(i)})
+			res, err := plainClient.Post(x.Base+"/admin/login", "application/json", bytes.NewReader(b))
+			if err != nil {
+				codes <- 0
+				return
+			}
+			res.Body.Close()
+			if res.StatusCode == http.StatusTooManyRequests && res.Header.Get("Retry-After") == "" {
+				codes <- -1
+				return
+			}
+			codes <- res.StatusCode
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[http.StatusUnauthorized] > 5 || count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != n {
+		t.Fatalf("%d wrong passwords at once: answers %v, want at most 5 of 401 and 429 (with Retry-After) for the rest", n, count)
+	}
+	x.want(req{}, "POST", "/login", map[string]string{"email": "fay@example.com", "password": secPassword}, http.StatusTooManyRequests, nil)
 }
