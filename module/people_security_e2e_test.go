@@ -141,6 +141,7 @@ func TestE2EPeopleSecurity(t *testing.T) {
 			{"SignInInputBounded", secSignInBounds},
 			{"MembershipChangeEndsOnlyItself", secMembershipSessions},
 			{"ParallelWrongPasswordsThrottled", secParallelSignIns},
+			{"TrivialPasswordsRefused", secTrivialPasswords},
 		} {
 			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
 		}
@@ -375,4 +376,19 @@ func secParallelSignIns(x px) {
 		t.Fatalf("%d wrong passwords at once: answers %v, want at most 5 of 401 and 429 (with Retry-After) for the rest", n, count)
 	}
 	x.want(req{}, "POST", "/login", map[string]string{"email": "fay@example.com", "password": secPassword}, http.StatusTooManyRequests, nil)
+}
+
+// secTrivialPasswords (finding 7): a person cannot set a password that is
+// trivial in another script; a passphrase in any script is fine.
+func secTrivialPasswords(x px) {
+	t := x.t
+	gus := x.invite(x.Root, "acme", "gus@example.com", "viewer")
+	for _, pw := range []string{"аааааааааааа", "éééééééééééé", "ßßßßßßßßßßßß", strings.Repeat("日", 12),
+		strings.Repeat("１", 12), "пароль123456", "парольпароль"} {
+		res, body := x.do(req{}, "POST", "/invitations/accept", map[string]string{"token": linkToken(t, gus.AcceptURL), "password": pw})
+		if p := apitest.WantProblem(t, "accepting with "+pw, res, body, http.StatusBadRequest); p.Field != "password" {
+			t.Errorf("accepting with %q: the problem names %q", pw, p.Field)
+		}
+	}
+	x.accept(gus, "Кот спит на крыше каждый день")
 }
