@@ -142,6 +142,7 @@ func TestE2EPeopleSecurity(t *testing.T) {
 			{"MembershipChangeEndsOnlyItself", secMembershipSessions},
 			{"ParallelWrongPasswordsThrottled", secParallelSignIns},
 			{"TrivialPasswordsRefused", secTrivialPasswords},
+			{"OneCanonicalIdentity", secOneIdentity},
 		} {
 			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
 		}
@@ -391,4 +392,22 @@ func secTrivialPasswords(x px) {
 		}
 	}
 	x.accept(gus, "Кот спит на крыше каждый день")
+}
+
+// secOneIdentity (finding 8): an API user signs in under any spelling of
+// its name that the one canonical form takes for it, and failures under
+// all of them count for one identity.
+func secOneIdentity(x px) {
+	t := x.t
+	const pw = "copper meadow 19 lighthouse"
+	x.want(req{key: x.Root}, "POST", "/workspaces/acme/users", map[string]any{"username": "\u13a0\u13f5-kiosk", "kind": "api", "role": "api_user", "password": pw}, http.StatusCreated, nil)
+	x.want(req{}, "POST", "/login", map[string]string{"workspace": "acme", "username": "\uab70\u13fd-KIOSK", "password": pw}, http.StatusOK, nil)
+	spellings := []string{"\u13a0\u13f5-kiosk", "\uab70\u13fd-kiosk", "\u13a0\u13fd-KIOSK"}
+	for i := 0; i < 5; i++ {
+		x.want(req{}, "POST", "/login", map[string]string{"workspace": "acme", "username": spellings[i%3], "password": "a wrong one " + strconv.Itoa(i)}, http.StatusUnauthorized, nil)
+	}
+	res, _ := x.want(req{}, "POST", "/login", map[string]string{"workspace": "acme", "username": spellings[2], "password": pw}, http.StatusTooManyRequests, nil)
+	if res.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
 }

@@ -163,8 +163,26 @@ var common = []string{
 	"hello", "sommer", "summer", "winter", "secret", "geheim", "secreto", "segreto", "passe", "test", "master",
 }
 
-var folder = cases.Fold()
+// Fold is the one comparison form of names and passwords, which
+// authz.CanonicalName returns for names: Unicode NFKC, then full case
+// folding (ß → ss, the Kelvin sign → k), then NFKC again (folding can
+// leave a string that is not normalized), with every folded character
+// lower-cased, since folding maps a few scripts to upper case (Cherokee
+// letters fold to their capitals, and golang.org/x/text folds them back
+// and forth). It is stable: Fold of its result is that result. A
+// cases.Caser keeps state, so each call makes its own.
+func Fold(s string) string {
+	c := foldOnce(s)
+	for range 3 {
+		next := foldOnce(c)
+		if next == c {
+			break
+		}
+		c = next
+	}
+	return c
+}
 
-// Fold is the comparison form of a name or a password: Unicode NFKC, then
-// case folding.
-func Fold(s string) string { return folder.String(norm.NFKC.String(s)) }
+func foldOnce(s string) string {
+	return norm.NFKC.String(strings.Map(unicode.ToLower, cases.Fold().String(norm.NFKC.String(s))))
+}
