@@ -206,12 +206,14 @@ func (s *Service) storeUserPassword(ctx context.Context, actor *Principal, ws, i
 	return err
 }
 
-// mayEditPassword: an API user itself, or a caller that may manage it.
+// mayEditPassword: an API user itself, or a caller that may manage its
+// keys (a password signs in to a session token, which acts as a key: who
+// may manage a user but not its keys must not mint one this way).
 func (s *Service) mayEditPassword(actor *Principal, u *subject) error {
 	if u.Kind != KindAPI {
 		return errf(ErrConflict, "user %s is a member: a person sets its password by invitation or reset", u.ID)
 	}
-	if actor.UserID != u.ID && !mayManage(actor, u) {
+	if actor.UserID != u.ID && !mayManageKeys(actor, u) {
 		return forbidden("may not set the password of user %s", u.ID)
 	}
 	return nil

@@ -398,6 +398,10 @@ func (s *Service) validateNewUser(actor *Principal, auth authority, in *NewUser)
 	if in.IssueKey && auth == authManage && !actor.HasPermission(PermKeysManage) {
 		return forbidden("issuing keys needs %s", PermKeysManage)
 	}
+	if in.Password != "" && auth == authManage && !actor.HasPermission(PermKeysManage) {
+		// A password signs in to a session token, which acts as a key.
+		return forbidden("giving a user a password needs %s: it is a credential, as a key is", PermKeysManage)
+	}
 	if in.RateLimit != nil {
 		r := *in.RateLimit
 		if err := r.normalize("rate_limit"); err != nil {

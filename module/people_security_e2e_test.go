@@ -143,6 +143,7 @@ func TestE2EPeopleSecurity(t *testing.T) {
 			{"ParallelWrongPasswordsThrottled", secParallelSignIns},
 			{"TrivialPasswordsRefused", secTrivialPasswords},
 			{"OneCanonicalIdentity", secOneIdentity},
+			{"PasswordNeedsKeysManage", secPasswordNeedsKeys},
 		} {
 			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
 		}
@@ -410,4 +411,26 @@ func secOneIdentity(x px) {
 	if res.Header.Get("Retry-After") == "" {
 		t.Fatal("429 without Retry-After")
 	}
+}
+
+// secPasswordNeedsKeys (finding 9): a password is a credential: a caller
+// that manages users but not their keys can neither set one (PUT
+// …/password) nor give one on create; with keys.manage it can.
+func secPasswordNeedsKeys(x px) {
+	t := x.t
+	const pw = "copper meadow 19 lighthouse"
+	helper := x.MkUser(t, x.Root, "acme", "user-helper", "editor", map[string]any{"permissions": []string{"users.manage"}})
+	var dev struct {
+		ID string `json:"id"`
+	}
+	x.want(req{key: helper.Key}, "POST", "/workspaces/acme/users", map[string]any{"username": "device-nine", "kind": "api", "role": "api_user"}, http.StatusCreated, &dev)
+	res, body := x.do(req{key: helper.Key}, "PUT", "/workspaces/acme/users/"+dev.ID+"/password", map[string]string{"password": pw})
+	apitest.WantProblem(t, "users.manage alone sets a password", res, body, http.StatusForbidden)
+	res, body = x.do(req{key: helper.Key}, "POST", "/workspaces/acme/users", map[string]any{"username": "device-ten", "kind": "api", "role": "api_user", "password": pw})
+	apitest.WantProblem(t, "users.manage alone creates a user with a password", res, body, http.StatusForbidden)
+	x.want(req{}, "POST", "/login", map[string]string{"workspace": "acme", "username": "device-nine", "password": pw}, http.StatusUnauthorized, nil)
+
+	keys := x.MkUser(t, x.Root, "acme", "key-helper", "editor", map[string]any{"permissions": []string{"users.manage", "keys.manage"}})
+	x.want(req{key: keys.Key}, "PUT", "/workspaces/acme/users/"+dev.ID+"/password", map[string]string{"password": pw}, http.StatusNoContent, nil)
+	x.want(req{}, "POST", "/login", map[string]string{"workspace": "acme", "username": "device-nine", "password": pw}, http.StatusOK, nil)
 }
