@@ -131,7 +131,11 @@ func cookieOf(t *testing.T, res *http.Response) string {
 // TestE2EPeopleSecurity: the findings of the people review that need no
 // mailer, each a subtest with people of its own, on both stores.
 func TestE2EPeopleSecurity(t *testing.T) {
-	forEachStore(t, e2eSite{}, func(t *testing.T, e *e2e) {
+	// Caddy trusts the loopback as a proxy (X-Forwarded-Proto, finding 10h).
+	site := e2eSite{rewrite: func(t *testing.T, cf string) string {
+		return strings.Replace(cf, "\tpersist_config off\n", "\tpersist_config off\n\tservers {\n\t\ttrusted_proxies static private_ranges\n\t}\n", 1)
+	}}
+	forEachStore(t, site, func(t *testing.T, e *e2e) {
 		e.MkWorkspace(t, "beta")
 		for _, tc := range []struct {
 			name string
@@ -144,6 +148,7 @@ func TestE2EPeopleSecurity(t *testing.T) {
 			{"TrivialPasswordsRefused", secTrivialPasswords},
 			{"OneCanonicalIdentity", secOneIdentity},
 			{"PasswordNeedsKeysManage", secPasswordNeedsKeys},
+			{"ConsoleSessionsBounded", secConsoleSessions},
 		} {
 			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
 		}
@@ -433,4 +438,48 @@ func secPasswordNeedsKeys(x px) {
 	keys := x.MkUser(t, x.Root, "acme", "key-helper", "editor", map[string]any{"permissions": []string{"users.manage", "keys.manage"}})
 	x.want(req{key: keys.Key}, "PUT", "/workspaces/acme/users/"+dev.ID+"/password", map[string]string{"password": pw}, http.StatusNoContent, nil)
 	x.want(req{}, "POST", "/login", map[string]string{"workspace": "acme", "username": "device-nine", "password": pw}, http.StatusOK, nil)
+}
+
+// secConsoleSessions (finding 10a, 10h): a person's console sessions are
+// bounded (the oldest ends), signing in again ends the session the browser
+// presented, and behind a trusted TLS-terminating proxy the cookie is
+// Secure.
+func secConsoleSessions(x px) {
+	t := x.t
+	hal := x.invite(x.Root, "acme", "hal@example.com", "viewer")
+	first := x.accept(hal, secPassword)
+	var cookies []string
+	for i := 0; i < 10; i++ {
+		cookies = append(cookies, x.login("hal@example.com", secPassword))
+	}
+	var list sessionList
+	x.want(req{cookie: cookies[9]}, "GET", "/workspaces/acme/users/"+hal.ID+"/sessions", nil, http.StatusOK, &list)
+	if len(list.Items) != 10 {
+		t.Fatalf("after 11 sign-ins: %d console sessions, want 10", len(list.Items))
+	}
+	x.want(req{cookie: first}, "GET", "/me", nil, http.StatusUnauthorized, nil)
+	x.want(req{cookie: cookies[0]}, "GET", "/me", nil, http.StatusOK, nil)
+
+	// Signing in again with a cookie ends that session.
+	res, _ := x.want(req{cookie: cookies[0], origin: x.Base}, "POST", "/login", map[string]string{"email": "hal@example.com", "password": secPassword}, http.StatusOK, nil)
+	again := cookieOf(t, res)
+	x.want(req{cookie: cookies[0]}, "GET", "/me", nil, http.StatusUnauthorized, nil)
+	x.want(req{cookie: again}, "GET", "/me", nil, http.StatusOK, nil)
+	for _, c := range res.Cookies() {
+		if c.Name == "apiusers_session" && c.Secure {
+			t.Fatal("a session cookie over plain HTTP is Secure")
+		}
+	}
+
+	// Behind a trusted proxy that terminated TLS: Secure, and the
+	// console's origin is the https one.
+	res, _ = x.want(req{cookie: again, header: http.Header{"X-Forwarded-Proto": {"https"}}, origin: strings.Replace(x.Base, "http:", "https:", 1)},
+		"POST", "/login", map[string]string{"email": "hal@example.com", "password": secPassword}, http.StatusOK, nil)
+	secure := false
+	for _, c := range res.Cookies() {
+		secure = secure || (c.Name == "apiusers_session" && c.Secure)
+	}
+	if !secure {
+		t.Fatalf("behind a TLS-terminating proxy the cookie is not Secure: %v", res.Header["Set-Cookie"])
+	}
 }

@@ -27,6 +27,7 @@ func RunPeople(t *testing.T, open func(t *testing.T) authz.Store) {
 		{"NoSecretInRecords", testNoSecretInRecords},
 		{"ResetLinkOnlyToWhoManagesAll", testResetLinkScope},
 		{"NoAccountTakeover", testNoAccountTakeover},
+		{"EndedSessionsPruned", testSessionsPruned},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newPeople(t, open(t))) })
 	}
@@ -579,4 +580,26 @@ func testNoAccountTakeover(t *testing.T, p *people) {
 	wantKind(t, "bob resets frank", err, authz.ErrForbidden)
 	_ = eve
 	_ = frank
+}
+
+// testSessionsPruned: a sign-in deletes the account's console sessions
+// that have ended (idle or expired), so none piles up in the store.
+func testSessionsPruned(t *testing.T, p *people) {
+	inv := p.invite("acme", "ida@example.com")
+	if _, err := p.svc.AcceptInvitation(p.ctx, inv.Token, "", goodPassword, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.Advance(authz.DefaultSessionIdle + time.Minute)
+	if _, err := p.svc.SignInAccount(p.ctx, "ida@example.com", goodPassword, ""); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	err := p.st.View(p.ctx, "", func(tx authz.Tx) error {
+		es, err := tx.Scan(authz.Collection{Name: authz.CollAccountSess}, inv.User.Account+"/", "", 0)
+		n = len(es)
+		return err
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("console sessions stored after an idle one and a new sign-in: %d (%v), want 1", n, err)
+	}
 }
