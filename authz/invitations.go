@@ -100,7 +100,10 @@ func (s *Service) Invite(ctx context.Context, actor *Principal, ws string, in Ne
 	}
 	rec.user.Status = StatusInvited
 	rec.user.Account = acc.ID
-	rec.user.Email = acc.Email
+	// The membership keeps the address as the inviter wrote it (the same
+	// in canonical form): the account's own spelling is the person's, and
+	// would tell the inviter that the person has an account already.
+	rec.user.Email = in.Email
 	err = s.store.Update(ctx, ws, func(tx Tx) error {
 		if err := s.writeNewUser(tx, actor, rec, in.Teams, now); err != nil {
 			return err

@@ -191,6 +191,12 @@ func redact(actor *Principal, u *User, manages bool) {
 	if actor.UserID == u.ID || !manages {
 		u.PrivateNote = ""
 	}
+	if actor.UserID != u.ID && !actor.Everywhere {
+		// The person behind a membership is its own business: an
+		// account id (which carries its creation time) would tell a
+		// workspace's admin whether the person is a member elsewhere.
+		u.Account = ""
+	}
 }
 
 // CreateUser creates a user (and its first key when in.IssueKey).

@@ -149,6 +149,8 @@ func TestE2EPeopleSecurity(t *testing.T) {
 			{"OneCanonicalIdentity", secOneIdentity},
 			{"PasswordNeedsKeysManage", secPasswordNeedsKeys},
 			{"ConsoleSessionsBounded", secConsoleSessions},
+			{"InvitingRevealsNoAccount", secInviteNoDisclosure},
+			{"AccountNameChecked", secAccountName},
 		} {
 			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
 		}
@@ -482,4 +484,49 @@ func secConsoleSessions(x px) {
 	if !secure {
 		t.Fatalf("behind a TLS-terminating proxy the cookie is not Secure: %v", res.Header["Set-Cookie"])
 	}
+}
+
+// secInviteNoDisclosure (finding 10c): inviting an address answers the
+// same whether or not the person has an account elsewhere: the inviter's
+// spelling, and no account id (only a superadmin sees those).
+func secInviteNoDisclosure(x px) {
+	t := x.t
+	bob := x.MkUser(t, x.Root, "beta", "bob3", "admin", nil)
+	ivy := x.invite(x.Root, "acme", "Ivy.Existing@Example.com", "viewer")
+	x.accept(ivy, secPassword)
+	if !strings.HasPrefix(ivy.Account, "acc_") {
+		t.Fatalf("a superadmin's answer lacks the account: %+v", ivy)
+	}
+	for _, email := range []string{"ivy.existing@example.com", "nobody.yet@example.com"} {
+		res, body := x.do(req{key: bob.Key}, "POST", "/workspaces/beta/invitations", map[string]string{"email": email, "role": "viewer"})
+		var m map[string]any
+		if res.StatusCode != http.StatusCreated || json.Unmarshal(body, &m) != nil {
+			t.Fatalf("inviting %s: %d %s", email, res.StatusCode, body)
+		}
+		if _, ok := m["account"]; ok || m["email"] != email {
+			t.Errorf("inviting %s tells: %s", email, body)
+		}
+		var got map[string]any
+		x.want(req{key: bob.Key}, "GET", "/workspaces/beta/users/"+m["id"].(string), nil, http.StatusOK, &got)
+		if _, ok := got["account"]; ok {
+			t.Errorf("reading the membership of %s shows its account: %v", email, got)
+		}
+	}
+}
+
+// secAccountName (finding 10b): a person's name may hold no control or
+// format character, neither set on accepting nor changed later.
+func secAccountName(x px) {
+	t := x.t
+	jo := x.invite(x.Root, "acme", "jo@example.com", "viewer")
+	for _, name := range []string{"Jo\u202egnirts", "J\u200bo"} {
+		res, body := x.do(req{}, "POST", "/invitations/accept", `{"token":"`+linkToken(t, jo.AcceptURL)+`","name":"`+name+`","password":"`+secPassword+`"}`)
+		if p := apitest.WantProblem(t, "accepting with name "+name, res, body, http.StatusBadRequest); p.Field != "name" {
+			t.Errorf("accepting with name %s: the problem names %q", name, p.Field)
+		}
+	}
+	c := req{cookie: x.accept(jo, secPassword), origin: x.Base}
+	res, body := x.do(c, "PATCH", "/me", `{"name":"Jo\u2066x"}`)
+	apitest.WantProblem(t, "renaming with an isolate", res, body, http.StatusBadRequest)
+	x.want(c, "PATCH", "/me", map[string]string{"name": "Jo Ødegård"}, http.StatusOK, nil)
 }
