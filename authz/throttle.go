@@ -81,6 +81,7 @@ func (t *signInThrottle) close() {
 // process's own decide: the store is then unreachable and the attempt
 // fails anyway.)
 func (s *Service) throttle(ctx context.Context, identity, addr string) error {
+	addr = throttle.AddrKey(addr)
 	var wait time.Duration
 	refused := false
 	if addr != "" {
@@ -127,6 +128,7 @@ func (s *Service) begin(ctx context.Context, identity, addr string) (*attempt, e
 	if err := s.throttle(ctx, identity, addr); err != nil {
 		return nil, err
 	}
+	addr = throttle.AddrKey(addr)
 	a := &attempt{s: s, identity: identityKey(identity), addr: addr}
 	var wait time.Duration
 	if addr != "" {

@@ -75,6 +75,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -633,4 +634,20 @@ func (l *Limiter) Len() int {
 		sh.mu.Unlock()
 	}
 	return n
+}
+
+// AddrKey is the key a client address counts under: an IPv6 address by
+// its /64 (one host, or one customer of a provider, usually holds a whole
+// /64, and walking it costs nothing), an IPv4 address (also one mapped in
+// IPv6) as it is; anything else as it is written.
+func AddrKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
+	}
+	return a.String()
 }

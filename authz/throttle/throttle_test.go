@@ -313,3 +313,22 @@ func TestUndo(t *testing.T) {
 		})
 	}
 }
+
+// TestAddrKey: IPv6 addresses count by their /64, IPv4 ones (mapped too)
+// by themselves.
+func TestAddrKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"2001:db8:1:2::1":         "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff:1:2:3": "2001:db8:1:2::/64",
+		"2001:DB8:1:3::1":         "2001:db8:1:3::/64",
+		"fe80::1%eth0":            "fe80::/64",
+		"192.0.2.7":               "192.0.2.7",
+		"::ffff:192.0.2.7":        "192.0.2.7",
+		"not an address":          "not an address",
+		"":                        "",
+	} {
+		if got := throttle.AddrKey(in); got != want {
+			t.Errorf("AddrKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
