@@ -354,7 +354,7 @@ func (h *Handler) requestReset(w http.ResponseWriter, r *http.Request, _ *authz.
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
-	m, err := h.svc.RequestReset(r.Context(), in.Email)
+	m, err := h.svc.RequestReset(r.Context(), in.Email, h.clientAddr(r))
 	if err != nil {
 		return err
 	}

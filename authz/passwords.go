@@ -7,6 +7,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz/audit"
 	"github.com/apiusers/apiusers/authz/password"
+	"github.com/apiusers/apiusers/authz/throttle"
 )
 
 // checkPolicy checks pw against the password policy; personal are the
@@ -245,6 +246,7 @@ func (s *Service) SetUserPassword(ctx context.Context, actor *Principal, ws, id,
 // ResetMail is what a reset mail needs: the token for the link and the
 // recipient.
 type ResetMail struct {
+	account   string
 	Token     string
 	Email     string
 	Name      string
@@ -259,7 +261,18 @@ const resetMinInterval = time.Minute
 // RequestReset makes a reset link for the account of email, if there is
 // one (nil otherwise, and when one was made less than a minute ago): the
 // self-service form, which answers the same either way.
-func (s *Service) RequestReset(ctx context.Context, email string) (*ResetMail, error) {
+//
+// addr is the client's address: one that asked too often within the
+// window is refused (429, every ask counting, known email or not), and an
+// account that was sent ResetsPerAccount such links within the hour gets
+// no more (answered alike), so no one floods a mailbox.
+func (s *Service) RequestReset(ctx context.Context, email, addr string) (*ResetMail, error) {
+	if addr != "" {
+		key := throttle.AddrKey(addr)
+		if v, _ := s.signIns.resetAddr.Fail(ctx, key); v.Refused {
+			return nil, &ThrottledError{RetryAfter: max(v.RetryAfter, time.Second), What: "password reset requests from this address"}
+		}
+	}
 	if validateEmail(email) != nil || email == "" {
 		return nil, nil
 	}
@@ -280,9 +293,15 @@ func (s *Service) RequestReset(ctx context.Context, email string) (*ResetMail, e
 				return nil
 			}
 		}
+		if v, _ := s.signIns.resetAccount.Check(ctx, acc.ID); v.Refused {
+			return nil
+		}
 		out, err = s.newReset(tx, acc, now)
 		return err
 	})
+	if out != nil && err == nil {
+		_, _ = s.signIns.resetAccount.Fail(ctx, out.account)
+	}
 	return out, err
 }
 
@@ -292,7 +311,7 @@ func (s *Service) newReset(tx Tx, acc *Account, now time.Time) (*ResetMail, erro
 	if err != nil {
 		return nil, err
 	}
-	return &ResetMail{Token: token, Email: acc.Email, Name: acc.Name, Language: acc.Language, ExpiresAt: t.ExpiresAt}, nil
+	return &ResetMail{account: acc.ID, Token: token, Email: acc.Email, Name: acc.Name, Language: acc.Language, ExpiresAt: t.ExpiresAt}, nil
 }
 
 // SendReset makes a reset link for member id of ws (POST …/password-reset),

@@ -47,6 +47,9 @@ func (e *ThrottledError) Unwrap() error { return ErrThrottled }
 // signInThrottle is the pair of limiters sign-in uses.
 type signInThrottle struct {
 	identity, address *throttle.Limiter
+	// resetAddr counts self-service reset requests per client address,
+	// resetAccount the reset mails each account was sent.
+	resetAddr, resetAccount *throttle.Limiter
 }
 
 func newSignInThrottle(st Store, now func() time.Time) (*signInThrottle, error) {
@@ -67,12 +70,41 @@ func newSignInThrottle(st Store, now func() time.Time) (*signInThrottle, error) 
 		id.Close()
 		return nil, err
 	}
-	return &signInThrottle{identity: id, address: addr}, nil
+	t := &signInThrottle{identity: id, address: addr}
+	if t.resetAddr, err = mkp(shared, now, throttle.Policy{Limit: ResetsPerAddress, Window: FailureWindow}, "reset.address"); err != nil {
+		t.close()
+		return nil, err
+	}
+	if t.resetAccount, err = mkp(shared, now, throttle.Policy{Limit: ResetsPerAccount, Window: time.Hour, Backoff: time.Hour}, "reset.account"); err != nil {
+		t.close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// Self-service reset bounds: one client address may ask ResetsPerAddress
+// times within FailureWindow (then 429), and one account gets at most
+// ResetsPerAccount self-service reset mails an hour (more asks are
+// answered alike and send nothing), beside resetMinInterval.
+const (
+	ResetsPerAddress = 10
+	ResetsPerAccount = 3
+)
+
+func mkp(shared throttle.Shared, now func() time.Time, p throttle.Policy, scope string) (*throttle.Limiter, error) {
+	o := throttle.Options{Now: now}
+	if shared != nil {
+		o.Shared, o.Scope = shared, scope
+	}
+	return throttle.New(p, o)
 }
 
 func (t *signInThrottle) close() {
-	t.identity.Close()
-	t.address.Close()
+	for _, l := range []*throttle.Limiter{t.identity, t.address, t.resetAddr, t.resetAccount} {
+		if l != nil {
+			l.Close()
+		}
+	}
 }
 
 // throttle refuses a sign-in attempt for identity from addr while either

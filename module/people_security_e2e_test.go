@@ -151,6 +151,7 @@ func TestE2EPeopleSecurity(t *testing.T) {
 			{"ConsoleSessionsBounded", secConsoleSessions},
 			{"InvitingRevealsNoAccount", secInviteNoDisclosure},
 			{"AccountNameChecked", secAccountName},
+			{"ResetRequestsBounded", secResetFlood},
 		} {
 			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
 		}
@@ -529,4 +530,20 @@ func secAccountName(x px) {
 	res, body := x.do(c, "PATCH", "/me", `{"name":"Jo\u2066x"}`)
 	apitest.WantProblem(t, "renaming with an isolate", res, body, http.StatusBadRequest)
 	x.want(c, "PATCH", "/me", map[string]string{"name": "Jo Ødegård"}, http.StatusOK, nil)
+}
+
+// secResetFlood (finding 10g): one client address may ask for 10
+// self-service resets within 15 minutes, known emails or not; then 429.
+func secResetFlood(x px) {
+	t := x.t
+	xff := http.Header{"X-Forwarded-For": {"2001:db8:77::1"}} // a client of its own, through the trusted proxy
+	for i := 0; i < 10; i++ {
+		x.want(req{header: xff}, "POST", "/password-reset", map[string]string{"email": "flood" + strconv.Itoa(i) + "@example.com"}, http.StatusAccepted, nil)
+	}
+	xff = http.Header{"X-Forwarded-For": {"2001:db8:77::2"}}
+	res, body := x.do(req{header: xff}, "POST", "/password-reset", map[string]string{"email": "kim@example.com"})
+	apitest.WantProblem(t, "the eleventh reset request", res, body, http.StatusTooManyRequests)
+	if res.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
 }

@@ -28,6 +28,7 @@ func RunPeople(t *testing.T, open func(t *testing.T) authz.Store) {
 		{"ResetLinkOnlyToWhoManagesAll", testResetLinkScope},
 		{"NoAccountTakeover", testNoAccountTakeover},
 		{"EndedSessionsPruned", testSessionsPruned},
+		{"ResetMailsBounded", testResetsBounded},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newPeople(t, open(t))) })
 	}
@@ -217,10 +218,10 @@ func testResetOnce(t *testing.T, p *people) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := p.svc.RequestReset(p.ctx, "nobody@example.com"); err != nil || m != nil {
+	if m, err := p.svc.RequestReset(p.ctx, "nobody@example.com", ""); err != nil || m != nil {
 		t.Fatalf("reset of an unknown email: %v %+v", err, m)
 	}
-	m, err := p.svc.RequestReset(p.ctx, "CY@example.com")
+	m, err := p.svc.RequestReset(p.ctx, "CY@example.com", "")
 	if err != nil || m == nil || m.Email != "cy@example.com" {
 		t.Fatalf("reset: %v %+v", err, m)
 	}
@@ -601,5 +602,36 @@ func testSessionsPruned(t *testing.T, p *people) {
 	})
 	if err != nil || n != 1 {
 		t.Fatalf("console sessions stored after an idle one and a new sign-in: %d (%v), want 1", n, err)
+	}
+}
+
+// testResetsBounded: self-service resets send an account at most
+// ResetsPerAccount links an hour, and one address is refused after
+// ResetsPerAddress asks, known emails or not.
+func testResetsBounded(t *testing.T, p *people) {
+	p.person("acme", "kim@example.com", authz.RoleViewer)
+	sent := 0
+	for i := 0; i < authz.ResetsPerAccount+2; i++ {
+		m, err := p.svc.RequestReset(p.ctx, "kim@example.com", "198.51.100.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m != nil {
+			sent++
+		}
+		p.Advance(2 * time.Minute)
+	}
+	if sent != authz.ResetsPerAccount {
+		t.Fatalf("reset links sent within the hour: %d, want %d", sent, authz.ResetsPerAccount)
+	}
+	for i := 0; i < authz.ResetsPerAddress; i++ {
+		if _, err := p.svc.RequestReset(p.ctx, "nobody"+string(rune('a'+i))+"@example.com", "2001:db8:9::1"); err != nil {
+			t.Fatalf("ask %d: %v", i+1, err)
+		}
+	}
+	_, err := p.svc.RequestReset(p.ctx, "kim@example.com", "2001:db8:9::2")
+	var te *authz.ThrottledError
+	if !errors.As(err, &te) || te.RetryAfter <= 0 {
+		t.Fatalf("ask %d from one /64: %v, want 429", authz.ResetsPerAddress+1, err)
 	}
 }
