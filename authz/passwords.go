@@ -10,18 +10,24 @@ import (
 	"github.com/apiusers/apiusers/authz/throttle"
 )
 
-// checkPolicy checks pw against the password policy; personal are the
-// email, username and name it must not be.
-func checkPolicy(field, pw string, personal ...string) error {
-	if err := password.Check(pw, personal...); err != nil {
+// checkPolicy checks pw against the password policy, in the hashing pool
+// and on its budget (the estimate costs CPU as a hash does); personal are
+// the email, username and name it must not be.
+func (s *Service) checkPolicy(ctx context.Context, field, pw string, personal ...string) error {
+	err := s.people.Hasher.CheckPolicy(ctx, pw, personal...)
+	var pe *password.PolicyError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pe):
 		return &Error{Kind: ErrInvalid, Field: field, Detail: field + ": " + err.Error()}
 	}
-	return nil
+	return Unavailable(err)
 }
 
 // hashPassword checks pw against the policy and hashes it.
 func (s *Service) hashPassword(ctx context.Context, field, pw string, personal ...string) (string, error) {
-	if err := checkPolicy(field, pw, personal...); err != nil {
+	if err := s.checkPolicy(ctx, field, pw, personal...); err != nil {
 		return "", err
 	}
 	phc, err := s.people.Hasher.Hash(ctx, pw)

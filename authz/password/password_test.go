@@ -196,3 +196,26 @@ func TestBudgetHoldsBack(t *testing.T) {
 		t.Fatalf("after a refill: %v ran=%v", err, ran)
 	}
 }
+
+// TestPolicyOnBudget: the policy's estimate runs in the pool and on the
+// CPU budget, as a hash does: with the budget spent it waits, and beyond
+// MaxWait it is refused.
+func TestPolicyOnBudget(t *testing.T) {
+	h, _ := New(Config{Workers: 1, Budget: 0.01, Burst: time.Millisecond, MaxWait: time.Millisecond})
+	clock := time.Unix(1e9, 0)
+	h.now = func() time.Time { return clock }
+	h.at = clock
+	h.avail = 0
+	h.spend(50 * time.Millisecond)
+	if err := h.CheckPolicy(context.Background(), "correct horse battery staple"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("the policy with the budget spent: %v, want ErrBusy", err)
+	}
+	clock = clock.Add(time.Hour)
+	var pe *PolicyError
+	if err := h.CheckPolicy(context.Background(), "password1234"); !errors.As(err, &pe) {
+		t.Fatalf("a weak password on a full budget: %v, want a PolicyError", err)
+	}
+	if err := h.CheckPolicy(context.Background(), "correct horse battery staple"); err != nil {
+		t.Fatalf("a good one: %v", err)
+	}
+}

@@ -21,8 +21,9 @@ const (
 	MinScore = 3
 	// scoredRunes is how much of a password the estimate reads: zxcvbn's
 	// matching grows faster than linearly, and a long password's head
-	// already tells a guessable one (zxcvbn itself truncates at 100).
-	scoredRunes = 100
+	// already tells a guessable one (64 characters hold any passphrase's
+	// first five words).
+	scoredRunes = 64
 )
 
 // PolicyError says why a password was refused; its message is for the
