@@ -800,6 +800,9 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 		if err := tx.Delete(passwordsOf(ws), id); err != nil {
 			return err
 		}
+		if err := tx.Delete(invitationsOf(ws), id); err != nil {
+			return err
+		}
 		if err := deleteUserRecord(tx, u); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func RunPeople(t *testing.T, open func(t *testing.T) authz.Store) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newPeople(t, open(t))) })
 	}
+	t.Run("AcceptRacesResend", func(t *testing.T) { testAcceptRacesResend(t, open(t)) })
 }
 
 // people is a service over the store with a clock the test moves.
@@ -634,4 +636,61 @@ func testResetsBounded(t *testing.T, p *people) {
 	if !errors.As(err, &te) || te.RetryAfter <= 0 {
 		t.Fatalf("ask %d from one /64: %v, want 429", authz.ResetsPerAddress+1, err)
 	}
+}
+
+// hookStore is a store that runs a hook once, before the next update of a
+// workspace: a test's way to make something happen between two steps of
+// the service, on the real store.
+type hookStore struct {
+	authz.Store
+	mu     sync.Mutex
+	ws     string
+	before func()
+}
+
+func (h *hookStore) Update(ctx context.Context, ws string, fn func(authz.Tx) error) error {
+	h.mu.Lock()
+	f := h.before
+	if ws != h.ws {
+		f = nil
+	} else {
+		h.before = nil
+	}
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return h.Store.Update(ctx, ws, fn)
+}
+
+// testAcceptRacesResend: a link replaced while it is being accepted (after
+// it was read, before the membership is made active) activates nothing:
+// the link is checked and used in the transaction that activates.
+func testAcceptRacesResend(t *testing.T, st authz.Store) {
+	hs := &hookStore{Store: st, ws: "acme"}
+	p := newPeople(t, hs)
+	inv := p.invite("acme", "lee@example.com")
+	var fresh *authz.Invitation
+	hs.mu.Lock()
+	hs.before = func() {
+		var err error
+		if fresh, err = p.svc.Reinvite(p.ctx, p.root, "acme", inv.User.ID); err != nil {
+			t.Error(err)
+		}
+	}
+	hs.mu.Unlock()
+	_, err := p.svc.AcceptInvitation(p.ctx, inv.Token, "", goodPassword, nil)
+	wantKind(t, "accepting a link replaced meanwhile", err, authz.ErrGone)
+	if fresh == nil {
+		t.Fatal("the resend did not run")
+	}
+	u, err := p.svc.GetUser(p.ctx, p.root, "acme", inv.User.ID)
+	if err != nil || u.Status != authz.StatusInvited || u.AcceptedAt != nil {
+		t.Fatalf("after a replaced link was accepted: %v %+v, want still invited", err, u)
+	}
+	if _, err := p.svc.AcceptInvitation(p.ctx, fresh.Token, "", goodPassword, nil); err != nil {
+		t.Fatalf("the new link: %v", err)
+	}
+	_, err = p.svc.AcceptInvitation(p.ctx, fresh.Token, "", goodPassword, nil)
+	wantKind(t, "the new link again", err, authz.ErrGone)
 }
