@@ -209,9 +209,7 @@ func (s *Service) redactAudit(ctx context.Context, actor *Principal, ws string, 
 	if !actor.Everywhere {
 		// Account ids show only to superadmins, as in users (redact).
 		for i := range entries {
-			if _, ok := entries[i].Changes["account"]; ok {
-				delete(entries[i].Changes, "account")
-			}
+			delete(entries[i].Changes, "account")
 		}
 	}
 	var touched []int
