@@ -123,6 +123,13 @@ type Options struct {
 	// origin. Default: none is.
 	ServedHost func(r *http.Request) bool
 
+	// ForwardedHTTPS reports whether r came through a trusted proxy that
+	// says (X-Forwarded-Proto) it was HTTPS on its side: the session
+	// cookie is then Secure and the console's origin https, behind a
+	// TLS-terminating proxy too. The module trusts Caddy's
+	// trusted_proxies. Default: never.
+	ForwardedHTTPS func(r *http.Request) bool
+
 	// Mount returns the path the handler is mounted at, with a trailing
 	// slash ("/admin/"), for the session cookie's Path and the links in
 	// mails. Default: "/".
@@ -151,10 +158,12 @@ type Handler struct {
 	mailer     Mailer
 	publicURL  string
 	servedHost func(r *http.Request) bool
-	mount      func(r *http.Request) string
-	clientAddr func(r *http.Request) string
-	console    *console.Handler
-	authFailed func(r *http.Request) error
+	// forwardedHTTPS: see Options.ForwardedHTTPS.
+	forwardedHTTPS func(r *http.Request) bool
+	mount          func(r *http.Request) string
+	clientAddr     func(r *http.Request) string
+	console        *console.Handler
+	authFailed     func(r *http.Request) error
 }
 
 // New makes the admin API handler over svc.
@@ -164,6 +173,9 @@ func New(svc *authz.Service, opts Options) *Handler {
 		console: console.New(), authFailed: opts.AuthFailed}
 	if h.servedHost == nil {
 		h.servedHost = func(*http.Request) bool { return false }
+	}
+	if h.forwardedHTTPS = opts.ForwardedHTTPS; h.forwardedHTTPS == nil {
+		h.forwardedHTTPS = func(*http.Request) bool { return false }
 	}
 	if h.mount == nil {
 		h.mount = func(*http.Request) string { return "/" }

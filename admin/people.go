@@ -81,7 +81,7 @@ var errCrossSite = &requestError{status: http.StatusForbidden, field: "Origin",
 // browser) passes: it cannot have ridden on a victim's cookie.
 func (h *Handler) sameOrigin(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" {
-		return o == requestOrigin(r) || (h.publicURL != "" && o == originOf(h.publicURL))
+		return o == h.requestOrigin(r) || (h.publicURL != "" && o == originOf(h.publicURL))
 	}
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":
@@ -90,12 +90,25 @@ func (h *Handler) sameOrigin(r *http.Request) bool {
 	return false
 }
 
-func requestOrigin(r *http.Request) string {
+// requestOrigin is the origin a browser sees for r: https when r came
+// over TLS or, through a trusted proxy, was https on the proxy's side
+// (ForwardedHTTPS).
+func (h *Handler) requestOrigin(r *http.Request) string {
 	scheme := "http"
-	if r.TLS != nil {
+	if h.https(r) {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host
+}
+
+// https reports whether the browser reached r over HTTPS.
+func (h *Handler) https(r *http.Request) bool { return r.TLS != nil || h.forwardedHTTPS(r) }
+
+// secureCookie reports whether the session cookie is Secure: whenever the
+// console is reached over HTTPS, directly, through a trusted proxy, or as
+// public_url says.
+func (h *Handler) secureCookie(r *http.Request) bool {
+	return h.https(r) || strings.HasPrefix(h.publicURL, "https:")
 }
 
 func originOf(raw string) string {
@@ -130,7 +143,7 @@ func (h *Handler) linkBase(r *http.Request, byManager bool) string {
 	case h.publicURL != "":
 		return h.publicURL
 	case h.servedHost(r), byManager && h.sameOrigin(r):
-		return requestOrigin(r)
+		return h.requestOrigin(r)
 	}
 	return ""
 }
@@ -145,14 +158,14 @@ func (h *Handler) link(r *http.Request, base, page, token string) string {
 func (h *Handler) setSession(w http.ResponseWriter, r *http.Request, token string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: token, Path: h.mount(r), Expires: expires,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || strings.HasPrefix(h.publicURL, "https:"),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: h.secureCookie(r),
 	})
 }
 
 func (h *Handler) clearSession(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: h.mount(r), MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || strings.HasPrefix(h.publicURL, "https:"),
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: h.secureCookie(r),
 	})
 }
 
@@ -184,6 +197,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request, _ *authz.Princip
 		out, err := h.svc.SignInAccount(r.Context(), in.Email, in.Password, h.clientAddr(r))
 		if err != nil {
 			return err
+		}
+		if old := sessionCookie(r); old != "" {
+			// Signing in again replaces the session this browser held:
+			// it ends, so that sign-ins do not pile up sessions.
+			_ = h.svc.EndConsoleToken(r.Context(), old)
 		}
 		h.setSession(w, r, out.Token, out.ExpiresAt)
 		return writeJSON(w, http.StatusOK, personAnswer{Account: out.Account, Memberships: out.Memberships}, "")
@@ -336,7 +354,7 @@ func (h *Handler) requestReset(w http.ResponseWriter, r *http.Request, _ *authz.
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
-	m, err := h.svc.RequestReset(r.Context(), in.Email)
+	m, err := h.svc.RequestReset(r.Context(), in.Email, h.clientAddr(r))
 	if err != nil {
 		return err
 	}

@@ -206,6 +206,12 @@ var hiddenUserFields = []string{"private_note"}
 // no longer exists cannot be weighed, so its hidden fields stay hidden
 // from all but a superadmin (who may manage anyone).
 func (s *Service) redactAudit(ctx context.Context, actor *Principal, ws string, entries []AuditEntry) error {
+	if !actor.Everywhere {
+		// Account ids show only to superadmins, as in users (redact).
+		for i := range entries {
+			delete(entries[i].Changes, "account")
+		}
+	}
 	var touched []int
 	for i := range entries {
 		for _, f := range hiddenUserFields {

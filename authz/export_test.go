@@ -13,3 +13,10 @@ func (s *Service) IdentityFailures(ctx context.Context, key string) int64 {
 	v, _ := s.signIns.identity.Check(ctx, key)
 	return v.Failures
 }
+
+// AddressFailures returns the sign-in throttle's count of failures under
+// the address key key.
+func (s *Service) AddressFailures(ctx context.Context, key string) int64 {
+	v, _ := s.signIns.address.Check(ctx, key)
+	return v.Failures
+}

@@ -100,9 +100,17 @@ func (s *Service) Invite(ctx context.Context, actor *Principal, ws string, in Ne
 	}
 	rec.user.Status = StatusInvited
 	rec.user.Account = acc.ID
-	rec.user.Email = acc.Email
+	// The membership keeps the address as the inviter wrote it (the same
+	// in canonical form): the account's own spelling is the person's, and
+	// would tell the inviter that the person has an account already.
+	rec.user.Email = in.Email
+	t := &oneTime{Purpose: purposeInvitation, Account: acc.ID, Workspace: ws, UserID: rec.user.ID, ExpiresAt: now.Add(s.people.InviteTTL)}
+	tokenID, token := issueToken(t, now)
 	err = s.store.Update(ctx, ws, func(tx Tx) error {
 		if err := s.writeNewUser(tx, actor, rec, in.Teams, now); err != nil {
+			return err
+		}
+		if err := putPending(tx, ws, rec.user.ID, tokenID, t); err != nil {
 			return err
 		}
 		return s.audit(tx, ws, actor, ActionInvitationSend, rec.user.ID, map[string]FieldChange{"email": audit.Changed(nil, acc.Email)})
@@ -113,7 +121,7 @@ func (s *Service) Invite(ctx context.Context, actor *Principal, ws string, in Ne
 	s.changed(Change{Workspace: ws, Users: []string{rec.user.ID}})
 	inv := &Invitation{User: rec.user, Email: acc.Email, Name: acc.Name, Language: acc.Language,
 		WorkspaceName: w.Name, Inviter: actor.Username}
-	if err := s.newInvitationToken(ctx, acc.ID, ws, rec.user.ID, now, inv); err != nil {
+	if err := s.newInvitationToken(ctx, tokenID, token, t, inv); err != nil {
 		return nil, err
 	}
 	redact(actor, &inv.User, rec.manages)
@@ -130,9 +138,13 @@ func (s *Service) Invite(ctx context.Context, actor *Principal, ws string, in Ne
 // it signed in: a manager holding the link of an invitation it sent to
 // someone else's account (without a mailer, the answer carries it) can
 // never take that account over.
-func (s *Service) newInvitationToken(ctx context.Context, accID, ws, userID string, now time.Time, inv *Invitation) error {
-	return s.store.Update(ctx, "", func(tx Tx) error {
-		t := &oneTime{Purpose: purposeInvitation, Account: accID, Workspace: ws, UserID: userID, ExpiresAt: now.Add(s.people.InviteTTL)}
+//
+// The token (id tokenID, t as issueToken made it) is already the
+// membership's pending invitation in its workspace (putPending): written
+// there first, so that the link it replaces dies there at once.
+func (s *Service) newInvitationToken(ctx context.Context, tokenID, token string, t *oneTime, inv *Invitation) error {
+	accID, ws, userID := t.Account, t.Workspace, t.UserID
+	err := s.store.Update(ctx, "", func(tx Tx) error {
 		if err := tx.Put(globalColl(CollAccountMembers), accID+"/"+ws, []byte(userID)); err != nil {
 			return err
 		}
@@ -141,10 +153,12 @@ func (s *Service) newInvitationToken(ctx context.Context, accID, ws, userID stri
 			return err
 		}
 		t.NewAccount = fresh
-		token, err := replaceToken(tx, inviteIndex(ws, userID), t, now)
-		inv.Token, inv.ExpiresAt = token, t.ExpiresAt
-		return err
+		return putToken(tx, inviteIndex(ws, userID), tokenID, t)
 	})
+	if err == nil {
+		inv.Token, inv.ExpiresAt = token, t.ExpiresAt
+	}
+	return err
 }
 
 // invitesNewPerson reports, in tx, whether the invitation of membership userID
@@ -210,10 +224,25 @@ func (s *Service) Reinvite(ctx context.Context, actor *Principal, ws, id string)
 	}
 	now := s.now().UTC()
 	inv := &Invitation{User: *u, Email: acc.Email, Name: acc.Name, Language: acc.Language, WorkspaceName: w.Name, Inviter: actor.Username}
-	if err := s.newInvitationToken(ctx, acc.ID, ws, id, now, inv); err != nil {
+	t := &oneTime{Purpose: purposeInvitation, Account: acc.ID, Workspace: ws, UserID: id, ExpiresAt: now.Add(s.people.InviteTTL)}
+	tokenID, token := issueToken(t, now)
+	err = s.store.Update(ctx, ws, func(tx Tx) error {
+		cur, err := getUser(tx, ws, id)
+		if err != nil {
+			return err
+		}
+		if cur.Status != StatusInvited || cur.Account != acc.ID {
+			return errf(ErrConflict, "user %s is not an invited member", id)
+		}
+		if err := putPending(tx, ws, id, tokenID, t); err != nil {
+			return err
+		}
+		return s.audit(tx, ws, actor, ActionInvitationResend, id, map[string]FieldChange{"email": audit.Changed(nil, u.Email)})
+	})
+	if err != nil {
 		return nil, err
 	}
-	if err := s.auditIn(ctx, ws, actor, ActionInvitationResend, id, map[string]FieldChange{"email": audit.Changed(nil, acc.Email)}); err != nil {
+	if err := s.newInvitationToken(ctx, tokenID, token, t, inv); err != nil {
 		return nil, err
 	}
 	redact(actor, &inv.User, true)
@@ -238,10 +267,11 @@ type Accepted struct {
 func (s *Service) AcceptInvitation(ctx context.Context, token, name, pw string, signedIn *ConsoleCaller) (*Accepted, error) {
 	now := s.now().UTC()
 	var t *oneTime
+	var tokenID string
 	var acc *Account
 	err := s.store.View(ctx, "", func(tx Tx) error {
 		var err error
-		if _, t, err = useToken(tx, token, purposeInvitation, now); err != nil {
+		if tokenID, t, err = useToken(tx, token, purposeInvitation, now); err != nil {
 			return err
 		}
 		acc, err = getAccount(tx, t.Account)
@@ -287,16 +317,31 @@ func (s *Service) AcceptInvitation(ctx context.Context, token, name, pw string, 
 			}
 			return u, err
 		},
-		edit: func(_ Tx, u *User) error {
+		edit: func(tx Tx, u *User) error {
 			if u.Kind != KindMember || u.Account != acc.ID {
 				return errTokenGone
 			}
-			switch u.Status {
-			case StatusActive:
-				return nil // accepted before; the token is used below
-			case StatusInvited:
-			default:
+			var p pendingInvitation
+			err := getRecord(tx, invitationsOf(t.Workspace), t.UserID, &p)
+			switch {
+			case err != nil && !errors.Is(err, ErrNotFound):
+				return err
+			case u.Status == StatusActive && u.AcceptedAt != nil && errors.Is(err, ErrNotFound):
+				// Accepted with this link before, and its account step
+				// did not finish: the global token, checked above and
+				// again below, completes it.
+				return nil
+			case u.Status != StatusInvited || err != nil:
 				return errTokenGone
+			}
+			// The link is checked and used here, in the transaction that
+			// makes the membership active: one replaced, used or expired
+			// meanwhile activates nothing.
+			if p.Token != tokenID || !sameDigest(p.Digest, t.Digest) || !now.Before(p.ExpiresAt) {
+				return errTokenGone
+			}
+			if err := tx.Delete(invitationsOf(t.Workspace), t.UserID); err != nil {
+				return err
 			}
 			u.Status = StatusActive
 			u.AcceptedAt = &now

@@ -5,8 +5,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/cases"
-	"golang.org/x/text/unicode/norm"
+	"github.com/apiusers/apiusers/authz/password"
 )
 
 // Names. Usernames, emails and team names are compared in one
@@ -19,29 +18,17 @@ import (
 
 // CanonicalName returns the form in which names are compared: Unicode
 // NFKC, then full case folding (ß → ss, the Kelvin sign → k), then NFKC
-// again (folding can leave a string that is not normalized). Folding maps
-// a few scripts to upper case (Cherokee letters fold to their capitals,
-// and golang.org/x/text folds them back and forth), so each folded
-// character is then lower-cased: the result is stable (CanonicalName of it
-// is itself; FuzzNames checks). A cases.Caser keeps state, so each call
-// makes its own. ASCII input costs no more than a lower-casing.
+// again (folding can leave a string that is not normalized), with every
+// folded character lower-cased (Cherokee letters fold to their capitals,
+// and golang.org/x/text folds them back and forth): password.Fold, the one
+// implementation of it, which the password policy compares with too. The
+// result is stable (CanonicalName of it is itself; FuzzNames checks).
+// ASCII input costs no more than a lower-casing.
 func CanonicalName(s string) string {
 	if isASCII(s) {
 		return asciiLower(s)
 	}
-	c := canonicalOnce(s)
-	for range 3 {
-		next := canonicalOnce(c)
-		if next == c {
-			break
-		}
-		c = next
-	}
-	return c
-}
-
-func canonicalOnce(s string) string {
-	return norm.NFKC.String(strings.Map(unicode.ToLower, cases.Fold().String(norm.NFKC.String(s))))
+	return password.Fold(s)
 }
 
 // SameName reports whether name, as a client spelled it, is the name whose

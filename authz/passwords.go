@@ -7,20 +7,27 @@ import (
 
 	"github.com/apiusers/apiusers/authz/audit"
 	"github.com/apiusers/apiusers/authz/password"
+	"github.com/apiusers/apiusers/authz/throttle"
 )
 
-// checkPolicy checks pw against the password policy; personal are the
-// email, username and name it must not be.
-func checkPolicy(field, pw string, personal ...string) error {
-	if err := password.Check(pw, personal...); err != nil {
+// checkPolicy checks pw against the password policy, in the hashing pool
+// and on its budget (the estimate costs CPU as a hash does); personal are
+// the email, username and name it must not be.
+func (s *Service) checkPolicy(ctx context.Context, field, pw string, personal ...string) error {
+	err := s.people.Hasher.CheckPolicy(ctx, pw, personal...)
+	var pe *password.PolicyError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pe):
 		return &Error{Kind: ErrInvalid, Field: field, Detail: field + ": " + err.Error()}
 	}
-	return nil
+	return Unavailable(err)
 }
 
 // hashPassword checks pw against the policy and hashes it.
 func (s *Service) hashPassword(ctx context.Context, field, pw string, personal ...string) (string, error) {
-	if err := checkPolicy(field, pw, personal...); err != nil {
+	if err := s.checkPolicy(ctx, field, pw, personal...); err != nil {
 		return "", err
 	}
 	phc, err := s.people.Hasher.Hash(ctx, pw)
@@ -74,11 +81,13 @@ func (s *Service) ChangePassword(ctx context.Context, actor *Principal, console 
 
 func (s *Service) changeAccountPassword(ctx context.Context, c *ConsoleCaller, current, next, addr string) error {
 	identity := "e:" + emailKey(c.Account.Email)
-	if err := s.throttle(ctx, identity, addr); err != nil {
+	try, err := s.begin(ctx, identity, addr)
+	if err != nil {
 		return err
 	}
+	defer try.end(ctx)
 	var phc string
-	err := s.store.View(ctx, "", func(tx Tx) error {
+	err = s.store.View(ctx, "", func(tx Tx) error {
 		raw, err := tx.Get(globalColl(CollPasswords), c.Account.ID)
 		if err == nil {
 			phc = string(raw)
@@ -95,10 +104,10 @@ func (s *Service) changeAccountPassword(ctx context.Context, c *ConsoleCaller, c
 		return err
 	}
 	if !ok {
-		s.failed(ctx, identity, addr)
+		try.failed()
 		return errWrongCurrent
 	}
-	s.succeeded(ctx, identity) // the current password is known: as a sign-in
+	try.succeeded(ctx) // the current password is known: as a sign-in
 	phcNew, err := s.hashPassword(ctx, "new_password", next, c.Account.Email, c.Account.Name)
 	if err != nil {
 		return err
@@ -135,13 +144,15 @@ func (s *Service) setAccountPassword(ctx context.Context, accID, phc, keep strin
 
 func (s *Service) changeUserPassword(ctx context.Context, actor *Principal, current, next, addr, keep string) error {
 	identity := "u:" + actor.Workspace + "/" + CanonicalName(actor.Username)
-	if err := s.throttle(ctx, identity, addr); err != nil {
+	try, err := s.begin(ctx, identity, addr)
+	if err != nil {
 		return err
 	}
+	defer try.end(ctx)
 	ws := actor.Workspace
 	var u *User
 	var phc string
-	err := s.store.View(ctx, ws, func(tx Tx) error {
+	err = s.store.View(ctx, ws, func(tx Tx) error {
 		var err error
 		if u, err = getUser(tx, ws, actor.UserID); err != nil {
 			return err
@@ -162,10 +173,10 @@ func (s *Service) changeUserPassword(ctx context.Context, actor *Principal, curr
 		return err
 	}
 	if !ok {
-		s.failed(ctx, identity, addr)
+		try.failed()
 		return errWrongCurrent
 	}
-	s.succeeded(ctx, identity) // the current password is known: as a sign-in
+	try.succeeded(ctx) // the current password is known: as a sign-in
 	phcNew, err := s.hashPassword(ctx, "new_password", next, u.Username, u.Email)
 	if err != nil {
 		return err
@@ -202,12 +213,14 @@ func (s *Service) storeUserPassword(ctx context.Context, actor *Principal, ws, i
 	return err
 }
 
-// mayEditPassword: an API user itself, or a caller that may manage it.
+// mayEditPassword: an API user itself, or a caller that may manage its
+// keys (a password signs in to a session token, which acts as a key: who
+// may manage a user but not its keys must not mint one this way).
 func (s *Service) mayEditPassword(actor *Principal, u *subject) error {
 	if u.Kind != KindAPI {
 		return errf(ErrConflict, "user %s is a member: a person sets its password by invitation or reset", u.ID)
 	}
-	if actor.UserID != u.ID && !mayManage(actor, u) {
+	if actor.UserID != u.ID && !mayManageKeys(actor, u) {
 		return forbidden("may not set the password of user %s", u.ID)
 	}
 	return nil
@@ -239,6 +252,7 @@ func (s *Service) SetUserPassword(ctx context.Context, actor *Principal, ws, id,
 // ResetMail is what a reset mail needs: the token for the link and the
 // recipient.
 type ResetMail struct {
+	account   string
 	Token     string
 	Email     string
 	Name      string
@@ -253,7 +267,18 @@ const resetMinInterval = time.Minute
 // RequestReset makes a reset link for the account of email, if there is
 // one (nil otherwise, and when one was made less than a minute ago): the
 // self-service form, which answers the same either way.
-func (s *Service) RequestReset(ctx context.Context, email string) (*ResetMail, error) {
+//
+// addr is the client's address: one that asked too often within the
+// window is refused (429, every ask counting, known email or not), and an
+// account that was sent ResetsPerAccount such links within the hour gets
+// no more (answered alike), so no one floods a mailbox.
+func (s *Service) RequestReset(ctx context.Context, email, addr string) (*ResetMail, error) {
+	if addr != "" {
+		key := throttle.AddrKey(addr)
+		if v, _ := s.signIns.resetAddr.Fail(ctx, key); v.Refused {
+			return nil, &ThrottledError{RetryAfter: max(v.RetryAfter, time.Second), What: "password reset requests from this address"}
+		}
+	}
 	if validateEmail(email) != nil || email == "" {
 		return nil, nil
 	}
@@ -274,9 +299,15 @@ func (s *Service) RequestReset(ctx context.Context, email string) (*ResetMail, e
 				return nil
 			}
 		}
+		if v, _ := s.signIns.resetAccount.Check(ctx, acc.ID); v.Refused {
+			return nil
+		}
 		out, err = s.newReset(tx, acc, now)
 		return err
 	})
+	if out != nil && err == nil {
+		_, _ = s.signIns.resetAccount.Fail(ctx, out.account)
+	}
 	return out, err
 }
 
@@ -286,7 +317,7 @@ func (s *Service) newReset(tx Tx, acc *Account, now time.Time) (*ResetMail, erro
 	if err != nil {
 		return nil, err
 	}
-	return &ResetMail{Token: token, Email: acc.Email, Name: acc.Name, Language: acc.Language, ExpiresAt: t.ExpiresAt}, nil
+	return &ResetMail{account: acc.ID, Token: token, Email: acc.Email, Name: acc.Name, Language: acc.Language, ExpiresAt: t.ExpiresAt}, nil
 }
 
 // SendReset makes a reset link for member id of ws (POST …/password-reset),

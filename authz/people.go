@@ -190,16 +190,47 @@ func resetIndex(accID string) string       { return "reset/" + accID }
 // replaceToken makes a new one-time token under index key idx, deleting
 // the one it replaces, and returns the token string.
 func replaceToken(tx Tx, idx string, t *oneTime, now time.Time) (string, error) {
-	if err := dropToken(tx, idx); err != nil {
-		return "", err
-	}
-	id, token, digest := secretToken("otk_", now)
-	t.Digest = digest
+	id, token := issueToken(t, now)
+	return token, putToken(tx, idx, id, t)
+}
+
+// issueToken makes a new one-time token for t (its digest and time), to
+// be stored with putToken, and returns its id and the token string.
+func issueToken(t *oneTime, now time.Time) (id, token string) {
+	id, token, t.Digest = secretToken("otk_", now)
 	t.CreatedAt = now
-	if err := putRecord(tx, globalColl(CollTokens), id, t); err != nil {
-		return "", err
+	return id, token
+}
+
+// putToken stores token id, t, under index key idx, deleting the one it
+// replaces.
+func putToken(tx Tx, idx, id string, t *oneTime) error {
+	if err := dropToken(tx, idx); err != nil {
+		return err
 	}
-	return token, tx.Put(globalColl(CollTokenIndex), idx, []byte(id))
+	if err := putRecord(tx, globalColl(CollTokens), id, t); err != nil {
+		return err
+	}
+	return tx.Put(globalColl(CollTokenIndex), idx, []byte(id))
+}
+
+// CollInvitations is a workspace's pending invitations: user id -> the
+// id, digest and end of its current link. Accepting checks and deletes it
+// in the transaction that makes the membership active, so a link that was
+// replaced, used or expired can never activate it.
+const CollInvitations = "invitations"
+
+func invitationsOf(ws string) Collection { return Collection{Workspace: ws, Name: CollInvitations} }
+
+// pendingInvitation is a membership's current link, in its workspace.
+type pendingInvitation struct {
+	Token     string    `json:"token"` // the token id
+	Digest    []byte    `json:"digest"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func putPending(tx Tx, ws, userID, tokenID string, t *oneTime) error {
+	return putRecord(tx, invitationsOf(ws), userID, &pendingInvitation{Token: tokenID, Digest: t.Digest, ExpiresAt: t.ExpiresAt})
 }
 
 // dropToken deletes the token under index key idx, if any.

@@ -29,6 +29,11 @@ const (
 	// MaxTokenSessions bounds an API user's live session tokens: signing
 	// in beyond it ends the oldest.
 	MaxTokenSessions = 20
+	// MaxConsoleSessions bounds a person's live console sessions (its
+	// browsers and devices): signing in beyond it ends the oldest, and
+	// every sign-in deletes the sessions that have ended (expired or
+	// idle).
+	MaxConsoleSessions = 10
 	// sessionTouch is how stale a console session's last_used_at may get
 	// before a request writes it again.
 	sessionTouch = time.Minute
@@ -201,12 +206,45 @@ func (s *Service) Acting(ctx context.Context, c *ConsoleCaller, ws string) (*Pri
 // newConsoleSession writes a console session of acc in tx and returns its
 // token.
 func (s *Service) newConsoleSession(tx Tx, accID string, now time.Time) (string, error) {
+	entries, err := tx.Scan(globalColl(CollAccountSess), accID+"/", "", 0)
+	if err != nil {
+		return "", err
+	}
+	var live []string // ids sort by creation time
+	for _, e := range entries {
+		sid := strings.TrimPrefix(e.ID, accID+"/")
+		var cs consoleSession
+		err := getRecord(tx, globalColl(CollSessions), sid, &cs)
+		switch {
+		case err == nil && now.Before(cs.ExpiresAt) && now.Before(cs.LastUsedAt.Add(s.people.SessionIdle)):
+			live = append(live, sid)
+			continue
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return "", err
+		}
+		if err := endConsoleSession(tx, accID, sid); err != nil {
+			return "", err
+		}
+	}
+	for ; len(live) >= MaxConsoleSessions; live = live[1:] {
+		if err := endConsoleSession(tx, accID, live[0]); err != nil {
+			return "", err
+		}
+	}
 	id, token, digest := secretToken("ses_", now)
 	cs := consoleSession{Account: accID, Digest: digest, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.people.SessionTTL)}
 	if err := putRecord(tx, globalColl(CollSessions), id, &cs); err != nil {
 		return "", err
 	}
 	return token, tx.Put(globalColl(CollAccountSess), accID+"/"+id, nil)
+}
+
+// endConsoleSession ends console session sid of acc, in tx.
+func endConsoleSession(tx Tx, accID, sid string) error {
+	if err := tx.Delete(globalColl(CollSessions), sid); err != nil {
+		return err
+	}
+	return tx.Delete(globalColl(CollAccountSess), accID+"/"+sid)
 }
 
 // endConsoleSessions ends every console session of acc but keep ("" for
@@ -444,6 +482,17 @@ func (s *Service) EndSession(ctx context.Context, actor *Principal, via *Console
 	}
 	s.changed(Change{Workspace: ws, Users: []string{id}})
 	return nil
+}
+
+// EndConsoleToken ends the console session of token, when it is a live
+// one (signing in again replaces the session a browser presented); it is
+// audited as a sign-out. Anything else is ignored.
+func (s *Service) EndConsoleToken(ctx context.Context, token string) error {
+	c, err := s.ConsoleSession(ctx, token)
+	if err != nil {
+		return nil
+	}
+	return s.Logout(ctx, nil, c, "")
 }
 
 // Logout ends the caller's own session: the console session sid of a

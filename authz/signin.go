@@ -119,13 +119,15 @@ func (s *Service) signInOutcome(err error) {
 }
 
 func (s *Service) signInAccount(ctx context.Context, identity, email, pw, addr string) (*SignedIn, error) {
-	if err := s.throttle(ctx, identity, addr); err != nil {
+	try, err := s.begin(ctx, identity, addr)
+	if err != nil {
 		return nil, err
 	}
+	defer try.end(ctx)
 	var acc *Account
 	var phc string
 	var idx [][2]string
-	err := s.store.View(ctx, "", func(tx Tx) error {
+	err = s.store.View(ctx, "", func(tx Tx) error {
 		var err error
 		if acc, err = accountByEmail(tx, email); err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -163,10 +165,10 @@ func (s *Service) signInAccount(ctx context.Context, identity, email, pw, addr s
 		}
 	}
 	if !ok {
-		s.failed(ctx, identity, addr)
+		try.failed()
 		return nil, errBadSignIn
 	}
-	s.succeeded(ctx, identity)
+	try.succeeded(ctx)
 	now := s.now().UTC()
 	var newHash string
 	if rehash {
@@ -238,9 +240,11 @@ func (s *Service) SignInUser(ctx context.Context, ws, username, pw, addr string)
 }
 
 func (s *Service) signInUser(ctx context.Context, identity, ws, username, pw, addr string) (*TokenSignIn, error) {
-	if err := s.throttle(ctx, identity, addr); err != nil {
+	try, err := s.begin(ctx, identity, addr)
+	if err != nil {
 		return nil, err
 	}
+	defer try.end(ctx)
 	var u *User
 	var phc string
 	if ValidWorkspaceID(ws) && username != "" {
@@ -278,10 +282,10 @@ func (s *Service) signInUser(ctx context.Context, identity, ws, username, pw, ad
 		return nil, err
 	}
 	if !ok || u.Kind != KindAPI || u.Status != StatusActive {
-		s.failed(ctx, identity, addr)
+		try.failed()
 		return nil, errBadSignIn
 	}
-	s.succeeded(ctx, identity)
+	try.succeeded(ctx)
 	var newHash string
 	if rehash {
 		newHash, _ = s.people.Hasher.Hash(ctx, pw)

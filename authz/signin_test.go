@@ -40,6 +40,15 @@ func TestSignInBounds(t *testing.T) {
 		if n := e.svc.IdentityFailures(e.ctx, "e:someone@example.com"); n != 0 {
 			t.Fatalf("failures under the identity as typed: %d, want 0", n)
 		}
+		// An IPv6 client counts by its /64: the next address of it is
+		// the same client.
+		_, err = e.svc.SignInAccount(e.ctx, "someone@example.com", "not the password at all", "2001:db8:1:2::1")
+		wantErr(t, err, authz.ErrUnauthenticated)
+		_, err = e.svc.SignInAccount(e.ctx, "someone@example.com", "not the password at all", "2001:db8:1:2::2")
+		wantErr(t, err, authz.ErrUnauthenticated)
+		if n := e.svc.AddressFailures(e.ctx, "2001:db8:1:2::/64"); n != 2 {
+			t.Fatalf("failures of the /64: %d, want 2", n)
+		}
 		if k := authz.IdentityKey("e:" + strings.Repeat("a", 243) + "@example.com"); len(k) != 32 {
 			t.Fatalf("an identity key takes %d bytes", len(k))
 		}

@@ -191,6 +191,12 @@ func redact(actor *Principal, u *User, manages bool) {
 	if actor.UserID == u.ID || !manages {
 		u.PrivateNote = ""
 	}
+	if actor.UserID != u.ID && !actor.Everywhere {
+		// The person behind a membership is its own business: an
+		// account id (which carries its creation time) would tell a
+		// workspace's admin whether the person is a member elsewhere.
+		u.Account = ""
+	}
 }
 
 // CreateUser creates a user (and its first key when in.IssueKey).
@@ -397,6 +403,10 @@ func (s *Service) validateNewUser(actor *Principal, auth authority, in *NewUser)
 	}
 	if in.IssueKey && auth == authManage && !actor.HasPermission(PermKeysManage) {
 		return forbidden("issuing keys needs %s", PermKeysManage)
+	}
+	if in.Password != "" && auth == authManage && !actor.HasPermission(PermKeysManage) {
+		// A password signs in to a session token, which acts as a key.
+		return forbidden("giving a user a password needs %s: it is a credential, as a key is", PermKeysManage)
 	}
 	if in.RateLimit != nil {
 		r := *in.RateLimit
@@ -788,6 +798,9 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 			return err
 		}
 		if err := tx.Delete(passwordsOf(ws), id); err != nil {
+			return err
+		}
+		if err := tx.Delete(invitationsOf(ws), id); err != nil {
 			return err
 		}
 		if err := deleteUserRecord(tx, u); err != nil {

@@ -91,6 +91,10 @@ func (a *Admin) Provision(ctx caddy.Context) error {
 		Mailer:     adminMailer(a.app.Mailer()),
 		AuthFailed: func(r *http.Request) error { return failuresOf(a.app).failed(r) },
 		ServedHost: func(r *http.Request) bool { return servedByName(r, a) },
+		ForwardedHTTPS: func(r *http.Request) bool {
+			trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+			return trusted && strings.EqualFold(strings.TrimSpace(strings.Split(r.Header.Get("X-Forwarded-Proto"), ",")[0]), "https")
+		},
 	}
 	if a.opts.Mailer != nil && a.opts.PublicURL == "" {
 		ctx.Logger().Warn("public_url is not set: the links in mails are made from the request's host, and for a self-service " +

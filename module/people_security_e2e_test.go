@@ -1,10 +1,13 @@
 package module
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,7 +131,11 @@ func cookieOf(t *testing.T, res *http.Response) string {
 // TestE2EPeopleSecurity: the findings of the people review that need no
 // mailer, each a subtest with people of its own, on both stores.
 func TestE2EPeopleSecurity(t *testing.T) {
-	forEachStore(t, e2eSite{}, func(t *testing.T, e *e2e) {
+	// Caddy trusts the loopback as a proxy (X-Forwarded-Proto, finding 10h).
+	site := e2eSite{rewrite: func(t *testing.T, cf string) string {
+		return strings.Replace(cf, "\tpersist_config off\n", "\tpersist_config off\n\tservers {\n\t\ttrusted_proxies static private_ranges\n\t}\n", 1)
+	}}
+	forEachStore(t, site, func(t *testing.T, e *e2e) {
 		e.MkWorkspace(t, "beta")
 		for _, tc := range []struct {
 			name string
@@ -137,6 +144,14 @@ func TestE2EPeopleSecurity(t *testing.T) {
 			{"NoCrossWorkspaceTakeover", secNoTakeover},
 			{"SignInInputBounded", secSignInBounds},
 			{"MembershipChangeEndsOnlyItself", secMembershipSessions},
+			{"ParallelWrongPasswordsThrottled", secParallelSignIns},
+			{"TrivialPasswordsRefused", secTrivialPasswords},
+			{"OneCanonicalIdentity", secOneIdentity},
+			{"PasswordNeedsKeysManage", secPasswordNeedsKeys},
+			{"ConsoleSessionsBounded", secConsoleSessions},
+			{"InvitingRevealsNoAccount", secInviteNoDisclosure},
+			{"AccountNameChecked", secAccountName},
+			{"ResetRequestsBounded", secResetFlood},
 		} {
 			t.Run(tc.name, func(t *testing.T) { tc.fn(px{e2e: e, t: t}) })
 		}
@@ -327,5 +342,208 @@ func secMembershipSessions(x px) {
 		if inBeta[a] {
 			t.Errorf("beta's audit log, where erin is only invited, has her %s", a)
 		}
+	}
+}
+
+// secParallelSignIns (finding 6): 40 wrong passwords for one person sent
+// at once get at most 5 answers of 401 (the identity's limit); the rest
+// are 429 with Retry-After, none hashed; the right password then waits.
+func secParallelSignIns(x px) {
+	t := x.t
+	fay := x.invite(x.Root, "acme", "fay@example.com", "viewer")
+	x.accept(fay, secPassword)
+	const n = 40
+	codes := make(chan int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			<-start
+			b, _ := json.Marshal(map[string]string{"email": "fay@example.com", "password": "wrong guess number " + strconv.Itoa(i)})
+			res, err := plainClient.Post(x.Base+"/admin/login", "application/json", bytes.NewReader(b))
+			if err != nil {
+				codes <- 0
+				return
+			}
+			res.Body.Close()
+			if res.StatusCode == http.StatusTooManyRequests && res.Header.Get("Retry-After") == "" {
+				codes <- -1
+				return
+			}
+			codes <- res.StatusCode
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	count := map[int]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[http.StatusUnauthorized] > 5 || count[http.StatusUnauthorized]+count[http.StatusTooManyRequests] != n {
+		t.Fatalf("%d wrong passwords at once: answers %v, want at most 5 of 401 and 429 (with Retry-After) for the rest", n, count)
+	}
+	x.want(req{}, "POST", "/login", map[string]string{"email": "fay@example.com", "password": secPassword}, http.StatusTooManyRequests, nil)
+}
+
+// secTrivialPasswords (finding 7): a person cannot set a password that is
+// trivial in another script; a passphrase in any script is fine.
+func secTrivialPasswords(x px) {
+	t := x.t
+	gus := x.invite(x.Root, "acme", "gus@example.com", "viewer")
+	for _, pw := range []string{"аааааааааааа", "éééééééééééé", "ßßßßßßßßßßßß", strings.Repeat("日", 12),
+		strings.Repeat("１", 12), "пароль123456", "парольпароль"} {
+		res, body := x.do(req{}, "POST", "/invitations/accept", map[string]string{"token": linkToken(t, gus.AcceptURL), "password": pw})
+		if p := apitest.WantProblem(t, "accepting with "+pw, res, body, http.StatusBadRequest); p.Field != "password" {
+			t.Errorf("accepting with %q: the problem names %q", pw, p.Field)
+		}
+	}
+	x.accept(gus, "Кот спит на крыше каждый день")
+}
+
+// secOneIdentity (finding 8): an API user signs in under any spelling of
+// its name that the one canonical form takes for it, and failures under
+// all of them count for one identity.
+func secOneIdentity(x px) {
+	t := x.t
+	const pw = "copper meadow 19 lighthouse"
+	x.want(req{key: x.Root}, "POST", "/workspaces/acme/users", map[string]any{"username": "\u13a0\u13f5-kiosk", "kind": "api", "role": "api_user", "password": pw}, http.StatusCreated, nil)
+	x.want(req{}, "POST", "/login", map[string]string{"workspace": "acme", "username": "\uab70\u13fd-KIOSK", "password": pw}, http.StatusOK, nil)
+	spellings := []string{"\u13a0\u13f5-kiosk", "\uab70\u13fd-kiosk", "\u13a0\u13fd-KIOSK"}
+	for i := 0; i < 5; i++ {
+		x.want(req{}, "POST", "/login", map[string]string{"workspace": "acme", "username": spellings[i%3], "password": "a wrong one " + strconv.Itoa(i)}, http.StatusUnauthorized, nil)
+	}
+	res, _ := x.want(req{}, "POST", "/login", map[string]string{"workspace": "acme", "username": spellings[2], "password": pw}, http.StatusTooManyRequests, nil)
+	if res.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+}
+
+// secPasswordNeedsKeys (finding 9): a password is a credential: a caller
+// that manages users but not their keys can neither set one (PUT
+// …/password) nor give one on create; with keys.manage it can.
+func secPasswordNeedsKeys(x px) {
+	t := x.t
+	const pw = "copper meadow 19 lighthouse"
+	helper := x.MkUser(t, x.Root, "acme", "user-helper", "editor", map[string]any{"permissions": []string{"users.manage"}})
+	var dev struct {
+		ID string `json:"id"`
+	}
+	x.want(req{key: helper.Key}, "POST", "/workspaces/acme/users", map[string]any{"username": "device-nine", "kind": "api", "role": "api_user"}, http.StatusCreated, &dev)
+	res, body := x.do(req{key: helper.Key}, "PUT", "/workspaces/acme/users/"+dev.ID+"/password", map[string]string{"password": pw})
+	apitest.WantProblem(t, "users.manage alone sets a password", res, body, http.StatusForbidden)
+	res, body = x.do(req{key: helper.Key}, "POST", "/workspaces/acme/users", map[string]any{"username": "device-ten", "kind": "api", "role": "api_user", "password": pw})
+	apitest.WantProblem(t, "users.manage alone creates a user with a password", res, body, http.StatusForbidden)
+	x.want(req{}, "POST", "/login", map[string]string{"workspace": "acme", "username": "device-nine", "password": pw}, http.StatusUnauthorized, nil)
+
+	keys := x.MkUser(t, x.Root, "acme", "key-helper", "editor", map[string]any{"permissions": []string{"users.manage", "keys.manage"}})
+	x.want(req{key: keys.Key}, "PUT", "/workspaces/acme/users/"+dev.ID+"/password", map[string]string{"password": pw}, http.StatusNoContent, nil)
+	x.want(req{}, "POST", "/login", map[string]string{"workspace": "acme", "username": "device-nine", "password": pw}, http.StatusOK, nil)
+}
+
+// secConsoleSessions (finding 10a, 10h): a person's console sessions are
+// bounded (the oldest ends), signing in again ends the session the browser
+// presented, and behind a trusted TLS-terminating proxy the cookie is
+// Secure.
+func secConsoleSessions(x px) {
+	t := x.t
+	hal := x.invite(x.Root, "acme", "hal@example.com", "viewer")
+	first := x.accept(hal, secPassword)
+	var cookies []string
+	for i := 0; i < 10; i++ {
+		cookies = append(cookies, x.login("hal@example.com", secPassword))
+	}
+	var list sessionList
+	x.want(req{cookie: cookies[9]}, "GET", "/workspaces/acme/users/"+hal.ID+"/sessions", nil, http.StatusOK, &list)
+	if len(list.Items) != 10 {
+		t.Fatalf("after 11 sign-ins: %d console sessions, want 10", len(list.Items))
+	}
+	x.want(req{cookie: first}, "GET", "/me", nil, http.StatusUnauthorized, nil)
+	x.want(req{cookie: cookies[0]}, "GET", "/me", nil, http.StatusOK, nil)
+
+	// Signing in again with a cookie ends that session.
+	res, _ := x.want(req{cookie: cookies[0], origin: x.Base}, "POST", "/login", map[string]string{"email": "hal@example.com", "password": secPassword}, http.StatusOK, nil)
+	again := cookieOf(t, res)
+	x.want(req{cookie: cookies[0]}, "GET", "/me", nil, http.StatusUnauthorized, nil)
+	x.want(req{cookie: again}, "GET", "/me", nil, http.StatusOK, nil)
+	for _, c := range res.Cookies() {
+		if c.Name == "apiusers_session" && c.Secure {
+			t.Fatal("a session cookie over plain HTTP is Secure")
+		}
+	}
+
+	// Behind a trusted proxy that terminated TLS: Secure, and the
+	// console's origin is the https one.
+	res, _ = x.want(req{cookie: again, header: http.Header{"X-Forwarded-Proto": {"https"}}, origin: strings.Replace(x.Base, "http:", "https:", 1)},
+		"POST", "/login", map[string]string{"email": "hal@example.com", "password": secPassword}, http.StatusOK, nil)
+	secure := false
+	for _, c := range res.Cookies() {
+		secure = secure || (c.Name == "apiusers_session" && c.Secure)
+	}
+	if !secure {
+		t.Fatalf("behind a TLS-terminating proxy the cookie is not Secure: %v", res.Header["Set-Cookie"])
+	}
+}
+
+// secInviteNoDisclosure (finding 10c): inviting an address answers the
+// same whether or not the person has an account elsewhere: the inviter's
+// spelling, and no account id (only a superadmin sees those).
+func secInviteNoDisclosure(x px) {
+	t := x.t
+	bob := x.MkUser(t, x.Root, "beta", "bob3", "admin", nil)
+	ivy := x.invite(x.Root, "acme", "Ivy.Existing@Example.com", "viewer")
+	x.accept(ivy, secPassword)
+	if !strings.HasPrefix(ivy.Account, "acc_") {
+		t.Fatalf("a superadmin's answer lacks the account: %+v", ivy)
+	}
+	for _, email := range []string{"ivy.existing@example.com", "nobody.yet@example.com"} {
+		res, body := x.do(req{key: bob.Key}, "POST", "/workspaces/beta/invitations", map[string]string{"email": email, "role": "viewer"})
+		var m map[string]any
+		if res.StatusCode != http.StatusCreated || json.Unmarshal(body, &m) != nil {
+			t.Fatalf("inviting %s: %d %s", email, res.StatusCode, body)
+		}
+		if _, ok := m["account"]; ok || m["email"] != email {
+			t.Errorf("inviting %s tells: %s", email, body)
+		}
+		var got map[string]any
+		x.want(req{key: bob.Key}, "GET", "/workspaces/beta/users/"+m["id"].(string), nil, http.StatusOK, &got)
+		if _, ok := got["account"]; ok {
+			t.Errorf("reading the membership of %s shows its account: %v", email, got)
+		}
+	}
+}
+
+// secAccountName (finding 10b): a person's name may hold no control or
+// format character, neither set on accepting nor changed later.
+func secAccountName(x px) {
+	t := x.t
+	jo := x.invite(x.Root, "acme", "jo@example.com", "viewer")
+	for _, name := range []string{"Jo\u202egnirts", "J\u200bo"} {
+		res, body := x.do(req{}, "POST", "/invitations/accept", `{"token":"`+linkToken(t, jo.AcceptURL)+`","name":"`+name+`","password":"`+secPassword+`"}`)
+		if p := apitest.WantProblem(t, "accepting with name "+name, res, body, http.StatusBadRequest); p.Field != "name" {
+			t.Errorf("accepting with name %s: the problem names %q", name, p.Field)
+		}
+	}
+	c := req{cookie: x.accept(jo, secPassword), origin: x.Base}
+	res, body := x.do(c, "PATCH", "/me", `{"name":"Jo\u2066x"}`)
+	apitest.WantProblem(t, "renaming with an isolate", res, body, http.StatusBadRequest)
+	x.want(c, "PATCH", "/me", map[string]string{"name": "Jo Ødegård"}, http.StatusOK, nil)
+}
+
+// secResetFlood (finding 10g): one client address may ask for 10
+// self-service resets within 15 minutes, known emails or not; then 429.
+func secResetFlood(x px) {
+	t := x.t
+	xff := http.Header{"X-Forwarded-For": {"2001:db8:77::1"}} // a client of its own, through the trusted proxy
+	for i := 0; i < 10; i++ {
+		x.want(req{header: xff}, "POST", "/password-reset", map[string]string{"email": "flood" + strconv.Itoa(i) + "@example.com"}, http.StatusAccepted, nil)
+	}
+	xff = http.Header{"X-Forwarded-For": {"2001:db8:77::2"}}
+	res, body := x.do(req{header: xff}, "POST", "/password-reset", map[string]string{"email": "kim@example.com"})
+	apitest.WantProblem(t, "the eleventh reset request", res, body, http.StatusTooManyRequests)
+	if res.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
 	}
 }

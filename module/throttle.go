@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -112,15 +111,7 @@ func clientKey(r *http.Request) string {
 	if s == "" {
 		s, _, _ = net.SplitHostPort(r.RemoteAddr)
 	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return s
-	}
-	a = a.Unmap()
-	if a.Is6() {
-		return netip.PrefixFrom(a, 64).Masked().String()
-	}
-	return a.String()
+	return throttle.AddrKey(s)
 }
 
 // failuresOf returns the failure throttle of the app's serving state, for

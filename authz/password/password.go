@@ -190,6 +190,19 @@ func (h *Hasher) run(ctx context.Context, fn func()) error {
 	return nil
 }
 
+// CheckPolicy runs Check in the pool, on the CPU budget, as a hash runs:
+// the strength estimate costs up to tens of milliseconds for a long
+// password, so a flood of candidate passwords is held back like a flood
+// of sign-ins. It returns Check's *PolicyError, or ErrBusy (or the
+// context's error) when the pool or the budget refuses.
+func (h *Hasher) CheckPolicy(ctx context.Context, pw string, personal ...string) error {
+	var perr error
+	if err := h.run(ctx, func() { perr = Check(pw, personal...) }); err != nil {
+		return err
+	}
+	return perr
+}
+
 // Hash returns the PHC string of an argon2id hash of pw with a fresh salt:
 // $argon2id$v=19$m=<KiB>,t=<passes>,p=<threads>$<salt>$<hash>.
 func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {

@@ -119,6 +119,22 @@ func TestPolicy(t *testing.T) {
 		{"anakovac-anakovac", []string{"anakovac"}, false},
 		{strings.Repeat("x", 257), nil, false},
 		{"\xff\xfe invalid utf8 text", nil, false},
+		// Trivial in other scripts (the security review's list).
+		{"аааааааааааа", nil, false},
+		{"éééééééééééé", nil, false},
+		{"ßßßßßßßßßßßß", nil, false},
+		{strings.Repeat("日", 12), nil, false},
+		{strings.Repeat("１", 12), nil, false},
+		{"пароль123456", nil, false},
+		{"парольпароль", nil, false},
+		{"абвгдежзийкл", nil, false},
+		{"１２３４５６７８９０１２", nil, false},
+		{"Passwort2024!", nil, false},
+		{"Contraseña.2024", nil, false},
+		{"ЙЦУКЕНйцукен", nil, false},
+		{"ababababababab", nil, false},
+		{"Кот спит на крыше каждый день", nil, true},
+		{"Żółw pije herbatę o północy 7", nil, true},
 		{"correct horse battery staple", nil, true},
 		{"Tr0ub4dor&3-glacier-Owl", nil, true},
 		{"Zwölf Ängste über Brücken", nil, true},
@@ -178,5 +194,28 @@ func TestBudgetHoldsBack(t *testing.T) {
 	ran := false
 	if err := h.run(ctx, func() { ran = true }); err != nil || !ran {
 		t.Fatalf("after a refill: %v ran=%v", err, ran)
+	}
+}
+
+// TestPolicyOnBudget: the policy's estimate runs in the pool and on the
+// CPU budget, as a hash does: with the budget spent it waits, and beyond
+// MaxWait it is refused.
+func TestPolicyOnBudget(t *testing.T) {
+	h, _ := New(Config{Workers: 1, Budget: 0.01, Burst: time.Millisecond, MaxWait: time.Millisecond})
+	clock := time.Unix(1e9, 0)
+	h.now = func() time.Time { return clock }
+	h.at = clock
+	h.avail = 0
+	h.spend(50 * time.Millisecond)
+	if err := h.CheckPolicy(context.Background(), "correct horse battery staple"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("the policy with the budget spent: %v, want ErrBusy", err)
+	}
+	clock = clock.Add(time.Hour)
+	var pe *PolicyError
+	if err := h.CheckPolicy(context.Background(), "password1234"); !errors.As(err, &pe) {
+		t.Fatalf("a weak password on a full budget: %v, want a PolicyError", err)
+	}
+	if err := h.CheckPolicy(context.Background(), "correct horse battery staple"); err != nil {
+		t.Fatalf("a good one: %v", err)
 	}
 }

@@ -24,7 +24,8 @@ import (
 // slots, and each add is one script run on one key.
 
 // throttleScript adds ARGV[2] failures to bucket ARGV[1] of KEYS[1] at
-// ARGV[4] (Unix ms), keeping the latest failure time, and returns the
+// ARGV[4] (Unix ms), keeping the latest failure time (a negative ARGV[2]
+// takes failures back, never below zero, and leaves the time alone), and returns the
 // counts of ARGV[1] and ARGV[3] (the bucket before) and the latest failure
 // as it was before the add. ARGV[5] is the TTL (ms), ARGV[6] the bucket to
 // drop.
@@ -36,6 +37,8 @@ if n > 0 then
   if tonumber(ARGV[4]) > last then redis.call('HSET', KEYS[1], 'last', ARGV[4]) end
   redis.call('HDEL', KEYS[1], ARGV[6])
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
+elseif n < 0 and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  if redis.call('HINCRBY', KEYS[1], ARGV[1], n) < 0 then redis.call('HSET', KEYS[1], ARGV[1], 0) end
 end
 local v = redis.call('HMGET', KEYS[1], ARGV[1], ARGV[3])
 return {tonumber(v[1] or '0'), tonumber(v[2] or '0'), last}

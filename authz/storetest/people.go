@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,9 +28,12 @@ func RunPeople(t *testing.T, open func(t *testing.T) authz.Store) {
 		{"NoSecretInRecords", testNoSecretInRecords},
 		{"ResetLinkOnlyToWhoManagesAll", testResetLinkScope},
 		{"NoAccountTakeover", testNoAccountTakeover},
+		{"EndedSessionsPruned", testSessionsPruned},
+		{"ResetMailsBounded", testResetsBounded},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newPeople(t, open(t))) })
 	}
+	t.Run("AcceptRacesResend", func(t *testing.T) { testAcceptRacesResend(t, open(t)) })
 }
 
 // people is a service over the store with a clock the test moves.
@@ -216,10 +220,10 @@ func testResetOnce(t *testing.T, p *people) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := p.svc.RequestReset(p.ctx, "nobody@example.com"); err != nil || m != nil {
+	if m, err := p.svc.RequestReset(p.ctx, "nobody@example.com", ""); err != nil || m != nil {
 		t.Fatalf("reset of an unknown email: %v %+v", err, m)
 	}
-	m, err := p.svc.RequestReset(p.ctx, "CY@example.com")
+	m, err := p.svc.RequestReset(p.ctx, "CY@example.com", "")
 	if err != nil || m == nil || m.Email != "cy@example.com" {
 		t.Fatalf("reset: %v %+v", err, m)
 	}
@@ -579,4 +583,114 @@ func testNoAccountTakeover(t *testing.T, p *people) {
 	wantKind(t, "bob resets frank", err, authz.ErrForbidden)
 	_ = eve
 	_ = frank
+}
+
+// testSessionsPruned: a sign-in deletes the account's console sessions
+// that have ended (idle or expired), so none piles up in the store.
+func testSessionsPruned(t *testing.T, p *people) {
+	inv := p.invite("acme", "ida@example.com")
+	if _, err := p.svc.AcceptInvitation(p.ctx, inv.Token, "", goodPassword, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.Advance(authz.DefaultSessionIdle + time.Minute)
+	if _, err := p.svc.SignInAccount(p.ctx, "ida@example.com", goodPassword, ""); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	err := p.st.View(p.ctx, "", func(tx authz.Tx) error {
+		es, err := tx.Scan(authz.Collection{Name: authz.CollAccountSess}, inv.User.Account+"/", "", 0)
+		n = len(es)
+		return err
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("console sessions stored after an idle one and a new sign-in: %d (%v), want 1", n, err)
+	}
+}
+
+// testResetsBounded: self-service resets send an account at most
+// ResetsPerAccount links an hour, and one address is refused after
+// ResetsPerAddress asks, known emails or not.
+func testResetsBounded(t *testing.T, p *people) {
+	p.person("acme", "kim@example.com", authz.RoleViewer)
+	sent := 0
+	for i := 0; i < authz.ResetsPerAccount+2; i++ {
+		m, err := p.svc.RequestReset(p.ctx, "kim@example.com", "198.51.100.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m != nil {
+			sent++
+		}
+		p.Advance(2 * time.Minute)
+	}
+	if sent != authz.ResetsPerAccount {
+		t.Fatalf("reset links sent within the hour: %d, want %d", sent, authz.ResetsPerAccount)
+	}
+	for i := 0; i < authz.ResetsPerAddress; i++ {
+		if _, err := p.svc.RequestReset(p.ctx, "nobody"+string(rune('a'+i))+"@example.com", "2001:db8:9::1"); err != nil {
+			t.Fatalf("ask %d: %v", i+1, err)
+		}
+	}
+	_, err := p.svc.RequestReset(p.ctx, "kim@example.com", "2001:db8:9::2")
+	var te *authz.ThrottledError
+	if !errors.As(err, &te) || te.RetryAfter <= 0 {
+		t.Fatalf("ask %d from one /64: %v, want 429", authz.ResetsPerAddress+1, err)
+	}
+}
+
+// hookStore is a store that runs a hook once, before the next update of a
+// workspace: a test's way to make something happen between two steps of
+// the service, on the real store.
+type hookStore struct {
+	authz.Store
+	mu     sync.Mutex
+	ws     string
+	before func()
+}
+
+func (h *hookStore) Update(ctx context.Context, ws string, fn func(authz.Tx) error) error {
+	h.mu.Lock()
+	f := h.before
+	if ws != h.ws {
+		f = nil
+	} else {
+		h.before = nil
+	}
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return h.Store.Update(ctx, ws, fn)
+}
+
+// testAcceptRacesResend: a link replaced while it is being accepted (after
+// it was read, before the membership is made active) activates nothing:
+// the link is checked and used in the transaction that activates.
+func testAcceptRacesResend(t *testing.T, st authz.Store) {
+	hs := &hookStore{Store: st, ws: "acme"}
+	p := newPeople(t, hs)
+	inv := p.invite("acme", "lee@example.com")
+	var fresh *authz.Invitation
+	hs.mu.Lock()
+	hs.before = func() {
+		var err error
+		if fresh, err = p.svc.Reinvite(p.ctx, p.root, "acme", inv.User.ID); err != nil {
+			t.Error(err)
+		}
+	}
+	hs.mu.Unlock()
+	_, err := p.svc.AcceptInvitation(p.ctx, inv.Token, "", goodPassword, nil)
+	wantKind(t, "accepting a link replaced meanwhile", err, authz.ErrGone)
+	if fresh == nil {
+		t.Fatal("the resend did not run")
+	}
+	u, err := p.svc.GetUser(p.ctx, p.root, "acme", inv.User.ID)
+	if err != nil || u.Status != authz.StatusInvited || u.AcceptedAt != nil {
+		t.Fatalf("after a replaced link was accepted: %v %+v, want still invited", err, u)
+	}
+	if _, err := p.svc.AcceptInvitation(p.ctx, fresh.Token, "", goodPassword, nil); err != nil {
+		t.Fatalf("the new link: %v", err)
+	}
+	_, err = p.svc.AcceptInvitation(p.ctx, fresh.Token, "", goodPassword, nil)
+	wantKind(t, "the new link again", err, authz.ErrGone)
 }

@@ -36,13 +36,16 @@
 // not even be checked while its identity is blocked) asks first, and
 // records the outcome:
 //
-//	if v, _ := byIdentity.Check(ctx, id); v.Refused { /* 429 */ }
 //	if v, _ := byAddress.Check(ctx, addr); v.Refused { /* 429 */ }
-//	if !passwordOK {
-//		byIdentity.Fail(ctx, id)
-//		byAddress.Fail(ctx, addr)
-//	} else {
+//	if v, _ := byIdentity.Check(ctx, id); v.Refused { /* 429 */ }
+//	// Count the attempt before checking the password, so that attempts
+//	// in parallel cannot all pass the checks above.
+//	v, _ := byIdentity.Fail(ctx, id)
+//	if v.Refused { /* 429: the limit was reached meanwhile */ }
+//	if passwordOK {
 //		byIdentity.Clear(ctx, id) // a success clears the identity's count
+//	} else if checkFailed {
+//		byIdentity.Undo(ctx, id, v.At) // no outcome: take the count back
 //	}
 //
 // (sign-in: New(Policy{Limit: 5, Window: 15 * time.Minute, ...}) per
@@ -72,6 +75,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -102,10 +106,13 @@ type Verdict struct {
 	RetryAfter time.Duration
 	// Failures is the estimated number of failures in the window.
 	Failures int64
+	// At is when Fail counted the failure (for Undo).
+	At time.Time
 }
 
 // Add is one key's failures to add to the fleet's counts, in bucket Bucket
-// (N may be 0 to only read the counts).
+// (N may be 0 to only read the counts, and negative to take back failures
+// counted before, which leaves Last as it is and no count below zero).
 type Add struct {
 	Key    string
 	Bucket int64
@@ -343,8 +350,42 @@ func (l *Limiter) Fail(ctx context.Context, key string) (Verdict, error) {
 	if l.shared != nil && !l.syncs {
 		return l.roundTrip(ctx, key, 1)
 	}
-	v, _ := l.failLocal(key, l.now(), l.syncs)
+	now := l.now()
+	v, _ := l.failLocal(key, now, l.syncs)
+	v.At = now
 	return v, nil
+}
+
+// Undo takes back one failure of key that Fail counted at at (its
+// Verdict.At): a caller that counts an attempt as failed before its
+// outcome is known — so that parallel attempts cannot all pass a check
+// made before any of them failed — undoes it when the attempt did not
+// fail after all. The time of the latest failure stays.
+func (l *Limiter) Undo(ctx context.Context, key string, at time.Time) error {
+	b := l.bucketOf(at)
+	sh := l.shardOf(key)
+	sh.mu.Lock()
+	if e := sh.m[key]; e != nil {
+		l.roll(e, l.now())
+		switch {
+		case e.bucket == b && e.cur > 0:
+			e.cur--
+		case e.bucket == b+1 && e.prev > 0:
+			e.prev--
+		}
+		switch {
+		case e.pend > 0 && e.pendB == b:
+			e.pend--
+		case e.pendOld > 0 && e.pendB == b+1:
+			e.pendOld--
+		}
+	}
+	sh.mu.Unlock()
+	if l.shared == nil || l.syncs {
+		return nil
+	}
+	_, err := l.shared.AddFailures(ctx, l.scope, l.ttl, []Add{{Key: key, Bucket: b, N: -1}}, l.now())
+	return err
 }
 
 // failLocal counts a failure of key at now in process; pend says whether
@@ -442,6 +483,7 @@ func (l *Limiter) roundTrip(ctx context.Context, key string, n int64) (Verdict, 
 			return l.checkLocal(key, now), err
 		}
 		v, _ := l.failLocal(key, now, false)
+		v.At = now
 		return v, err
 	}
 	c := counts[0]
@@ -451,7 +493,9 @@ func (l *Limiter) roundTrip(ctx context.Context, key string, n int64) (Verdict, 
 	if n > 0 && now.After(after.last) {
 		after.last = now
 	}
-	return l.verdict(after, now, l.blocked(before, now)), nil
+	v := l.verdict(after, now, l.blocked(before, now))
+	v.At = now
+	return v, nil
 }
 
 // loop exchanges counts with Shared every interval until Close.
@@ -590,4 +634,20 @@ func (l *Limiter) Len() int {
 		sh.mu.Unlock()
 	}
 	return n
+}
+
+// AddrKey is the key a client address counts under: an IPv6 address by
+// its /64 (one host, or one customer of a provider, usually holds a whole
+// /64, and walking it costs nothing), an IPv4 address (also one mapped in
+// IPv6) as it is; anything else as it is written.
+func AddrKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
+	}
+	return a.String()
 }

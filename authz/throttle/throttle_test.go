@@ -277,3 +277,58 @@ func TestPolicyErrors(t *testing.T) {
 		t.Error("a shared limiter without a scope accepted")
 	}
 }
+
+// TestUndo: a failure counted ahead of its outcome and taken back leaves
+// the count as it was, in process and on Redis (never below zero).
+func TestUndo(t *testing.T) {
+	srv := redistest.Start(t)
+	for name, shared := range map[string]throttle.Shared{"in process": nil, "redis": redisStore(t, srv, "undo")} {
+		t.Run(name, func(t *testing.T) {
+			c := newClock()
+			o := throttle.Options{Now: c.Now}
+			if shared != nil {
+				o.Shared, o.Scope = shared, "signin.identity"
+			}
+			l := mustNew(t, signIn, o)
+			ctx := context.Background()
+			for i := 0; i < 4; i++ {
+				fail(t, l, "k")
+			}
+			v := fail(t, l, "k")
+			if v.Failures != 5 || v.At.IsZero() {
+				t.Fatalf("the fifth failure: %+v", v)
+			}
+			if err := l.Undo(ctx, "k", v.At); err != nil {
+				t.Fatal(err)
+			}
+			if v := check(t, l, "k"); v.Failures != 4 || v.Refused {
+				t.Fatalf("after taking the fifth back: %+v", v)
+			}
+			if err := l.Undo(ctx, "never", c.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if v := check(t, l, "never"); v.Failures != 0 {
+				t.Fatalf("a key never failed, taken back: %+v", v)
+			}
+		})
+	}
+}
+
+// TestAddrKey: IPv6 addresses count by their /64, IPv4 ones (mapped too)
+// by themselves.
+func TestAddrKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"2001:db8:1:2::1":         "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff:1:2:3": "2001:db8:1:2::/64",
+		"2001:DB8:1:3::1":         "2001:db8:1:3::/64",
+		"fe80::1%eth0":            "fe80::/64",
+		"192.0.2.7":               "192.0.2.7",
+		"::ffff:192.0.2.7":        "192.0.2.7",
+		"not an address":          "not an address",
+		"":                        "",
+	} {
+		if got := throttle.AddrKey(in); got != want {
+			t.Errorf("AddrKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
