@@ -199,9 +199,6 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	if err := registerLimitMetrics(ctx.GetMetricsRegistry()); err != nil {
-		return err
-	}
 	g.counters = newGatewayCounters(routeLabel(g))
 	if g.Record != nil {
 		return g.app.wantRecorder(ctx)

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -396,32 +395,6 @@ func creditsPolicyItem(c *limit.Credits, q limit.QuotaDecision, now int64) strin
 		s += ";w=" + strconv.FormatInt(c.Refill.Seconds(c.Refill.Period(now)), 10)
 	}
 	return s
-}
-
-// limitedRequests counts the requests gateways answered 429, the outcome
-// "limited" of their decisions, by route (the apiusers block's name, else
-// the digest its limits' counters go by) and by what refused them: a
-// rate_limit line's name, or "credits". It is process-wide, like the
-// other metrics, so its values survive config reloads.
-var limitedRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Namespace: "apiusers",
-	Name:      "gateway_limited_total",
-	Help:      "Requests a gateway answered 429 (outcome limited), by route and by the limit that refused them (a rate_limit line's name, or credits).",
-}, []string{"route", "limit"})
-
-// registerLimitMetrics registers limitedRequests in reg; already there is
-// fine.
-func registerLimitMetrics(reg *prometheus.Registry) error {
-	if reg == nil {
-		return nil
-	}
-	if err := reg.Register(limitedRequests); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return fmt.Errorf("registering limit metrics: %w", err)
-		}
-	}
-	return nil
 }
 
 // limiters returns the route's limiters of sv's engine, taking them on

@@ -3,7 +3,6 @@ package module
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 //	apiusers_gateway_requests_total{route,outcome}   gateway decisions: allowed, 401, 403,
 //	                                                 429 (auth_failures), limited (rate_limit,
 //	                                                 credits), 503
+//	apiusers_gateway_limited_total{route,limit}      the limited ones, by what refused them
 //	apiusers_cache_lookups_total{result}             principal lookups: hit (in process), miss (store)
 //	apiusers_cache_evictions_total{cache}            keys, principals pushed out by the bounds
 //	apiusers_store_round_trip_seconds{op}            store round trips: load_principal
@@ -99,6 +99,16 @@ var (
 		Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	})
 
+	// limitedRequests counts the requests gateways answered 429, the
+	// outcome "limited" of their decisions, by route (the apiusers block's
+	// name, else the digest its limits' counters go by) and by what
+	// refused them: a rate_limit line's name, or "credits".
+	limitedRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "apiusers",
+		Name:      "gateway_limited_total",
+		Help:      "Requests a gateway answered 429 (outcome limited), by route and by the limit that refused them (a rate_limit line's name, or credits).",
+	}, []string{"route", "limit"})
+
 	messagesRecorded = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "apiusers",
 		Name:      "messages_recorded_total",
@@ -130,7 +140,7 @@ var (
 
 // metricsCollectors are every collector registerMetrics registers.
 var metricsCollectors = []prometheus.Collector{
-	gatewayRequests, cacheLookups, cacheMisses, keyEvictions, principalEvictions, storeRoundTrips,
+	gatewayRequests, limitedRequests, cacheLookups, cacheMisses, keyEvictions, principalEvictions, storeRoundTrips,
 	fleetReceived, fleetLag, messagesRecorded, messagesDropped, signIns, mailsSent, mailsFailed,
 }
 
@@ -196,38 +206,15 @@ func (gc *gatewayCounters) throttled()   { gc.inc(3) }
 func (gc *gatewayCounters) limited()     { gc.inc(4) }
 func (gc *gatewayCounters) unavailable() { gc.inc(5) }
 
-// routeLabel is the route label of a gateway: its name, else a summary of
-// its rules ("workspace=acme roles=admin require=x.read"), at most 120
-// characters; a gateway without rules is "any".
+// routeLabel is the route label of a gateway's metrics: its name, else
+// the digest its rate limits count under (routeIdent), so that its series
+// here and in apiusers_gateway_limited_total go by one label.
 func routeLabel(g *Gateway) string {
-	if g.Name != "" {
-		return g.Name
+	id, err := routeIdent(g)
+	if err != nil {
+		return "unnamed"
 	}
-	var parts []string
-	if g.Workspace != "" {
-		parts = append(parts, "workspace="+g.Workspace)
-	}
-	if len(g.Roles) > 0 {
-		parts = append(parts, "roles="+strings.Join(g.Roles, ","))
-	}
-	for _, rq := range g.Require {
-		s := "require=" + rq.Permission
-		if rq.On != "" {
-			s += " on " + rq.On
-		}
-		if rq.Owner != "" {
-			s += " owner " + rq.Owner
-		}
-		parts = append(parts, s)
-	}
-	if len(parts) == 0 {
-		return "any"
-	}
-	label := strings.Join(parts, " ")
-	if len(label) > 120 {
-		label = label[:120]
-	}
-	return label
+	return id
 }
 
 // The cache counters of every live backend, plus those of backends gone
