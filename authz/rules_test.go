@@ -274,7 +274,7 @@ func TestAuditHidesWhatReadingHides(t *testing.T) {
 		ctx := e.ctx
 		_, admin := e.mk("aud-admin", authz.RoleAdmin, nil, nil)
 		_, editor := e.mk("aud-editor", authz.RoleEditor, nil, nil) // audit.read and users.read, no users.manage
-		target, targetP := e.mk("aud-target", authz.RoleAPIUser, nil, nil)
+		target, _ := e.mk("aud-target", authz.RoleAPIUser, nil, nil)
 		note := "owes money"
 		if _, err := e.svc.UpdateUser(ctx, admin, "acme", target.ID, authz.UserPatch{PrivateNote: &note}, nil); err != nil {
 			t.Fatal(err)
@@ -322,7 +322,7 @@ func TestAuditHidesWhatReadingHides(t *testing.T) {
 		if _, err := e.svc.UpdateUser(ctx, e.root, "acme", target.ID, authz.UserPatch{Permissions: &[]string{"audit.read"}}, nil); err != nil {
 			t.Fatal(err)
 		}
-		targetP = e.auth(target.Key)
+		targetP := e.auth(target.Key)
 		if n := notes(targetP); n != 0 {
 			t.Errorf("the user sees %d changes of its own note", n)
 		}
