@@ -120,6 +120,16 @@ func (h *Handler) patchKey(w http.ResponseWriter, r *http.Request, caller *authz
 	return writeJSON(w, http.StatusOK, k, "")
 }
 
+// getKey answers GET …/keys/{kid} with the key's metadata (the Location
+// of a created or regenerated key).
+func (h *Handler) getKey(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
+	k, err := h.svc.GetKey(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), r.PathValue("kid"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, k, "")
+}
+
 // revokeKey answers DELETE …/keys/{kid} with 204: the key stops working at
 // once.
 func (h *Handler) revokeKey(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {

@@ -62,6 +62,7 @@ func (h *Handler) routes() []route {
 		{method: "POST", path: "/workspaces/{ws}/users/{id}/keys", handle: h.createKey},
 		{method: "POST", path: "/workspaces/{ws}/users/{id}/keys/{kid}/regenerate", handle: h.regenerateKey},
 		{method: "POST", path: "/workspaces/{ws}/users/{id}/keys/{kid}/reveal", handle: h.revealKey},
+		{method: "GET", path: "/workspaces/{ws}/users/{id}/keys/{kid}", handle: h.getKey},
 		{method: "PATCH", path: "/workspaces/{ws}/users/{id}/keys/{kid}", handle: h.patchKey},
 		{method: "DELETE", path: "/workspaces/{ws}/users/{id}/keys/{kid}", handle: h.revokeKey},
 

@@ -110,6 +110,32 @@ func (s *Service) ListKeys(ctx context.Context, actor *Principal, ws, userID str
 	return keys, nil
 }
 
+// GetKey returns the metadata of one live key of a user: to the user
+// itself, or a caller that may manage its keys (never the key itself).
+func (s *Service) GetKey(ctx context.Context, actor *Principal, ws, userID, kid string) (*Key, error) {
+	var k *Key
+	err := s.store.View(ctx, ws, func(tx Tx) error {
+		if _, err := s.keyTarget(tx, actor, ws, userID, true); err != nil {
+			return err
+		}
+		var err error
+		if k, err = getKey(tx, ws, userID, kid); err != nil {
+			return err
+		}
+		if !k.Live(s.now()) {
+			return errf(ErrNotFound, "key %s not found for user %s", kid, userID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.fillCredits(ctx, ws, k.Credits); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
 // CreateKey issues a new key for a user.
 func (s *Service) CreateKey(ctx context.Context, actor *Principal, ws, userID string, in NewKey) (*IssuedKey, error) {
 	now := s.now().UTC()
@@ -213,6 +239,17 @@ func (s *Service) RegenerateKey(ctx context.Context, actor *Principal, ws, userI
 		}
 		if !old.Live(now) {
 			return errf(ErrNotFound, "key %s not found for user %s", kid, userID)
+		}
+		if grace > 0 {
+			// During the grace both keys work: the new one must fit
+			// beside every live key, the old one included.
+			live, err := liveKeys(tx, ws, userID, now, true)
+			if err != nil {
+				return err
+			}
+			if len(live) >= MaxKeysPerUser {
+				return errf(ErrConflict, "user %s already holds %d keys: regenerate without grace, or revoke a key first", userID, MaxKeysPerUser)
+			}
 		}
 		k := s.newKey(u, old.Name, old.ExpiresAt, now)
 		// The new key has the old one's limits, and spends from the same

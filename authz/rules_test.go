@@ -274,7 +274,7 @@ func TestAuditHidesWhatReadingHides(t *testing.T) {
 		ctx := e.ctx
 		_, admin := e.mk("aud-admin", authz.RoleAdmin, nil, nil)
 		_, editor := e.mk("aud-editor", authz.RoleEditor, nil, nil) // audit.read and users.read, no users.manage
-		target, targetP := e.mk("aud-target", authz.RoleAPIUser, nil, nil)
+		target, _ := e.mk("aud-target", authz.RoleAPIUser, nil, nil)
 		note := "owes money"
 		if _, err := e.svc.UpdateUser(ctx, admin, "acme", target.ID, authz.UserPatch{PrivateNote: &note}, nil); err != nil {
 			t.Fatal(err)
@@ -322,7 +322,7 @@ func TestAuditHidesWhatReadingHides(t *testing.T) {
 		if _, err := e.svc.UpdateUser(ctx, e.root, "acme", target.ID, authz.UserPatch{Permissions: &[]string{"audit.read"}}, nil); err != nil {
 			t.Fatal(err)
 		}
-		targetP = e.auth(target.Key)
+		targetP := e.auth(target.Key)
 		if n := notes(targetP); n != 0 {
 			t.Errorf("the user sees %d changes of its own note", n)
 		}
@@ -338,4 +338,54 @@ func TestAuditHidesWhatReadingHides(t *testing.T) {
 			t.Errorf("superadmin sees %d private_note changes of a deleted user, want 2", n)
 		}
 	})
+}
+
+// TestRegenerateWithinKeyLimit: during a grace both keys work, so a
+// regeneration with grace must leave room for the new key; one without
+// grace replaces the old key and always fits.
+func TestRegenerateWithinKeyLimit(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		u, _ := e.mk("key-hoarder", authz.RoleAPIUser, nil, nil)
+		for len(mustKeys(t, e, u.ID)) < authz.MaxKeysPerUser {
+			if _, err := e.svc.CreateKey(ctx, e.root, "acme", u.ID, authz.NewKey{Name: "k"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := e.svc.RegenerateKey(ctx, e.root, "acme", u.ID, u.KeyID, time.Hour)
+		wantErr(t, err, authz.ErrConflict)
+		if n := len(mustKeys(t, e, u.ID)); n != authz.MaxKeysPerUser {
+			t.Fatalf("%d keys after a refused regeneration, want %d", n, authz.MaxKeysPerUser)
+		}
+		if _, _, err := e.svc.Authenticate(ctx, u.Key); err != nil {
+			t.Fatalf("the old key after a refused regeneration: %v", err)
+		}
+		k, err := e.svc.RegenerateKey(ctx, e.root, "acme", u.ID, u.KeyID, 0)
+		if err != nil {
+			t.Fatalf("regenerating without grace at the limit: %v", err)
+		}
+		if n := len(mustKeys(t, e, u.ID)); n != authz.MaxKeysPerUser {
+			t.Fatalf("%d keys after regenerating without grace, want %d", n, authz.MaxKeysPerUser)
+		}
+		// Below the limit, a grace fits: both keys live until it ends.
+		if err := e.svc.RevokeKey(ctx, e.root, "acme", u.ID, k.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.RegenerateKey(ctx, e.root, "acme", u.ID, mustKeys(t, e, u.ID)[0].ID, time.Hour); err != nil {
+			t.Fatalf("a grace with room for it: %v", err)
+		}
+		if n := len(mustKeys(t, e, u.ID)); n != authz.MaxKeysPerUser {
+			t.Fatalf("%d keys during the grace, want %d", n, authz.MaxKeysPerUser)
+		}
+	})
+}
+
+func mustKeys(t *testing.T, e *env, id string) []authz.Key {
+	t.Helper()
+	ks, err := e.svc.ListKeys(e.ctx, e.root, "acme", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
 }

@@ -3,7 +3,6 @@ package module
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -54,17 +53,8 @@ var (
 	gatewayRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "apiusers",
 		Name:      "gateway_requests_total",
-		Help:      "Gateway decisions by route (the apiusers block's name) and outcome: allowed, 401, 403, 429 (failed authentication throttled), limited (rate limit or credits), 503.",
+		Help:      "Gateway decisions by route (the apiusers block's name, else the digest its rate limits count under) and outcome: allowed, 401, 403, 429 (failed authentication throttled), limited (rate limit or credits), 503.",
 	}, []string{"route", "outcome"})
-
-	// limitedRequests breaks the limited outcome down by the limit that
-	// refused the request (a gateway makes a route's series at provision;
-	// see compileLimits).
-	limitedRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "apiusers",
-		Name:      "gateway_limited_total",
-		Help:      "Requests a gateway answered 429 for a limit (outcome limited of apiusers_gateway_requests_total), by route and by the limit that refused them: a rate_limit line's name, or credits.",
-	}, []string{"route", "limit"})
 
 	cacheLookups = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Namespace:   "apiusers",
@@ -109,6 +99,16 @@ var (
 		Help:      "Time from another instance's commit of a change to its invalidation arriving here (clocks of the instances compared).",
 		Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	})
+
+	// limitedRequests counts the requests gateways answered 429, the
+	// outcome "limited" of their decisions, by route (the apiusers block's
+	// name, else the digest its limits' counters go by) and by what
+	// refused them: a rate_limit line's name, or "credits".
+	limitedRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "apiusers",
+		Name:      "gateway_limited_total",
+		Help:      "Requests a gateway answered 429 (outcome limited), by route and by the limit that refused them (a rate_limit line's name, or credits).",
+	}, []string{"route", "limit"})
 
 	messagesRecorded = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "apiusers",
@@ -207,38 +207,15 @@ func (gc *gatewayCounters) throttled()   { gc.inc(3) }
 func (gc *gatewayCounters) limited()     { gc.inc(4) }
 func (gc *gatewayCounters) unavailable() { gc.inc(5) }
 
-// routeLabel is the route label of a gateway: its name, else a summary of
-// its rules ("workspace=acme roles=admin require=x.read"), at most 120
-// characters; a gateway without rules is "any".
+// routeLabel is the route label of a gateway's metrics: its name, else
+// the digest its rate limits count under (routeIdent), so that its series
+// here and in apiusers_gateway_limited_total go by one label.
 func routeLabel(g *Gateway) string {
-	if g.Name != "" {
-		return g.Name
+	id, err := routeIdent(g)
+	if err != nil {
+		return "unnamed"
 	}
-	var parts []string
-	if g.Workspace != "" {
-		parts = append(parts, "workspace="+g.Workspace)
-	}
-	if len(g.Roles) > 0 {
-		parts = append(parts, "roles="+strings.Join(g.Roles, ","))
-	}
-	for _, rq := range g.Require {
-		s := "require=" + rq.Permission
-		if rq.On != "" {
-			s += " on " + rq.On
-		}
-		if rq.Owner != "" {
-			s += " owner " + rq.Owner
-		}
-		parts = append(parts, s)
-	}
-	if len(parts) == 0 {
-		return "any"
-	}
-	label := strings.Join(parts, " ")
-	if len(label) > 120 {
-		label = label[:120]
-	}
-	return label
+	return id
 }
 
 // The cache counters of every live backend, plus those of backends gone

@@ -37,6 +37,7 @@ const metricsRoutes = `
 
 	handle /recorded/* {
 		apiusers {
+			name m-recorded
 			record
 		}
 		reverse_proxy UPSTREAM
@@ -123,13 +124,14 @@ func TestE2EMetrics(t *testing.T) {
 
 		m := scrape(t, e)
 		for series, want := range map[string]float64{
-			`apiusers_gateway_requests_total{outcome="allowed",route="m-api"}`:     3,
-			`apiusers_gateway_requests_total{outcome="403",route="m-api"}`:         1,
-			`apiusers_gateway_requests_total{outcome="401",route="m-api"}`:         3,
-			`apiusers_gateway_requests_total{outcome="429",route="m-api"}`:         1,
-			`apiusers_gateway_requests_total{outcome="allowed",route="m-limited"}`: 1,
-			`apiusers_gateway_requests_total{outcome="limited",route="m-limited"}`: 1,
-			`apiusers_gateway_requests_total{outcome="allowed",route="any"}`:       1,
+			`apiusers_gateway_requests_total{outcome="allowed",route="m-api"}`:      3,
+			`apiusers_gateway_requests_total{outcome="403",route="m-api"}`:          1,
+			`apiusers_gateway_requests_total{outcome="401",route="m-api"}`:          3,
+			`apiusers_gateway_requests_total{outcome="429",route="m-api"}`:          1,
+			`apiusers_gateway_requests_total{outcome="allowed",route="m-limited"}`:  1,
+			`apiusers_gateway_requests_total{outcome="limited",route="m-limited"}`:  1,
+			`apiusers_gateway_requests_total{outcome="allowed",route="m-recorded"}`: 1,
+			`apiusers_gateway_limited_total{limit="user",route="m-limited"}`:        1,
 		} {
 			if got := delta(m, series); got != want {
 				t.Errorf("%s moved by %v, want %v", series, got, want)
