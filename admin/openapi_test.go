@@ -34,8 +34,21 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("route %s listed twice", op)
 		}
 		served[op] = true
-		if _, ok := doc.Paths[rt.path][strings.ToLower(rt.method)]; !ok {
+		raw, ok := doc.Paths[rt.path][strings.ToLower(rt.method)]
+		if !ok {
 			t.Errorf("route %s %s is not in openapi.json", rt.method, rt.path)
+			continue
+		}
+		// Every authenticated route can answer 429: a caller's address
+		// that failed authentication too often is refused before routing.
+		var o struct {
+			Responses map[string]json.RawMessage `json:"responses"`
+		}
+		if err := json.Unmarshal(raw, &o); err != nil {
+			t.Fatalf("%s: %v", op, err)
+		}
+		if _, ok := o.Responses["429"]; !ok && !rt.public {
+			t.Errorf("route %s %s needs a key but does not declare its 429", rt.method, rt.path)
 		}
 	}
 	methods := []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
