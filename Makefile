@@ -79,8 +79,13 @@ screenshots: deps-test
 # (go test -c -fuzz) and run once per target, in the package directory.
 # Every `go test` replays the corpus committed under testdata/fuzz;
 # `make fuzz` adds what its longer runs found there (then commit it).
-FUZZTIME_SHORT ?= 3s
-FUZZTIME ?= 1m
+# The budgets are counts of executions, not durations: with a duration, Go
+# 1.26's fuzz coordinator can fail a target with a bare "context deadline
+# exceeded" when the time is up while a worker is busy (golang/go#75804,
+# fixed in Go 1.27), which a loaded machine makes likely. A count has no
+# deadline to race; 3,000 runs take a second or two per target here.
+FUZZTIME_SHORT ?= 3000x
+FUZZTIME ?= 300000x
 FUZZ_BIN := $(CURDIR)/.fuzz
 
 fuzz-short:
@@ -99,7 +104,7 @@ define run_fuzz
 		for fn in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -d' ' -f2); do \
 			echo "fuzzing $$pkg $$fn for $(1)"; \
 			(cd $$dir && $$bin -test.run='^$$' -test.fuzz="^$$fn$$" -test.fuzztime=$(1) -test.fuzzcachedir=$$cache/$$pkg) \
-				|| { echo "$$fn found a failing input: see $$dir/testdata/fuzz/$$fn" >&2; exit 1; }; \
+				|| { echo "$$fn failed; an input that fails it, if the fuzzer found one, is in $$dir/testdata/fuzz/$$fn" >&2; exit 1; }; \
 			if [ "$(2)" = keep ] && [ -d $$cache/$$pkg/$$fn ]; then \
 				mkdir -p $$dir/testdata/fuzz/$$fn && cp -n $$cache/$$pkg/$$fn/* $$dir/testdata/fuzz/$$fn/ 2>/dev/null || true; \
 			fi; \
