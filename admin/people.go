@@ -245,11 +245,13 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, caller 
 	return nil
 }
 
-// invited is the answer of an invitation: the invited membership, and the
-// link when no mailer is configured.
+// invited is the answer of an invitation: the invited membership (with
+// what the caller may do with it, "allowed"), and the link when no mailer
+// is configured.
 type invited struct {
 	authz.User
-	AcceptURL string `json:"accept_url,omitempty"`
+	Allowed   []string `json:"allowed"`
+	AcceptURL string   `json:"accept_url,omitempty"`
 }
 
 // invite answers POST /workspaces/{ws}/invitations with 201.
@@ -289,7 +291,7 @@ func (h *Handler) reinvite(w http.ResponseWriter, r *http.Request, caller *authz
 // answer and logs that no mail was sent.
 func (h *Handler) sendInvitation(r *http.Request, caller *authz.Principal, base string, inv *authz.Invitation) invited {
 	link := h.link(r, base, "accept", inv.Token)
-	out := invited{User: inv.User}
+	out := invited{User: inv.User, Allowed: h.allowedAfter(r, caller, inv.User.Workspace, inv.User.ID)}
 	if h.mailer == nil {
 		out.AcceptURL = link
 		h.log.Info("no mailer is configured: no invitation mail was sent; the inviter's answer carries the link",

@@ -4,8 +4,43 @@ import (
 	"net/http"
 	"strconv"
 
+	"go.uber.org/zap"
+
 	"github.com/apiusers/apiusers/authz"
 )
+
+// userOut is a user as the users and invitations endpoints answer it:
+// with what the caller may do with it ("allowed", authz.Allowed), so that
+// a client offers only what will not be refused.
+type userOut struct {
+	*authz.User
+	Allowed []string `json:"allowed"`
+}
+
+// createdOut is a created user (and its first key) with "allowed".
+type createdOut struct {
+	*authz.CreatedUser
+	Allowed []string `json:"allowed"`
+}
+
+// allowed returns what caller may do with each user of ws named in ids,
+// for an answer that reads users; a failure fails the answer.
+func (h *Handler) allowed(r *http.Request, caller *authz.Principal, ws string, ids ...string) ([][]string, error) {
+	return h.svc.Allowed(r.Context(), caller, authOf(r).console, ws, ids...)
+}
+
+// allowedAfter is allowed for the answer of a change that is made already:
+// on a failure it logs and allows nothing (the change is not undone, nor
+// answered as failed).
+func (h *Handler) allowedAfter(r *http.Request, caller *authz.Principal, ws, id string) []string {
+	a, err := h.allowed(r, caller, ws, id)
+	if err != nil {
+		h.log.Warn("reading what the caller may do with a user it changed failed: its answer allows nothing",
+			zap.String("workspace", ws), zap.String("user_id", id), zap.Error(err))
+		return []string{}
+	}
+	return a[0]
+}
 
 // statusChange is the body of POST /workspaces/{ws}/users/{id}/status.
 type statusChange struct {
@@ -42,11 +77,24 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, caller *auth
 	if err != nil {
 		return err
 	}
-	items, next, err := h.svc.ListUsers(r.Context(), caller, r.PathValue("ws"), f, page)
+	ws := r.PathValue("ws")
+	items, next, err := h.svc.ListUsers(r.Context(), caller, ws, f, page)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, newList(items, next), "")
+	ids := make([]string, len(items))
+	for i := range items {
+		ids[i] = items[i].ID
+	}
+	allowed, err := h.allowed(r, caller, ws, ids...)
+	if err != nil {
+		return err
+	}
+	out := make([]userOut, len(items))
+	for i := range items {
+		out[i] = userOut{User: &items[i], Allowed: allowed[i]}
+	}
+	return writeJSON(w, http.StatusOK, newList(out, next), "")
 }
 
 // createUser answers POST /workspaces/{ws}/users with 201, the user (and its
@@ -62,17 +110,22 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, caller *aut
 		return err
 	}
 	setLocation(w, r, pathOf("workspaces", ws, "users", u.ID))
-	return writeJSON(w, http.StatusCreated, u, etag(u.Version))
+	return writeJSON(w, http.StatusCreated, createdOut{CreatedUser: u, Allowed: h.allowedAfter(r, caller, ws, u.ID)}, etag(u.Version))
 }
 
 // getUser answers GET /workspaces/{ws}/users/{id} with the ETag of the
 // user's version.
 func (h *Handler) getUser(w http.ResponseWriter, r *http.Request, caller *authz.Principal) error {
-	u, err := h.svc.GetUser(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"))
+	ws := r.PathValue("ws")
+	u, err := h.svc.GetUser(r.Context(), caller, ws, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, u, etag(u.Version))
+	allowed, err := h.allowed(r, caller, ws, u.ID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, userOut{User: u, Allowed: allowed[0]}, etag(u.Version))
 }
 
 // patchUser answers PATCH /workspaces/{ws}/users/{id}. If-Match, when it
@@ -105,7 +158,7 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, caller *auth
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, u, etag(u.Version))
+	return writeJSON(w, http.StatusOK, userOut{User: u, Allowed: h.allowedAfter(r, caller, ws, u.ID)}, etag(u.Version))
 }
 
 // deleteUser answers DELETE /workspaces/{ws}/users/{id}[?erase=true] with
@@ -134,9 +187,10 @@ func (h *Handler) setStatus(w http.ResponseWriter, r *http.Request, caller *auth
 	if err := decodeBody(w, r, &in, false); err != nil {
 		return err
 	}
-	u, err := h.svc.SetStatus(r.Context(), caller, r.PathValue("ws"), r.PathValue("id"), in.Status)
+	ws := r.PathValue("ws")
+	u, err := h.svc.SetStatus(r.Context(), caller, ws, r.PathValue("id"), in.Status)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, u, etag(u.Version))
+	return writeJSON(w, http.StatusOK, userOut{User: u, Allowed: h.allowedAfter(r, caller, ws, u.ID)}, etag(u.Version))
 }

@@ -204,7 +204,7 @@ func (s *Service) Reinvite(ctx context.Context, actor *Principal, ws, id string)
 	if err != nil {
 		return nil, err
 	}
-	if !mayManage(actor, sj) || authorityOf(actor) != authManage {
+	if !mayReinvite(actor, sj) {
 		return nil, forbidden("may not invite user %s", id)
 	}
 	u := sj.User
@@ -247,6 +247,12 @@ func (s *Service) Reinvite(ctx context.Context, actor *Principal, ws, id string)
 	}
 	redact(actor, &inv.User, true)
 	return inv, nil
+}
+
+// mayReinvite reports whether actor may send member u a new invitation:
+// it manages u with users.manage (inviting needs it).
+func mayReinvite(actor *Principal, u *subject) bool {
+	return authorityOf(actor) == authManage && mayManage(actor, u)
 }
 
 // Accepted is an accepted invitation: the account, its memberships, and

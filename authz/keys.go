@@ -36,8 +36,8 @@ func (s *Service) sign(k *Key) (string, error) {
 }
 
 // keyTarget loads the user whose keys are touched and checks the actor may
-// manage them (self may only read).
-func (s *Service) keyTarget(tx Tx, actor *Principal, ws, userID string, read bool) (*User, error) {
+// do so with check (mayReadKeys, mayManageKeysOf or mayReveal).
+func (s *Service) keyTarget(tx Tx, actor *Principal, ws, userID string, check func(*Principal, *subject) error) (*User, error) {
 	if !actor.InWorkspace(ws) {
 		return nil, forbidden("not a member of workspace %s", ws)
 	}
@@ -45,19 +45,42 @@ func (s *Service) keyTarget(tx Tx, actor *Principal, ws, userID string, read boo
 	if err != nil {
 		return nil, err
 	}
-	if read && actor.UserID == userID {
-		return sj.User, nil
-	}
-	if !mayManageKeys(actor, sj) {
-		return nil, forbidden("managing keys of user %s needs %s and may not reach beyond the caller's own rights", userID, PermKeysManage)
+	if err := check(actor, sj); err != nil {
+		return nil, err
 	}
 	return sj.User, nil
 }
 
-// managedKey loads key kid of user userID, which actor must be able to
-// manage.
-func (s *Service) managedKey(tx Tx, actor *Principal, ws, userID, kid string) (*Key, error) {
-	if _, err := s.keyTarget(tx, actor, ws, userID, false); err != nil {
+// mayReadKeys checks that actor may read target's key metadata: the user
+// itself, or a caller that may manage its keys.
+func mayReadKeys(actor *Principal, target *subject) error {
+	if actor.UserID == target.ID {
+		return nil
+	}
+	return mayManageKeysOf(actor, target)
+}
+
+// mayManageKeysOf checks that actor may create, regenerate and revoke
+// target's keys (mayManageKeys; the user itself may only read them).
+func mayManageKeysOf(actor *Principal, target *subject) error {
+	if !mayManageKeys(actor, target) {
+		return forbidden("managing keys of user %s needs %s and may not reach beyond the caller's own rights", target.ID, PermKeysManage)
+	}
+	return nil
+}
+
+// mayReveal checks that actor may show target's existing keys again: it
+// holds keys.reveal and may manage target's keys.
+func mayReveal(actor *Principal, target *subject) error {
+	if !actor.HasPermission(PermKeysReveal) {
+		return forbidden("revealing keys needs %s", PermKeysReveal)
+	}
+	return mayManageKeysOf(actor, target)
+}
+
+// managedKey loads key kid of user userID after check (see keyTarget).
+func (s *Service) managedKey(tx Tx, actor *Principal, ws, userID, kid string, check func(*Principal, *subject) error) (*Key, error) {
+	if _, err := s.keyTarget(tx, actor, ws, userID, check); err != nil {
 		return nil, err
 	}
 	return getKey(tx, ws, userID, kid)
@@ -90,7 +113,7 @@ func liveKeys(tx Tx, ws, userID string, now time.Time, prune bool) ([]Key, error
 func (s *Service) ListKeys(ctx context.Context, actor *Principal, ws, userID string) ([]Key, error) {
 	var keys []Key
 	err := s.store.View(ctx, ws, func(tx Tx) error {
-		if _, err := s.keyTarget(tx, actor, ws, userID, true); err != nil {
+		if _, err := s.keyTarget(tx, actor, ws, userID, mayReadKeys); err != nil {
 			return err
 		}
 		var err error
@@ -115,7 +138,7 @@ func (s *Service) ListKeys(ctx context.Context, actor *Principal, ws, userID str
 func (s *Service) GetKey(ctx context.Context, actor *Principal, ws, userID, kid string) (*Key, error) {
 	var k *Key
 	err := s.store.View(ctx, ws, func(tx Tx) error {
-		if _, err := s.keyTarget(tx, actor, ws, userID, true); err != nil {
+		if _, err := s.keyTarget(tx, actor, ws, userID, mayReadKeys); err != nil {
 			return err
 		}
 		var err error
@@ -158,7 +181,7 @@ func (s *Service) CreateKey(ctx context.Context, actor *Principal, ws, userID st
 	}
 	var out *IssuedKey
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		u, err := s.keyTarget(tx, actor, ws, userID, false)
+		u, err := s.keyTarget(tx, actor, ws, userID, mayManageKeysOf)
 		if err != nil {
 			return err
 		}
@@ -229,7 +252,7 @@ func (s *Service) RegenerateKey(ctx context.Context, actor *Principal, ws, userI
 	now := s.now().UTC()
 	var out *IssuedKey
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		u, err := s.keyTarget(tx, actor, ws, userID, false)
+		u, err := s.keyTarget(tx, actor, ws, userID, mayManageKeysOf)
 		if err != nil {
 			return err
 		}
@@ -299,7 +322,7 @@ func (s *Service) RevealKey(ctx context.Context, actor *Principal, ws, userID, k
 	}
 	var out *IssuedKey
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		k, err := s.managedKey(tx, actor, ws, userID, kid)
+		k, err := s.managedKey(tx, actor, ws, userID, kid, mayReveal)
 		if err != nil {
 			return err
 		}
@@ -326,7 +349,7 @@ func (s *Service) RevealKey(ctx context.Context, actor *Principal, ws, userID, k
 func (s *Service) RevokeKey(ctx context.Context, actor *Principal, ws, userID, kid string) error {
 	var dropped string
 	err := s.store.Update(ctx, ws, func(tx Tx) error {
-		k, err := s.managedKey(tx, actor, ws, userID, kid)
+		k, err := s.managedKey(tx, actor, ws, userID, kid, mayManageKeysOf)
 		if err != nil {
 			return err
 		}

@@ -226,6 +226,19 @@ func (s *Service) mayEditPassword(actor *Principal, u *subject) error {
 	return nil
 }
 
+// maySetPassword checks that actor may set API user u's password without
+// knowing the current one (PUT …/password): mayEditPassword, and not its
+// own (that takes the current password, POST /me/password).
+func (s *Service) maySetPassword(actor *Principal, u *subject) error {
+	if err := s.mayEditPassword(actor, u); err != nil {
+		return err
+	}
+	if actor.UserID == u.ID {
+		return forbidden("change your own password with POST /me/password and the current one")
+	}
+	return nil
+}
+
 // SetUserPassword sets API user id's password (PUT …/password) for a
 // caller that may manage it; every session of the user ends.
 func (s *Service) SetUserPassword(ctx context.Context, actor *Principal, ws, id, pw string) error {
@@ -236,11 +249,8 @@ func (s *Service) SetUserPassword(ctx context.Context, actor *Principal, ws, id,
 	if err != nil {
 		return err
 	}
-	if err := s.mayEditPassword(actor, u); err != nil {
+	if err := s.maySetPassword(actor, u); err != nil {
 		return err
-	}
-	if actor.UserID == u.ID {
-		return forbidden("change your own password with POST /me/password and the current one")
 	}
 	phc, err := s.hashPassword(ctx, "password", pw, u.Username, u.Email)
 	if err != nil {
@@ -333,18 +343,15 @@ func (s *Service) SendReset(ctx context.Context, actor *Principal, via *ConsoleC
 	if err != nil {
 		return nil, err
 	}
-	if !mayManage(actor, u) {
-		return nil, forbidden("may not reset the password of user %s", id)
-	}
-	if u.Kind != KindMember || u.Account == "" {
-		return nil, errf(ErrConflict, "user %s is not a person with an account: set an API user's password with PUT …/password", id)
+	var ms accountMemberships
+	if err := mayResetPassword(actor, u, func(acc string) (err error) {
+		ms, err = s.mayManageAccount(ctx, actor, via, acc)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	if u.AcceptedAt == nil {
 		return nil, errf(ErrConflict, "user %s has not accepted the invitation yet: send a new invitation instead", id)
-	}
-	ms, err := s.mayManageAccount(ctx, actor, via, u.Account)
-	if err != nil {
-		return nil, err
 	}
 	now := s.now().UTC()
 	var out *ResetMail
@@ -363,6 +370,19 @@ func (s *Service) SendReset(ctx context.Context, actor *Principal, via *ConsoleC
 		return nil, err
 	}
 	return out, s.auditIn(ctx, ws, actor, ActionPasswordResetSend, id, nil)
+}
+
+// mayResetPassword checks that actor may send member u a reset link: it
+// may manage u, u is a person, and account (mayManageAccount) lets it act
+// on the person's account.
+func mayResetPassword(actor *Principal, u *subject, account func(accID string) error) error {
+	if !mayManage(actor, u) {
+		return forbidden("may not reset the password of user %s", u.ID)
+	}
+	if u.Kind != KindMember || u.Account == "" {
+		return errf(ErrConflict, "user %s is not a person with an account: set an API user's password with PUT …/password", u.ID)
+	}
+	return account(u.Account)
 }
 
 // ConfirmReset sets a new password with a reset token (once); every

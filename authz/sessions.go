@@ -418,19 +418,31 @@ func (s *Service) sessionTarget(ctx context.Context, actor *Principal, via *Cons
 	if err != nil {
 		return nil, err
 	}
-	self := actor.UserID == u.ID || (via != nil && u.Account != "" && via.Account.ID == u.Account)
-	if self {
-		return u.User, nil
-	}
-	if !mayManage(actor, u) {
-		return nil, forbidden("may not manage the sessions of user %s", id)
-	}
-	if u.Kind == KindMember && u.Account != "" {
-		if _, err := s.mayManageAccount(ctx, actor, via, u.Account); err != nil {
-			return nil, err
-		}
+	if err := maySessions(actor, via, u, func(acc string) error {
+		_, err := s.mayManageAccount(ctx, actor, via, acc)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	return u.User, nil
+}
+
+// maySessions checks that actor (acting for console caller via, or nil)
+// may see and end u's sessions: itself (for a console caller, any
+// membership of its own account), or a caller that may manage u and, for
+// a member's console sessions, whose account lets it act on the person's
+// account (mayManageAccount).
+func maySessions(actor *Principal, via *ConsoleCaller, u *subject, account func(accID string) error) error {
+	if actor.UserID == u.ID || (via != nil && u.Account != "" && via.Account.ID == u.Account) {
+		return nil
+	}
+	if !mayManage(actor, u) {
+		return forbidden("may not manage the sessions of user %s", u.ID)
+	}
+	if u.Kind == KindMember && u.Account != "" {
+		return account(u.Account)
+	}
+	return nil
 }
 
 // EndSession ends session sid of user id of ws (see ListSessions for who

@@ -38,6 +38,19 @@ func validateTeamName(name string) error {
 	return err
 }
 
+// mayChangeTeams checks that actor may add user u to teams and remove it
+// from them: it manages teams and may manage u (adding also needs what the
+// team gives, checkGrantable).
+func (s *Service) mayChangeTeams(actor *Principal, u *subject) error {
+	if err := s.teamManager(actor, u.Workspace); err != nil {
+		return err
+	}
+	if !mayManage(actor, u) {
+		return forbidden("may not change the teams of user %s", u.ID)
+	}
+	return nil
+}
+
 // teamNameKey is the key of a team name in CollTeamNames.
 func teamNameKey(name string) string { return CanonicalName(name) }
 
@@ -288,8 +301,8 @@ func (s *Service) membership(ctx context.Context, actor *Principal, ws, tid, uid
 			return sj.User, nil
 		},
 		edit: func(tx Tx, u *User) error {
-			if !mayManage(actor, sj) {
-				return forbidden("may not change the teams of user %s", uid)
+			if err := s.mayChangeTeams(actor, sj); err != nil {
+				return err
 			}
 			if slices.Contains(u.Teams, tid) == add {
 				return nil

@@ -567,8 +567,10 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 // applyPatch applies p to u; manage says whether actor may manage u.
 func (s *Service) applyPatch(tx Tx, actor *Principal, u *User, manage bool, p *UserPatch) error {
 	self := actor.UserID == u.ID
-	if self && p.Role != nil && *p.Role != u.Role {
-		return forbidden("nobody changes its own role")
+	if p.Role != nil && *p.Role != u.Role {
+		if err := mayChangeRole(actor, u, manage); err != nil {
+			return err
+		}
 	}
 	if !manage {
 		if !self {
@@ -649,6 +651,18 @@ func (s *Service) applyPatch(tx Tx, actor *Principal, u *User, manage bool, p *U
 		return err
 	}
 	u.Permissions, u.Grants = newPerms, newGrants
+	return nil
+}
+
+// mayChangeRole checks that actor may change u's role at all (which roles
+// it may give, checkRole says): it manages u (manage) and is not u.
+func mayChangeRole(actor *Principal, u *User, manage bool) error {
+	if actor.UserID == u.ID {
+		return forbidden("nobody changes its own role")
+	}
+	if !manage {
+		return forbidden("may not change user %s", u.ID)
+	}
 	return nil
 }
 
@@ -831,12 +845,23 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 	return nil
 }
 
+// checkDeletable checks that actor may delete u (mayDelete) and that u is
+// in trash.
 func checkDeletable(actor *Principal, u *subject) error {
-	if !mayManage(actor, u) {
-		return forbidden("may not delete user %s", u.ID)
+	if err := mayDelete(actor, u); err != nil {
+		return err
 	}
 	if u.Status != StatusTrash {
 		return errf(ErrConflict, "user %s is %s: only users in trash can be deleted", u.ID, u.Status)
+	}
+	return nil
+}
+
+// mayDelete checks that actor may delete u (once it is in trash): it
+// manages u.
+func mayDelete(actor *Principal, u *subject) error {
+	if !mayManage(actor, u) {
+		return forbidden("may not delete user %s", u.ID)
 	}
 	return nil
 }
