@@ -3,6 +3,7 @@ package authz_test
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -388,4 +389,42 @@ func mustKeys(t *testing.T, e *env, id string) []authz.Key {
 		t.Fatal(err)
 	}
 	return ks
+}
+
+func TestAllowedEdges(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		target, _ := e.mk("edge", authz.RoleAPIUser, nil, nil)
+		_, admin := e.mk("edge-admin", authz.RoleAdmin, nil, nil)
+		got, err := e.svc.Allowed(e.ctx, admin, nil, "acme", target.ID, "usr_nobody", admin.UserID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 || len(got[0]) == 0 || got[1] == nil || len(got[1]) != 0 {
+			t.Fatalf("allowed %q: want verbs for the user, none (and not null) for a missing one", got)
+		}
+		// Its own record: it updates itself, but changes neither its own
+		// role nor its own limits, nor sets its own password.
+		for _, v := range []string{authz.AllowRole, authz.AllowLimits, authz.AllowPassword, authz.AllowKeysLimits} {
+			if slices.Contains(got[2], v) {
+				t.Errorf("an admin on itself is allowed %s: %v", v, got[2])
+			}
+		}
+		if !slices.Contains(got[2], authz.AllowUpdate) || !slices.Contains(got[2], authz.AllowKeys) {
+			t.Errorf("an admin on itself: %v", got[2])
+		}
+		// Another workspace's caller is allowed nothing here.
+		if _, err := e.svc.CreateWorkspace(e.ctx, e.root, authz.Workspace{ID: "other"}); err != nil {
+			t.Fatal(err)
+		}
+		cu, err := e.svc.CreateUser(e.ctx, e.root, "other", authz.NewUser{Username: "stranger", Kind: authz.KindAPI, Role: authz.RoleAdmin, IssueKey: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = e.svc.Allowed(e.ctx, e.auth(cu.Key), nil, "acme", target.ID)
+		if err != nil || len(got) != 1 || len(got[0]) != 0 {
+			t.Fatalf("a caller of another workspace: %q %v", got, err)
+		}
+	})
 }

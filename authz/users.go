@@ -655,13 +655,18 @@ func (s *Service) applyPatch(tx Tx, actor *Principal, u *User, manage bool, p *U
 }
 
 // mayChangeRole checks that actor may change u's role at all (which roles
-// it may give, checkRole says): it manages u (manage) and is not u.
+// it may give, checkRole says): it manages u (manage), with users.manage
+// (users.manage.basic gives only the api_basic role its users hold
+// already), and is not u.
 func mayChangeRole(actor *Principal, u *User, manage bool) error {
 	if actor.UserID == u.ID {
 		return forbidden("nobody changes its own role")
 	}
 	if !manage {
 		return forbidden("may not change user %s", u.ID)
+	}
+	if authorityOf(actor) != authManage {
+		return forbidden("may only give the api_basic role")
 	}
 	return nil
 }
