@@ -211,6 +211,15 @@ func TestAllowedMatchesTheAPI(t *testing.T) {
 				}
 			})
 		}
+		tried := []string{authz.AllowInvitation, authz.AllowPasswordReset} // a member's: TestAllowedForMembers
+		for _, tr := range trials {
+			tried = append(tried, tr.verb)
+		}
+		for _, v := range authz.AllowedVerbs() {
+			if !slices.Contains(tried, v) {
+				t.Errorf("verb %s is not tried", v)
+			}
+		}
 		for _, tr := range trials {
 			if s := seen[tr.verb]; s[0] == 0 || s[1] == 0 {
 				t.Errorf("verb %s: allowed %d times, refused %d times: the trials must see both", tr.verb, s[0], s[1])
@@ -371,4 +380,25 @@ func TestAllowedForMembers(t *testing.T) {
 		want(ana, pat.ID, authz.AllowPasswordReset, true, "POST", user+"/password-reset", http.StatusAccepted)
 		want(ana, pat.ID, authz.AllowSessions, true, "GET", user+"/sessions", http.StatusOK)
 	})
+}
+
+// TestAllowedDocumented: the OpenAPI document names every verb, in order.
+func TestAllowedDocumented(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas struct {
+				Allowed struct {
+					Items struct {
+						Enum []string `json:"enum"`
+					} `json:"items"`
+				} `json:"Allowed"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := doc.Components.Schemas.Allowed.Items.Enum, authz.AllowedVerbs(); !slices.Equal(got, want) {
+		t.Errorf("openapi.json's verbs %q, want %q", got, want)
+	}
 }

@@ -56,6 +56,14 @@ const (
 	AllowKeysLimits = "keys.limits"
 )
 
+// AllowedVerbs returns every verb Allowed may list, in its order.
+func AllowedVerbs() []string {
+	return []string{AllowUpdate, AllowRole, AllowLimits, AllowTeams,
+		AllowStatusActive, AllowStatusInactive, AllowStatusTrash, AllowDelete,
+		AllowInvitation, AllowPassword, AllowPasswordReset, AllowSessions,
+		AllowKeys, AllowKeysCreate, AllowKeysRegenerate, AllowKeysRevoke, AllowKeysReveal, AllowKeysLimits}
+}
+
 // Allowed returns, for each user of ws named in ids, the verbs (Allow…)
 // of what actor (acting for the console caller via, or nil) may do with
 // it now, in the order of the constants. A verb says the caller's rights
