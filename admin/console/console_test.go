@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/apiusers/apiusers/authz"
 )
 
 func get(t *testing.T, h *Handler, path string, hdr http.Header) *httptest.ResponseRecorder {
@@ -180,8 +182,8 @@ func TestStrings(t *testing.T) {
 		}
 		b, _ := files.ReadFile(p)
 		for _, m := range lit.FindAllStringSubmatch(string(b), -1) {
-			if !areas[m[1]] || slices.Contains(cat.Permissions, m[1]+"."+m[2]) {
-				continue // not a label, or a permission name
+			if !areas[m[1]] || slices.Contains(cat.Permissions, m[1]+"."+m[2]) || slices.Contains(authz.AllowedVerbs(), m[1]+"."+m[2]) {
+				continue // not a label, a permission name, or a verb of a user's "allowed"
 			}
 			used++
 			if _, ok := en[m[1]+"."+m[2]]; !ok {
@@ -243,5 +245,31 @@ func TestNoInlineScriptOrStyle(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestVerbsKnown: every verb the scripts ask a user's "allowed" for
+// (caller.may(u, 'verb')) is one the API lists.
+func TestVerbsKnown(t *testing.T) {
+	call := regexp.MustCompile(`\.may\([^,()]+, '([^']*)'\)`)
+	n := 0
+	err := fs.WalkDir(files, "assets", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".js") {
+			return err
+		}
+		b, _ := files.ReadFile(p)
+		for _, m := range call.FindAllStringSubmatch(string(b), -1) {
+			n++
+			if !slices.Contains(authz.AllowedVerbs(), m[1]) {
+				t.Errorf("%s asks for the verb %q, which the API does not list", p, m[1])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 15 {
+		t.Errorf("found only %d verbs asked for", n)
 	}
 }

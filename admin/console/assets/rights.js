@@ -1,7 +1,9 @@
-// What the caller may do, derived from GET /me (its role, its effective
-// permissions and grants) with the rules of the admin API (SPEC §2), so
-// that the console offers only the controls the caller may use. The API
-// still decides every request.
+// What the caller may do, so that the console offers only the controls
+// the caller may use: with a user, what the API lists in the user's
+// "allowed" (Caller.may); what depends on no target (screens, the roles,
+// permissions and rights a dialog offers to give), derived from GET /me
+// (its role, its effective permissions and grants) with the rules of the
+// admin API (SPEC §2). The API still decides every request.
 
 const res = await fetch(new URL('catalog.json', import.meta.url));
 if (!res.ok) throw new Error(`loading catalog: ${res.status}`);
@@ -27,7 +29,6 @@ export class Caller {
     this.all = this.perms.has('*');
     this.except = new Set(me.except || []);
     this.grants = me.grants || [];
-    this.everywhere = !!(CATALOG.roles[this.role] && CATALOG.roles[this.role].everywhere);
   }
 
   // has reports whether the caller holds permission p exactly.
@@ -73,9 +74,6 @@ export class Caller {
     return 'none';
   }
 
-  // inWorkspace reports whether the caller acts in workspace ws.
-  inWorkspace(ws) { return this.everywhere || this.workspace === ws; }
-
   // grantableRoles are the roles the caller may give a user of kind.
   grantableRoles(kind) {
     const a = this.authority;
@@ -101,41 +99,12 @@ export class Caller {
     return this.hasRight(resource, right);
   }
 
-  // mayManage reports whether the caller may change user u (fields, role,
-  // status, deletion).
-  mayManage(u) {
-    if (!this.inWorkspace(u.workspace)) return false;
-    switch (this.authority) {
-      case 'manage': return this.roleWithin(u.role);
-      case 'basic': return u.role === 'api_basic';
-      default: return false;
-    }
-  }
-
-  // mayManageKeys reports whether the caller may list, create, regenerate
-  // and revoke the keys of u.
-  mayManageKeys(u) {
-    if (u.id === this.id) return true; // everyone reads its own key metadata
-    return this.mayManage(u) && (this.has('keys.manage') || this.authority === 'basic');
-  }
-
-  // mayCreateKeys reports whether the caller may create, regenerate and
-  // revoke keys of u (reading one's own key metadata is not managing it).
-  mayChangeKeys(u) {
-    return this.mayManage(u) && (this.has('keys.manage') || this.authority === 'basic');
-  }
-
-  // mayReveal reports whether the caller may show u's existing keys again.
-  mayReveal(u) { return this.mayChangeKeys(u) && this.has('keys.reveal'); }
-
-  // maySetStatus reports whether the caller may move u to status s.
-  maySetStatus(u, s) {
-    if (this.mayManage(u)) return true;
-    if (this.authority === 'register' && u.role === 'api_basic') {
-      return s !== 'trash' && u.status !== 'trash';
-    }
-    return u.id === this.id && this.role === 'api_basic' && s === 'inactive';
-  }
+  // may reports whether the caller may do verb with user u, as the API
+  // said in u.allowed: the server decides it, per user, with the checks
+  // its operations make (who may manage whom reaches into the user's own
+  // and its teams' rights, which the console cannot weigh). A user
+  // without the list allows nothing.
+  may(u, verb) { return !!u && Array.isArray(u.allowed) && u.allowed.includes(verb); }
 
   // mayCreateUsers reports whether the caller may add users at all.
   get mayCreateUsers() { return this.authority !== 'none'; }

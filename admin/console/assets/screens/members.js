@@ -55,42 +55,42 @@ export async function render(ctx) {
     const rows = page.items.map((u) => {
       const acts = [];
       const who = u.email || u.username;
-      if (c.mayManage(u)) {
+      if (c.may(u, 'update')) {
         acts.push(h('button', { type: 'button', 'aria-label': `${t('members.edit')}: ${who}`, onclick: () => edit(u) }, t('members.edit')));
-        if (u.status === 'invited') {
-          acts.push(h('button', {
-            type: 'button',
-            'aria-label': `${t('members.resend')}: ${who}`,
-            onclick: () => act(async () => {
-              const r = await api('POST', path('workspaces', ws, 'users', u.id, 'invitation'));
-              if (r && r.accept_url) await linkDialog(t('members.invite_link_title'), t('members.no_mailer'), r.accept_url);
-              else announce(t('members.invite_sent', { email: who }));
-            }),
-          }, t('members.resend')));
-        }
-        if (u.status === 'active') {
-          acts.push(h('button', {
-            type: 'button',
-            'aria-label': `${t('members.reset')}: ${who}`,
-            onclick: () => act(async () => {
-              const r = await api('POST', path('workspaces', ws, 'users', u.id, 'password-reset'));
-              if (r && r.reset_url) await linkDialog(t('members.reset_link_title'), t('members.no_mailer'), r.reset_url);
-              else announce(t('members.reset_sent', { email: who }));
-            }),
-          }, t('members.reset')));
-        }
-        if (u.status === 'active' || u.status === 'inactive') {
-          const to = u.status === 'active' ? 'inactive' : 'active';
-          acts.push(h('button', {
-            type: 'button',
-            'aria-label': `${t(to === 'inactive' ? 'members.deactivate' : 'users.activate')}: ${who}`,
-            onclick: () => act(async () => {
-              await api('POST', path('workspaces', ws, 'users', u.id, 'status'), { body: { status: to } });
-              announce(t('users.status_changed', { status: t(`status.${to}`) }));
-              await load();
-            }),
-          }, t(to === 'inactive' ? 'members.deactivate' : 'users.activate')));
-        }
+      }
+      if (u.status === 'invited' && c.may(u, 'invitation')) {
+        acts.push(h('button', {
+          type: 'button',
+          'aria-label': `${t('members.resend')}: ${who}`,
+          onclick: () => act(async () => {
+            const r = await api('POST', path('workspaces', ws, 'users', u.id, 'invitation'));
+            if (r && r.accept_url) await linkDialog(t('members.invite_link_title'), t('members.no_mailer'), r.accept_url);
+            else announce(t('members.invite_sent', { email: who }));
+          }),
+        }, t('members.resend')));
+      }
+      if (u.status === 'active' && c.may(u, 'password_reset')) {
+        acts.push(h('button', {
+          type: 'button',
+          'aria-label': `${t('members.reset')}: ${who}`,
+          onclick: () => act(async () => {
+            const r = await api('POST', path('workspaces', ws, 'users', u.id, 'password-reset'));
+            if (r && r.reset_url) await linkDialog(t('members.reset_link_title'), t('members.no_mailer'), r.reset_url);
+            else announce(t('members.reset_sent', { email: who }));
+          }),
+        }, t('members.reset')));
+      }
+      const to = u.status === 'active' ? 'inactive' : 'active';
+      if ((u.status === 'active' || u.status === 'inactive') && c.may(u, `status.${to}`)) {
+        acts.push(h('button', {
+          type: 'button',
+          'aria-label': `${t(to === 'inactive' ? 'members.deactivate' : 'users.activate')}: ${who}`,
+          onclick: () => act(async () => {
+            await api('POST', path('workspaces', ws, 'users', u.id, 'status'), { body: { status: to } });
+            announce(t('users.status_changed', { status: t(`status.${to}`) }));
+            await load();
+          }),
+        }, t(to === 'inactive' ? 'members.deactivate' : 'users.activate')));
       }
       return h('tr', { 'data-user': u.username },
         h('th', { scope: 'row' }, h('a', { href: href(ws, 'users', u.id) }, who)),
@@ -110,9 +110,10 @@ export async function render(ctx) {
     const roles = c.grantableRoles('member');
     const opts = roles.map((r) => ({ value: r, label: roleLabel(r) }));
     if (!roles.includes(u.role)) opts.unshift({ value: u.role, label: roleLabel(u.role) });
-    const role = select(opts, u.role, { name: 'role' });
+    // Nobody changes its own role; the API says whose it may change.
+    const role = select(opts, u.role, { name: 'role', disabled: !c.may(u, 'role') });
     const perms = permissionsPicker(c, u.permissions);
-    const tp = c.mayManageTeams ? teamsPicker(teams, u.teams, t('teams.pick_legend')) : null;
+    const tp = c.mayManageTeams && c.may(u, 'teams') ? teamsPicker(teams, u.teams, t('teams.pick_legend')) : null;
     const ok = await openDialog({
       title: t('members.edit_title', { name: u.email || u.username }),
       wide: true,

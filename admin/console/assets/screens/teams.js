@@ -140,7 +140,7 @@ async function membersSection(ctx, tm, changed) {
     const rows = members.map((u) => h('tr', { 'data-user': u.username },
       h('th', { scope: 'row' }, h('a', { href: href(ws, 'users', u.id) }, u.username)),
       h('td', null, roleLabel(u.role)),
-      may && c.mayManage(u) ? h('td', null, h('button', {
+      may && c.may(u, 'teams') ? h('td', null, h('button', {
         type: 'button',
         'aria-label': `${t('teams.remove_member')}: ${u.username}`,
         onclick: async () => {
@@ -168,7 +168,7 @@ async function membersSection(ctx, tm, changed) {
           if (!s) return;
           const page = await api('GET', path('workspaces', ws, 'users'), { query: { q: s, limit: 8 } });
           for (const u of page.items) {
-            if (u.teams.includes(tm.id) || !c.mayManage(u)) continue;
+            if (u.teams.includes(tm.id) || !c.may(u, 'teams')) continue;
             results.append(h('li', null, h('button', {
               type: 'button',
               onclick: async () => {

@@ -80,17 +80,17 @@ export async function render(ctx) {
       }
     },
   }, label);
-  if (u.status === 'active' && c.maySetStatus(u, 'inactive')) life.push(setStatus('inactive', t('users.move_inactive')));
-  if (u.status === 'inactive' && c.maySetStatus(u, 'active')) life.push(setStatus('active', t('users.activate')));
-  if (u.status !== 'trash' && c.maySetStatus(u, 'trash')) life.push(setStatus('trash', t('users.move_trash')));
-  if (u.status === 'trash' && c.mayManage(u)) {
-    life.push(setStatus('inactive', t('users.restore')));
+  if (u.status === 'active' && c.may(u, 'status.inactive')) life.push(setStatus('inactive', t('users.move_inactive')));
+  if (u.status === 'inactive' && c.may(u, 'status.active')) life.push(setStatus('active', t('users.activate')));
+  if (u.status !== 'trash' && c.may(u, 'status.trash')) life.push(setStatus('trash', t('users.move_trash')));
+  if (u.status === 'trash' && c.may(u, 'status.inactive')) life.push(setStatus('inactive', t('users.restore')));
+  if (u.status === 'trash' && c.may(u, 'delete')) {
     life.push(h('button', { type: 'button', class: 'danger', onclick: () => deleteUser(ctx, u) }, t('users.delete')));
   }
 
   // Fields.
   let details;
-  if (c.mayManage(u)) {
+  if (c.may(u, 'update')) {
     const f = userFields(c, { u, kind: u.kind, teams });
     const form = h('form', { class: 'stack', novalidate: true, 'aria-labelledby': 'profile-h' },
       h('h2', { id: 'profile-h' }, t('users.profile')), f.nodes,
@@ -129,10 +129,10 @@ export async function render(ctx) {
     box,
   ];
   // Keys first: using them is what an API user's page is visited for most.
-  const keys = c.mayManageKeys(u) && u.kind === 'api' ? await keysSection(ctx, u) : null;
+  const keys = c.may(u, 'keys') && u.kind === 'api' ? await keysSection(ctx, u) : null;
   replace(main, ...parts, keys, details);
-  if (u.kind === 'api' && c.mayManage(u)) main.append(passwordSection(ctx, u));
-  if (c.mayManage(u) || u.id === c.id) {
+  if (u.kind === 'api' && c.may(u, 'password')) main.append(passwordSection(ctx, u));
+  if (c.may(u, 'sessions')) {
     const s = await sessionsSection(ctx, u);
     if (s) main.append(s);
   }
@@ -183,8 +183,10 @@ async function keysSection(ctx, u) {
   const box = alertBox();
   const draw = async () => {
     const list = await api('GET', path('workspaces', ws, 'users', u.id, 'keys'), { query: { limit: 500 } });
-    const mayChange = c.mayChangeKeys(u);
-    const mayReveal = c.mayReveal(u);
+    const mayCreate = c.may(u, 'keys.create');
+    const mayRegenerate = c.may(u, 'keys.regenerate');
+    const mayRevoke = c.may(u, 'keys.revoke');
+    const mayReveal = c.may(u, 'keys.reveal');
     const newKeys = (fresh.get(u.id) || []).map((k) => h('div', { class: 'newkey', role: 'region', 'aria-label': t('keys.new_title') },
       h('h3', null, t('keys.new_title')),
       h('p', { class: 'warning' }, t('keys.shown_once')),
@@ -232,10 +234,8 @@ async function keysSection(ctx, u) {
         });
         acts.push(show, copy);
       }
-      if (mayChange) {
-        acts.push(h('button', { type: 'button', 'aria-label': `${t('keys.regenerate')}: ${k.name}`, onclick: () => regenerate(k) }, t('keys.regenerate')));
-        acts.push(h('button', { type: 'button', class: 'danger', 'aria-label': `${t('keys.revoke')}: ${k.name}`, onclick: () => revoke(k) }, t('keys.revoke')));
-      }
+      if (mayRegenerate) acts.push(h('button', { type: 'button', 'aria-label': `${t('keys.regenerate')}: ${k.name}`, onclick: () => regenerate(k) }, t('keys.regenerate')));
+      if (mayRevoke) acts.push(h('button', { type: 'button', class: 'danger', 'aria-label': `${t('keys.revoke')}: ${k.name}`, onclick: () => revoke(k) }, t('keys.revoke')));
       return h('tr', { 'data-key': k.id },
         h('th', { scope: 'row' }, k.name),
         h('td', null, timeEl(k.created_at)),
@@ -244,10 +244,10 @@ async function keysSection(ctx, u) {
         acts.length ? h('td', { class: 'row-actions' }, h('div', { class: 'inline' }, acts), revealArea) : null);
     });
     const headers = [t('keys.name'), t('keys.created'), t('keys.last_used'), t('keys.expires')];
-    if (mayChange || mayReveal) headers.push(t('common.actions'));
+    if (mayRegenerate || mayRevoke || mayReveal) headers.push(t('common.actions'));
     replace(sec,
       h('div', { class: 'titlebar' }, h('h2', { id: 'keys-h' }, t('keys.title')),
-        mayChange ? h('button', { type: 'button', class: 'primary', onclick: generate }, t('keys.generate')) : null),
+        mayCreate ? h('button', { type: 'button', class: 'primary', onclick: generate }, t('keys.generate')) : null),
       newKeys, box,
       rows.length ? table(t('keys.title'), headers, rows) : h('p', { class: 'empty' }, t('keys.none')));
     const first = sec.querySelector('.newkey .copy');

@@ -19,7 +19,8 @@ export function userFields(caller, { u = null, kind = 'api', teams = [] } = {}) 
   if (u && !roles.includes(u.role)) roleOpts.unshift({ value: u.role, label: roleLabel(u.role) });
   const defRole = u ? u.role : (roles.includes('api_user') ? 'api_user' : roles[0]);
   const username = input({ name: 'username', required: true, maxlength: 64, autocomplete: 'off', value: u ? u.username : '', autofocus: !u });
-  const role = select(roleOpts, defRole, { name: 'role', required: true });
+  // Nobody changes its own role; the API says whose role the caller may change.
+  const role = select(roleOpts, defRole, { name: 'role', required: true, disabled: !!u && !caller.may(u, 'role') });
   const email = input({ type: 'email', name: 'email', autocomplete: 'off', value: (u && u.email) || '' });
   const org = input({ name: 'organization', autocomplete: 'off', value: (u && u.organization) || '' });
   const lang = languageSelect(u && u.language);
@@ -28,8 +29,10 @@ export function userFields(caller, { u = null, kind = 'api', teams = [] } = {}) 
   const perms = permissionsPicker(caller, u ? u.permissions : []);
   const known = devicesIn(caller.grants, ...teams.map((tm) => tm.grants), u && u.grants);
   const grants = grantsEditor(caller, u ? u.grants : [], { knownDevices: known });
-  // Team membership needs teams.manage; without it the teams are not offered.
-  const teamBox = caller.mayManageTeams ? teamsPicker(teams, u ? u.teams : [], t('users.teams_legend')) : null;
+  // Team membership needs teams.manage (and, for a user, the API's word
+  // that the caller may change its teams); without it the teams are not
+  // offered.
+  const teamBox = caller.mayManageTeams && (!u || caller.may(u, 'teams')) ? teamsPicker(teams, u ? u.teams : [], t('users.teams_legend')) : null;
 
   const nodes = [
     h('div', { class: 'grid2' },

@@ -106,7 +106,7 @@ export async function render(ctx) {
 // lastUsed fills cell with the latest last_used_at of u's keys, when the
 // caller may read them.
 async function lastUsed(c, ws, u, cell) {
-  if (!c.mayManageKeys(u)) {
+  if (!c.may(u, 'keys')) {
     replace(cell, h('span', { class: 'muted' }, '—'));
     return;
   }
