@@ -250,6 +250,7 @@ func TestConsoleBrowser(t *testing.T) {
 	t.Run("dialogs trap the focus, close on Esc and give the focus back", func(t *testing.T) { c.testDialogKeyboard(t, b) })
 	t.Run("German and another time zone", func(t *testing.T) { c.testLanguageAndZone(t, b) })
 	t.Run("only what the caller may do is offered", func(t *testing.T) { c.testOffered(t, b) })
+	t.Run("an admin is offered only the users within its rights", func(t *testing.T) { c.testWithinRights(t, b) })
 	t.Run("teams with team-wide access to all devices", func(t *testing.T) { c.testTeams(t, b) })
 	t.Run("messages: an api_user sees only its own", func(t *testing.T) { c.testMessages(t, b) })
 	t.Run("the audit log, filtered", func(t *testing.T) { c.testAudit(t, b) })
@@ -821,6 +822,75 @@ func (c *consoleEnv) testOffered(t *testing.T, b *browser) {
 		}
 		tb.noErrors()
 	})
+}
+
+// testWithinRights: an admin lacks workspaces.manage; an API user and a
+// member that hold it (through a team, and of their own) are beyond the
+// admin, though their roles are below its own. For them the console
+// offers no Edit, no status move, no key action and no team change, as
+// their "allowed" says; for users within the admin's rights it offers
+// them all.
+func (c *consoleEnv) testWithinRights(t *testing.T, b *browser) {
+	var team struct{ ID string }
+	c.mustAPI(t, http.StatusCreated, "POST", "/workspaces/acme/teams", c.Root, map[string]any{"name": "workspace managers", "permissions": []string{"workspaces.manage"}}, &team)
+	within := c.mkUser(t, map[string]any{"username": "within-1", "kind": "api", "role": "api_user", "issue_key": true})
+	beyond := c.mkUser(t, map[string]any{"username": "beyond-1", "kind": "api", "role": "api_user", "issue_key": true})
+	c.mustAPI(t, http.StatusNoContent, "PUT", "/workspaces/acme/teams/"+team.ID+"/members/"+beyond.ID, c.Root, nil, nil)
+	c.mkUser(t, map[string]any{"username": "wanda", "kind": "member", "role": "viewer", "email": "wanda@example.com"})
+	c.mkUser(t, map[string]any{"username": "will", "kind": "member", "role": "viewer", "email": "will@example.com", "permissions": []string{"workspaces.manage"}})
+
+	tb := c.person(t, b, "adele@acme.example", "admin")
+	buttons := func() []string {
+		var out []string
+		tb.eval("listing buttons", buttonsJS, &out)
+		return out
+	}
+	// Within its rights: everything an API user's page has.
+	tb.open("#/w/acme/users/" + within.ID)
+	tb.find("main h2", "API keys")
+	got := buttons()
+	for _, want := range []string{"Move to Inactive", "Move to Trash", "Generate", "Show API key: default", "Copy API key to the clipboard: default",
+		"Regenerate: default", "Revoke: default", "Save API User", "Set password"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("on a user within its rights an admin is not offered %q (offered %q)", want, got)
+		}
+	}
+	// Beyond them: the page reads, and offers nothing.
+	tb.open("#/w/acme/users/" + beyond.ID)
+	tb.find("main h1", "beyond-1")
+	tb.find("dl.details dt", "Role")
+	if got := buttons(); !slices.Equal(got, []string{"Sign out"}) {
+		t.Errorf("on a user holding a right through a team that the admin lacks, it is offered %q", got)
+	}
+	if tb.has("main h2", "API keys") || len(tb.texts("main input, main select, main textarea")) > 0 {
+		t.Error("a user beyond the admin's rights shows its keys or fields to edit")
+	}
+	tb.axe("a user beyond the caller's rights")
+	// The Members screen: the same, row by row.
+	tb.open("#/w/acme/members")
+	tb.find("tr[data-user] a", "will@example.com")
+	got = buttons()
+	for _, want := range []string{"Edit: wanda@example.com", "Deactivate: wanda@example.com"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("on a member within its rights an admin is not offered %q (offered %q)", want, got)
+		}
+	}
+	for _, bt := range got {
+		if strings.HasSuffix(bt, ": will@example.com") {
+			t.Errorf("on a member holding workspaces.manage an admin is offered %q", bt)
+		}
+	}
+	// The team's page: no Remove from team for a member beyond it, and, as
+	// the team gives what the admin lacks, no adding members either.
+	tb.open("#/w/acme/teams/" + team.ID)
+	tb.find("tr[data-user] a", "beyond-1")
+	if tb.has("tr[data-user] button", "Remove from team: beyond-1") {
+		t.Error("an admin is offered to remove a member beyond its rights from a team")
+	}
+	if tb.has("label", "Add a member") {
+		t.Error("an admin is offered to add members to a team that gives what it lacks")
+	}
+	tb.noErrors()
 }
 
 // testTeams creates a team with a permission and team-wide access to all

@@ -99,6 +99,15 @@ export class Caller {
     return this.hasRight(resource, right);
   }
 
+  // mayGiveTeam reports whether the caller may add users to team tm (with
+  // teams.manage, and a user the API says it may change the teams of):
+  // it holds every permission and right the team gives.
+  mayGiveTeam(tm) {
+    const holds = (res, r) => this.hasRight(res, r) || (r.endsWith('.own') && this.hasRight(res, r.slice(0, -4)));
+    return (tm.permissions || []).every((p) => this.covers(p))
+      && (tm.grants || []).every((g) => g.rights.every((r) => holds(g.resource, r)));
+  }
+
   // may reports whether the caller may do verb with user u, as the API
   // said in u.allowed: the server decides it, per user, with the checks
   // its operations make (who may manage whom reaches into the user's own

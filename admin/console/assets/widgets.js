@@ -261,11 +261,13 @@ export function devicesIn(...grantLists) {
   return [...s].sort();
 }
 
-// teamsPicker is a fieldset of checkboxes, one per team.
-export function teamsPicker(teams, selected = [], legend = t('teams.pick_legend'), { disabled = false } = {}) {
+// teamsPicker is a fieldset of checkboxes, one per team; a team that
+// mayAdd refuses is offered only when selected already (to leave it).
+export function teamsPicker(teams, selected = [], legend = t('teams.pick_legend'), { disabled = false, mayAdd = () => true } = {}) {
   const boxes = [];
   const list = h('div', { class: 'checks' });
   for (const tm of teams) {
+    if (!selected.includes(tm.id) && !mayAdd(tm)) continue;
     const row = checkbox(tm.name, { value: tm.id, checked: selected.includes(tm.id), disabled });
     boxes.push(row.querySelector('input'));
     list.append(row);

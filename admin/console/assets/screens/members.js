@@ -113,7 +113,7 @@ export async function render(ctx) {
     // Nobody changes its own role; the API says whose it may change.
     const role = select(opts, u.role, { name: 'role', disabled: !c.may(u, 'role') });
     const perms = permissionsPicker(c, u.permissions);
-    const tp = c.mayManageTeams && c.may(u, 'teams') ? teamsPicker(teams, u.teams, t('teams.pick_legend')) : null;
+    const tp = c.mayManageTeams && c.may(u, 'teams') ? teamsPicker(teams, u.teams, t('teams.pick_legend'), { mayAdd: (tm) => c.mayGiveTeam(tm) }) : null;
     const ok = await openDialog({
       title: t('members.edit_title', { name: u.email || u.username }),
       wide: true,
@@ -144,7 +144,7 @@ export async function render(ctx) {
     const roles = c.grantableRoles('member');
     const role = select(roles.map((r) => ({ value: r, label: roleLabel(r) })), roles.includes('viewer') ? 'viewer' : roles[roles.length - 1], { name: 'role' });
     const perms = permissionsPicker(c, []);
-    const tp = c.mayManageTeams ? teamsPicker(teams, [], t('teams.pick_legend')) : null;
+    const tp = c.mayManageTeams ? teamsPicker(teams, [], t('teams.pick_legend'), { mayAdd: (tm) => c.mayGiveTeam(tm) }) : null;
     const r = await openDialog({
       title: t('members.invite_title'),
       wide: true,

@@ -156,7 +156,9 @@ async function membersSection(ctx, tm, changed) {
         },
       }, t('teams.remove_member'))) : (may ? h('td') : null)));
     let adder = null;
-    if (may) {
+    // Adding a member gives it the team's rights: only a caller holding
+    // them all may (removing needs no more than managing the member).
+    if (may && c.mayGiveTeam(tm)) {
       const q = input({ type: 'search', name: 'member-search', autocomplete: 'off' });
       const results = h('ul', { class: 'results', 'aria-live': 'polite' });
       let timer = 0;

@@ -32,7 +32,7 @@ export function userFields(caller, { u = null, kind = 'api', teams = [] } = {}) 
   // Team membership needs teams.manage (and, for a user, the API's word
   // that the caller may change its teams); without it the teams are not
   // offered.
-  const teamBox = caller.mayManageTeams && (!u || caller.may(u, 'teams')) ? teamsPicker(teams, u ? u.teams : [], t('users.teams_legend')) : null;
+  const teamBox = caller.mayManageTeams && (!u || caller.may(u, 'teams')) ? teamsPicker(teams, u ? u.teams : [], t('users.teams_legend'), { mayAdd: (tm) => caller.mayGiveTeam(tm) }) : null;
 
   const nodes = [
     h('div', { class: 'grid2' },
