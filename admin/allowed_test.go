@@ -348,6 +348,11 @@ func TestAllowedForMembers(t *testing.T) {
 		user := "/workspaces/ws/users/" + pat.ID
 		want(adm, pat.ID, authz.AllowInvitation, true, "POST", user+"/invitation", http.StatusOK)
 		want(ed, pat.ID, authz.AllowInvitation, false, "POST", user+"/invitation", 0)
+		// Before it accepted, only a new invitation helps: no reset.
+		if got := allowedOf(adm, pat.ID); slices.Contains(got, authz.AllowPasswordReset) {
+			t.Errorf("an invited member allows a reset: %v", got)
+		}
+		problemOf(t, call(adm, "POST", user+"/password-reset", ""), http.StatusConflict)
 		// The last link is the one that works.
 		var again answer
 		e.ok(req{method: "POST", path: user + "/invitation", key: e.root}, http.StatusOK, &again)

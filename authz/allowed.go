@@ -38,8 +38,8 @@ const (
 	AllowInvitation = "invitation"
 	// AllowPassword: PUT …/password, an API user's password.
 	AllowPassword = "password"
-	// AllowPasswordReset: POST …/password-reset, a member's reset link
-	// (only once it accepted its invitation: else 409).
+	// AllowPasswordReset: POST …/password-reset, a reset link for a member
+	// that accepted its invitation (before, only a new invitation helps).
 	AllowPasswordReset = "password_reset"
 	// AllowSessions: GET …/sessions and DELETE …/sessions/{sid}.
 	AllowSessions = "sessions"
@@ -69,8 +69,9 @@ func AllowedVerbs() []string {
 // it now, in the order of the constants. A verb says the caller's rights
 // allow the operation; the user's state may still refuse it with 409
 // (deleting a user outside trash, a new invitation for a member who
-// accepted one). Verbs that cannot apply to the user's kind are left out
-// (a password for a member, a reset or an invitation for an API user).
+// accepted one). Verbs that cannot apply to the user are left out (a
+// password for a member, a reset or an invitation for an API user, a
+// reset for a member that never accepted its invitation).
 //
 // It tells nothing that trying the operations would not: each verb is the
 // outcome of its operation's own check. Ask it only for users the caller

@@ -350,9 +350,6 @@ func (s *Service) SendReset(ctx context.Context, actor *Principal, via *ConsoleC
 	}); err != nil {
 		return nil, err
 	}
-	if u.AcceptedAt == nil {
-		return nil, errf(ErrConflict, "user %s has not accepted the invitation yet: send a new invitation instead", id)
-	}
 	now := s.now().UTC()
 	var out *ResetMail
 	err = s.store.Update(ctx, "", func(tx Tx) error {
@@ -373,14 +370,17 @@ func (s *Service) SendReset(ctx context.Context, actor *Principal, via *ConsoleC
 }
 
 // mayResetPassword checks that actor may send member u a reset link: it
-// may manage u, u is a person, and account (mayManageAccount) lets it act
-// on the person's account.
+// may manage u, u is a person who accepted its invitation, and account
+// (mayManageAccount) lets it act on the person's account.
 func mayResetPassword(actor *Principal, u *subject, account func(accID string) error) error {
 	if !mayManage(actor, u) {
 		return forbidden("may not reset the password of user %s", u.ID)
 	}
 	if u.Kind != KindMember || u.Account == "" {
 		return errf(ErrConflict, "user %s is not a person with an account: set an API user's password with PUT …/password", u.ID)
+	}
+	if u.AcceptedAt == nil {
+		return errf(ErrConflict, "user %s has not accepted the invitation yet: send a new invitation instead", u.ID)
 	}
 	return account(u.Account)
 }
