@@ -74,7 +74,7 @@ func startBrowser(t *testing.T) *browser {
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("password-store", "basic"),
 		chromedp.Flag("lang", "en-US"),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profileDir(t)),
 		chromedp.WindowSize(1280, 860),
 		chromedp.Env("TZ=UTC", "LANGUAGE=en_US"),
 	}
@@ -90,6 +90,32 @@ func startBrowser(t *testing.T) *browser {
 		cancelAlloc()
 	})
 	return &browser{t: t, ctx: ctx}
+}
+
+// profileDir makes Chromium's profile directory and removes it after the
+// browser stopped. Not t.TempDir: Chromium's helper processes may still
+// write to it for a moment after the browser's own exit, and t.TempDir
+// fails the test when its one removal finds the directory not empty.
+func profileDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "apiusers-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; ; i++ {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if i == 50 {
+				t.Errorf("removing chromium's profile: %v", err)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	return dir
 }
 
 // tab is one browser tab on the console.
