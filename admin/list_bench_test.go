@@ -19,7 +19,7 @@ import (
 // in the list (by cursor), a prefix search that finds ten users and one
 // that finds none, the Active and Trash tabs (ten users in trash), and
 // the Members tab (five members among the 10,000), on the file store and
-// on a real redis-server. The target (issue 11) is at most 50 ms per
+// on a real redis-server. The target is at most 50 ms per
 // request; the user index (authz/userindex.go) keeps each well below.
 func BenchmarkListUsers10k(b *testing.B) {
 	stores := []struct {

@@ -288,7 +288,7 @@ func (s *Service) subjectNow(ctx context.Context, ws, id string) (*subject, erro
 // What touches an account — its password, its reset, its console
 // sessions — acts on every membership at once: the person signs in once
 // and acts everywhere. So a caller other than the person may do it only
-// when it may manage every membership of the account (SPEC §2, each in
+// when it may manage every membership of the account (each in
 // its own workspace): through the principal it acts as, or, for a person
 // signed in to the console, through its membership of that workspace or
 // a superadmin membership. A superadmin may everywhere; a workspace's

@@ -268,7 +268,7 @@ func TestInvalidKeysAnswerAlike(t *testing.T) {
 }
 
 // TestAuditHidesWhatReadingHides: the audit log shows a reader no field
-// that reading the user would hide from it (SPEC §2).
+// that reading the user would hide from it.
 func TestAuditHidesWhatReadingHides(t *testing.T) {
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
 		e := newEnv(t, open(t))

@@ -12,7 +12,7 @@ import (
 	"github.com/apiusers/apiusers/mail"
 )
 
-// The plugin's metrics (SPEC §9), all in this file, registered on Caddy's
+// The plugin's metrics, all in this file, registered on Caddy's
 // metrics registry (ctx.GetMetricsRegistry(), so a `metrics` handler in the
 // Caddyfile serves them). They are process-wide: their values survive
 // config reloads, and every configuration registers the same collectors.

@@ -143,7 +143,7 @@ func TestCatalogMatchesAuthz(t *testing.T) {
 		}
 	}
 	if len(cat.ProjectPrivileges) != 10 {
-		t.Errorf("%d project privileges, SPEC §2 names ten", len(cat.ProjectPrivileges))
+		t.Errorf("%d project privileges, want ten", len(cat.ProjectPrivileges))
 	}
 }
 

@@ -3,7 +3,7 @@
 // "allowed" (Caller.may); what depends on no target (screens, the roles,
 // permissions and rights a dialog offers to give), derived from GET /me
 // (its role, its effective permissions and grants) with the rules of the
-// admin API (SPEC §2). The API still decides every request.
+// admin API ("Who may manage whom"). The API still decides every request.
 
 const res = await fetch(new URL('catalog.json', import.meta.url));
 if (!res.ok) throw new Error(`loading catalog: ${res.status}`);

@@ -139,7 +139,7 @@ function resourceRights(caller, resource, rights, held, onRemove, legendText) {
 
 // grantsEditor is the part of a form that edits grants: Device
 // Permissions (a search field for a device, then checkboxes for its
-// rights), project privileges (the ten of SPEC §2 per project) and, when
+// rights), project privileges (the ten per project) and, when
 // asked for, team-wide access to all devices (a grant on device:*). Grants
 // on other resource types are kept as they are. known lists device ids
 // the search offers (devices named in grants the workspace already has);
