@@ -16,7 +16,7 @@
 //	people.go, accounts.go, invitations.go, passwords.go, sessions.go, signin.go, throttle.go
 //	                           people: accounts, memberships, passwords, sessions
 //	messages.go, audit.go      API messages (recorded calls) and the audit log
-//	lastused.go                keys' last_used_at, written off the request path
+//	lastused.go                credentials' last_used_at, written off the request path in batches (Toucher)
 //	store.go, records.go, stored.go, page.go   the Store the domain needs, typed records, their stored forms, paging
 //	errors.go                  the errors every operation returns, by kind
 //

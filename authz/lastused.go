@@ -1,43 +1,218 @@
 package authz
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// Keys' last_used_at is kept up to date off the request path: Authenticate
-// queues a touch at most once a minute per key (per loaded principal), and
-// one goroutine writes the queued touches. A touch that cannot be queued or
-// written is dropped: last_used_at is a hint, never a reason to slow or fail
-// a request.
+// Credentials' last_used_at is kept up to date off the request path:
+// Authenticate queues a touch at most once a minute per credential (per
+// loaded principal), and one goroutine writes the queued touches in
+// batches. A touch that cannot be queued or written is dropped:
+// last_used_at is a hint, never a reason to slow or fail a request.
+//
+// A credential's last use is a record of its own, beside the credential in
+// its user's keys collection (UseID, UseValue): recording a use never reads
+// or rewrites the credential, so a store can apply a whole batch without
+// decoding a record (Toucher), and the gateway's one-round-trip load
+// (LoadPrincipal) reads it with the credentials. Deleting a credential
+// deletes its use record in the same transaction (deleteCredential), and a
+// use is recorded only while its credential exists, so use records never
+// outlive their credentials. Records written before use records existed
+// keep their last use inside the credential (a key's "l"); reading takes
+// the later of the two.
 
 // touchInterval is the least time between two updates of one key's
 // last_used_at by one instance.
 const touchInterval = 60 // seconds
 
-type touch struct {
-	ws, user, kid string
-	at            time.Time
+// Touch says that credential ID (a key_… or ses_… record of
+// KeysCollection(Workspace, User)) was used at At, in Unix seconds.
+type Touch struct {
+	Workspace, User, ID string
+	At                  int64
 }
 
+// Toucher is a Store that records credentials' uses natively, in a batch
+// at a time: the writer of last_used_at hands each of its batches (up to a
+// second of touches, of any workspaces) to Touch. Both stores implement
+// it; for a store that does not, the Service writes the same records with
+// one Update per workspace.
+type Toucher interface {
+	// Touch applies each touch t: when credential t.ID exists in
+	// KeysCollection(t.Workspace, t.User), it sets the record UseID(t.ID)
+	// of that collection to UseValue(t.ID, t.At), unless the record holds
+	// t.At or a later time already (last uses never move backwards); a
+	// touch of a missing credential writes nothing. Each touch is atomic
+	// with its checks; a batch as a whole need not be (when Touch fails,
+	// some touches may have been applied). It costs the backend a small
+	// number of round trips whatever the batch's size, and may reorder ts.
+	Touch(ctx context.Context, ts []Touch) error
+}
+
+// usePrefix starts the id of a use record: "use_" and the credential's id.
+const usePrefix = "use_"
+
+// UseID is the id of the use record of credential id.
+func UseID(credential string) string { return usePrefix + credential }
+
+// useHead is how every use record's value starts.
+const useHead = `{"id":"` + usePrefix
+
+// UseValue is the value of the use record of credential at at (Unix
+// seconds): {"id":"use_<credential>","at":<at>}. It names itself, as the
+// record contract asks (IDHead(UseID(credential))).
+func UseValue(credential string, at int64) []byte {
+	b := make([]byte, 0, len(useHead)+len(credential)+19)
+	b = append(b, useHead...)
+	b = append(b, credential...)
+	b = append(b, `","at":`...)
+	b = strconv.AppendInt(b, at, 10)
+	return append(b, '}')
+}
+
+// ParseUse reads the value of a use record: the credential's id (a slice
+// of v) and the time of its use; ok is false when v is no use record.
+func ParseUse(v []byte) (credential []byte, at int64, ok bool) {
+	if !bytes.HasPrefix(v, []byte(useHead)) {
+		return nil, 0, false
+	}
+	rest := v[len(useHead):]
+	i := bytes.IndexByte(rest, '"')
+	if i <= 0 || !bytes.HasPrefix(rest[i:], []byte(`","at":`)) || rest[len(rest)-1] != '}' {
+		return nil, 0, false
+	}
+	n, err := strconv.ParseInt(string(rest[i+7:len(rest)-1]), 10, 64)
+	if err != nil {
+		return nil, 0, false
+	}
+	return rest[:i], n, true
+}
+
+// isUse reports whether v is the value of a use record.
+func isUse(v []byte) bool { return bytes.HasPrefix(v, []byte(useHead)) }
+
+// laterUse sets *t to the time of use at (Unix seconds) when that is
+// later than *t (or *t is nil).
+func laterUse(t **time.Time, at int64) {
+	if u := time.Unix(at, 0).UTC(); *t == nil || u.After(**t) {
+		*t = &u
+	}
+}
+
+// usesIn returns the times of the use records among es, by credential id.
+func usesIn(es []Entry) map[string]int64 {
+	var m map[string]int64
+	for _, e := range es {
+		if !strings.HasPrefix(e.ID, usePrefix) {
+			continue
+		}
+		if cred, at, ok := ParseUse(e.Value); ok && string(cred) == e.ID[len(usePrefix):] {
+			if m == nil {
+				m = make(map[string]int64)
+			}
+			m[e.ID[len(usePrefix):]] = at
+		}
+	}
+	return m
+}
+
+// useOf returns the time of the use record of credential id in c, or 0.
+func useOf(tx Tx, c Collection, id string) (int64, error) {
+	v, err := tx.Get(c, UseID(id))
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if _, at, ok := ParseUse(v); ok {
+		return at, nil
+	}
+	return 0, nil
+}
+
+// deleteCredential deletes credential id (a key or a session token) of
+// user userID, and its use record.
+func deleteCredential(tx Tx, ws, userID, id string) error {
+	c := KeysCollection(ws, userID)
+	if err := tx.Delete(c, id); err != nil {
+		return err
+	}
+	return tx.Delete(c, UseID(id))
+}
+
+// TouchIn applies touch t in tx as Toucher.Touch does: a store's Toucher
+// may use it where it runs a transaction of its own per touch.
+func TouchIn(tx Tx, t Touch) error {
+	c := KeysCollection(t.Workspace, t.User)
+	if _, err := tx.Get(c, t.ID); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil // revoked or ended meanwhile: do not bring it back
+		}
+		return err
+	}
+	at, err := useOf(tx, c, t.ID)
+	if err != nil || at >= t.At {
+		return err
+	}
+	return tx.Put(c, UseID(t.ID), UseValue(t.ID, t.At))
+}
+
+// TouchByUpdate returns the Toucher the Service uses for a store that is
+// none: one Update per workspace of a batch, applying each touch with
+// TouchIn. It writes the same records a store's own Toucher must.
+func TouchByUpdate(st Store) Toucher { return updateToucher{st} }
+
+type updateToucher struct{ st Store }
+
+func (u updateToucher) Touch(ctx context.Context, ts []Touch) error {
+	slices.SortFunc(ts, func(a, b Touch) int { return cmp.Compare(a.Workspace, b.Workspace) })
+	var errs []error
+	for i := 0; i < len(ts); {
+		j := i + 1
+		for j < len(ts) && ts[j].Workspace == ts[i].Workspace {
+			j++
+		}
+		batch := ts[i:j]
+		errs = append(errs, u.st.Update(ctx, batch[0].Workspace, func(tx Tx) error {
+			for _, t := range batch {
+				if err := TouchIn(tx, t); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		i = j
+	}
+	return errors.Join(errs...)
+}
+
+// touchBatch is the most touches the writer gathers before it writes them.
+const touchBatch = 512
+
 // startTouches starts the writer of last_used_at; Close stops it. Touches
-// are gathered for up to touchFlush and written in one transaction per
-// workspace, so a busy gateway costs the store a few writes a second.
+// are gathered for up to touchFlush (or touchBatch of them) and handed to
+// the store's Toucher at once, so a busy gateway costs the store a few
+// round trips a second.
 func (s *Service) startTouches() {
-	s.touches = make(chan touch, 4096)
+	s.touches = make(chan Touch, 4096)
 	s.touchesDone = make(chan struct{})
 	go func() {
 		defer close(s.touchesDone)
-		pending := map[string][]touch{}
-		n := 0
+		pending := make([]Touch, 0, touchBatch)
 		flush := func() {
-			for ws, ts := range pending {
-				s.writeTouches(ws, ts)
+			if len(pending) > 0 {
+				s.writeTouches(pending)
+				clear(pending)
+				pending = pending[:0]
 			}
-			clear(pending)
-			n = 0
 		}
 		tick := time.NewTicker(touchFlush)
 		defer tick.Stop()
@@ -48,8 +223,7 @@ func (s *Service) startTouches() {
 					flush()
 					return
 				}
-				pending[t.ws] = append(pending[t.ws], t)
-				if n++; n >= 512 {
+				if pending = append(pending, t); len(pending) >= touchBatch {
 					flush()
 				}
 			case <-tick.C:
@@ -62,35 +236,10 @@ func (s *Service) startTouches() {
 // touchFlush is how long touches are gathered before they are written.
 const touchFlush = time.Second
 
-func (s *Service) writeTouches(ws string, ts []touch) {
+func (s *Service) writeTouches(ts []Touch) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = s.store.Update(ctx, ws, func(tx Tx) error {
-		for _, t := range ts {
-			if strings.HasPrefix(t.kid, "ses_") {
-				if err := touchSession(tx, ws, t.user, t.kid, t.at); err != nil {
-					return err
-				}
-				continue
-			}
-			k, err := getKey(tx, ws, t.user, t.kid)
-			if errors.Is(err, ErrNotFound) {
-				continue // revoked meanwhile: do not bring it back
-			}
-			if err != nil {
-				return err
-			}
-			if k.LastUsedAt != nil && !t.at.After(*k.LastUsedAt) {
-				continue
-			}
-			at := t.at
-			k.LastUsedAt = &at
-			if err := putRecord(tx, KeysCollection(ws, t.user), k.ID, k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	_ = s.toucher.Touch(ctx, ts)
 }
 
 // queueTouch records that key cl was used by p at now, if it is due.
@@ -104,7 +253,7 @@ func (s *Service) queueTouch(p *Principal, ks *keyState, cl *Claims, now time.Ti
 		return
 	}
 	select {
-	case s.touches <- touch{ws: p.Workspace, user: p.UserID, kid: cl.KeyID, at: now.UTC().Truncate(time.Second)}:
+	case s.touches <- Touch{Workspace: p.Workspace, User: p.UserID, ID: cl.KeyID, At: now.Unix()}:
 	default:
 	}
 }
@@ -124,20 +273,4 @@ func (s *Service) Close() {
 	if s.signIns != nil {
 		s.signIns.close()
 	}
-}
-
-// touchSession sets the last_used_at of session token kid of user.
-func touchSession(tx Tx, ws, user, kid string, at time.Time) error {
-	var t tokenSession
-	if err := getRecord(tx, KeysCollection(ws, user), kid, &t); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil // ended meanwhile: do not bring it back
-		}
-		return err
-	}
-	if t.LastUsedAt != nil && !at.After(*t.LastUsedAt) {
-		return nil
-	}
-	t.LastUsedAt = &at
-	return putRecord(tx, KeysCollection(ws, user), kid, &t)
 }

@@ -158,8 +158,14 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		Teams:      acc.teams,
 		Everywhere: roles[u.Role].everywhere,
 		access:     acc,
-		keys:       make([]keyState, len(rec.Keys)),
 	}
+	uses := 0
+	for _, raw := range rec.Keys {
+		if isUse(raw) {
+			uses++
+		}
+	}
+	p.keys = make([]keyState, len(rec.Keys)-uses)
 	lim := &callerLimits{rate: ownRate(u.RateLimit), credits: u.Credits.limitCredits(acc.workspace, u.ID)}
 	if lim.rate == nil {
 		for _, t := range teams {
@@ -169,7 +175,11 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		}
 	}
 	lim.anyCredits = lim.credits != nil
-	for i, raw := range rec.Keys {
+	i := 0
+	for _, raw := range rec.Keys {
+		if isUse(raw) {
+			continue
+		}
 		var k principalKey
 		if !k.scan(raw) {
 			k = principalKey{}
@@ -178,6 +188,7 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 			}
 		}
 		ks := &p.keys[i]
+		i++
 		ks.id = k.ID
 		if k.RateLimit != nil || k.Credits != nil {
 			ks.limits = &keyLimits{rate: ownRate(k.RateLimit), credits: k.Credits.limitCredits(acc.workspace, k.ID)}
@@ -202,6 +213,24 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		}
 		if k.RevokesAt != nil && (ks.notAfter == 0 || k.RevokesAt.UnixNano() < ks.notAfter) {
 			ks.notAfter = k.RevokesAt.UnixNano()
+		}
+	}
+	if uses > 0 {
+		// A use record (lastused.go) is a later use than a credential's
+		// own "l" when it is later.
+		for _, raw := range rec.Keys {
+			cred, at, ok := ParseUse(raw)
+			if !ok {
+				continue
+			}
+			for j := range p.keys {
+				if ks := &p.keys[j]; ks.id == string(cred) {
+					if at > ks.lastTouch.Load() {
+						ks.lastTouch.Store(at)
+					}
+					break
+				}
+			}
 		}
 	}
 	if lim.rate != nil || lim.anyCredits {

@@ -94,11 +94,19 @@ func getKey(tx Tx, ws, userID, kid string) (*Key, error) {
 		// which no key operation may touch.
 		return nil, errf(ErrNotFound, "key %s not found for user %s", kid, userID)
 	}
-	if err := getRecord(tx, KeysCollection(ws, userID), kid, &k); err != nil {
+	c := KeysCollection(ws, userID)
+	if err := getRecord(tx, c, kid, &k); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, errf(ErrNotFound, "key %s not found for user %s", kid, userID)
 		}
 		return nil, err
+	}
+	at, err := useOf(tx, c, kid)
+	if err != nil {
+		return nil, err
+	}
+	if at != 0 {
+		laterUse(&k.LastUsedAt, at)
 	}
 	return &k, nil
 }
@@ -111,19 +119,30 @@ func putKey(tx Tx, k *Key) error {
 }
 
 func deleteKey(tx Tx, ws, userID, kid string) error {
-	return tx.Delete(KeysCollection(ws, userID), kid)
+	return deleteCredential(tx, ws, userID, kid)
 }
 
+// listKeys lists the keys of a user, in id order, with their last uses
+// (one read of the collection: its keys, session tokens and use records).
 func listKeys(tx Tx, ws, userID string) ([]Key, error) {
 	c := KeysCollection(ws, userID)
-	entries, err := tx.Scan(c, "key_", "", 0)
+	entries, err := tx.Scan(c, "", "", 0)
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]Key, len(entries))
-	for i, e := range entries {
-		if err := decodeRecord(c, e.ID, e.Value, &keys[i]); err != nil {
+	uses := usesIn(entries)
+	keys := make([]Key, 0, len(entries)-len(uses))
+	for _, e := range entries {
+		if !strings.HasPrefix(e.ID, "key_") {
+			continue
+		}
+		keys = append(keys, Key{})
+		k := &keys[len(keys)-1]
+		if err := decodeRecord(c, e.ID, e.Value, k); err != nil {
 			return nil, fmt.Errorf("decoding key %s: %w", e.ID, err)
+		}
+		if at, ok := uses[e.ID]; ok {
+			laterUse(&k.LastUsedAt, at)
 		}
 	}
 	return keys, nil

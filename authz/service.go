@@ -25,7 +25,8 @@ type Service struct {
 	cursorKey    []byte // the MAC secret of list cursors (page.go)
 	observeStore func(op string, d time.Duration)
 
-	touches     chan touch // last_used_at updates (see lastused.go)
+	toucher     Toucher    // writes last_used_at (the store, or updateToucher)
+	touches     chan Touch // last_used_at updates (see lastused.go)
 	touchesDone chan struct{}
 	touchMu     sync.RWMutex
 	touchClosed bool
@@ -82,6 +83,9 @@ func NewService(cfg Config) (*Service, error) {
 	}
 	s := &Service{store: cfg.Store, signer: cfg.Signer, cache: cfg.Cache, now: cfg.Now, notify: cfg.Notify,
 		people: cfg.People, cursorKey: cfg.Signer.derive("apiusers list cursors"), observeStore: cfg.ObserveStore}
+	if s.toucher, _ = cfg.Store.(Toucher); s.toucher == nil {
+		s.toucher = updateToucher{cfg.Store}
+	}
 	var err error
 	if s.signIns, err = newSignInThrottle(cfg.Store, cfg.Now); err != nil {
 		return nil, err

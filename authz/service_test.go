@@ -609,9 +609,47 @@ func TestStaleTTLServesOnlyThroughOutages(t *testing.T) {
 	}
 }
 
+// noToucher hides a store's authz.Toucher: the Service writes last uses
+// with Update instead.
+type noToucher struct{ authz.Store }
+
+// forEachToucher is forEachStore, and the file store hidden behind
+// noToucher.
+func forEachToucher(t *testing.T, fn func(t *testing.T, open func(t *testing.T) authz.Store)) {
+	forEachStore(t, fn)
+	t.Run("update", func(t *testing.T) {
+		fn(t, func(t *testing.T) authz.Store {
+			st, err := filestore.Open(filepath.Join(t.TempDir(), "apiusers.db"), filestore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return noToucher{st}
+		})
+	})
+}
+
+// credentialRecords lists the ids of every record in user's keys
+// collection: its keys, session tokens and use records.
+func credentialRecords(t *testing.T, st authz.Store, ws, user string) []string {
+	t.Helper()
+	var ids []string
+	err := st.View(context.Background(), ws, func(tx authz.Tx) error {
+		es, err := tx.Scan(authz.KeysCollection(ws, user), "", "", 0)
+		for _, e := range es {
+			ids = append(ids, e.ID)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
 func TestLastUsedAt(t *testing.T) {
 	t.Parallel()
-	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+	forEachToucher(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
 		e := newEnv(t, open(t))
 		t.Cleanup(e.svc.Close)
 		u, _ := e.user("acme", "used", authz.KindAPI, authz.RoleAPIUser)
@@ -633,9 +671,22 @@ func TestLastUsedAt(t *testing.T) {
 		if !keys[0].LastUsedAt.Equal(e.Now().Truncate(time.Second)) {
 			t.Fatalf("last_used_at = %v, want %v", keys[0].LastUsedAt, e.Now())
 		}
-		// A revoked key is not brought back by a late touch.
+		k, err := e.svc.GetKey(e.ctx, e.root, "acme", u.ID, keys[0].ID)
+		if err != nil || k.LastUsedAt == nil || !k.LastUsedAt.Equal(*keys[0].LastUsedAt) {
+			t.Fatalf("GetKey: %v, last_used_at %v, want %v", err, k, keys[0].LastUsedAt)
+		}
+		// Changing the key keeps its last use.
+		k, err = e.svc.UpdateKey(e.ctx, e.root, "acme", u.ID, keys[0].ID, authz.KeyPatch{RateLimit: setRate(rl(5, "60s", 0))})
+		if err != nil || k.LastUsedAt == nil || !k.LastUsedAt.Equal(*keys[0].LastUsedAt) {
+			t.Fatalf("UpdateKey: %v, last_used_at %+v, want %v", err, k, keys[0].LastUsedAt)
+		}
+		// A revoked key is not brought back by a late touch, and leaves
+		// nothing behind.
 		if err := e.svc.RevokeKey(e.ctx, e.root, "acme", u.ID, keys[0].ID); err != nil {
 			t.Fatal(err)
+		}
+		if got := credentialRecords(t, e.svc.Store(), "acme", u.ID); len(got) != 0 {
+			t.Fatalf("records left by the revoked key: %v", got)
 		}
 		e.Advance(2 * time.Minute)
 		e.svc.Authenticate(e.ctx, u.Key)
@@ -644,6 +695,57 @@ func TestLastUsedAt(t *testing.T) {
 		if len(keys) != 0 {
 			t.Fatalf("revoked key came back: %+v", keys)
 		}
+		if got := credentialRecords(t, e.svc.Store(), "acme", u.ID); len(got) != 0 {
+			t.Fatalf("records left by a touch after the revocation: %v", got)
+		}
+	})
+}
+
+// An API user's session tokens show their last use as keys do, and an
+// ended session leaves nothing behind.
+func TestSessionLastUsedAt(t *testing.T) {
+	t.Parallel()
+	forEachToucher(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		t.Cleanup(e.svc.Close)
+		const pw = "glacier orbit lantern 42 mosaic"
+		u, err := e.svc.CreateUser(e.ctx, e.root, "acme", authz.NewUser{Username: "device", Kind: authz.KindAPI, Role: authz.RoleAPIUser, Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := e.svc.SignInUser(e.ctx, "acme", "device", pw, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		session := func() authz.Session {
+			ss, err := e.svc.ListSessions(e.ctx, e.root, nil, "acme", u.ID, "")
+			if err != nil || len(ss) != 1 {
+				t.Fatalf("ListSessions: %v %+v", err, ss)
+			}
+			return ss[0]
+		}
+		if s := session(); s.LastUsedAt != nil {
+			t.Fatalf("an unused session has last_used_at %v", s.LastUsedAt)
+		}
+		e.Advance(10 * time.Second)
+		actor, _, err := e.svc.Authenticate(e.ctx, tok.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := e.Now().Truncate(time.Second)
+		deadline := time.Now().Add(5 * time.Second)
+		for s := session(); s.LastUsedAt == nil || !s.LastUsedAt.Equal(want); s = session() {
+			if time.Now().After(deadline) {
+				t.Fatalf("session last_used_at = %v, want %v", s.LastUsedAt, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := e.svc.Logout(e.ctx, actor, nil, session().ID); err != nil {
+			t.Fatal(err)
+		}
+		if got := credentialRecords(t, e.svc.Store(), "acme", u.ID); len(got) != 0 {
+			t.Fatalf("records left by the ended session: %v", got)
+		}
 	})
 }
 
@@ -651,7 +753,7 @@ func TestLastUsedAt(t *testing.T) {
 // instance) knows when its keys were last recorded as used: a use within a
 // minute of that writes nothing, a use after it updates last_used_at.
 func TestLastUsedAtNotRewrittenAfterReload(t *testing.T) {
-	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+	forEachToucher(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
 		e := newEnv(t, open(t))
 		t.Cleanup(e.svc.Close)
 		u, _ := e.user("acme", "reloaded", authz.KindAPI, authz.RoleAPIUser)
@@ -718,4 +820,82 @@ func TestKeyNotYetValid(t *testing.T) {
 	}
 	e.Advance(time.Hour)
 	e.auth(later)
+}
+
+// Keys written before use records existed hold their last use inside the
+// key record ("l"): it still shows, counts for the touch interval after a
+// reload, and a use record shows only when it is later.
+func TestLastUsedAtOldLayout(t *testing.T) {
+	forEachToucher(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		st := open(t)
+		e := newEnv(t, st)
+		t.Cleanup(e.svc.Close)
+		u, _ := e.user("acme", "old", authz.KindAPI, authz.RoleAPIUser)
+		lastUsed := func() time.Time {
+			t.Helper()
+			keys, err := e.svc.ListKeys(e.ctx, e.root, "acme", u.ID)
+			if err != nil || len(keys) != 1 || keys[0].LastUsedAt == nil {
+				t.Fatalf("ListKeys: %v %+v", err, keys)
+			}
+			k, err := e.svc.GetKey(e.ctx, e.root, "acme", u.ID, u.KeyID)
+			if err != nil || k.LastUsedAt == nil || !k.LastUsedAt.Equal(*keys[0].LastUsedAt) {
+				t.Fatalf("GetKey: %v %+v, ListKeys says %v", err, k, keys[0].LastUsedAt)
+			}
+			return *keys[0].LastUsedAt
+		}
+		first := e.Now().Truncate(time.Second)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			keys, _ := e.svc.ListKeys(e.ctx, e.root, "acme", u.ID)
+			if len(keys) == 1 && keys[0].LastUsedAt != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("last_used_at never set")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// Rewriting the key stores its last use in the key record; without
+		// the use record, that is the layout of before.
+		if _, err := e.svc.UpdateKey(e.ctx, e.root, "acme", u.ID, u.KeyID, authz.KeyPatch{RateLimit: setRate(rl(5, "60s", 0))}); err != nil {
+			t.Fatal(err)
+		}
+		keys := authz.KeysCollection("acme", u.ID)
+		err := st.Update(e.ctx, "acme", func(tx authz.Tx) error { return tx.Delete(keys, authz.UseID(u.KeyID)) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := credentialRecords(t, st, "acme", u.ID); len(got) != 1 || got[0] != u.KeyID {
+			t.Fatalf("records = %v, want the key alone", got)
+		}
+		if got := lastUsed(); !got.Equal(first) {
+			t.Fatalf("last_used_at from the key record = %v, want %v", got, first)
+		}
+		// Reloaded and used within the interval: nothing is written.
+		e.Advance(30 * time.Second)
+		e.svc.Apply(authz.Change{Workspace: "acme", Users: []string{u.ID}})
+		e.auth(u.Key)
+		time.Sleep(1500 * time.Millisecond)
+		if got := credentialRecords(t, st, "acme", u.ID); len(got) != 1 {
+			t.Fatalf("a use within the interval of the recorded one wrote %v", got)
+		}
+		// An earlier use recorded late (another instance's) does not move
+		// it back; a later one moves it on.
+		toucher := authz.TouchByUpdate(st)
+		if tc, ok := st.(authz.Toucher); ok {
+			toucher = tc
+		}
+		if err := toucher.Touch(e.ctx, []authz.Touch{{Workspace: "acme", User: u.ID, ID: u.KeyID, At: first.Unix() - 5}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := lastUsed(); !got.Equal(first) {
+			t.Fatalf("last_used_at after an earlier use = %v, want %v", got, first)
+		}
+		if err := toucher.Touch(e.ctx, []authz.Touch{{Workspace: "acme", User: u.ID, ID: u.KeyID, At: first.Unix() + 7}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := lastUsed(); !got.Equal(first.Add(7 * time.Second)) {
+			t.Fatalf("last_used_at after a later use = %v, want %v", got, first.Add(7*time.Second))
+		}
+	})
 }

@@ -297,14 +297,23 @@ func listConsoleSessions(tx Tx, accID string, now time.Time, idle time.Duration)
 // tokenSessions lists u's session tokens (live or not) in tx.
 func tokenSessions(tx Tx, ws, userID string) ([]tokenSession, error) {
 	c := KeysCollection(ws, userID)
-	entries, err := tx.Scan(c, "ses_", "", 0)
+	entries, err := tx.Scan(c, "", "", 0)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]tokenSession, len(entries))
-	for i, e := range entries {
-		if err := decodeRecord(c, e.ID, e.Value, &out[i]); err != nil {
+	uses := usesIn(entries)
+	var out []tokenSession
+	for _, e := range entries {
+		if !strings.HasPrefix(e.ID, "ses_") {
+			continue
+		}
+		out = append(out, tokenSession{})
+		t := &out[len(out)-1]
+		if err := decodeRecord(c, e.ID, e.Value, t); err != nil {
 			return nil, err
+		}
+		if at, ok := uses[e.ID]; ok {
+			laterUse(&t.LastUsedAt, at)
 		}
 	}
 	return out, nil
@@ -321,7 +330,7 @@ func endTokenSessions(tx Tx, ws, userID, keep string) (bool, error) {
 		if t.ID == keep {
 			continue
 		}
-		if err := tx.Delete(KeysCollection(ws, userID), t.ID); err != nil {
+		if err := deleteCredential(tx, ws, userID, t.ID); err != nil {
 			return false, err
 		}
 		ended = true
@@ -339,7 +348,7 @@ func (s *Service) newTokenSession(tx Tx, u *User, now time.Time) (string, *token
 	live := ts[:0]
 	for _, t := range ts {
 		if !now.Before(t.ExpiresAt) {
-			if err := tx.Delete(KeysCollection(u.Workspace, u.ID), t.ID); err != nil {
+			if err := deleteCredential(tx, u.Workspace, u.ID, t.ID); err != nil {
 				return "", nil, err
 			}
 			continue
@@ -347,7 +356,7 @@ func (s *Service) newTokenSession(tx Tx, u *User, now time.Time) (string, *token
 		live = append(live, t)
 	}
 	for len(live) >= MaxTokenSessions { // ids sort by creation time
-		if err := tx.Delete(KeysCollection(u.Workspace, u.ID), live[0].ID); err != nil {
+		if err := deleteCredential(tx, u.Workspace, u.ID, live[0].ID); err != nil {
 			return "", nil, err
 		}
 		live = live[1:]
@@ -484,7 +493,7 @@ func (s *Service) EndSession(ctx context.Context, actor *Principal, via *Console
 			}
 			return err
 		}
-		if err := tx.Delete(KeysCollection(ws, id), sid); err != nil {
+		if err := deleteCredential(tx, ws, id, sid); err != nil {
 			return err
 		}
 		return s.audit(tx, ws, actor, ActionSessionEnd, id, map[string]FieldChange{"session": audit.Changed(sid, nil)})
@@ -527,7 +536,7 @@ func (s *Service) Logout(ctx context.Context, actor *Principal, console *Console
 		return errf(ErrInvalid, "signing out needs a session: this request was made with an API key")
 	}
 	err := s.store.Update(ctx, actor.Workspace, func(tx Tx) error {
-		if err := tx.Delete(KeysCollection(actor.Workspace, actor.UserID), sid); err != nil {
+		if err := deleteCredential(tx, actor.Workspace, actor.UserID, sid); err != nil {
 			return err
 		}
 		return s.audit(tx, actor.Workspace, actor, ActionSignOut, actor.UserID, map[string]FieldChange{"session": audit.Changed(sid, nil)})

@@ -18,7 +18,7 @@ const (
 	CollNames      = "names"      // lower-case username -> user id
 	CollTeams      = "teams"      // id -> Team
 	CollMeta       = "meta"       // "workspace" -> Workspace
-	collKeysPrefix = "keys:"      // "keys:<user id>": key id -> Key
+	collKeysPrefix = "keys:"      // "keys:<user id>": key id -> Key, session id -> session, "use_"+id -> last use
 )
 
 // KeysCollection is the collection holding the credentials of one user:
@@ -45,6 +45,10 @@ type Entry struct {
 //     the place it keeps the record in says already, and put it back.
 //   - A user's value (CollUsers) is a JSON object whose member "teams"
 //     lists the ids of the user's teams, which LoadPrincipal reads.
+//   - A user's keys collection (KeysCollection) holds its credentials
+//     (key_…, ses_…) and, beside each used one, its use record
+//     (UseID, UseValue: {"id":"use_<credential id>","at":<Unix seconds>}),
+//     which a Toucher writes without reading the credential's value.
 //
 // Audit entries are binary (package audit) and promise nothing.
 

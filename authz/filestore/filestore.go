@@ -6,7 +6,9 @@
 // match (ids match ^[a-z0-9][a-z0-9-]{0,62}$). Inside a workspace bucket,
 // every collection is a nested bucket named after the collection, holding
 // id -> value. Names starting with '_' are the store's own: API messages
-// live in "_messages" (see messages.go).
+// live in "_messages" (see messages.go). A user's keys bucket holds the use
+// records of its credentials too (authz.UseID); Touch writes a batch of
+// them in one transaction without decoding a record (touch.go).
 package filestore
 
 import (

@@ -39,6 +39,17 @@ func TestLedgerConformance(t *testing.T) {
 	})
 }
 
+func TestTouchConformance(t *testing.T) {
+	storetest.RunTouch(t, func(t *testing.T) authz.Store {
+		s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
 func TestPeopleConformance(t *testing.T) {
 	storetest.RunPeople(t, func(t *testing.T) authz.Store {
 		s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})

@@ -33,6 +33,7 @@ func TestCluster(t *testing.T) {
 	}
 	t.Run("Conformance", func(t *testing.T) { storetest.Run(t, open) })
 	t.Run("Messages", func(t *testing.T) { storetest.RunMessages(t, open) })
+	t.Run("Touch", func(t *testing.T) { storetest.RunTouch(t, open) })
 
 	t.Run("OneSeed", func(t *testing.T) {
 		// One seed is enough: the client learns the other nodes from it,
@@ -137,6 +138,7 @@ func TestSentinel(t *testing.T) {
 	}
 	t.Run("Conformance", func(t *testing.T) { storetest.Run(t, open) })
 	t.Run("Messages", func(t *testing.T) { storetest.RunMessages(t, open) })
+	t.Run("Touch", func(t *testing.T) { storetest.RunTouch(t, open) })
 
 	t.Run("PublishSubscribe", func(t *testing.T) {
 		a, b := newStore(t, opts("ps")), newStore(t, opts("ps"))

@@ -39,6 +39,14 @@ func TestLedgerConformance(t *testing.T) {
 	})
 }
 
+func TestTouchConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	var n atomic.Int64
+	storetest.RunTouch(t, func(t *testing.T) authz.Store {
+		return newStore(t, Options{URL: srv.URL(), Prefix: fmt.Sprintf("touch%d", n.Add(1))})
+	})
+}
+
 func TestPeopleConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	var n atomic.Int64
