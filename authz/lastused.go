@@ -88,9 +88,16 @@ func ParseUse(v []byte) (credential []byte, at int64, ok bool) {
 	if i <= 0 || !bytes.HasPrefix(rest[i:], []byte(`","at":`)) || rest[len(rest)-1] != '}' {
 		return nil, 0, false
 	}
-	n, err := strconv.ParseInt(string(rest[i+7:len(rest)-1]), 10, 64)
-	if err != nil {
+	digits := rest[i+7 : len(rest)-1]
+	if len(digits) == 0 || len(digits) > 18 {
 		return nil, 0, false
+	}
+	var n int64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return nil, 0, false
+		}
+		n = n*10 + int64(c-'0')
 	}
 	return rest[:i], n, true
 }
@@ -132,7 +139,7 @@ func useOf(tx Tx, c Collection, id string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, at, ok := ParseUse(v); ok {
+	if cred, at, ok := ParseUse(v); ok && string(cred) == id {
 		return at, nil
 	}
 	return 0, nil

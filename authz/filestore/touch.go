@@ -31,7 +31,7 @@ func (s *Store) Touch(ctx context.Context, ts []authz.Touch) error {
 			}
 			uid := []byte(authz.UseID(t.ID))
 			if old := kb.Get(uid); old != nil {
-				if _, last, ok := authz.ParseUse(old); ok && last >= t.At {
+				if cred, last, ok := authz.ParseUse(old); ok && string(cred) == t.ID && last >= t.At {
 					continue
 				}
 			}

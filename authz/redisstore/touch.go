@@ -23,50 +23,56 @@ import (
 // Ids are compared byte by byte (Lua's < follows the server's locale). It
 // returns how many entries it set.
 var touchScript = redis.NewScript(`
+local byte, sub, char, floor = string.byte, string.sub, string.char, math.floor
 local function uvarint(b, i)
-  local v, m = 0, 1
+  local c = byte(b, i)
+  if not c or c < 128 then return c, i + 1 end
+  local v, m = c - 128, 128
   while true do
-    local c = string.byte(b, i)
-    if not c then return nil end
     i = i + 1
-    if c < 128 then return v + c * m, i end
+    c = byte(b, i)
+    if not c then return nil, i end
+    if c < 128 then return v + c * m, i + 1 end
     v, m = v + (c - 128) * m, m * 128
   end
 end
 local function varint(n)
+  if n < 128 then return char(n) end
   local s = ''
   while n >= 128 do
-    s = s .. string.char(n % 128 + 128)
-    n = math.floor(n / 128)
+    s = s .. char(n % 128 + 128)
+    n = floor(n / 128)
   end
-  return s .. string.char(n)
+  return s .. char(n)
 end
 local function before(a, b)
-  for i = 1, math.min(#a, #b) do
-    local x, y = string.byte(a, i), string.byte(b, i)
+  local x, y = byte(a, 1), byte(b, 1)
+  if x ~= y then return x < y end
+  for i = 2, math.min(#a, #b) do
+    x, y = byte(a, i), byte(b, i)
     if x ~= y then return x < y end
   end
   return #a < #b
 end
+-- parse returns the ids of blob's entries and where each starts (and,
+-- one past the last, where the blob ends), or nil when it is malformed.
 local function parse(blob)
-  local ids, ents, rests, tags, has = {}, {}, {}, {}, {}
-  local i = 1
-  while i <= #blob do
-    local start, n = i
-    n, i = uvarint(blob, i)
-    if not n or i + n - 1 > #blob then return nil end
-    local id = string.sub(blob, i, i + n - 1)
-    i = i + n
-    n, i = uvarint(blob, i)
-    if not n then return nil end
-    local l = math.floor(n / 4)
-    if i + l - 1 > #blob then return nil end
-    local k = #ids + 1
-    ids[k], tags[k], rests[k] = id, n % 4, string.sub(blob, i, i + l - 1)
-    i = i + l
-    ents[k], has[id] = string.sub(blob, start, i - 1), true
+  local ids, at = {}, {}
+  local i, k, n = 1, 0, #blob
+  while i <= n do
+    local l, j = uvarint(blob, i)
+    if not l or j + l - 1 > n then return nil end
+    local id = sub(blob, j, j + l - 1)
+    local h
+    h, j = uvarint(blob, j + l)
+    if not h then return nil end
+    k = k + 1
+    ids[k], at[k] = id, i
+    i = j + floor(h / 4)
+    if i - 1 > n then return nil end
   end
-  return ids, ents, rests, tags, has
+  at[k + 1] = i
+  return ids, at
 end
 local set = 0
 local a = 1
@@ -75,38 +81,48 @@ while a <= #ARGV do
   local first = a + 2
   a = first + 2 * n
   local blob = redis.call('HGET', KEYS[1], user)
-  local ids, ents, rests, tags, has
-  if blob then ids, ents, rests, tags, has = parse(blob) end
+  local ids, at
+  if blob then ids, at = parse(blob) end
+  local changed = false
   if ids then
-    local changed = false
     for p = first, a - 1, 2 do
-      local cred, at = ARGV[p], tonumber(ARGV[p + 1])
-      if has[cred] then
-        local u = 'use_' .. cred
-        local rest = ',"at":' .. ARGV[p + 1] .. '}'
-        local e = varint(#u) .. u .. varint(#rest * 4 + 1) .. rest
-        local k = #ids + 1
-        for j = 1, #ids do
-          if ids[j] == u or before(u, ids[j]) then k = j break end
-        end
+      local cred, k, has = ARGV[p], #ids + 1, false
+      local u = 'use_' .. cred
+      for j = 1, #ids do
+        local id = ids[j]
+        if id == cred then has = true end
+        if k > #ids and (id == u or before(u, id)) then k = j end
+      end
+      if has then
+        local when = tonumber(ARGV[p + 1])
+        local write = true
         if ids[k] == u then
-          local old = tags[k] == 1 and string.match(rests[k], '^,"at":(%d+)}$')
-            or tags[k] == 0 and string.match(rests[k], '^{"id":"[^"]*","at":(%d+)}$')
-          if not old or tonumber(old) < at then
-            ents[k], rests[k], tags[k] = e, rest, 1
-            changed, set = true, set + 1
+          -- The time the entry holds, if it reads as a use record.
+          local l, j = uvarint(blob, at[k])
+          local h
+          h, j = uvarint(blob, j + l)
+          local rest, old = sub(blob, j, at[k + 1] - 1), nil
+          if h % 4 == 1 then
+            old = string.match(rest, '^,"at":(%d+)}$')
+          elseif h % 4 == 0 then
+            local head = '{"id":"' .. u .. '","at":'
+            if sub(rest, 1, #head) == head then old = string.match(rest, '^(%d+)}$', #head + 1) end
           end
-        else
-          table.insert(ids, k, u)
-          table.insert(ents, k, e)
-          table.insert(rests, k, rest)
-          table.insert(tags, k, 1)
+          write = not old or tonumber(old) < when
+        end
+        if write then
+          local rest = ',"at":' .. ARGV[p + 1] .. '}'
+          local e = varint(#u) .. u .. varint(#rest * 4 + 1) .. rest
+          local tail = k
+          if ids[k] == u then tail = k + 1 end
+          blob = sub(blob, 1, at[k] - 1) .. e .. sub(blob, at[tail])
           changed, set = true, set + 1
+          if p + 2 < a then ids, at = parse(blob) end
         end
       end
     end
-    if changed then redis.call('HSET', KEYS[1], user, table.concat(ents)) end
   end
+  if changed then redis.call('HSET', KEYS[1], user, blob) end
 end
 return set
 `)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -80,5 +81,164 @@ func BenchListUserMessagesPage(b *testing.B, open func(b *testing.B) authz.Messa
 				}
 			})
 		}
+	}
+}
+
+// ServerCPU tells how much CPU time a store's server has used so far (the
+// redis-server's); nil, or false, when there is no server to count.
+type ServerCPU func() (time.Duration, bool)
+
+// seedPrincipals creates n API users with a key each in workspace ws, as
+// the admin API does (the records are the domain's), each a member of
+// the given number of teams, and returns their ids.
+func seedPrincipals(b *testing.B, st authz.Store, n, teams int) []string {
+	b.Helper()
+	ctx := context.Background()
+	signer, err := authz.NewSigner(authz.SignerConfig{Secret: []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache, err := authz.NewCache(authz.CacheConfig{TTL: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cache.Close()
+	svc, err := authz.NewService(authz.Config{Store: st, Signer: signer, Cache: cache})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Close()
+	cu, err := svc.Bootstrap(ctx, ws, "root")
+	if err != nil {
+		b.Fatal(err)
+	}
+	root, _, err := svc.Authenticate(ctx, cu.Key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var teamIDs []string
+	for i := range teams {
+		tm, err := svc.CreateTeam(ctx, root, ws, authz.NewTeam{Name: fmt.Sprintf("team-%d", i), Permissions: []string{"x.read"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		teamIDs = append(teamIDs, tm.ID)
+	}
+	var ids []string
+	for i := 0; i < n; i += 500 {
+		in := make([]authz.NewUser, min(500, n-i))
+		for j := range in {
+			in[j] = authz.NewUser{Username: fmt.Sprintf("dev-%06d", i+j), Kind: authz.KindAPI, Role: authz.RoleAPIUser, IssueKey: true}
+		}
+		created, err := svc.CreateUsers(ctx, root, ws, in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range created {
+			ids = append(ids, c.ID)
+			for _, tid := range teamIDs {
+				if err := svc.AddMember(ctx, root, ws, tid, c.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	return ids
+}
+
+// reportServerCPU reports the server's CPU time per unit of what the
+// benchmark did, as server-cpu-µs/<unit>.
+func reportServerCPU(b *testing.B, cpu ServerCPU, before time.Duration, units int, unit string) {
+	if cpu == nil {
+		return
+	}
+	if after, ok := cpu(); ok {
+		b.ReportMetric(float64(after-before)/float64(time.Microsecond)/float64(units), "server-cpu-µs/"+unit)
+	}
+}
+
+func cpuNow(cpu ServerCPU) time.Duration {
+	if cpu == nil {
+		return 0
+	}
+	d, _ := cpu()
+	return d
+}
+
+// BenchLoadPrincipal measures LoadPrincipal, what a gateway's cache miss
+// costs the store, over 2,000 API users with a key each, of no team and
+// of two teams (open returns a new, empty store).
+func BenchLoadPrincipal(b *testing.B, open func(b *testing.B) authz.Store, cpu ServerCPU) {
+	for _, teams := range []int{0, 2} {
+		b.Run(fmt.Sprintf("teams=%d", teams), func(b *testing.B) {
+			st := open(b)
+			ids := seedPrincipals(b, st, 2000, teams)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := cpuNow(cpu)
+			for i := 0; i < b.N; i++ {
+				rec, err := st.LoadPrincipal(ctx, ws, ids[i%len(ids)])
+				if err != nil || len(rec.Keys) != 1 || len(rec.Teams) != teams {
+					b.Fatalf("LoadPrincipal: %v %+v", err, rec)
+				}
+			}
+			reportServerCPU(b, cpu, start, b.N, "op")
+		})
+	}
+}
+
+// BenchTouch measures recording last uses as the Service's writer does:
+// each op is a batch of 512 touches of as many users' keys, among 10,000
+// (open returns a new, empty store), with the store's own Toucher and
+// with authz.TouchByUpdate; it reports the cost per touch.
+func BenchTouch(b *testing.B, open func(b *testing.B) authz.Store, cpu ServerCPU) {
+	const users, batch = 10000, 512
+	for _, impl := range []string{"native", "byupdate"} {
+		b.Run(impl, func(b *testing.B) {
+			st := open(b)
+			ids := seedPrincipals(b, st, users, 0)
+			kids := make([]string, len(ids))
+			ctx := context.Background()
+			for i, id := range ids {
+				rec, err := st.LoadPrincipal(ctx, ws, id)
+				if err != nil || len(rec.Keys) != 1 {
+					b.Fatalf("LoadPrincipal: %v", err)
+				}
+				var head struct {
+					ID string `json:"id"`
+				}
+				if err := json.Unmarshal(rec.Keys[0], &head); err != nil {
+					b.Fatal(err)
+				}
+				kids[i] = head.ID
+			}
+			tc := authz.TouchByUpdate(st)
+			if impl == "native" {
+				var ok bool
+				if tc, ok = st.(authz.Toucher); !ok {
+					b.Skip("the store is no authz.Toucher")
+				}
+			}
+			ts := make([]authz.Touch, batch)
+			at := time.Now().Unix()
+			n := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := cpuNow(cpu)
+			for i := 0; i < b.N; i++ {
+				at++
+				for j := range ts {
+					u := (n + j) % users
+					ts[j] = authz.Touch{Workspace: ws, User: ids[u], ID: kids[u], At: at}
+				}
+				n += batch
+				if err := tc.Touch(ctx, ts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*batch), "µs/touch")
+			reportServerCPU(b, cpu, start, b.N*batch, "touch")
+		})
 	}
 }

@@ -90,6 +90,17 @@ func testTouchRecords(t *testing.T, s authz.Store, tc authz.Toucher) {
 		t.Fatalf("use records = %s, want use_key_a, use_key_b, use_ses_a", render(got))
 	}
 	mustGet(t, s, keys, "use_key_a", use("key_a", 1_700_000_400))
+	// Whatever the ids, the collection stays in id order.
+	put(t, s, keys, "zz_1", `{"id":"zz_1"}`)
+	touch(t, tc, authz.Touch{Workspace: ws, User: "usr_1", ID: "zz_1", At: 1_700_000_500})
+	ids = nil
+	for _, e := range scan(t, s, keys, "", "", 0) {
+		ids = append(ids, e.ID)
+	}
+	if want := []string{"key_a", "key_b", "ses_a", "use_key_a", "use_key_b", "use_ses_a", "use_zz_1", "zz_1"}; !slices.Equal(ids, want) {
+		t.Fatalf("ids = %v, want %v", ids, want)
+	}
+	mustGet(t, s, keys, "use_zz_1", use("zz_1", 1_700_000_500))
 	mustGet(t, s, other, "use_key_a", use("key_a", 1_700_000_300))
 	mustGet(t, s, keys, "key_a", `{"id":"key_a","l":5}`)
 }
