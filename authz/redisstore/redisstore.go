@@ -521,7 +521,10 @@ func (s *Store) lockRetries(ctx context.Context, ws string) (release func(), err
 // keys blob or nil, {team JSON...}}. See layout.go for the member and blob
 // encodings; value() puts back the heads elided() leaves out, as in
 // authz.IDHead and authz.WorkspaceHead, and the user's "teams" is the
-// record contract's too.
+// record contract's too. The user is decoded (cjson) only when its teams
+// are not listed the way json.Marshal writes them (teamIDs); a user that
+// is not a JSON object fails here, or in authz.BuildPrincipal when it
+// only looks like one.
 var loadPrincipal = redis.NewScript(`
 local function esc(id)
   return (string.gsub(id, '[%z\1\2\3]', function(c) return '\3' .. c end))
@@ -532,23 +535,53 @@ local function value(member, id, elen)
   if tag == 2 then return '{"id":"' .. id .. '","workspace":"' .. ARGV[4] .. '"' .. rest end
   return rest
 end
+-- teamIDs returns the ids the user lists in its "teams", nil when it is
+-- not a JSON object. The records json.Marshal writes are read without
+-- decoding them: a key "teams" appears in the text only as the top-level
+-- member (the user's other members hold no object with such a key, and
+-- inside a string every quote is escaped), so when the text holds the
+-- quoted word once, followed by an array of plain strings, that is the
+-- list; no "teams" at all is no list. Anything else is decoded.
+local function teamIDs(user)
+  if string.byte(user, 1) ~= 123 or string.byte(user, -1) ~= 125 then return nil end
+  local i = string.find(user, '"teams"', 1, true)
+  if not i then return {} end
+  if string.sub(user, i + 7, i + 8) == ':[' and not string.find(user, '"teams"', i + 7, true) then
+    local ids, j = {}, i + 9
+    if string.byte(user, j) == 93 then return ids end
+    while true do
+      local id, k = string.match(user, '^"([^"\\]*)"()', j)
+      if not id then break end
+      ids[#ids + 1] = id
+      local c = string.byte(user, k)
+      if c == 93 then return ids end
+      if c ~= 44 then break end
+      j = k + 1
+    end
+  end
+  local ok, doc = pcall(cjson.decode, user)
+  if not ok or type(doc) ~= 'table' then return nil end
+  local ids = {}
+  if type(doc.teams) == 'table' then
+    for _, id in ipairs(doc.teams) do
+      if type(id) == 'string' then ids[#ids + 1] = id end
+    end
+  end
+  return ids
+end
 local m = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], ARGV[3], 'LIMIT', 0, 1)
 if #m == 0 then return false end
 local user = value(m[1], ARGV[1], #ARGV[2] - 1)
-local ok, doc = pcall(cjson.decode, user)
-if not ok or type(doc) ~= 'table' then
+local ids = teamIDs(user)
+if not ids then
   return redis.error_reply('ERR decoding user ' .. ARGV[1] .. ': not a JSON object')
 end
 local keys = redis.call('HGET', KEYS[2], ARGV[1])
 local teams = {}
-if type(doc.teams) == 'table' then
-  for _, id in ipairs(doc.teams) do
-    if type(id) == 'string' then
-      local e = esc(id)
-      local t = redis.call('ZRANGEBYLEX', KEYS[3], '[' .. e, '(' .. e .. '\3', 'LIMIT', 0, 1)
-      if #t > 0 then teams[#teams + 1] = value(t[1], id, #e) end
-    end
-  end
+for _, id in ipairs(ids) do
+  local e = esc(id)
+  local t = redis.call('ZRANGEBYLEX', KEYS[3], '[' .. e, '(' .. e .. '\3', 'LIMIT', 0, 1)
+  if #t > 0 then teams[#teams + 1] = value(t[1], id, #e) end
 end
 return {user, keys, teams}
 `)

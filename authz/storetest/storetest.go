@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) authz.Store) {
 		{"LoadPrincipalMissingUser", testLoadPrincipalMissing},
 		{"LoadPrincipalBare", testLoadPrincipalBare},
 		{"LoadPrincipalBadUser", testLoadPrincipalBadUser},
+		{"LoadPrincipalTeamsForms", testLoadPrincipalTeamsForms},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"CanceledContext", testCanceledContext},
 		{"Closed", testClosed},
@@ -791,6 +792,35 @@ func testLoadPrincipalBadUser(t *testing.T, s authz.Store) {
 	_, err := s.LoadPrincipal(ctx(t), ws, "usr_1")
 	if err == nil || errors.Is(err, authz.ErrNotFound) || errors.Is(err, authz.ErrUnavailable) {
 		t.Fatalf("LoadPrincipal of a user that is not JSON: %v, want a decoding error", err)
+	}
+}
+
+// However a user's JSON lists its teams (as json.Marshal writes it, or
+// otherwise), LoadPrincipal finds them.
+func testLoadPrincipalTeamsForms(t *testing.T, s authz.Store) {
+	put(t, s, teams, "tm_a", `{"id":"tm_a"}`)
+	put(t, s, teams, "tm_b", `{"id":"tm_b"}`)
+	for _, tc := range []struct{ user, want string }{
+		{`{"id":"usr_1","teams":["tm_a","tm_b"]}`, `{"id":"tm_a"} {"id":"tm_b"}`},
+		{`{"id":"usr_1","teams":["tm_b"],"e":"x"}`, `{"id":"tm_b"}`},
+		{`{"id":"usr_1","username":"teams","teams":["tm_a"]}`, `{"id":"tm_a"}`},
+		{`{"id":"usr_1","username":"x\"teams","teams":["tm_b"]}`, `{"id":"tm_b"}`},
+		{`{"id":"usr_1","n":"\"teams\":[\"tm_a\"]","teams":["tm_b"]}`, `{"id":"tm_b"}`},
+		{`{"id":"usr_1", "teams" : [ "tm_a" , "tm_b" ] }`, `{"id":"tm_a"} {"id":"tm_b"}`},
+		{`{"id":"usr_1","teams":["tm_\u0061"]}`, `{"id":"tm_a"}`},
+		{`{"id":"usr_1","teams":null}`, ``},
+		{`{"id":"usr_1","teams":[]}`, ``},
+		{`{"id":"usr_1","n":"teams"}`, ``},
+		{`{"id":"usr_1","teams":["tm_missing","tm_a"]}`, `{"id":"tm_a"}`},
+	} {
+		put(t, s, users, "usr_1", tc.user)
+		rec, err := s.LoadPrincipal(ctx(t), ws, "usr_1")
+		if err != nil {
+			t.Fatalf("user %s: %v", tc.user, err)
+		}
+		if got := joined(rec.Teams); got != tc.want {
+			t.Errorf("user %s: teams %s, want %s", tc.user, got, tc.want)
+		}
 	}
 }
 
