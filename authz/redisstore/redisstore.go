@@ -30,6 +30,11 @@
 // WATCH) and writes it back in its MULTI/EXEC. Nothing an EXEC runs can
 // fail at run time, so a transaction applies whole or not at all.
 //
+// LoadPrincipal is one script run (one round trip); the loads of
+// concurrent cache misses share pipelines (loads.go), since on a busy
+// gateway a round trip costs the server and the client more than the
+// script itself.
+//
 // A credential's last use is an entry of its own in the same blob
 // (use_<credential id>, see authz.UseValue). Touch records a batch of uses
 // with one pipeline of script runs (touch.go), each reading and rewriting
@@ -190,6 +195,7 @@ type Store struct {
 	// retryLock[i] is a one-slot semaphore shared by the workspaces whose
 	// id hashes to i; see maxAttempts.
 	retryLock [retryLocks]chan struct{}
+	loads     loads // LoadPrincipal's senders (loads.go)
 }
 
 // New builds a store from opts. It does not dial: the first command
@@ -389,7 +395,11 @@ func (s *Store) Client() redis.UniversalClient { return s.client }
 // nothing. Operations after Close fail with an error wrapping
 // authz.ErrUnavailable.
 func (s *Store) Close() error {
-	if s.closed.Swap(true) || !s.ownClient {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.stopLoads()
+	if !s.ownClient {
 		return nil
 	}
 	if err := s.client.Close(); err != nil {
@@ -588,9 +598,10 @@ return {user, keys, teams}
 
 // LoadPrincipal reads the user, its keys (in key id order) and its teams
 // (in the order the user lists them, missing ones skipped) with a single
-// EVALSHA. Only when the server does not know the script yet (first call
-// after a restart or SCRIPT FLUSH) does it cost a second round trip: EVAL,
-// which also caches the script.
+// EVALSHA, which concurrent loads send in one pipeline (loads.go). Only
+// when the server does not know the script yet (first call after a
+// restart or SCRIPT FLUSH) does it cost a second round trip: EVAL, which
+// also caches the script.
 func (s *Store) LoadPrincipal(ctx context.Context, ws, userID string) (*authz.PrincipalRecord, error) {
 	if err := s.begin(ctx, ws); err != nil {
 		return nil, err
@@ -602,7 +613,7 @@ func (s *Store) LoadPrincipal(ctx context.Context, ws, userID string) (*authz.Pr
 		s.place(ws, authz.CollTeams).key,
 	}
 	lo, hi := idRange(userID)
-	res, err := loadPrincipal.Run(ctx, s.client, keys, userID, lo, hi, ws).Slice()
+	res, err := s.load(ctx, keys, userID, lo, hi, ws)
 	if err != nil {
 		return nil, s.mapErr(fmt.Sprintf("loading principal %s in workspace %q", userID, ws), err)
 	}

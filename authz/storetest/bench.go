@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,43 +147,68 @@ func seedPrincipals(b *testing.B, st authz.Store, n, teams int) []string {
 	return ids
 }
 
-// reportServerCPU reports the server's CPU time per unit of what the
-// benchmark did, as server-cpu-µs/<unit>.
-func reportServerCPU(b *testing.B, cpu ServerCPU, before time.Duration, units int, unit string) {
+// cpuMark is the CPU time used so far by this process and by the
+// store's server.
+type cpuMark struct{ process, server time.Duration }
+
+func cpuNow(cpu ServerCPU) cpuMark {
+	var m cpuMark
+	m.process, _ = processCPU()
+	if cpu != nil {
+		m.server, _ = cpu()
+	}
+	return m
+}
+
+// reportServerCPU reports the CPU time of this process (the client, and
+// for an embedded store the store too) and of the store's server per unit
+// of what the benchmark did, as client-cpu-µs/<unit> and
+// server-cpu-µs/<unit>.
+func reportServerCPU(b *testing.B, cpu ServerCPU, before cpuMark, units int, unit string) {
+	if p, ok := processCPU(); ok && before.process != 0 {
+		b.ReportMetric(float64(p-before.process)/float64(time.Microsecond)/float64(units), "client-cpu-µs/"+unit)
+	}
 	if cpu == nil {
 		return
 	}
 	if after, ok := cpu(); ok {
-		b.ReportMetric(float64(after-before)/float64(time.Microsecond)/float64(units), "server-cpu-µs/"+unit)
+		b.ReportMetric(float64(after-before.server)/float64(time.Microsecond)/float64(units), "server-cpu-µs/"+unit)
 	}
-}
-
-func cpuNow(cpu ServerCPU) time.Duration {
-	if cpu == nil {
-		return 0
-	}
-	d, _ := cpu()
-	return d
 }
 
 // BenchLoadPrincipal measures LoadPrincipal, what a gateway's cache miss
 // costs the store, over 2,000 API users with a key each, of no team and
-// of two teams (open returns a new, empty store).
+// of two teams (open returns a new, empty store): one load at a time, and
+// 16 at once (parallel, as a busy gateway's misses come).
 func BenchLoadPrincipal(b *testing.B, open func(b *testing.B) authz.Store, cpu ServerCPU) {
 	for _, teams := range []int{0, 2} {
+		st := open(b)
+		ids := seedPrincipals(b, st, 2000, teams)
+		ctx := context.Background()
+		load := func(b *testing.B, i int) {
+			rec, err := st.LoadPrincipal(ctx, ws, ids[i%len(ids)])
+			if err != nil || len(rec.Keys) != 1 || len(rec.Teams) != teams {
+				b.Errorf("LoadPrincipal: %v %+v", err, rec)
+			}
+		}
 		b.Run(fmt.Sprintf("teams=%d", teams), func(b *testing.B) {
-			st := open(b)
-			ids := seedPrincipals(b, st, 2000, teams)
-			ctx := context.Background()
 			b.ReportAllocs()
-			b.ResetTimer()
 			start := cpuNow(cpu)
 			for i := 0; i < b.N; i++ {
-				rec, err := st.LoadPrincipal(ctx, ws, ids[i%len(ids)])
-				if err != nil || len(rec.Keys) != 1 || len(rec.Teams) != teams {
-					b.Fatalf("LoadPrincipal: %v %+v", err, rec)
-				}
+				load(b, i)
 			}
+			reportServerCPU(b, cpu, start, b.N, "op")
+		})
+		b.Run(fmt.Sprintf("teams=%d/parallel", teams), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(8) // 16 goroutines on 2 CPUs
+			var next atomic.Int64
+			start := cpuNow(cpu)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					load(b, int(next.Add(1)))
+				}
+			})
 			reportServerCPU(b, cpu, start, b.N, "op")
 		})
 	}

@@ -1,0 +1,153 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/apiusers/apiusers/authz"
+	"github.com/redis/go-redis/v9"
+)
+
+// Batched loads. A busy gateway's cache misses come many at once, each a
+// run of the loadPrincipal script, and what a round trip costs the server
+// and the client (system calls, wake-ups) is far more than the script's
+// own work. So LoadPrincipal queues its run for a sender: a sender takes
+// every run queued, up to maxLoadBatch, and sends them in one pipeline;
+// concurrent loads share a round trip. A load that finds fewer than
+// loadSenders senders running starts one, so it goes out at once (none
+// waits for others to come), and a sender ends when the queue is empty:
+// an idle store runs no goroutine. Each load still costs one round trip.
+const (
+	// loadSenders bounds the pipelines of loads in flight at once.
+	loadSenders = 2
+	// maxLoadBatch bounds the runs of one pipeline.
+	maxLoadBatch = 64
+)
+
+// loadCall is one load handed to a sender: the script run, and its reply
+// once done is signalled.
+type loadCall struct {
+	keys []string
+	args []any
+	cmd  *redis.Cmd
+	done chan struct{} // one value when cmd is set
+}
+
+var loadCalls = sync.Pool{New: func() any { return &loadCall{done: make(chan struct{}, 1)} }}
+
+// loads is the queue of loads and its senders.
+type loads struct {
+	mu      sync.Mutex
+	queue   []*loadCall
+	senders int  // running
+	closed  bool // by Close: no more loads
+}
+
+var errStoreClosed = errors.New("redis store is closed")
+
+// load runs the loadPrincipal script with keys and args through a sender
+// and returns its reply.
+func (s *Store) load(ctx context.Context, keys []string, args ...any) ([]any, error) {
+	c := loadCalls.Get().(*loadCall)
+	c.keys, c.args = keys, args
+	l := &s.loads
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil, authz.Unavailable(errStoreClosed)
+	}
+	l.queue = append(l.queue, c)
+	if l.senders < loadSenders {
+		l.senders++
+		go s.sendLoads()
+	}
+	l.mu.Unlock()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		// The sender still answers c (and c is not reused): give up.
+		return nil, ctx.Err()
+	}
+	res, err := c.cmd.Slice()
+	*c = loadCall{done: c.done}
+	loadCalls.Put(c)
+	return res, err
+}
+
+// sendLoads is one sender: it sends what is queued, batch after batch,
+// until the queue is empty.
+func (s *Store) sendLoads() {
+	l := &s.loads
+	var batch []*loadCall
+	var cmds []*redis.Cmd
+	for {
+		l.mu.Lock()
+		n := min(len(l.queue), maxLoadBatch)
+		if n == 0 {
+			l.senders--
+			l.mu.Unlock()
+			return
+		}
+		batch = append(batch[:0], l.queue[:n]...)
+		rest := copy(l.queue, l.queue[n:])
+		clear(l.queue[rest:])
+		l.queue = l.queue[:rest]
+		l.mu.Unlock()
+		cmds = s.sendBatch(batch, cmds[:0])
+		for i, c := range batch {
+			c.cmd = cmds[i]
+			c.done <- struct{}{}
+			batch[i], cmds[i] = nil, nil
+		}
+	}
+}
+
+// sendBatch sends the runs of batch in one pipeline (one command when it
+// holds one) and returns their replies, appended to cmds. Runs the server
+// does not know the script for (after a restart or SCRIPT FLUSH) go
+// again with EVAL, which caches it. The client's timeouts bound it, not
+// the loads' contexts.
+func (s *Store) sendBatch(batch []*loadCall, cmds []*redis.Cmd) []*redis.Cmd {
+	ctx := context.Background()
+	if len(batch) == 1 {
+		return append(cmds, loadPrincipal.Run(ctx, s.client, batch[0].keys, batch[0].args...))
+	}
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, c := range batch {
+			cmds = append(cmds, loadPrincipal.EvalSha(ctx, p, c.keys, c.args...))
+		}
+		return nil
+	})
+	var again []int
+	for i, cmd := range cmds {
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range again {
+				cmds[i] = loadPrincipal.Eval(ctx, p, batch[i].keys, batch[i].args...)
+			}
+			return nil
+		})
+	}
+	return cmds
+}
+
+// stopLoads fails the loads still queued and takes no more (Close); the
+// batches in flight end with the client.
+func (s *Store) stopLoads() {
+	l := &s.loads
+	l.mu.Lock()
+	l.closed = true
+	q := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	for _, c := range q {
+		c.cmd = redis.NewCmd(context.Background())
+		c.cmd.SetErr(authz.Unavailable(errStoreClosed))
+		c.done <- struct{}{}
+	}
+}
