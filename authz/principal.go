@@ -133,12 +133,15 @@ type principalKey struct {
 
 // BuildPrincipal decodes a stored record into a Principal.
 func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
+	// u and k stay on the stack when the scanners read the records (the
+	// common case); encoding/json decodes into copies of their own.
 	var u principalUser
 	if !u.scan(rec.User) {
-		u = principalUser{}
-		if err := json.Unmarshal(rec.User, &u); err != nil {
+		var du principalUser
+		if err := json.Unmarshal(rec.User, &du); err != nil {
 			return nil, fmt.Errorf("decoding user record: %w", err)
 		}
+		u = du
 	}
 	teams := make([]principalTeam, len(rec.Teams))
 	for i, raw := range rec.Teams {
@@ -166,7 +169,7 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		}
 	}
 	p.keys = make([]keyState, len(rec.Keys)-uses)
-	lim := &callerLimits{rate: ownRate(u.RateLimit), credits: u.Credits.limitCredits(acc.workspace, u.ID)}
+	lim := callerLimits{rate: ownRate(u.RateLimit), credits: u.Credits.limitCredits(acc.workspace, u.ID)}
 	if lim.rate == nil {
 		for _, t := range teams {
 			if r := ownRate(t.RateLimit); r != nil && (lim.rate == nil || r.Faster(*lim.rate)) {
@@ -182,10 +185,11 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		}
 		var k principalKey
 		if !k.scan(raw) {
-			k = principalKey{}
-			if err := json.Unmarshal(raw, &k); err != nil {
+			var dk principalKey
+			if err := json.Unmarshal(raw, &dk); err != nil {
 				return nil, fmt.Errorf("decoding key record of user %s: %w", u.ID, err)
 			}
+			k = dk
 		}
 		ks := &p.keys[i]
 		i++
@@ -234,7 +238,8 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		}
 	}
 	if lim.rate != nil || lim.anyCredits {
-		p.limits = lim
+		held := lim // allocated only here: most principals have no limits
+		p.limits = &held
 	}
 	return p, nil
 }
@@ -279,17 +284,19 @@ var accesses = struct {
 
 // accessFor returns the shared access of a user with teams.
 func accessFor(u *principalUser, teams []principalTeam) *access {
-	id := accessID(u, teams)
+	var buf [256]byte
+	id := appendAccessID(buf[:0], u, teams)
 	accesses.Lock()
 	defer accesses.Unlock()
-	if wp, ok := accesses.m[id]; ok {
+	if wp, ok := accesses.m[string(id)]; ok {
 		if a := wp.Value(); a != nil {
 			return a
 		}
 	}
+	key := string(id)
 	a := newAccess(u, teams)
-	accesses.m[id] = weak.Make(a)
-	runtime.AddCleanup(a, dropAccess, id)
+	accesses.m[key] = weak.Make(a)
+	runtime.AddCleanup(a, dropAccess, key)
 	return a
 }
 
@@ -301,10 +308,11 @@ func dropAccess(id string) {
 	accesses.Unlock()
 }
 
-// accessID names everything an access is built from: the workspace, the
-// role, the team ids, and the permissions and grants of the user and its
-// teams (each list sorted, so the same rights in another order share).
-func accessID(u *principalUser, teams []principalTeam) string {
+// appendAccessID appends to b the name of everything an access is built
+// from: the workspace, the role, the team ids, and the permissions and
+// grants of the user and its teams (each list sorted, so the same rights
+// in another order share).
+func appendAccessID(b []byte, u *principalUser, teams []principalTeam) []byte {
 	var perms, grants []string
 	add := func(ps []string, gs []Grant) {
 		perms = append(perms, ps...)
@@ -320,20 +328,19 @@ func accessID(u *principalUser, teams []principalTeam) string {
 	}
 	sortStrings(perms)
 	sortStrings(grants)
-	var b strings.Builder
-	b.WriteString(u.Workspace)
-	b.WriteByte(0)
-	b.WriteString(string(u.Role))
+	b = append(b, u.Workspace...)
+	b = append(b, 0)
+	b = append(b, u.Role...)
 	for _, parts := range [...][]string{u.Teams, slices.Compact(perms), slices.Compact(grants)} {
-		b.WriteByte(0)
+		b = append(b, 0)
 		for i, s := range parts {
 			if i > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			b.WriteString(s)
+			b = append(b, s...)
 		}
 	}
-	return b.String()
+	return b
 }
 
 func newAccess(u *principalUser, teams []principalTeam) *access {

@@ -63,7 +63,7 @@ func TestPrincipalsShareTheirAccess(t *testing.T) {
 func TestUnusedAccessIsDropped(t *testing.T) {
 	user := `{"id":"usr_e","workspace":"acme","username":"e","kind":"api","role":"api_user","status":"active","grants":[{"resource":"device:only-e","rights":["read"]}]}`
 	p := buildTestPrincipal(t, user)
-	id := accessID(&principalUser{Workspace: "acme", Role: RoleAPIUser, Grants: []Grant{{Resource: "device:only-e", Rights: []string{"read"}}}}, nil)
+	id := string(appendAccessID(nil, &principalUser{Workspace: "acme", Role: RoleAPIUser, Grants: []Grant{{Resource: "device:only-e", Rights: []string{"read"}}}}, nil))
 	held := func() bool {
 		accesses.Lock()
 		defer accesses.Unlock()

@@ -98,6 +98,27 @@ func (s *recordScanner) str() string {
 	return string(v)
 }
 
+// name reads a plain string value that is usually one of names, and
+// returns that name when it is one (without allocating).
+func name[T ~string](s *recordScanner, names []T) T {
+	v, ok := s.plain()
+	if !ok {
+		s.fail()
+		return ""
+	}
+	for _, n := range names {
+		if string(v) == string(n) {
+			return n
+		}
+	}
+	return T(v)
+}
+
+var (
+	kindNames   = []Kind{KindAPI, KindMember}
+	statusNames = []Status{StatusActive, StatusInactive, StatusTrash}
+)
+
 // strs reads an array of plain strings (nil for null).
 func (s *recordScanner) strs() []string {
 	if s.literal("null") {
@@ -241,13 +262,13 @@ func (u *principalUser) scan(b []byte) bool {
 			u.Username = s.str()
 		case "kind":
 			once(8)
-			u.Kind = Kind(s.str())
+			u.Kind = name(&s, kindNames)
 		case "role":
 			once(16)
-			u.Role = Role(s.str())
+			u.Role = name(&s, RoleNames)
 		case "status":
 			once(32)
-			u.Status = Status(s.str())
+			u.Status = name(&s, statusNames)
 		case "permissions":
 			once(64)
 			u.Permissions = s.strs()

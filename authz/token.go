@@ -172,67 +172,61 @@ func NewSigner(cfg SignerConfig) (*Signer, error) {
 // of jwtClaims: these fields in this order, exp and nbf only when set,
 // strings without escapes), without encoding/json's reflection; it reports
 // false for anything else, which Verify then decodes with encoding/json.
-// It runs only on a payload whose signature was checked.
-func (c *jwtClaims) parseSigned(b []byte) bool {
+// It runs only on a payload whose signature was checked. The strings it
+// sets are parts of b (no copies).
+func (c *jwtClaims) parseSigned(b string) bool {
 	var ok bool
-	if b, ok = cutPrefix(b, `{"iss":"`); !ok {
+	if b, ok = strings.CutPrefix(b, `{"iss":"`); !ok {
 		return false
 	}
 	if c.Issuer, b, ok = cutString(b); !ok {
 		return false
 	}
-	if b, ok = cutPrefix(b, `,"sub":"`); !ok {
+	if b, ok = strings.CutPrefix(b, `,"sub":"`); !ok {
 		return false
 	}
 	if c.Subject, b, ok = cutString(b); !ok {
 		return false
 	}
-	if b, ok = cutPrefix(b, `,"ws":"`); !ok {
+	if b, ok = strings.CutPrefix(b, `,"ws":"`); !ok {
 		return false
 	}
 	if c.Workspace, b, ok = cutString(b); !ok {
 		return false
 	}
-	if b, ok = cutPrefix(b, `,"jti":"`); !ok {
+	if b, ok = strings.CutPrefix(b, `,"jti":"`); !ok {
 		return false
 	}
 	if c.ID, b, ok = cutString(b); !ok {
 		return false
 	}
-	if b, ok = cutPrefix(b, `,"iat":`); !ok {
+	if b, ok = strings.CutPrefix(b, `,"iat":`); !ok {
 		return false
 	}
 	if c.IssuedAt, b, ok = cutInt(b); !ok {
 		return false
 	}
-	if rest, found := cutPrefix(b, `,"exp":`); found {
+	if rest, found := strings.CutPrefix(b, `,"exp":`); found {
 		if c.ExpiresAt, b, ok = cutInt(rest); !ok {
 			return false
 		}
 	}
-	if rest, found := cutPrefix(b, `,"nbf":`); found {
+	if rest, found := strings.CutPrefix(b, `,"nbf":`); found {
 		if c.NotBefore, b, ok = cutInt(rest); !ok {
 			return false
 		}
 	}
-	return len(b) == 1 && b[0] == '}'
-}
-
-func cutPrefix(b []byte, prefix string) ([]byte, bool) {
-	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
-		return b, false
-	}
-	return b[len(prefix):], true
+	return b == "}"
 }
 
 // cutString reads a string's characters up to its closing quote; a string
 // with an escape, a control character or anything but ASCII is not read
 // here.
-func cutString(b []byte) (string, []byte, bool) {
-	for i, ch := range b {
-		switch {
+func cutString(b string) (string, string, bool) {
+	for i := 0; i < len(b); i++ {
+		switch ch := b[i]; {
 		case ch == '"':
-			return string(b[:i]), b[i+1:], true
+			return b[:i], b[i+1:], true
 		case ch == '\\' || ch < 0x20 || ch >= 0x80:
 			return "", b, false
 		}
@@ -242,7 +236,7 @@ func cutString(b []byte) (string, []byte, bool) {
 
 // cutInt reads a positive integer without leading zeros, as json.Marshal
 // writes one.
-func cutInt(b []byte) (int64, []byte, bool) {
+func cutInt(b string) (int64, string, bool) {
 	var n int64
 	i := 0
 	for ; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
@@ -350,15 +344,28 @@ func (s *Signer) Verify(key string) (*Claims, error) {
 	if len(sig) != n || !equalConstantTime(enc[:n], sig) {
 		return nil, ErrKeySignature
 	}
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(payload)
+	// The payload is decoded on the stack, and copied once into the one
+	// string the claims' strings are parts of.
+	var buf [512]byte
+	raw := buf[:0]
+	if n := base64.RawURLEncoding.DecodedLen(len(payload)); n <= len(buf) {
+		raw = buf[:n]
+	} else {
+		raw = make([]byte, n)
+	}
+	n, err := base64.RawURLEncoding.Strict().Decode(raw, unsafe.Slice(unsafe.StringData(payload), len(payload)))
 	if err != nil {
 		return nil, ErrKeyMalformed
 	}
+	text := string(raw[:n])
 	var jc jwtClaims
-	if !jc.parseSigned(raw) {
-		if err := json.Unmarshal(raw, &jc); err != nil {
+	if !jc.parseSigned(text) {
+		// (A copy of its own: buf and jc stay on the stack.)
+		var dj jwtClaims
+		if err := json.Unmarshal([]byte(text), &dj); err != nil {
 			return nil, ErrKeyMalformed
 		}
+		jc = dj
 	}
 	if jc.Issuer != s.issuer || !strings.HasPrefix(jc.Subject, "usr_") ||
 		!(strings.HasPrefix(jc.ID, "key_") || strings.HasPrefix(jc.ID, "ses_")) || !ValidWorkspaceID(jc.Workspace) || jc.IssuedAt <= 0 {

@@ -112,38 +112,104 @@ func (s *Store) run(ctx context.Context, ws string, write bool, fn func(authz.Tx
 
 // LoadPrincipal reads the user, its keys and its teams in one read
 // transaction. Keys come in key id order, teams in the order the user lists
-// them; teams that do not exist are skipped.
+// them; teams that do not exist are skipped. The record's values share one
+// copy of what they hold (a cache miss allocates little).
 func (s *Store) LoadPrincipal(ctx context.Context, ws, userID string) (*authz.PrincipalRecord, error) {
-	var rec *authz.PrincipalRecord
-	err := s.View(ctx, ws, func(t authz.Tx) error {
-		btx := t.(*tx).btx
-		wsb := btx.Bucket(bucketName(ws))
-		user := get(wsb, authz.CollUsers, userID)
-		if user == nil {
-			return fmt.Errorf("loading principal %s in workspace %q: %w", userID, ws, authz.ErrNotFound)
-		}
-		teams, err := authz.UserRecordTeams(user)
-		if err != nil {
-			return fmt.Errorf("loading principal %s in workspace %q: decoding user: %w", userID, ws, err)
-		}
-		rec = &authz.PrincipalRecord{User: bytes.Clone(user)}
-		if kb := bucket(wsb, authz.KeysCollection(ws, userID).Name); kb != nil {
-			c := kb.Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				rec.Keys = append(rec.Keys, clone(v))
-			}
-		}
-		for _, id := range teams {
-			if v := get(wsb, authz.CollTeams, id); v != nil {
-				rec.Teams = append(rec.Teams, bytes.Clone(v))
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := checkWorkspace(ws); err != nil {
+		return nil, err
+	}
+	var rec *authz.PrincipalRecord
+	var fnErr error
+	err := s.db.View(func(btx *bbolt.Tx) error {
+		rec, fnErr = loadPrincipal(btx, ws, userID)
+		return fnErr
+	})
+	if fnErr != nil {
+		return nil, fnErr
+	}
+	if err != nil {
+		return nil, s.backendErr(err)
+	}
 	return rec, nil
+}
+
+var (
+	usersBucket = []byte(authz.CollUsers)
+	teamsBucket = []byte(authz.CollTeams)
+)
+
+// loadPrincipal is LoadPrincipal inside its transaction.
+func loadPrincipal(btx *bbolt.Tx, ws, userID string) (*authz.PrincipalRecord, error) {
+	var name [96]byte // bucket names and keys, on the stack
+	wsb := btx.Bucket(append(name[:0], bucketName(ws)...))
+	var user []byte
+	if wsb != nil {
+		user = getKey(wsb.Bucket(usersBucket), append(name[:0], userID...))
+	}
+	if user == nil || userID == "" {
+		return nil, fmt.Errorf("loading principal %s in workspace %q: %w", userID, ws, authz.ErrNotFound)
+	}
+	teams, err := authz.UserRecordTeams(user)
+	if err != nil {
+		return nil, fmt.Errorf("loading principal %s in workspace %q: decoding user: %w", userID, ws, err)
+	}
+	// What the record holds, as bbolt has it: the user, then the keys,
+	// then the teams.
+	var held [24][]byte
+	parts := append(held[:0], user)
+	if kb := wsb.Bucket(append(append(name[:0], authz.KeysCollection(ws, "").Name...), userID...)); kb != nil {
+		c := kb.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			parts = append(parts, v)
+		}
+	}
+	nkeys := len(parts) - 1
+	if len(teams) > 0 {
+		tb := wsb.Bucket(teamsBucket)
+		for _, id := range teams {
+			if v := getKey(tb, append(name[:0], id...)); v != nil {
+				parts = append(parts, v)
+			}
+		}
+	}
+	size := 0
+	for _, p := range parts {
+		size += len(p)
+	}
+	buf := make([]byte, 0, size)
+	vals := make([][]byte, len(parts))
+	for i, p := range parts {
+		buf = append(buf, p...)
+		vals[i] = buf[len(buf)-len(p) : len(buf) : len(buf)]
+	}
+	rec := &authz.PrincipalRecord{User: vals[0]}
+	if nkeys > 0 {
+		rec.Keys = vals[1 : 1+nkeys]
+	}
+	if len(vals) > 1+nkeys {
+		rec.Teams = vals[1+nkeys:]
+	}
+	return rec, nil
+}
+
+// getKey returns the value of key in b (nil b: none), or nil when it is
+// missing or a bucket. A present empty value is a non-nil empty slice. The
+// result points into bbolt memory.
+func getKey(b *bbolt.Bucket, key []byte) []byte {
+	if b == nil || len(key) == 0 {
+		return nil
+	}
+	k, v := b.Cursor().Seek(key)
+	if k == nil || !bytes.Equal(k, key) || v == nil && b.Bucket(key) != nil {
+		return nil
+	}
+	if v == nil {
+		return []byte{}
+	}
+	return v
 }
 
 // Close closes the file and releases its lock. Calls after the first do
