@@ -347,7 +347,7 @@ func (s *Signer) Verify(key string) (*Claims, error) {
 	// The payload is decoded on the stack, and copied once into the one
 	// string the claims' strings are parts of.
 	var buf [512]byte
-	raw := buf[:0]
+	var raw []byte
 	if n := base64.RawURLEncoding.DecodedLen(len(payload)); n <= len(buf) {
 		raw = buf[:n]
 	} else {
