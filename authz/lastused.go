@@ -155,9 +155,8 @@ func deleteCredential(tx Tx, ws, userID, id string) error {
 	return tx.Delete(c, UseID(id))
 }
 
-// TouchIn applies touch t in tx as Toucher.Touch does: a store's Toucher
-// may use it where it runs a transaction of its own per touch.
-func TouchIn(tx Tx, t Touch) error {
+// touchIn applies touch t in tx as Toucher.Touch does.
+func touchIn(tx Tx, t Touch) error {
 	c := KeysCollection(t.Workspace, t.User)
 	if _, err := tx.Get(c, t.ID); err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -173,8 +172,9 @@ func TouchIn(tx Tx, t Touch) error {
 }
 
 // TouchByUpdate returns the Toucher the Service uses for a store that is
-// none: one Update per workspace of a batch, applying each touch with
-// TouchIn. It writes the same records a store's own Toucher must.
+// none: one Update per workspace of a batch, with a Get of the credential
+// and of its use record and a Put per touch. It writes the same records a
+// store's own Toucher must (storetest.RunTouch runs it against each store).
 func TouchByUpdate(st Store) Toucher { return updateToucher{st} }
 
 type updateToucher struct{ st Store }
@@ -190,7 +190,7 @@ func (u updateToucher) Touch(ctx context.Context, ts []Touch) error {
 		batch := ts[i:j]
 		errs = append(errs, u.st.Update(ctx, batch[0].Workspace, func(tx Tx) error {
 			for _, t := range batch {
-				if err := TouchIn(tx, t); err != nil {
+				if err := touchIn(tx, t); err != nil {
 					return err
 				}
 			}
