@@ -249,8 +249,12 @@ FILE_DIR=$WORK/file-store
 global_file() {
 	printf '{\n\tadmin off\n\tdefault_bind 127.0.0.1\n\tapiusers {\n\t\tstore file %s\n\t}\n}\n' "$FILE_DIR"
 }
+# global_redis [extra option line]: the global options on Redis.
 global_redis() {
-	printf '{\n\tadmin off\n\tdefault_bind 127.0.0.1\n\tapiusers {\n\t\tstore redis %s\n\t\tsigning_key {env.APIUSERS_BENCH_SIGNING_KEY}\n\t}\n}\n' "$REDIS_URL"
+	local extra=
+	[ -n "${1:-}" ] && extra=$(printf '\t\t%s\n' "$1")
+	printf '{\n\tadmin off\n\tdefault_bind 127.0.0.1\n\tapiusers {\n\t\tstore redis %s\n\t\tsigning_key {env.APIUSERS_BENCH_SIGNING_KEY}\n%s\t}\n}\n' "$REDIS_URL" "${extra:+$extra
+}"
 }
 # gateway_site <port> [extra subdirective]: the protected route.
 gateway_site() {
@@ -741,12 +745,15 @@ fleet_site() {
 }
 free_port PA
 free_port PB
+# The probe ends each round on B's first 401 for the revoked key, from one
+# address: 200 rounds are 200 failed authentications, which the failed-auth
+# throttle (100 a minute by default) would answer 429 from round 100 on.
 {
-	global_redis
+	global_redis "auth_failures off"
 	fleet_site "$PA"
 } >"$WORK/fleet-a.Caddyfile"
 {
-	global_redis
+	global_redis "auth_failures off"
 	fleet_site "$PB"
 } >"$WORK/fleet-b.Caddyfile"
 caddy_start caddy-fleet-a "$WORK/fleet-a.Caddyfile" "$PA"
