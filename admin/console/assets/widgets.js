@@ -6,6 +6,16 @@ import { h, uid } from './dom.js';
 import { t, has, LANGUAGES, timeZones } from './i18n.js';
 import { CATALOG } from './rights.js';
 
+// samePasswords reports whether the new password p1 and its repetition p2
+// agree; when they do not, it says so at p2 (the browser's own bubble).
+export function samePasswords(p1, p2) {
+  if (p1.value === p2.value) return true;
+  p2.setCustomValidity(t('password.mismatch'));
+  p2.reportValidity();
+  p2.setCustomValidity('');
+  return false;
+}
+
 // field is a labelled control: <div class=field><label>…</label>control</div>.
 export function field(label, control, hint) {
   if (!control.id) control.id = uid('f');

@@ -5,7 +5,7 @@ import { h, replace, announce } from '../dom.js';
 import { api } from '../api.js';
 import { t, browserZone } from '../i18n.js';
 import { alertBox, errorText } from '../dialog.js';
-import { field, input, languageSelect, zoneSelect } from '../widgets.js';
+import { field, input, languageSelect, zoneSelect, samePasswords } from '../widgets.js';
 
 export async function render({ main, caller: c, reload }) {
   const acc = c.account;
@@ -60,12 +60,7 @@ function passwordForm() {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     if (!form.checkValidity()) { form.reportValidity(); return; }
-    if (p1.value !== p2.value) {
-      p2.setCustomValidity(t('password.mismatch'));
-      p2.reportValidity();
-      p2.setCustomValidity('');
-      return;
-    }
+    if (!samePasswords(p1, p2)) return;
     box.show('');
     try {
       await api('POST', 'me/password', { body: { current_password: cur.value, new_password: p1.value } });

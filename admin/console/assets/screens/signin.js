@@ -6,7 +6,7 @@ import { h, replace, announce } from '../dom.js';
 import { api, ApiError } from '../api.js';
 import { t, LANGUAGES, language, setLocale } from '../i18n.js';
 import { alertBox, errorText } from '../dialog.js';
-import { field, input } from '../widgets.js';
+import { field, input, samePasswords } from '../widgets.js';
 
 // standalone is the frame of a screen without navigation: the product
 // name, a language switch and a card with the form.
@@ -35,15 +35,7 @@ function passwordPair(required = true) {
   const p2 = input({ type: 'password', name: 'new_password_again', autocomplete: 'new-password', required, minlength: 12, maxlength: 256 });
   return {
     fields: [field(t('password.new'), p1, t('password.rule')), field(t('password.again'), p2)],
-    check() {
-      if (p1.value !== p2.value) {
-        p2.setCustomValidity(t('password.mismatch'));
-        p2.reportValidity();
-        p2.setCustomValidity('');
-        return false;
-      }
-      return true;
-    },
+    check() { return samePasswords(p1, p2); },
     get value() { return p1.value; },
   };
 }

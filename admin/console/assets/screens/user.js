@@ -8,7 +8,7 @@ import { h, replace, announce } from '../dom.js';
 import { api, path, listAll, ApiError } from '../api.js';
 import { t, timeEl } from '../i18n.js';
 import { openDialog, confirmDialog, alertBox, errorText } from '../dialog.js';
-import { field, input, select, roleLabel, statusBadge, table, checkbox } from '../widgets.js';
+import { field, input, select, roleLabel, statusBadge, table, checkbox, samePasswords } from '../widgets.js';
 import { href, go } from '../app.js';
 import { userFields, patchOf } from './userform.js';
 import { tabBar } from './tabs.js';
@@ -313,12 +313,7 @@ function passwordSection(ctx, u) {
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     if (!form.checkValidity()) { form.reportValidity(); return; }
-    if (p1.value !== p2.value) {
-      p2.setCustomValidity(t('password.mismatch'));
-      p2.reportValidity();
-      p2.setCustomValidity('');
-      return;
-    }
+    if (!samePasswords(p1, p2)) return;
     box.show('');
     try {
       await api('PUT', path('workspaces', ws, 'users', u.id, 'password'), { body: { password: p1.value } });

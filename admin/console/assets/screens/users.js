@@ -7,7 +7,7 @@ import { api, path, listAll } from '../api.js';
 import { t, timeEl } from '../i18n.js';
 import { openDialog } from '../dialog.js';
 import { ROLE_NAMES } from '../rights.js';
-import { field, input, select, roleLabel, statusBadge, table, Pager, checkbox } from '../widgets.js';
+import { field, input, select, roleLabel, statusBadge, table, Pager, checkbox, samePasswords } from '../widgets.js';
 import { href, go } from '../app.js';
 import { userFields } from './userform.js';
 import { tabBar } from './tabs.js';
@@ -139,12 +139,7 @@ async function addUser(ctx, teams) {
     ],
     onSubmit: async (form) => {
       const v = f.read(form);
-      if (pw1.value !== pw2.value) {
-        pw2.setCustomValidity(t('password.mismatch'));
-        pw2.reportValidity();
-        pw2.setCustomValidity('');
-        return false;
-      }
+      if (!samePasswords(pw1, pw2)) return false;
       const body = { username: v.username, kind: 'api', role: v.role };
       for (const k of ['email', 'organization', 'language', 'timezone', 'private_note']) if (v[k]) body[k] = v[k];
       if (v.permissions.length) body.permissions = v.permissions;
