@@ -58,27 +58,22 @@ export async function render(ctx) {
       if (c.may(u, 'update')) {
         acts.push(h('button', { type: 'button', 'aria-label': `${t('members.edit')}: ${who}`, onclick: () => edit(u) }, t('members.edit')));
       }
+      // linkButton asks the API for a new link for u (an invitation or a
+      // reset): mailed, or, without a mailer, shown to pass on.
+      const linkButton = (label, endpoint, urlField, title, sent) => h('button', {
+        type: 'button',
+        'aria-label': `${t(label)}: ${who}`,
+        onclick: () => act(async () => {
+          const r = await api('POST', path('workspaces', ws, 'users', u.id, endpoint));
+          if (r && r[urlField]) await linkDialog(t(title), t('members.no_mailer'), r[urlField]);
+          else announce(t(sent, { email: who }));
+        }),
+      }, t(label));
       if (u.status === 'invited' && c.may(u, 'invitation')) {
-        acts.push(h('button', {
-          type: 'button',
-          'aria-label': `${t('members.resend')}: ${who}`,
-          onclick: () => act(async () => {
-            const r = await api('POST', path('workspaces', ws, 'users', u.id, 'invitation'));
-            if (r && r.accept_url) await linkDialog(t('members.invite_link_title'), t('members.no_mailer'), r.accept_url);
-            else announce(t('members.invite_sent', { email: who }));
-          }),
-        }, t('members.resend')));
+        acts.push(linkButton('members.resend', 'invitation', 'accept_url', 'members.invite_link_title', 'members.invite_sent'));
       }
       if (u.status === 'active' && c.may(u, 'password_reset')) {
-        acts.push(h('button', {
-          type: 'button',
-          'aria-label': `${t('members.reset')}: ${who}`,
-          onclick: () => act(async () => {
-            const r = await api('POST', path('workspaces', ws, 'users', u.id, 'password-reset'));
-            if (r && r.reset_url) await linkDialog(t('members.reset_link_title'), t('members.no_mailer'), r.reset_url);
-            else announce(t('members.reset_sent', { email: who }));
-          }),
-        }, t('members.reset')));
+        acts.push(linkButton('members.reset', 'password-reset', 'reset_url', 'members.reset_link_title', 'members.reset_sent'));
       }
       const to = u.status === 'active' ? 'inactive' : 'active';
       if ((u.status === 'active' || u.status === 'inactive') && c.may(u, `status.${to}`)) {
