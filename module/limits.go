@@ -339,7 +339,7 @@ var (
 // when a limit refuses it or the credits are spent, 503 when the credits
 // cannot be spent for want of the store.
 func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *serving, p *authz.Principal, kid string, now int64, vals limitVals) error {
-	var ds [maxLimitLines]limit.Decision
+	var counted [maxLimitLines]limit.Ticket // to refund when refused
 	denied := -1
 	var retry time.Duration
 	lines := g.limiters(sv)
@@ -350,7 +350,7 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 			rate = *own
 		}
 		d := lines[i].Allow(l.subject(r, p, kid), rate, 1, now)
-		ds[i] = d
+		counted[i] = d.Ticket()
 		vals.add(l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
 		if !d.Allowed && (denied < 0 || d.RetryAfter > retry) {
 			denied, retry = i, d.RetryAfter
@@ -380,9 +380,7 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 		return nil
 	}
 	for i := range g.lines {
-		if ds[i].Allowed {
-			lines[i].Refund(ds[i])
-		}
+		lines[i].Refund(counted[i])
 	}
 	if retry > 0 {
 		h[hdrRetryAfter] = []string{strconv.FormatInt(seconds(retry), 10)}

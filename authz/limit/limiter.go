@@ -84,14 +84,14 @@ func (l *Limiter) Allow(subject string, r Rate, cost, now int64) Decision {
 }
 
 // Refund takes back the requests an allowing Decision counted (when a
-// later check of the same request denies it).
-func (l *Limiter) Refund(d Decision) {
-	if d.w == nil {
+// later check of the same request denies it), given its Ticket.
+func (l *Limiter) Refund(t Ticket) {
+	if t.w == nil {
 		return
 	}
-	d.w.mu.Lock()
-	d.w.refund(d.slot, d.cost)
-	d.w.mu.Unlock()
+	t.w.mu.Lock()
+	t.w.refund(t.slot, t.cost)
+	t.w.mu.Unlock()
 }
 
 func (l *Limiter) window(subject string, r Rate, now int64) *window {

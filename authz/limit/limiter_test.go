@@ -70,7 +70,7 @@ func TestLimiterRemainingAndReset(t *testing.T) {
 	}
 	// Refunding an allowed decision gives its request back.
 	ok := l.Allow("k2", r, 1, t0)
-	l.Refund(ok)
+	l.Refund(ok.Ticket())
 	if d := l.Allow("k2", r, 1, t0); d.Remaining != 4 {
 		t.Errorf("after a refund: remaining %d, want 4", d.Remaining)
 	}

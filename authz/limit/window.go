@@ -25,6 +25,7 @@ type window struct {
 	slotLen int64 // nanoseconds
 	cap     int64
 	head    int64 // absolute number of the newest slot
+	headAt  int64 // when it starts: head × slotLen
 
 	// all holds the requests of every instance as this one knows them:
 	// its own, and the fleet's as of the last sync. pending holds the own
@@ -64,7 +65,8 @@ func newWindow(r Rate, now int64) *window {
 	if sl < 1 {
 		sl = 1
 	}
-	return &window{slotLen: sl, cap: r.Capacity(), head: now / sl, share: 1}
+	head := now / sl
+	return &window{slotLen: sl, cap: r.Capacity(), head: head, headAt: head * sl, share: 1}
 }
 
 // ShareTTL is how long an instance keeps counting by the fleet's share
@@ -107,7 +109,7 @@ func (w *window) advance(c int64) {
 			w.known[s%ring] = 0
 		}
 	}
-	w.head = c
+	w.head, w.headAt = c, c*w.slotLen
 }
 
 // used returns the window's count at now (slot c, offset off into it):
@@ -194,6 +196,13 @@ func ceilDuration(ns float64) time.Duration {
 // mulDivUp returns ⌈a×b/d⌉ for b ≤ d.
 func mulDivUp(a, b, d uint64) uint64 {
 	hi, lo := bits.Mul64(a, b)
+	if hi == 0 { // the usual case: one 64-bit division
+		q := lo / d
+		if lo%d != 0 {
+			q++
+		}
+		return q
+	}
 	q, r := bits.Div64(hi, lo, d)
 	if r != 0 {
 		q++
@@ -203,9 +212,11 @@ func mulDivUp(a, b, d uint64) uint64 {
 
 // allow admits cost more requests at now when they fit, and counts them.
 func (w *window) allow(now, cost int64, shared bool) (d Decision) {
-	c := now / w.slotLen
-	w.advance(c)
-	off := now - w.head*w.slotLen
+	off := now - w.headAt
+	if off >= w.slotLen { // a later slot: the only division
+		w.advance(now / w.slotLen)
+		off = now - w.headAt
+	}
 	if off < 0 || off >= w.slotLen {
 		off = 0 // now was before head (see advance)
 	}
@@ -231,7 +242,7 @@ func (w *window) allow(now, cost int64, shared bool) (d Decision) {
 	d.Allowed = true
 	d.Remaining = w.cap - used
 	d.Reset = w.nextFree(off)
-	d.w, d.slot, d.cost = w, w.head, cost
+	d.ticket = Ticket{w, w.head, cost}
 	return d
 }
 
@@ -279,6 +290,15 @@ type Decision struct {
 	// RetryAfter is, when denied, how long until this request would fit.
 	RetryAfter time.Duration
 
+	ticket Ticket
+}
+
+// Ticket returns what Limiter.Refund needs to take back what d counted
+// (nothing, when d did not allow).
+func (d *Decision) Ticket() Ticket { return d.ticket }
+
+// A Ticket names the requests an allowing Decision counted.
+type Ticket struct {
 	w          *window
 	slot, cost int64
 }
