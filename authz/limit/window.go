@@ -55,6 +55,7 @@ type window struct {
 	queued bool   // in the limiter's dirty list
 	name   string // fleet-wide name (shared limiters only)
 
+	owner   *Limiter
 	subject string
 	rate    Rate
 	next    *window // another window whose subject and rate hash alike
