@@ -21,11 +21,17 @@ const ring = Slots + 1
 // window counts one subject's requests at one Rate. Its slots are a ring
 // indexed by absolute slot number (Unix time / slot length) modulo ring.
 type window struct {
+	// What a request reads comes first, on as few cache lines as can be:
+	// whose window it is (a Memo checks), its newest slot, share and all.
+	owner   *Limiter
+	rate    Rate
+	subject string
 	mu      sync.Mutex
 	slotLen int64 // nanoseconds
 	cap     int64
-	head    int64 // absolute number of the newest slot
-	headAt  int64 // when it starts: head × slotLen
+	head    int64   // absolute number of the newest slot
+	headAt  int64   // when it starts: head × slotLen
+	share   float64 // ≥ 1 (see known)
 
 	// all holds the requests of every instance as this one knows them:
 	// its own, and the fleet's as of the last sync. pending holds the own
@@ -44,21 +50,17 @@ type window struct {
 	// would admit up to n times that; with it, each takes its part in
 	// proportion to the requests it gets.
 	known      [ring]uint32
-	since      int64   // own requests counted since the last report
-	demand     int64   // own requests that came (admitted or not) since then
-	reported   int64   // own demand reported since the last read
-	demandSeen int64   // the fleet's demand counter at the last read
-	share      float64 // ≥ 1
-	synced     bool    // read at least once
-	readAt     int64   // when the last read was made
+	since      int64 // own requests counted since the last report
+	demand     int64 // own requests that came (admitted or not) since then
+	reported   int64 // own demand reported since the last read
+	demandSeen int64 // the fleet's demand counter at the last read
+	synced     bool  // read at least once
+	readAt     int64 // when the last read was made
 
 	queued bool   // in the limiter's dirty list
 	name   string // fleet-wide name (shared limiters only)
 
-	owner   *Limiter
-	subject string
-	rate    Rate
-	next    *window // another window whose subject and rate hash alike
+	next *window // another window whose subject and rate hash alike
 }
 
 func newWindow(r Rate, now int64) *window {
