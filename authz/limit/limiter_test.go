@@ -466,3 +466,17 @@ func TestLimiterMemoConcurrent(t *testing.T) {
 		t.Errorf("the 1001st request was allowed: %+v", d)
 	}
 }
+
+// BenchmarkLimiterAllowMemo is BenchmarkLimiterAllow through a Memo, as
+// the gateway counts a caller's requests.
+func BenchmarkLimiterAllowMemo(b *testing.B) {
+	l := NewLimiter()
+	r := Rate{Requests: 1 << 20, Per: time.Second}
+	var m Memo
+	now := t0
+	b.ReportAllocs()
+	for b.Loop() {
+		now += 1000
+		l.AllowMemo(&m, "usr_0123456789abcdefghjkmnpq", r, 1, now)
+	}
+}
