@@ -46,6 +46,7 @@ type Principal struct {
 	userEpoch *atomic.Uint64 // the cache's counter of this principal's user shard
 	used      atomic.Uint32  // the cache's clock at its last use (see boundedMap)
 	limits    *callerLimits  // nil when the user and its keys and teams set none
+	windows   limit.Memo     // the rate limit windows it was last counted in
 }
 
 // callerLimits are a principal's own limits: the user's rate limit (else
@@ -55,6 +56,7 @@ type callerLimits struct {
 	rate       *limit.Rate
 	credits    *limit.Credits
 	anyCredits bool
+	keys       bool // some key has limits of its own
 }
 
 // keyLimits are a key's own rate limit and credits.
@@ -197,6 +199,7 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 		if k.RateLimit != nil || k.Credits != nil {
 			ks.limits = &keyLimits{rate: ownRate(k.RateLimit), credits: k.Credits.limitCredits(acc.workspace, k.ID)}
 			lim.anyCredits = lim.anyCredits || ks.limits.credits != nil
+			lim.keys = true
 		}
 		if k.LastUsed != nil {
 			// A use this recent is on record already (by this instance
@@ -237,7 +240,7 @@ func BuildPrincipal(rec *PrincipalRecord) (*Principal, error) {
 			}
 		}
 	}
-	if lim.rate != nil || lim.anyCredits {
+	if lim.rate != nil || lim.anyCredits || lim.keys {
 		held := lim // allocated only here: most principals have no limits
 		p.limits = &held
 	}
@@ -401,10 +404,12 @@ func ownRate(r *RateLimit) *limit.Rate {
 // its user's, else the highest of its teams'; nil for none) and the
 // credits it spends (the key's, else the user's; nil for none).
 func (p *Principal) CallerLimits(kid string) (*limit.Rate, *limit.Credits) {
-	var rate *limit.Rate
-	var credits *limit.Credits
-	if p.limits != nil {
-		rate, credits = p.limits.rate, p.limits.credits
+	if p.limits == nil {
+		return nil, nil // most callers
+	}
+	rate, credits := p.limits.rate, p.limits.credits
+	if !p.limits.keys {
+		return rate, credits
 	}
 	if ks := p.key(kid); ks != nil && ks.limits != nil {
 		if ks.limits.rate != nil {
@@ -416,6 +421,11 @@ func (p *Principal) CallerLimits(kid string) (*limit.Rate, *limit.Credits) {
 	}
 	return rate, credits
 }
+
+// Windows remembers the rate limit windows the principal's requests were
+// last counted in (limit.Limiter.AllowMemo), for lines that count by its
+// user, its keys or its workspace.
+func (p *Principal) Windows() *limit.Memo { return &p.windows }
 
 // HasCredits reports whether the user or any of its keys has credits.
 func (p *Principal) HasCredits() bool { return p.limits != nil && p.limits.anyCredits }

@@ -311,23 +311,29 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// with the RateLimit fields' values). Each slice has capacity 1, so an
 	// append reallocates rather than writing into its neighbour.
 	var vals *[5]string
-	if credits := p.HasCredits(); len(g.lines) > 0 || credits {
+	switch credits := p.HasCredits(); {
+	case len(g.lines) == 0 && !credits:
+		vals = new([5]string)
+	case len(g.lines) == 1 && !credits:
+		vals, err = g.limitOne(w, r, sv, p, cl.KeyID, now.UnixNano())
+	case len(g.lines) == 0:
+		vals, err = g.spendOne(w, r, sv, p, cl.KeyID, now.UnixNano())
+	default:
 		n := len(g.lines)
 		if credits {
 			n++
 		}
 		var lv limitVals
 		vals, lv = g.newLimitVals(n)
-		if err := g.limitRequest(w, r, sv, p, cl.KeyID, now.UnixNano(), lv); err != nil {
-			if herr, ok := err.(caddyhttp.HandlerError); ok && herr.StatusCode == http.StatusServiceUnavailable {
-				g.counters.unavailable()
-			} else {
-				g.counters.limited()
-			}
-			return err
+		err = g.limitRequest(w, r, sv, p, cl.KeyID, now.UnixNano(), lv)
+	}
+	if err != nil {
+		if herr, ok := err.(caddyhttp.HandlerError); ok && herr.StatusCode == http.StatusServiceUnavailable {
+			g.counters.unavailable()
+		} else {
+			g.counters.limited()
 		}
-	} else {
-		vals = new([5]string)
+		return err
 	}
 
 	setPlaceholders(r, repl, p, cl.KeyID)

@@ -65,6 +65,18 @@ type RateLimit struct {
 	Name string `json:"name,omitempty"`
 }
 
+// countBy is a RateLimit's By, compiled.
+type countBy uint8
+
+const (
+	countByUser countBy = iota
+	countByKey
+	countByWorkspace
+	countByIP
+)
+
+var countByOf = map[string]countBy{ByUser: countByUser, ByKey: countByKey, ByWorkspace: countByWorkspace, ByIP: countByIP}
+
 // policyNameRe is what a RateLimit name may be.
 var policyNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 
@@ -78,7 +90,7 @@ const maxLimitLines = 8
 type limitLine struct {
 	id        string // the limiter's fleet-wide name
 	name      string
-	by        string
+	by        countBy
 	rate      limit.Rate
 	perCaller bool   // by key or by user: a caller's own rate replaces rate
 	policy    string // the RateLimit-Policy item of rate
@@ -120,7 +132,7 @@ func (g *Gateway) compileLimits(ident string) error {
 		g.lines = append(g.lines, &limitLine{
 			id:        ident + "/" + strconv.Itoa(i) + "/" + by,
 			name:      name,
-			by:        by,
+			by:        countByOf[by],
 			rate:      r,
 			perCaller: by == ByKey || by == ByUser,
 			policy:    policyItem(name, r),
@@ -223,11 +235,11 @@ func (l *limitLine) policyFor(r limit.Rate) string {
 // subject returns what line l counts this request by.
 func (l *limitLine) subject(r *http.Request, p *authz.Principal, kid string) string {
 	switch l.by {
-	case ByKey:
+	case countByKey:
 		return kid
-	case ByWorkspace:
+	case countByWorkspace:
 		return p.Workspace
-	case ByIP:
+	case countByIP:
 		if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
 			if ip, ok := vars[caddyhttp.ClientIPVarKey].(string); ok && ip != "" {
 				return ip
@@ -293,22 +305,28 @@ func (g *Gateway) newLimitVals(n int) (*[5]string, limitVals) {
 // add adds an item: its RateLimit-Policy value, and the RateLimit value
 // prefix+r[;t=t] made in v's bytes.
 func (v *limitVals) add(policy, prefix string, r, t int64, withT bool) {
-	start := len(v.buf)
-	b := append(v.buf, prefix...)
+	v.policy = append(v.policy, policy)
+	var s string
+	s, v.buf = stateItem(v.buf, prefix, r, t, withT)
+	v.state = append(v.state, s)
+}
+
+// stateItem appends the RateLimit item prefix+r[;t=t] to buf and returns
+// it, and buf with it. The item's bytes live in the request's allocation
+// (buf's array), are never written again, and live as long as the header
+// does; one that does not fit is a copy of its own.
+func stateItem(buf []byte, prefix string, r, t int64, withT bool) (string, []byte) {
+	start := len(buf)
+	b := append(buf, prefix...)
 	b = strconv.AppendInt(b, r, 10)
 	if withT {
 		b = append(b, ";t="...)
 		b = strconv.AppendInt(b, t, 10)
 	}
-	v.policy = append(v.policy, policy)
-	if cap(b) != cap(v.buf) {
-		v.state = append(v.state, string(b[start:])) // did not fit: a copy of its own
-		return
+	if cap(b) != cap(buf) {
+		return string(b[start:]), buf
 	}
-	v.buf = b
-	// The bytes live in the request's allocation, are never written
-	// again, and live as long as the header does.
-	v.state = append(v.state, unsafe.String(&b[start], len(b)-start))
+	return unsafe.String(&b[start], len(b)-start), b
 }
 
 // Headers of the RateLimit fields (canonical forms).
@@ -339,7 +357,7 @@ var (
 // when a limit refuses it or the credits are spent, 503 when the credits
 // cannot be spent for want of the store.
 func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *serving, p *authz.Principal, kid string, now int64, vals limitVals) error {
-	var ds [maxLimitLines]limit.Decision
+	var counted [maxLimitLines]limit.Ticket // to refund when refused
 	denied := -1
 	var retry time.Duration
 	lines := g.limiters(sv)
@@ -349,8 +367,12 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 		if l.perCaller && own != nil {
 			rate = *own
 		}
-		d := lines[i].Allow(l.subject(r, p, kid), rate, 1, now)
-		ds[i] = d
+		var memo *limit.Memo
+		if l.by != countByIP {
+			memo = p.Windows()
+		}
+		d := lines[i].AllowMemo(memo, l.subject(r, p, kid), rate, 1, now)
+		counted[i] = d.Ticket()
 		vals.add(l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
 		if !d.Allowed && (denied < 0 || d.RetryAfter > retry) {
 			denied, retry = i, d.RetryAfter
@@ -380,10 +402,70 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 		return nil
 	}
 	for i := range g.lines {
-		if ds[i].Allowed {
-			lines[i].Refund(ds[i])
+		lines[i].Refund(counted[i])
+	}
+	return g.refuse(h, err, retry)
+}
+
+// The two usual limited requests have a path of their own, with less to
+// do than limitRequest: a route with one rate limit and a caller without
+// credits (limitOne), and a route without rate limits and a caller with
+// credits (spendOne). Each returns the request's allocation
+// (newLimitVals) as well, or the error to answer with.
+
+func (g *Gateway) limitOne(w http.ResponseWriter, r *http.Request, sv *serving, p *authz.Principal, kid string, now int64) (*[5]string, error) {
+	l := g.lines[0]
+	rate := l.rate
+	if l.perCaller {
+		if own, _ := p.CallerLimits(kid); own != nil {
+			rate = *own
 		}
 	}
+	var memo *limit.Memo
+	if l.by != countByIP {
+		memo = p.Windows()
+	}
+	d := g.limiters(sv)[0].AllowMemo(memo, l.subject(r, p, kid), rate, 1, now)
+	vals := oneItem(w.Header(), l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
+	if !d.Allowed {
+		l.limited.Inc()
+		return nil, g.refuse(w.Header(), errRateLimited, d.RetryAfter)
+	}
+	return vals, nil
+}
+
+func (g *Gateway) spendOne(w http.ResponseWriter, r *http.Request, sv *serving, p *authz.Principal, kid string, now int64) (*[5]string, error) {
+	_, credits := p.CallerLimits(kid)
+	if credits == nil || g.cost == 0 {
+		return new([5]string), nil // another of the user's keys has credits
+	}
+	q := sv.limits.Spend(r.Context(), credits, g.cost, now)
+	vals := oneItem(w.Header(), g.taken.creditsPolicy(credits, q, now), `"credits";r=`, q.Remaining, seconds(q.Reset), q.Reset > 0)
+	switch {
+	case q.Unavailable:
+		return nil, g.refuse(w.Header(), errCreditsAway, q.RetryAfter)
+	case !q.Allowed:
+		g.creditsLimited.Inc()
+		return nil, g.refuse(w.Header(), errNoCredits, q.RetryAfter)
+	}
+	return vals, nil
+}
+
+// oneItem makes the request's allocation for one item and sets the
+// RateLimit fields in h to it: policy and prefix+r[;t=t].
+func oneItem(h http.Header, policy, prefix string, r, t int64, withT bool) *[5]string {
+	v := new(limitVals1)
+	v.policy[0] = policy
+	v.state[0], _ = stateItem(v.buf[:0], prefix, r, t, withT)
+	h[hdrRateLimitPolicy] = v.policy[:]
+	h[hdrRateLimit] = v.state[:]
+	return &v.ids
+}
+
+// refuse returns the answer to a request limitRequest refused with err:
+// 429, or 503 when the credits are away, with Retry-After set in h when
+// retry says when to.
+func (g *Gateway) refuse(h http.Header, err error, retry time.Duration) error {
 	if retry > 0 {
 		h[hdrRetryAfter] = []string{strconv.FormatInt(seconds(retry), 10)}
 	}

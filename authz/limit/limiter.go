@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,11 +62,50 @@ func newLimiter(id string, shared bool) *Limiter {
 // nanoseconds) when they fit in its window, and says so. r must be valid
 // (Rate.Validate).
 func (l *Limiter) Allow(subject string, r Rate, cost, now int64) Decision {
+	return l.AllowMemo(nil, subject, r, cost, now)
+}
+
+// A Memo remembers the last windows a caller's requests were counted in,
+// so that its next requests skip looking them up. A caller (an API user)
+// keeps one for every Limiter it meets; the zero Memo is empty, and a nil
+// *Memo remembers nothing. It is safe for concurrent use.
+type Memo struct {
+	ws [memoWindows]atomic.Pointer[window]
+}
+
+// memoWindows is how many windows a Memo remembers: a route's line by
+// user and one by key, or two routes' lines by user.
+const memoWindows = 2
+
+// AllowMemo is Allow, looking in m first for the window (and remembering
+// it there). m should belong to the caller subject stands for: the user
+// by whom, or whose key, or whose workspace, the line counts.
+func (l *Limiter) AllowMemo(m *Memo, subject string, r Rate, cost, now int64) Decision {
+	var w *window
+	slot := 0 // where m remembers the window
+	if m != nil {
+		for i := range m.ws {
+			c := m.ws[i].Load()
+			if c != nil && c.owner == l && c.rate == r && c.subject == subject {
+				w, slot = c, i
+				break
+			}
+			if c == nil || c.owner != l {
+				slot = i // a free one, or another limiter's
+			}
+		}
+	}
 	for {
-		w := l.window(subject, r, now)
+		if w == nil {
+			w = l.window(subject, r, now)
+			if m != nil {
+				m.ws[slot].Store(w)
+			}
+		}
 		w.mu.Lock()
 		if w.cap < 0 { // swept (see sweep): look it up again
 			w.mu.Unlock()
+			w = nil
 			continue
 		}
 		d := w.allow(now, cost, l.shared)
@@ -84,14 +124,14 @@ func (l *Limiter) Allow(subject string, r Rate, cost, now int64) Decision {
 }
 
 // Refund takes back the requests an allowing Decision counted (when a
-// later check of the same request denies it).
-func (l *Limiter) Refund(d Decision) {
-	if d.w == nil {
+// later check of the same request denies it), given its Ticket.
+func (l *Limiter) Refund(t Ticket) {
+	if t.w == nil {
 		return
 	}
-	d.w.mu.Lock()
-	d.w.refund(d.slot, d.cost)
-	d.w.mu.Unlock()
+	t.w.mu.Lock()
+	t.w.refund(t.slot, t.cost)
+	t.w.mu.Unlock()
 }
 
 func (l *Limiter) window(subject string, r Rate, now int64) *window {
@@ -115,7 +155,7 @@ func (l *Limiter) window(subject string, r Rate, now int64) *window {
 		}
 	}
 	w = newWindow(r, now)
-	w.subject, w.rate, w.next = strings.Clone(subject), r, first
+	w.owner, w.subject, w.rate, w.next = l, strings.Clone(subject), r, first
 	if l.shared {
 		w.name = l.id + "|" + w.subject + "|" + strconv.FormatInt(w.cap, 10) + "/" + strconv.FormatInt(int64(r.Window()), 10)
 	}

@@ -70,7 +70,7 @@ func TestLimiterRemainingAndReset(t *testing.T) {
 	}
 	// Refunding an allowed decision gives its request back.
 	ok := l.Allow("k2", r, 1, t0)
-	l.Refund(ok)
+	l.Refund(ok.Ticket())
 	if d := l.Allow("k2", r, 1, t0); d.Remaining != 4 {
 		t.Errorf("after a refund: remaining %d, want 4", d.Remaining)
 	}
@@ -396,5 +396,87 @@ func BenchmarkLimiterAllow(b *testing.B) {
 	for b.Loop() {
 		now += 1000
 		l.Allow("usr_0123456789abcdefghjkmnpq", r, 1, now)
+	}
+}
+
+// TestLimiterMemo: a Memo only saves the lookup. Requests counted through
+// it and without it share one window; another rate, another subject or
+// another limiter is a window of its own; a window swept meanwhile is
+// replaced by a fresh one, not counted in.
+func TestLimiterMemo(t *testing.T) {
+	l, other := NewLimiter(), NewLimiter()
+	r := Rate{Requests: 5, Per: time.Second}
+	var m Memo
+	for i := range 3 {
+		d := l.AllowMemo(&m, "usr_a", r, 1, t0)
+		if !d.Allowed || d.Remaining != int64(4-i) {
+			t.Fatalf("request %d through the memo: %+v, want remaining %d", i+1, d, 4-i)
+		}
+	}
+	if d := l.Allow("usr_a", r, 1, t0); d.Remaining != 1 {
+		t.Fatalf("the same window without the memo: remaining %d, want 1", d.Remaining)
+	}
+	if d := l.AllowMemo(&m, "usr_a", Rate{Requests: 7, Per: time.Second}, 1, t0); d.Remaining != 6 {
+		t.Errorf("another rate: remaining %d, want 6 (a window of its own)", d.Remaining)
+	}
+	if d := l.AllowMemo(&m, "usr_b", r, 1, t0); d.Remaining != 4 {
+		t.Errorf("another subject: remaining %d, want 4", d.Remaining)
+	}
+	if d := other.AllowMemo(&m, "usr_a", r, 1, t0); d.Remaining != 4 {
+		t.Errorf("another limiter: remaining %d, want 4", d.Remaining)
+	}
+	if d := l.AllowMemo(&m, "usr_a", r, 1, t0); !d.Allowed || d.Remaining != 0 {
+		t.Errorf("back to the first window: %+v, want allowed with 0 remaining", d)
+	}
+	if d := l.AllowMemo(&m, "usr_a", r, 1, t0); d.Allowed {
+		t.Errorf("past the limit through the memo: allowed")
+	}
+
+	// Long after, the window is swept; the memo still points at it.
+	later := t0 + int64(time.Hour)
+	if kept := l.sweep(later); kept != 0 {
+		t.Fatalf("sweep kept %d windows, want 0", kept)
+	}
+	if d := l.AllowMemo(&m, "usr_a", r, 1, later); !d.Allowed || d.Remaining != 4 {
+		t.Fatalf("after a sweep: %+v, want a fresh window (remaining 4)", d)
+	}
+	if d := l.Allow("usr_a", r, 1, later); d.Remaining != 3 {
+		t.Errorf("after a sweep, without the memo: remaining %d, want 3 (the memo's new window is the limiter's)", d.Remaining)
+	}
+}
+
+// TestLimiterMemoConcurrent: many requests of one caller through one Memo
+// at once are all counted (run with -race).
+func TestLimiterMemoConcurrent(t *testing.T) {
+	l := NewLimiter()
+	r := Rate{Requests: 1000, Per: time.Hour}
+	var m Memo
+	var wg sync.WaitGroup
+	for range 10 { // 10 × 100: the limit
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				l.AllowMemo(&m, "usr_a", r, 1, t0)
+			}
+		}()
+	}
+	wg.Wait()
+	if d := l.Allow("usr_a", r, 1, t0); d.Allowed {
+		t.Errorf("the 1001st request was allowed: %+v", d)
+	}
+}
+
+// BenchmarkLimiterAllowMemo is BenchmarkLimiterAllow through a Memo, as
+// the gateway counts a caller's requests.
+func BenchmarkLimiterAllowMemo(b *testing.B) {
+	l := NewLimiter()
+	r := Rate{Requests: 1 << 20, Per: time.Second}
+	var m Memo
+	now := t0
+	b.ReportAllocs()
+	for b.Loop() {
+		now += 1000
+		l.AllowMemo(&m, "usr_0123456789abcdefghjkmnpq", r, 1, now)
 	}
 }

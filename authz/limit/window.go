@@ -21,10 +21,17 @@ const ring = Slots + 1
 // window counts one subject's requests at one Rate. Its slots are a ring
 // indexed by absolute slot number (Unix time / slot length) modulo ring.
 type window struct {
+	// What a request reads comes first, on as few cache lines as can be:
+	// whose window it is (a Memo checks), its newest slot, share and all.
+	owner   *Limiter
+	rate    Rate
+	subject string
 	mu      sync.Mutex
 	slotLen int64 // nanoseconds
 	cap     int64
-	head    int64 // absolute number of the newest slot
+	head    int64   // absolute number of the newest slot
+	headAt  int64   // when it starts: head × slotLen
+	share   float64 // ≥ 1 (see known)
 
 	// all holds the requests of every instance as this one knows them:
 	// its own, and the fleet's as of the last sync. pending holds the own
@@ -43,20 +50,17 @@ type window struct {
 	// would admit up to n times that; with it, each takes its part in
 	// proportion to the requests it gets.
 	known      [ring]uint32
-	since      int64   // own requests counted since the last report
-	demand     int64   // own requests that came (admitted or not) since then
-	reported   int64   // own demand reported since the last read
-	demandSeen int64   // the fleet's demand counter at the last read
-	share      float64 // ≥ 1
-	synced     bool    // read at least once
-	readAt     int64   // when the last read was made
+	since      int64 // own requests counted since the last report
+	demand     int64 // own requests that came (admitted or not) since then
+	reported   int64 // own demand reported since the last read
+	demandSeen int64 // the fleet's demand counter at the last read
+	synced     bool  // read at least once
+	readAt     int64 // when the last read was made
 
 	queued bool   // in the limiter's dirty list
 	name   string // fleet-wide name (shared limiters only)
 
-	subject string
-	rate    Rate
-	next    *window // another window whose subject and rate hash alike
+	next *window // another window whose subject and rate hash alike
 }
 
 func newWindow(r Rate, now int64) *window {
@@ -64,7 +68,8 @@ func newWindow(r Rate, now int64) *window {
 	if sl < 1 {
 		sl = 1
 	}
-	return &window{slotLen: sl, cap: r.Capacity(), head: now / sl, share: 1}
+	head := now / sl
+	return &window{slotLen: sl, cap: r.Capacity(), head: head, headAt: head * sl, share: 1}
 }
 
 // ShareTTL is how long an instance keeps counting by the fleet's share
@@ -107,7 +112,7 @@ func (w *window) advance(c int64) {
 			w.known[s%ring] = 0
 		}
 	}
-	w.head = c
+	w.head, w.headAt = c, c*w.slotLen
 }
 
 // used returns the window's count at now (slot c, offset off into it):
@@ -194,6 +199,13 @@ func ceilDuration(ns float64) time.Duration {
 // mulDivUp returns ⌈a×b/d⌉ for b ≤ d.
 func mulDivUp(a, b, d uint64) uint64 {
 	hi, lo := bits.Mul64(a, b)
+	if hi == 0 { // the usual case: one 64-bit division
+		q := lo / d
+		if lo%d != 0 {
+			q++
+		}
+		return q
+	}
 	q, r := bits.Div64(hi, lo, d)
 	if r != 0 {
 		q++
@@ -203,9 +215,11 @@ func mulDivUp(a, b, d uint64) uint64 {
 
 // allow admits cost more requests at now when they fit, and counts them.
 func (w *window) allow(now, cost int64, shared bool) (d Decision) {
-	c := now / w.slotLen
-	w.advance(c)
-	off := now - w.head*w.slotLen
+	off := now - w.headAt
+	if off >= w.slotLen { // a later slot: the only division
+		w.advance(now / w.slotLen)
+		off = now - w.headAt
+	}
 	if off < 0 || off >= w.slotLen {
 		off = 0 // now was before head (see advance)
 	}
@@ -231,7 +245,7 @@ func (w *window) allow(now, cost int64, shared bool) (d Decision) {
 	d.Allowed = true
 	d.Remaining = w.cap - used
 	d.Reset = w.nextFree(off)
-	d.w, d.slot, d.cost = w, w.head, cost
+	d.ticket = Ticket{w, w.head, cost}
 	return d
 }
 
@@ -279,6 +293,15 @@ type Decision struct {
 	// RetryAfter is, when denied, how long until this request would fit.
 	RetryAfter time.Duration
 
+	ticket Ticket
+}
+
+// Ticket returns what Limiter.Refund needs to take back what d counted
+// (nothing, when d did not allow).
+func (d *Decision) Ticket() Ticket { return d.ticket }
+
+// A Ticket names the requests an allowing Decision counted.
+type Ticket struct {
 	w          *window
 	slot, cost int64
 }
