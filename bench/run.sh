@@ -18,6 +18,11 @@
 # it starts (redis-server, the upstream, Caddy) is stopped when it exits.
 #
 # Environment (defaults in brackets):
+#   BENCH_ONLY         all: everything above; flood: only the sign-in flood
+#                      scenario (the file store alone, seeded with
+#                      BENCH_USERS [1000] users; about a minute and a half
+#                      with the defaults), its two rows written to
+#                      BENCH_RESULTS [all]
 #   BENCH_DURATION     wrk duration of each measured run [10s]
 #   BENCH_REPEAT       rounds of every wrk comparison; a row shows medians [3]
 #   BENCH_WARMUP       wrk warm-up of each variant, not measured [2s]
@@ -44,14 +49,27 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
+ONLY=${BENCH_ONLY:-all}
+case $ONLY in
+all | flood) ;;
+*)
+	echo "bench: BENCH_ONLY must be all or flood, not '$ONLY'" >&2
+	exit 2
+	;;
+esac
 DURATION=${BENCH_DURATION:-10s}
 REPEAT=${BENCH_REPEAT:-3}
 WARMUP=${BENCH_WARMUP:-2s}
 THREADS=${BENCH_THREADS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
-USERS=${BENCH_USERS:-100000}
+# The flood scenario measures cache hits of one key: the store's size does
+# not enter it, so it seeds few users when it runs alone.
+USERS_DEFAULT=100000
+[ "$ONLY" = flood ] && USERS_DEFAULT=1000
+USERS=${BENCH_USERS:-$USERS_DEFAULT}
 ROUNDS=${BENCH_ROUNDS:-200}
 SCALE=${BENCH_SCALE:-1000,100000}
+[ "$ONLY" = flood ] && SCALE=none
 RESULTS=${BENCH_RESULTS:-bench/RESULTS.md}
 NOTE=${BENCH_NOTE:-}
 KEEP=${BENCH_KEEP:-0}
@@ -279,12 +297,16 @@ fi
 printf '{\n\tapiusers {\n\t\tstore file %s\n\t}\n}\n' "$SEED_FILE_DIR" >"$WORK/seed-file.Caddyfile"
 global_redis >"$WORK/redis-global.Caddyfile"
 
-log "seeding $USERS users with a key each in the file store and in Redis"
+if [ "$ONLY" = flood ]; then
+	log "seeding $USERS users with a key each in the file store"
+else
+	log "seeding $USERS users with a key each in the file store and in Redis"
+fi
 start seed-file "$WORK/bin/seed" --config "$WORK/seed-file.Caddyfile" --adapter caddyfile \
 	--workspace "$WORKSPACE" --users "$USERS" --prefix load --keys-out "$WORK/keys-file.txt"
 SEED_FILE_PID=$LAST_PID
 REDIS_MEM_BEFORE=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ {print $2+0}')
-if ! "$WORK/bin/seed" --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
+if [ "$ONLY" = all ] && ! "$WORK/bin/seed" --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
 	--workspace "$WORKSPACE" --users "$USERS" --prefix load --keys-out "$WORK/keys-redis.txt" \
 	2>"$WORK/logs/seed-redis.log"; then
 	tail -n 5 "$WORK/logs/seed-redis.log" >&2
@@ -302,19 +324,25 @@ if [ "$SEED_FILE_DIR" != "$FILE_DIR" ]; then
 	SEEDTMP=
 fi
 SEED_FILE_RATE=$(awk '/^seeded .* users\/s$/ {print $(NF-1)}' "$WORK/logs/seed-file.log" | tail -n 1)
-SEED_REDIS_RATE=$(awk '/^seeded .* users\/s$/ {print $(NF-1)}' "$WORK/logs/seed-redis.log" | tail -n 1)
 TMPFS_NOTE=
 [ "$SEEDED_ON_TMPFS" = 1 ] && TMPFS_NOTE=" (seeded on tmpfs, then copied to disk)"
-log "seeded: file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS_RATE} users/s"
 FILE_KEY=$(head -n 1 "$WORK/keys-file.txt")
-REDIS_KEY=$(head -n 1 "$WORK/keys-redis.txt")
+if [ "$ONLY" = all ]; then
+	SEED_REDIS_RATE=$(awk '/^seeded .* users\/s$/ {print $(NF-1)}' "$WORK/logs/seed-redis.log" | tail -n 1)
+	log "seeded: file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS_RATE} users/s"
+	SEED_NOTE="file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS_RATE} users/s, both at once"
+	REDIS_KEY=$(head -n 1 "$WORK/keys-redis.txt")
 
-# A user with credits (10^12, never spent out) for the quota row, in Redis.
-"$WORK/bin/seed" --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
-	--workspace "$WORKSPACE" --users 1 --prefix metered --credits 1000000000000 \
-	--keys-out "$WORK/keys-credits.txt" 2>"$WORK/logs/seed-credits.log" ||
-	die "seeding the user with credits failed: $(tail -n 3 "$WORK/logs/seed-credits.log")"
-CREDITS_KEY=$(head -n 1 "$WORK/keys-credits.txt")
+	# A user with credits (10^12, never spent out) for the quota row, in Redis.
+	"$WORK/bin/seed" --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
+		--workspace "$WORKSPACE" --users 1 --prefix metered --credits 1000000000000 \
+		--keys-out "$WORK/keys-credits.txt" 2>"$WORK/logs/seed-credits.log" ||
+		die "seeding the user with credits failed: $(tail -n 3 "$WORK/logs/seed-credits.log")"
+	CREDITS_KEY=$(head -n 1 "$WORK/keys-credits.txt")
+else
+	log "seeded: file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE"
+	SEED_NOTE="file store only (BENCH_ONLY=flood), ${SEED_FILE_RATE} users/s$TMPFS_NOTE"
+fi
 
 # --- wrk runs --------------------------------------------------------------
 
@@ -419,16 +447,6 @@ variant() {
 # baseline: marks the last variant as its group's baseline.
 baseline() { V_BASE[${#V_BASE[@]} - 1]=1; }
 
-# The keys of the miss runs: the last WARM_KEYS lines of each keys file warm
-# a fresh Caddy up (and check it admits them); the measured runs use the
-# others.
-WARM_KEYS=$((USERS / 10 < 2000 ? USERS / 10 + 1 : 2000))
-for s in file redis; do
-	head -n "-$WARM_KEYS" "$WORK/keys-$s.txt" >"$WORK/keys-$s-measured.txt"
-	tail -n "$WARM_KEYS" "$WORK/keys-$s.txt" >"$WORK/keys-$s-warm.txt"
-done
-[ -s "$WORK/keys-file-measured.txt" ] || die "BENCH_USERS=$USERS leaves no keys to measure misses with"
-
 # site_conf <name> <global printer or -> <site printer> [site args...]:
 # writes $WORK/<name>.Caddyfile on a free port and prints "path port".
 site_conf() {
@@ -448,43 +466,56 @@ site_conf() {
 
 url_of() { echo "http://127.0.0.1:$1$API_PATH"; }
 
-variant hit upstream "upstream alone (no Caddy; CPU: the upstream's)" - "$(url_of "$UP_PORT")" "$FILE_KEY" "$UP_PID" 0
-read -r conf port <<<"$(site_conf hit-proxy - proxy_site)"
-variant hit proxy "Caddy reverse_proxy (the baseline)" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
-baseline
-read -r conf port <<<"$(site_conf hit-gateway-file global_file gateway_site)"
-variant hit gateway-file "apiusers + reverse_proxy, file store, cache hits" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
-read -r conf port <<<"$(site_conf hit-gateway-redis global_redis gateway_site)"
-variant hit gateway-redis "apiusers + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$REDIS_KEY" "$REDIS_PID" 0
-# A rate limit (by user, never reached: every request is counted and
-# admitted) and credits (spent by every request): on Redis, where counts
-# and credits are the fleet's, so what they cost in Redis shows too.
-read -r conf port <<<"$(site_conf hit-gateway-ratelimit global_redis gateway_site 'rate_limit 1000000000 per 1s')"
-variant hit gateway-ratelimit "apiusers + a rate limit (by user, not reached) + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$REDIS_KEY" "$REDIS_PID" 0
-read -r conf port <<<"$(site_conf hit-gateway-credits global_redis gateway_site)"
-variant hit gateway-credits "apiusers + credits (a key's user with 10^12) + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$CREDITS_KEY" "$REDIS_PID" 0
+# The variants of the wrk comparisons (none when BENCH_ONLY=flood).
+if [ "$ONLY" = all ]; then
+	# The keys of the miss runs: the last WARM_KEYS lines of each keys file warm
+	# a fresh Caddy up (and check it admits them); the measured runs use the
+	# others.
+	WARM_KEYS=$((USERS / 10 < 2000 ? USERS / 10 + 1 : 2000))
+	for s in file redis; do
+		head -n "-$WARM_KEYS" "$WORK/keys-$s.txt" >"$WORK/keys-$s-measured.txt"
+		tail -n "$WARM_KEYS" "$WORK/keys-$s.txt" >"$WORK/keys-$s-warm.txt"
+	done
+	[ -s "$WORK/keys-file-measured.txt" ] || die "BENCH_USERS=$USERS leaves no keys to measure misses with"
 
-# record, when this build has it; on a copy of the file store (one process
-# holds a store file).
-RECORD_DIR=$WORK/file-store-record
-global_record() { global_file | sed "s|store file $FILE_DIR|store file $RECORD_DIR|"; }
-read -r conf port <<<"$(site_conf hit-gateway-record global_record gateway_site record)"
-RECORD_SKIPPED=
-if ./caddy adapt --config "$conf" --adapter caddyfile >/dev/null 2>"$WORK/logs/adapt-record.log"; then
-	cp -a "$FILE_DIR" "$RECORD_DIR"
-	variant hit gateway-record "apiusers + record + reverse_proxy, file store, cache hits" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
-else
-	RECORD_SKIPPED="skipped: \`./caddy adapt\` does not know \`record\` in this build ($(grep -m 1 -o 'record[^"]*' "$WORK/logs/adapt-record.log" | tr '|' '/'))"
+	variant hit upstream "upstream alone (no Caddy; CPU: the upstream's)" - "$(url_of "$UP_PORT")" "$FILE_KEY" "$UP_PID" 0
+	read -r conf port <<<"$(site_conf hit-proxy - proxy_site)"
+	variant hit proxy "Caddy reverse_proxy (the baseline)" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
+	baseline
+	read -r conf port <<<"$(site_conf hit-gateway-file global_file gateway_site)"
+	variant hit gateway-file "apiusers + reverse_proxy, file store, cache hits" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
+	read -r conf port <<<"$(site_conf hit-gateway-redis global_redis gateway_site)"
+	variant hit gateway-redis "apiusers + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$REDIS_KEY" "$REDIS_PID" 0
+	# A rate limit (by user, never reached: every request is counted and
+	# admitted) and credits (spent by every request): on Redis, where counts
+	# and credits are the fleet's, so what they cost in Redis shows too.
+	read -r conf port <<<"$(site_conf hit-gateway-ratelimit global_redis gateway_site 'rate_limit 1000000000 per 1s')"
+	variant hit gateway-ratelimit "apiusers + a rate limit (by user, not reached) + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$REDIS_KEY" "$REDIS_PID" 0
+	read -r conf port <<<"$(site_conf hit-gateway-credits global_redis gateway_site)"
+	variant hit gateway-credits "apiusers + credits (a key's user with 10^12) + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$CREDITS_KEY" "$REDIS_PID" 0
+
+	# record, when this build has it; on a copy of the file store (one process
+	# holds a store file).
+	RECORD_DIR=$WORK/file-store-record
+	global_record() { global_file | sed "s|store file $FILE_DIR|store file $RECORD_DIR|"; }
+	read -r conf port <<<"$(site_conf hit-gateway-record global_record gateway_site record)"
+	RECORD_SKIPPED=
+	if ./caddy adapt --config "$conf" --adapter caddyfile >/dev/null 2>"$WORK/logs/adapt-record.log"; then
+		cp -a "$FILE_DIR" "$RECORD_DIR"
+		variant hit gateway-record "apiusers + record + reverse_proxy, file store, cache hits" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
+	else
+		RECORD_SKIPPED="skipped: \`./caddy adapt\` does not know \`record\` in this build ($(grep -m 1 -o 'record[^"]*' "$WORK/logs/adapt-record.log" | tr '|' '/'))"
+	fi
+
+	MEASURED_KEYS=$(wc -l <"$WORK/keys-file-measured.txt")
+	read -r conf port <<<"$(site_conf miss-proxy - proxy_site)"
+	variant miss proxy "Caddy reverse_proxy (the baseline), driven by the keys script" "$conf" "$(url_of "$port")" "$WORK/keys-file-measured.txt" "" 0
+	baseline
+	read -r conf port <<<"$(site_conf miss-gateway-file global_file gateway_site)"
+	variant miss gateway-file "apiusers + reverse_proxy, file store, $(fmt_int "$MEASURED_KEYS") distinct keys (misses)" "$conf" "$(url_of "$port")" "$WORK/keys-file-measured.txt" "" 1
+	read -r conf port <<<"$(site_conf miss-gateway-redis global_redis gateway_site)"
+	variant miss gateway-redis "apiusers + reverse_proxy, Redis, $(fmt_int "$MEASURED_KEYS") distinct keys (misses; CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$WORK/keys-redis-measured.txt" "$REDIS_PID" 1
 fi
-
-MEASURED_KEYS=$(wc -l <"$WORK/keys-file-measured.txt")
-read -r conf port <<<"$(site_conf miss-proxy - proxy_site)"
-variant miss proxy "Caddy reverse_proxy (the baseline), driven by the keys script" "$conf" "$(url_of "$port")" "$WORK/keys-file-measured.txt" "" 0
-baseline
-read -r conf port <<<"$(site_conf miss-gateway-file global_file gateway_site)"
-variant miss gateway-file "apiusers + reverse_proxy, file store, $(fmt_int "$MEASURED_KEYS") distinct keys (misses)" "$conf" "$(url_of "$port")" "$WORK/keys-file-measured.txt" "" 1
-read -r conf port <<<"$(site_conf miss-gateway-redis global_redis gateway_site)"
-variant miss gateway-redis "apiusers + reverse_proxy, Redis, $(fmt_int "$MEASURED_KEYS") distinct keys (misses; CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$WORK/keys-redis-measured.txt" "$REDIS_PID" 1
 
 # The GC settings of the Caddy processes, per mode. Without equalising, a
 # process whose live heap is larger (reserved cache memory) collects less
@@ -678,11 +709,13 @@ group_table() {
 	return 0
 }
 
-for mode in ${GC_MODES//,/ }; do
-	for group in hit miss; do
-		run_group "$mode" "$group"
+if [ "$ONLY" = all ]; then
+	for mode in ${GC_MODES//,/ }; do
+		for group in hit miss; do
+			run_group "$mode" "$group"
+		done
 	done
-done
+fi
 
 # --- a sign-in flood next to the gateway -----------------------------------
 
@@ -707,16 +740,20 @@ FLOOD_CADDY=$CADDY_PID
 [ "$(status "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")" = 200 ] || die "the flood scenario's gateway refuses a seeded key"
 log "warming up: the gateway of the flood scenario"
 wrk -t "$THREADS" -c "$CONNECTIONS" -d "$WARMUP" -H "Authorization: Bearer $FILE_KEY" "http://127.0.0.1:$P$API_PATH" >/dev/null
-declare -A QUIET LOUD FLOOD_OUT
+declare -A QUIET LOUD FLOOD_OUT QUIET_CPU LOUD_CPU
 for r in $(seq "$REPEAT"); do
 	log "round $r/$REPEAT: cache hits, no flood"
+	t0=$(cpu_ticks "$FLOOD_CADDY")
 	QUIET[$r]=$(run_wrk "$WORK/logs/wrk-quiet-$r.txt" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")
+	QUIET_CPU[$r]=$(($(cpu_ticks "$FLOOD_CADDY") - t0))
 	log "round $r/$REPEAT: cache hits while $FLOOD_RATE wrong sign-ins/s flood the admin API"
 	"$WORK/bin/signinflood" -url "http://127.0.0.1:$P/admin/login" -rate "$FLOOD_RATE" -duration "${FLOOD_SECS}s" \
 		>"$WORK/logs/flood-$r.txt" 2>&1 &
 	FLOOD_PID=$!
 	sleep 1
+	t0=$(cpu_ticks "$FLOOD_CADDY")
 	LOUD[$r]=$(run_wrk "$WORK/logs/wrk-loud-$r.txt" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")
+	LOUD_CPU[$r]=$(($(cpu_ticks "$FLOOD_CADDY") - t0))
 	wait "$FLOOD_PID" || die "signinflood failed: $(tail -n 3 "$WORK/logs/flood-$r.txt")"
 	FLOOD_OUT[$r]=$(tail -n 1 "$WORK/logs/flood-$r.txt")
 done
@@ -728,60 +765,72 @@ median_of() { # <array name>: the round with the median req/s
 read -r Q_RPS Q_P50 Q_P99 _ _ <<<"$(median_of QUIET)"
 read -r L_RPS L_P50 L_P99 _ _ <<<"$(median_of LOUD)"
 FLOOD_RATIO=$(awk -v a="$L_RPS" -v b="$Q_RPS" 'BEGIN {printf "%.3f", a / b}')
+# Each round: the flood run's req/s over the quiet run's, and Caddy's CPU
+# seconds (every thread) during the quiet run and during the flood run.
+FLOOD_ROUNDS=$(for r in $(seq "$REPEAT"); do
+	read -r q _ <<<"${QUIET[$r]}"
+	read -r l _ <<<"${LOUD[$r]}"
+	awk -v l="$l" -v q="$q" -v cq="${QUIET_CPU[$r]}" -v cl="${LOUD_CPU[$r]}" -v hz="$CLK_TCK" \
+		'BEGIN {printf "%.3f; %.1f → %.1f s\n", l / q, cq / hz, cl / hz}'
+done | paste -sd/ | sed 's|/| / |g')
+FLOOD_ANSWERS=$(for r in $(seq "$REPEAT"); do echo "${FLOOD_OUT[$r]}"; done | paste -sd/ | sed 's|/| / |g')
 row "gateway cache hits (file store, admin API mounted), no flood" "$Q_P50 ms" "$Q_P99 ms" \
 	"$(fmt_int "$Q_RPS") req/s, median of $REPEAT rounds, alternating with the row below on the same Caddy"
 row "the same while $FLOOD_RATE wrong sign-ins/s flood POST /admin/login" "$L_P50 ms" "$L_P99 ms" \
-	"$(fmt_int "$L_RPS") req/s, median of $REPEAT rounds: **$FLOOD_RATIO of the row above** (target ≥ 0.9); the flood's answers, last round: ${FLOOD_OUT[$REPEAT]}"
+	"$(fmt_int "$L_RPS") req/s, median of $REPEAT rounds: **$FLOOD_RATIO of the row above** (target ≥ 0.9); per round (req/s ratio; Caddy's CPU quiet → flood): $FLOOD_ROUNDS; the flood's answers per round: $FLOOD_ANSWERS"
 
 # --- revocation propagation ------------------------------------------------
 
-log "measuring revocation propagation over $ROUNDS revocations"
-./caddy apiusers bootstrap --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
-	--workspace "$WORKSPACE" --username bench-root >"$WORK/root.key" 2>"$WORK/logs/bootstrap.log" ||
-	die "bootstrap on Redis failed: $(cat "$WORK/logs/bootstrap.log")"
-chmod 600 "$WORK/root.key"
-fleet_site() {
-	printf 'http://:%s {\n\thandle_path /admin/* {\n\t\tapiusers_admin\n\t}\n\thandle /api/* {\n\t\tapiusers {\n\t\t\trequire listeners.invoke\n\t\t}\n\t\trespond "ok" 200\n\t}\n}\n' "$1"
-}
-free_port PA
-free_port PB
-# The probe ends each round on B's first 401 for the revoked key, from one
-# address: 200 rounds are 200 failed authentications, which the failed-auth
-# throttle (100 a minute by default) would answer 429 from round 100 on.
-{
-	global_redis "auth_failures off"
-	fleet_site "$PA"
-} >"$WORK/fleet-a.Caddyfile"
-{
-	global_redis "auth_failures off"
-	fleet_site "$PB"
-} >"$WORK/fleet-b.Caddyfile"
-caddy_start caddy-fleet-a "$WORK/fleet-a.Caddyfile" "$PA"
-A_PID=$CADDY_PID
-caddy_start caddy-fleet-b "$WORK/fleet-b.Caddyfile" "$PB"
-B_PID=$CADDY_PID
-PROP=$("$WORK/bin/propagation" -a "http://127.0.0.1:$PA" -b "http://127.0.0.1:$PB" -api "$API_PATH" \
-	-workspace "$WORKSPACE" -root-key-file "$WORK/root.key" -rounds "$ROUNDS" 2>"$WORK/logs/propagation.log") ||
-	die "propagation failed: $(tail -n 5 "$WORK/logs/propagation.log")"
-stop "$A_PID"
-stop "$B_PID"
-kv() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
-row "revocation on A seen on B (2 instances, one Redis; $(kv "$PROP" rounds) revocations)" "$(kv "$PROP" p50_ms) ms" "$(kv "$PROP" p99_ms) ms" \
-	"max $(kv "$PROP" max_ms) ms; $(kv "$PROP" failures) failed rounds; from A's answer to the revocation to B's first 401"
+# Revocation and memory (not when BENCH_ONLY=flood).
+if [ "$ONLY" = all ]; then
+	log "measuring revocation propagation over $ROUNDS revocations"
+	./caddy apiusers bootstrap --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
+		--workspace "$WORKSPACE" --username bench-root >"$WORK/root.key" 2>"$WORK/logs/bootstrap.log" ||
+		die "bootstrap on Redis failed: $(cat "$WORK/logs/bootstrap.log")"
+	chmod 600 "$WORK/root.key"
+	fleet_site() {
+		printf 'http://:%s {\n\thandle_path /admin/* {\n\t\tapiusers_admin\n\t}\n\thandle /api/* {\n\t\tapiusers {\n\t\t\trequire listeners.invoke\n\t\t}\n\t\trespond "ok" 200\n\t}\n}\n' "$1"
+	}
+	free_port PA
+	free_port PB
+	# The probe ends each round on B's first 401 for the revoked key, from one
+	# address: 200 rounds are 200 failed authentications, which the failed-auth
+	# throttle (100 a minute by default) would answer 429 from round 100 on.
+	{
+		global_redis "auth_failures off"
+		fleet_site "$PA"
+	} >"$WORK/fleet-a.Caddyfile"
+	{
+		global_redis "auth_failures off"
+		fleet_site "$PB"
+	} >"$WORK/fleet-b.Caddyfile"
+	caddy_start caddy-fleet-a "$WORK/fleet-a.Caddyfile" "$PA"
+	A_PID=$CADDY_PID
+	caddy_start caddy-fleet-b "$WORK/fleet-b.Caddyfile" "$PB"
+	B_PID=$CADDY_PID
+	PROP=$("$WORK/bin/propagation" -a "http://127.0.0.1:$PA" -b "http://127.0.0.1:$PB" -api "$API_PATH" \
+		-workspace "$WORKSPACE" -root-key-file "$WORK/root.key" -rounds "$ROUNDS" 2>"$WORK/logs/propagation.log") ||
+		die "propagation failed: $(tail -n 5 "$WORK/logs/propagation.log")"
+	stop "$A_PID"
+	stop "$B_PID"
+	kv() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
+	row "revocation on A seen on B (2 instances, one Redis; $(kv "$PROP" rounds) revocations)" "$(kv "$PROP" p50_ms) ms" "$(kv "$PROP" p99_ms) ms" \
+		"max $(kv "$PROP" max_ms) ms; $(kv "$PROP" failures) failed rounds; from A's answer to the revocation to B's first 401"
 
-# --- memory ----------------------------------------------------------------
+	# Memory: the heap a cached user costs, and Redis memory per user.
 
-log "measuring the memory of $(fmt_int "$USERS") cached users"
-MEM=$("$WORK/bin/cachemem" -store "$FILE_DIR" -keys "$WORK/keys-file.txt" 2>"$WORK/logs/cachemem.log") ||
-	die "cachemem failed: $(tail -n 5 "$WORK/logs/cachemem.log")"
-PB_BYTES=$(kv "$MEM" principal_bytes)
-KB_BYTES=$(kv "$MEM" key_bytes)
-UB_BYTES=$(kv "$MEM" user_bytes)
-row "Go heap per cached user ($(fmt_int "$(kv "$MEM" cached)") of $(fmt_int "$(kv "$MEM" users)") users cached, file store)" — — \
-	"$(fmt_int "$PB_BYTES") B per principal + $(fmt_int "$KB_BYTES") B per verified key = $(fmt_int "$UB_BYTES") B per user: $(awk -v b="$UB_BYTES" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 cached users"
-REDIS_PER_USER=$(((REDIS_MEM_AFTER - REDIS_MEM_BEFORE) / USERS))
-row "Redis used_memory per seeded user ($(fmt_int "$USERS") users)" — — \
-	"$(fmt_int "$REDIS_PER_USER") B per user (the user, its name index entry, its key, 2 audit entries): $(awk -v b="$REDIS_PER_USER" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 users"
+	log "measuring the memory of $(fmt_int "$USERS") cached users"
+	MEM=$("$WORK/bin/cachemem" -store "$FILE_DIR" -keys "$WORK/keys-file.txt" 2>"$WORK/logs/cachemem.log") ||
+		die "cachemem failed: $(tail -n 5 "$WORK/logs/cachemem.log")"
+	PB_BYTES=$(kv "$MEM" principal_bytes)
+	KB_BYTES=$(kv "$MEM" key_bytes)
+	UB_BYTES=$(kv "$MEM" user_bytes)
+	row "Go heap per cached user ($(fmt_int "$(kv "$MEM" cached)") of $(fmt_int "$(kv "$MEM" users)") users cached, file store)" — — \
+		"$(fmt_int "$PB_BYTES") B per principal + $(fmt_int "$KB_BYTES") B per verified key = $(fmt_int "$UB_BYTES") B per user: $(awk -v b="$UB_BYTES" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 cached users"
+	REDIS_PER_USER=$(((REDIS_MEM_AFTER - REDIS_MEM_BEFORE) / USERS))
+	row "Redis used_memory per seeded user ($(fmt_int "$USERS") users)" — — \
+		"$(fmt_int "$REDIS_PER_USER") B per user (the user, its name index entry, its key, 2 audit entries): $(awk -v b="$REDIS_PER_USER" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 users"
+fi
 
 # --- scale -----------------------------------------------------------------
 
@@ -826,17 +875,24 @@ TABLE=$(
 	echo "- $("$GO" version | sed 's/^go version //'), $(wrk --version 2>&1 | head -n 1 | awk '{print "wrk " $2}'), $(redis-server --version | awk '{print "Redis " $3}' | sed 's/v=//')"
 	echo "- commit: $REV"
 	echo "- wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per run, GET $API_PATH over loopback"
-	echo "- method: every variant runs in a Caddy process of its own; a group's variants are measured in turn, $REPEAT rounds, each round starting one variant further on; hit variants are started together and warmed up ($WARMUP) first, miss variants get a new process (warmed up on $(fmt_int "$WARM_KEYS") keys kept apart) every round; a row shows the median over the rounds of each column, and of the per-round ratio (req/s) and difference (CPU) to the baseline measured in the same round"
-	echo "- CPU µs/req: the user + system time of the variant's Caddy process (and of redis-server for Redis variants) during the wrk run, from /proc/<pid>/stat, divided by the requests wrk counted; RSS is VmRSS before the first request and after the last"
-	echo "- GC modes: default (Caddy's own settings); equalised (\`GOGC=off GOMEMLIMIT=1GiB\` for every Caddy process, so that no process collects more or less often because of its live heap)"
+	if [ "$ONLY" = all ]; then
+		echo "- method: every variant runs in a Caddy process of its own; a group's variants are measured in turn, $REPEAT rounds, each round starting one variant further on; hit variants are started together and warmed up ($WARMUP) first, miss variants get a new process (warmed up on $(fmt_int "$WARM_KEYS") keys kept apart) every round; a row shows the median over the rounds of each column, and of the per-round ratio (req/s) and difference (CPU) to the baseline measured in the same round"
+		echo "- CPU µs/req: the user + system time of the variant's Caddy process (and of redis-server for Redis variants) during the wrk run, from /proc/<pid>/stat, divided by the requests wrk counted; RSS is VmRSS before the first request and after the last"
+		echo "- GC modes: default (Caddy's own settings); equalised (\`GOGC=off GOMEMLIMIT=1GiB\` for every Caddy process, so that no process collects more or less often because of its live heap)"
+	fi
 	echo "- upstream: \`bench/upstream\` (net/http, 12-byte JSON body), its own process; wrk, Caddy, the upstream and redis-server share the machine's CPUs"
-	echo "- seeding with \`bench/seed\`: $(fmt_int "$USERS") users per store; file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS_RATE} users/s, both at once"
+	echo "- seeding with \`bench/seed\`: $(fmt_int "$USERS") users per store; $SEED_NOTE"
 	[ -n "$NOTE" ] && echo "- note: $NOTE"
+	[ "$ONLY" = flood ] && echo "- BENCH_ONLY=flood: the sign-in flood scenario alone (no wrk comparisons, revocation, memory or scale)"
 	echo
-	echo "## The wrk runs"
-	echo
-	echo "$TABLES"
-	echo "## Revocation and memory"
+	if [ "$ONLY" = all ]; then
+		echo "## The wrk runs"
+		echo
+		echo "$TABLES"
+		echo "## Revocation and memory"
+	else
+		echo "## The sign-in flood"
+	fi
 	echo
 	echo "$TABLE"
 	if [ -n "$SCALE_TABLE" ]; then
