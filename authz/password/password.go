@@ -55,8 +55,9 @@ var ErrMalformed = errors.New("malformed password hash")
 // are refused with ErrBusy at once. On top of that, hashing spends CPU
 // time from a bucket: it may take Burst of CPU time at once, refilled at
 // Budget of the machine's CPUs; when the bucket is empty the next hash
-// waits for it (or, when that wait would pass MaxWait, is refused with
-// ErrBusy). A hash runs wholly on one OS thread, and the bucket is charged
+// waits for it. A caller waits at most MaxWait in all, for a worker and
+// for the budget: when a hash could not start by then it is refused with
+// ErrBusy (at once when the budget alone would take longer). A hash runs wholly on one OS thread, and the bucket is charged
 // that thread's CPU time, user and system (on Linux; elsewhere the wall
 // time). Each worker keeps its hash memory (Params.Memory) between hashes
 // and drops it after a minute without one, so that hashing makes no
@@ -108,8 +109,8 @@ type Config struct {
 	// Burst is how much CPU time hashing may take at once before Budget
 	// holds it back. Default: 2s (about fifty sign-ins).
 	Burst time.Duration
-	// MaxWait is the longest a hash waits for the budget; beyond, ErrBusy.
-	// Default: 5s.
+	// MaxWait is the longest a hash waits to start, for a worker and for
+	// the budget together; beyond, ErrBusy. Default: 5s.
 	MaxWait time.Duration
 }
 
@@ -153,8 +154,8 @@ func New(cfg Config) (*Hasher, error) {
 }
 
 // take waits until the bucket holds CPU time, or refuses with ErrBusy
-// when that would take longer than maxWait.
-func (h *Hasher) take(ctx context.Context) error {
+// when that would take longer than limit.
+func (h *Hasher) take(ctx context.Context, limit time.Duration) error {
 	h.mu.Lock()
 	now := h.now()
 	h.avail = min(h.burst, h.avail+time.Duration(float64(now.Sub(h.at))*h.rate))
@@ -167,7 +168,7 @@ func (h *Hasher) take(ctx context.Context) error {
 	if wait == 0 {
 		return nil
 	}
-	if wait > h.maxWait {
+	if wait > limit {
 		return ErrBusy
 	}
 	t := time.NewTimer(wait)
@@ -200,14 +201,24 @@ func (h *Hasher) run(ctx context.Context, fn func(buf *argon2.Buffer)) error {
 		return ErrBusy
 	}
 	defer func() { <-h.queue }()
+	start := time.Now()
 	var w *worker
 	select {
 	case w = <-h.slots:
-	case <-ctx.Done():
-		return ctx.Err()
+	default:
+		t := time.NewTimer(h.maxWait)
+		select {
+		case w = <-h.slots:
+			t.Stop()
+		case <-t.C:
+			return ErrBusy
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
 	}
 	defer func() { h.slots <- w }()
-	if err := h.take(ctx); err != nil {
+	if err := h.take(ctx, h.maxWait-time.Since(start)); err != nil {
 		return err
 	}
 	if w.idle != nil {

@@ -105,6 +105,32 @@ func TestPoolBounded(t *testing.T) {
 	_ = cctx
 }
 
+// TestPoolWaitBounded: a caller waits at most MaxWait for a worker too,
+// not only for the budget: behind a hash that does not end it is refused
+// with ErrBusy (not left waiting for as long as the queue takes).
+func TestPoolWaitBounded(t *testing.T) {
+	h, _ := New(Config{Workers: 1, Queue: 4, MaxWait: 20 * time.Millisecond})
+	ctx := context.Background()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.run(ctx, func(*argon2.Buffer) { close(started); <-release })
+	}()
+	<-started
+	err := h.run(ctx, func(*argon2.Buffer) { t.Error("ran while the only worker was busy") })
+	close(release)
+	<-done
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("waiting behind a busy worker: %v, want ErrBusy", err)
+	}
+	ran := false
+	if err := h.run(ctx, func(*argon2.Buffer) { ran = true }); err != nil || !ran {
+		t.Fatalf("with the worker free again: %v ran=%v", err, ran)
+	}
+}
+
 func TestPolicy(t *testing.T) {
 	for _, tc := range []struct {
 		pw       string
