@@ -20,8 +20,8 @@
 # Environment (defaults in brackets):
 #   BENCH_ONLY         all: everything above; flood: only the sign-in flood
 #                      scenario (the file store alone, seeded with
-#                      BENCH_USERS [1000] users; about a minute and a half
-#                      with the defaults), its two rows written to
+#                      BENCH_USERS [1000] users; about two and a half minutes
+#                      with the defaults), its three rows written to
 #                      BENCH_RESULTS [all]
 #   BENCH_DURATION     wrk duration of each measured run [10s]
 #   BENCH_REPEAT       rounds of every wrk comparison; a row shows medians [3]
@@ -42,6 +42,8 @@
 #                      none to skip
 #   BENCH_RESULTS      where the results are written [bench/RESULTS.md]
 #   BENCH_FLOOD_RATE   wrong sign-ins a second of the flood scenario [200]
+#   BENCH_FLOOD_KEEPALIVE=1  the flood keeps each source address's
+#                      connections for its next requests (else one a request)
 #   BENCH_NOTE         a line added to the results (say what else ran)
 #   BENCH_KEEP=1       keep the temporary directory (configs, logs, keys)
 set -euo pipefail
@@ -720,13 +722,27 @@ fi
 # --- a sign-in flood next to the gateway -----------------------------------
 
 # One Caddy serves the gateway and the admin API (on a copy of the file
-# store). Cache-hit wrk runs alternate: alone, then while bench/signinflood
+# store). Each round runs cache-hit wrk three times: alone; while
+# bench/signinflood sends BENCH_FLOOD_RATE requests a second like the
+# flood's but without an email (the control: the admin API answers them
+# 400 before it counts, reads or hashes anything, so what they take from
+# the gateway is what handling that many requests costs); and while it
 # sends BENCH_FLOOD_RATE wrong sign-ins a second for unknown emails from
 # ever other loopback addresses (so that no throttle spares the hashing).
-# The figure is the flood rows' req/s over the quiet rows' (target ≥ 0.9).
+# The figure is the sign-in flood rows' req/s over the quiet rows' (target
+# ≥ 0.9); the control's ratio is the most the sign-in flood could reach.
+# BENCH_FLOOD_KEEPALIVE=1 has each source address's connections carry its
+# next requests (by default every request has a connection of its own).
 FLOOD_RATE=${BENCH_FLOOD_RATE:-200}
+FLOOD_KEEPALIVE=${BENCH_FLOOD_KEEPALIVE:-0}
 FLOOD_SECS=12
 [[ $DURATION =~ ^([0-9]+)s$ ]] && FLOOD_SECS=$((BASH_REMATCH[1] + 2))
+FLOOD_ARGS=()
+FLOOD_CONNS="a connection of its own for every request"
+if [ "$FLOOD_KEEPALIVE" = 1 ]; then
+	FLOOD_ARGS+=(-keep-alive)
+	FLOOD_CONNS="each source address's connections kept for its next requests"
+fi
 FLOOD_DIR=$WORK/file-store-flood
 cp -a "$FILE_DIR" "$FLOOD_DIR"
 free_port P
@@ -740,46 +756,69 @@ FLOOD_CADDY=$CADDY_PID
 [ "$(status "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")" = 200 ] || die "the flood scenario's gateway refuses a seeded key"
 log "warming up: the gateway of the flood scenario"
 wrk -t "$THREADS" -c "$CONNECTIONS" -d "$WARMUP" -H "Authorization: Bearer $FILE_KEY" "http://127.0.0.1:$P$API_PATH" >/dev/null
-declare -A QUIET LOUD FLOOD_OUT QUIET_CPU LOUD_CPU
+# RUN[kind,r] is the wrk result of round r of kind quiet, control or flood;
+# CPU[kind,r] Caddy's CPU ticks during it, CLIENT[kind,r] the flood
+# client's until then (from its start, a second before wrk's), OUT[kind,r]
+# how the flood's requests were answered.
+declare -A RUN CPU CLIENT OUT
+FLOOD_NEXT=1
+# flood_round <kind> <r>: one measured wrk run, alone (quiet) or beside a
+# flood of its kind; every flood's emails and source addresses are new
+# (-first), so that none meets the throttle counts of the ones before.
+flood_round() {
+	local kind=$1 r=$2 t0 fpid= args=("${FLOOD_ARGS[@]+"${FLOOD_ARGS[@]}"}")
+	if [ "$kind" != quiet ]; then
+		[ "$kind" = control ] && args+=(-control)
+		"$WORK/bin/signinflood" -url "http://127.0.0.1:$P/admin/login" -rate "$FLOOD_RATE" -duration "${FLOOD_SECS}s" \
+			-first "$FLOOD_NEXT" "${args[@]+"${args[@]}"}" >"$WORK/logs/flood-$kind-$r.txt" 2>&1 &
+		fpid=$!
+		FLOOD_NEXT=$((FLOOD_NEXT + FLOOD_RATE * FLOOD_SECS))
+		sleep 1
+	fi
+	t0=$(cpu_ticks "$FLOOD_CADDY")
+	RUN[$kind,$r]=$(run_wrk "$WORK/logs/wrk-$kind-$r.txt" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")
+	CPU[$kind,$r]=$(($(cpu_ticks "$FLOOD_CADDY") - t0))
+	if [ -n "$fpid" ]; then
+		CLIENT[$kind,$r]=$(cpu_ticks "$fpid" 2>/dev/null || echo 0)
+		wait "$fpid" || die "signinflood failed: $(tail -n 3 "$WORK/logs/flood-$kind-$r.txt")"
+		OUT[$kind,$r]=$(tail -n 1 "$WORK/logs/flood-$kind-$r.txt")
+	fi
+}
 for r in $(seq "$REPEAT"); do
 	log "round $r/$REPEAT: cache hits, no flood"
-	t0=$(cpu_ticks "$FLOOD_CADDY")
-	QUIET[$r]=$(run_wrk "$WORK/logs/wrk-quiet-$r.txt" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")
-	QUIET_CPU[$r]=$(($(cpu_ticks "$FLOOD_CADDY") - t0))
-	log "round $r/$REPEAT: cache hits while $FLOOD_RATE wrong sign-ins/s flood the admin API"
-	# Each round's emails and source addresses are new (-first): none meets
-	# the throttle counts of the rounds before.
-	"$WORK/bin/signinflood" -url "http://127.0.0.1:$P/admin/login" -rate "$FLOOD_RATE" -duration "${FLOOD_SECS}s" \
-		-first $(((r - 1) * FLOOD_RATE * FLOOD_SECS + 1)) >"$WORK/logs/flood-$r.txt" 2>&1 &
-	FLOOD_PID=$!
-	sleep 1
-	t0=$(cpu_ticks "$FLOOD_CADDY")
-	LOUD[$r]=$(run_wrk "$WORK/logs/wrk-loud-$r.txt" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")
-	LOUD_CPU[$r]=$(($(cpu_ticks "$FLOOD_CADDY") - t0))
-	wait "$FLOOD_PID" || die "signinflood failed: $(tail -n 3 "$WORK/logs/flood-$r.txt")"
-	FLOOD_OUT[$r]=$(tail -n 1 "$WORK/logs/flood-$r.txt")
+	flood_round quiet "$r"
+	log "round $r/$REPEAT: cache hits while $FLOOD_RATE requests/s without an email (the control) reach POST /admin/login"
+	flood_round control "$r"
+	log "round $r/$REPEAT: cache hits while $FLOOD_RATE wrong sign-ins/s flood POST /admin/login"
+	flood_round flood "$r"
 done
 stop "$FLOOD_CADDY"
-median_of() { # <array name>: the round with the median req/s
-	local -n arr=$1
-	for r in $(seq "$REPEAT"); do echo "${arr[$r]}"; done | sort -n -k1,1 | sed -n "$(((REPEAT + 1) / 2))p"
+# flood_median <kind>: the round with the median req/s.
+flood_median() {
+	for r in $(seq "$REPEAT"); do echo "${RUN[$1,$r]}"; done | sort -n -k1,1 | sed -n "$(((REPEAT + 1) / 2))p"
 }
-read -r Q_RPS Q_P50 Q_P99 _ _ <<<"$(median_of QUIET)"
-read -r L_RPS L_P50 L_P99 _ _ <<<"$(median_of LOUD)"
+# flood_rounds <kind>: each round's req/s over the quiet run's, Caddy's CPU
+# seconds (every thread) in the quiet run and in this one, and the client's.
+flood_rounds() {
+	for r in $(seq "$REPEAT"); do
+		read -r q _ <<<"${RUN[quiet,$r]}"
+		read -r l _ <<<"${RUN[$1,$r]}"
+		awk -v l="$l" -v q="$q" -v cq="${CPU[quiet,$r]}" -v cl="${CPU[$1,$r]}" -v cc="${CLIENT[$1,$r]}" -v hz="$CLK_TCK" \
+			'BEGIN {printf "%.3f; %.1f → %.1f s, client %.1f s\n", l / q, cq / hz, cl / hz, cc / hz}'
+	done | paste -sd/ | sed 's|/| / |g'
+}
+flood_answers() { for r in $(seq "$REPEAT"); do echo "${OUT[$1,$r]}"; done | paste -sd/ | sed 's|/| / |g'; }
+read -r Q_RPS Q_P50 Q_P99 _ _ <<<"$(flood_median quiet)"
+read -r C_RPS C_P50 C_P99 _ _ <<<"$(flood_median control)"
+read -r L_RPS L_P50 L_P99 _ _ <<<"$(flood_median flood)"
+CONTROL_RATIO=$(awk -v a="$C_RPS" -v b="$Q_RPS" 'BEGIN {printf "%.3f", a / b}')
 FLOOD_RATIO=$(awk -v a="$L_RPS" -v b="$Q_RPS" 'BEGIN {printf "%.3f", a / b}')
-# Each round: the flood run's req/s over the quiet run's, and Caddy's CPU
-# seconds (every thread) during the quiet run and during the flood run.
-FLOOD_ROUNDS=$(for r in $(seq "$REPEAT"); do
-	read -r q _ <<<"${QUIET[$r]}"
-	read -r l _ <<<"${LOUD[$r]}"
-	awk -v l="$l" -v q="$q" -v cq="${QUIET_CPU[$r]}" -v cl="${LOUD_CPU[$r]}" -v hz="$CLK_TCK" \
-		'BEGIN {printf "%.3f; %.1f → %.1f s\n", l / q, cq / hz, cl / hz}'
-done | paste -sd/ | sed 's|/| / |g')
-FLOOD_ANSWERS=$(for r in $(seq "$REPEAT"); do echo "${FLOOD_OUT[$r]}"; done | paste -sd/ | sed 's|/| / |g')
 row "gateway cache hits (file store, admin API mounted), no flood" "$Q_P50 ms" "$Q_P99 ms" \
-	"$(fmt_int "$Q_RPS") req/s, median of $REPEAT rounds, alternating with the row below on the same Caddy"
+	"$(fmt_int "$Q_RPS") req/s, median of $REPEAT rounds, in turn with the two rows below on the same Caddy"
+row "the same while $FLOOD_RATE requests/s without an email reach POST /admin/login (the control: 400, nothing counted, read or hashed)" "$C_P50 ms" "$C_P99 ms" \
+	"$(fmt_int "$C_RPS") req/s, median of $REPEAT rounds: $CONTROL_RATIO of the quiet row, what the requests alone cost; $FLOOD_CONNS; per round (req/s ratio; Caddy's CPU quiet → control, the client's): $(flood_rounds control); answers: $(flood_answers control)"
 row "the same while $FLOOD_RATE wrong sign-ins/s flood POST /admin/login" "$L_P50 ms" "$L_P99 ms" \
-	"$(fmt_int "$L_RPS") req/s, median of $REPEAT rounds: **$FLOOD_RATIO of the row above** (target ≥ 0.9); per round (req/s ratio; Caddy's CPU quiet → flood): $FLOOD_ROUNDS; the flood's answers per round: $FLOOD_ANSWERS"
+	"$(fmt_int "$L_RPS") req/s, median of $REPEAT rounds: **$FLOOD_RATIO of the quiet row** (target ≥ 0.9); $FLOOD_CONNS; per round (req/s ratio; Caddy's CPU quiet → flood, the client's): $(flood_rounds flood); answers: $(flood_answers flood)"
 
 # --- revocation propagation ------------------------------------------------
 
