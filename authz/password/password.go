@@ -56,14 +56,16 @@ var ErrMalformed = errors.New("malformed password hash")
 // time from a bucket: it may take Burst of CPU time at once, refilled at
 // Budget of the machine's CPUs; when the bucket is empty the next hash
 // waits for it. A caller waits at most MaxWait in all, for a worker and
-// for the budget: when a hash could not start by then it is refused with
-// ErrBusy (at once when the budget alone would take longer). A hash runs wholly on one OS thread, and the bucket is charged
-// that thread's CPU time, user and system (on Linux; elsewhere the wall
-// time). Each worker keeps its hash memory (Params.Memory) between hashes
-// and drops it after a minute without one, so that hashing makes no
-// garbage of its size for the collector to chase. So a burst of sign-ins
-// runs at full speed, and a sustained flood costs the rest of the process
-// (the gateway) about Budget of the machine.
+// for the budget: when its hash could not start by then it is refused
+// with ErrBusy (at once when the budget alone would take longer).
+//
+// A hash runs wholly on one OS thread, and the bucket is charged that
+// thread's CPU time, user and system (on Linux; elsewhere the wall time).
+// Each worker keeps its hash memory (Params.Memory) between hashes and
+// drops it after a minute without one, so that hashing makes no garbage of
+// its size for the collector to chase. So a burst of sign-ins runs at full
+// speed, and a sustained flood costs the rest of the process (the gateway)
+// about Budget of the machine in hashing.
 type Hasher struct {
 	params   Params
 	slots    chan *worker  // the idle workers; a running hash holds one
@@ -104,10 +106,14 @@ type Config struct {
 	// Queue is how many callers may wait for a worker. Default: 64.
 	Queue int
 	// Budget is the share of the machine's CPUs that hashing may take on
-	// average, 0 < Budget <= 1. Default: 0.1.
+	// average, 0 < Budget <= 1. Default: 0.025 (on 2 CPUs, about three
+	// sign-ins a second once Burst is spent): low, because a sustained
+	// flood of wrong sign-ins takes Budget of the machine from the rest of
+	// the process, on top of what receiving and answering the flood's
+	// requests costs (see the README's People section).
 	Budget float64
 	// Burst is how much CPU time hashing may take at once before Budget
-	// holds it back. Default: 2s (about fifty sign-ins).
+	// holds it back. Default: 1s (about fifty sign-ins at once).
 	Burst time.Duration
 	// MaxWait is the longest a hash waits to start, for a worker and for
 	// the budget together; beyond, ErrBusy. Default: 5s.
@@ -136,10 +142,10 @@ func New(cfg Config) (*Hasher, error) {
 		q = 64
 	}
 	if cfg.Budget <= 0 || cfg.Budget > 1 {
-		cfg.Budget = 0.1
+		cfg.Budget = 0.025
 	}
 	if cfg.Burst <= 0 {
-		cfg.Burst = 2 * time.Second
+		cfg.Burst = time.Second
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 5 * time.Second
