@@ -18,6 +18,11 @@
 # it starts (redis-server, the upstream, Caddy) is stopped when it exits.
 #
 # Environment (defaults in brackets):
+#   BENCH_ONLY         all: everything above; flood: only the sign-in flood
+#                      scenario (the file store alone, seeded with
+#                      BENCH_USERS [1000] users; about two and a half minutes
+#                      with the defaults), its three rows written to
+#                      BENCH_RESULTS [all]
 #   BENCH_DURATION     wrk duration of each measured run [10s]
 #   BENCH_REPEAT       rounds of every wrk comparison; a row shows medians [3]
 #   BENCH_WARMUP       wrk warm-up of each variant, not measured [2s]
@@ -37,6 +42,8 @@
 #                      none to skip
 #   BENCH_RESULTS      where the results are written [bench/RESULTS.md]
 #   BENCH_FLOOD_RATE   wrong sign-ins a second of the flood scenario [200]
+#   BENCH_FLOOD_KEEPALIVE=1  the flood keeps each source address's
+#                      connections for its next requests (else one a request)
 #   BENCH_NOTE         a line added to the results (say what else ran)
 #   BENCH_KEEP=1       keep the temporary directory (configs, logs, keys)
 set -euo pipefail
@@ -44,14 +51,27 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
+ONLY=${BENCH_ONLY:-all}
+case $ONLY in
+all | flood) ;;
+*)
+	echo "bench: BENCH_ONLY must be all or flood, not '$ONLY'" >&2
+	exit 2
+	;;
+esac
 DURATION=${BENCH_DURATION:-10s}
 REPEAT=${BENCH_REPEAT:-3}
 WARMUP=${BENCH_WARMUP:-2s}
 THREADS=${BENCH_THREADS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
-USERS=${BENCH_USERS:-100000}
+# The flood scenario measures cache hits of one key: the store's size does
+# not enter it, so it seeds few users when it runs alone.
+USERS_DEFAULT=100000
+[ "$ONLY" = flood ] && USERS_DEFAULT=1000
+USERS=${BENCH_USERS:-$USERS_DEFAULT}
 ROUNDS=${BENCH_ROUNDS:-200}
 SCALE=${BENCH_SCALE:-1000,100000}
+[ "$ONLY" = flood ] && SCALE=none
 RESULTS=${BENCH_RESULTS:-bench/RESULTS.md}
 NOTE=${BENCH_NOTE:-}
 KEEP=${BENCH_KEEP:-0}
@@ -279,12 +299,16 @@ fi
 printf '{\n\tapiusers {\n\t\tstore file %s\n\t}\n}\n' "$SEED_FILE_DIR" >"$WORK/seed-file.Caddyfile"
 global_redis >"$WORK/redis-global.Caddyfile"
 
-log "seeding $USERS users with a key each in the file store and in Redis"
+if [ "$ONLY" = flood ]; then
+	log "seeding $USERS users with a key each in the file store"
+else
+	log "seeding $USERS users with a key each in the file store and in Redis"
+fi
 start seed-file "$WORK/bin/seed" --config "$WORK/seed-file.Caddyfile" --adapter caddyfile \
 	--workspace "$WORKSPACE" --users "$USERS" --prefix load --keys-out "$WORK/keys-file.txt"
 SEED_FILE_PID=$LAST_PID
 REDIS_MEM_BEFORE=$(redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ {print $2+0}')
-if ! "$WORK/bin/seed" --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
+if [ "$ONLY" = all ] && ! "$WORK/bin/seed" --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
 	--workspace "$WORKSPACE" --users "$USERS" --prefix load --keys-out "$WORK/keys-redis.txt" \
 	2>"$WORK/logs/seed-redis.log"; then
 	tail -n 5 "$WORK/logs/seed-redis.log" >&2
@@ -302,19 +326,25 @@ if [ "$SEED_FILE_DIR" != "$FILE_DIR" ]; then
 	SEEDTMP=
 fi
 SEED_FILE_RATE=$(awk '/^seeded .* users\/s$/ {print $(NF-1)}' "$WORK/logs/seed-file.log" | tail -n 1)
-SEED_REDIS_RATE=$(awk '/^seeded .* users\/s$/ {print $(NF-1)}' "$WORK/logs/seed-redis.log" | tail -n 1)
 TMPFS_NOTE=
 [ "$SEEDED_ON_TMPFS" = 1 ] && TMPFS_NOTE=" (seeded on tmpfs, then copied to disk)"
-log "seeded: file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS_RATE} users/s"
 FILE_KEY=$(head -n 1 "$WORK/keys-file.txt")
-REDIS_KEY=$(head -n 1 "$WORK/keys-redis.txt")
+if [ "$ONLY" = all ]; then
+	SEED_REDIS_RATE=$(awk '/^seeded .* users\/s$/ {print $(NF-1)}' "$WORK/logs/seed-redis.log" | tail -n 1)
+	log "seeded: file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS_RATE} users/s"
+	SEED_NOTE="file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS_RATE} users/s, both at once"
+	REDIS_KEY=$(head -n 1 "$WORK/keys-redis.txt")
 
-# A user with credits (10^12, never spent out) for the quota row, in Redis.
-"$WORK/bin/seed" --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
-	--workspace "$WORKSPACE" --users 1 --prefix metered --credits 1000000000000 \
-	--keys-out "$WORK/keys-credits.txt" 2>"$WORK/logs/seed-credits.log" ||
-	die "seeding the user with credits failed: $(tail -n 3 "$WORK/logs/seed-credits.log")"
-CREDITS_KEY=$(head -n 1 "$WORK/keys-credits.txt")
+	# A user with credits (10^12, never spent out) for the quota row, in Redis.
+	"$WORK/bin/seed" --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
+		--workspace "$WORKSPACE" --users 1 --prefix metered --credits 1000000000000 \
+		--keys-out "$WORK/keys-credits.txt" 2>"$WORK/logs/seed-credits.log" ||
+		die "seeding the user with credits failed: $(tail -n 3 "$WORK/logs/seed-credits.log")"
+	CREDITS_KEY=$(head -n 1 "$WORK/keys-credits.txt")
+else
+	log "seeded: file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE"
+	SEED_NOTE="file store only (BENCH_ONLY=flood), ${SEED_FILE_RATE} users/s$TMPFS_NOTE"
+fi
 
 # --- wrk runs --------------------------------------------------------------
 
@@ -419,16 +449,6 @@ variant() {
 # baseline: marks the last variant as its group's baseline.
 baseline() { V_BASE[${#V_BASE[@]} - 1]=1; }
 
-# The keys of the miss runs: the last WARM_KEYS lines of each keys file warm
-# a fresh Caddy up (and check it admits them); the measured runs use the
-# others.
-WARM_KEYS=$((USERS / 10 < 2000 ? USERS / 10 + 1 : 2000))
-for s in file redis; do
-	head -n "-$WARM_KEYS" "$WORK/keys-$s.txt" >"$WORK/keys-$s-measured.txt"
-	tail -n "$WARM_KEYS" "$WORK/keys-$s.txt" >"$WORK/keys-$s-warm.txt"
-done
-[ -s "$WORK/keys-file-measured.txt" ] || die "BENCH_USERS=$USERS leaves no keys to measure misses with"
-
 # site_conf <name> <global printer or -> <site printer> [site args...]:
 # writes $WORK/<name>.Caddyfile on a free port and prints "path port".
 site_conf() {
@@ -448,43 +468,56 @@ site_conf() {
 
 url_of() { echo "http://127.0.0.1:$1$API_PATH"; }
 
-variant hit upstream "upstream alone (no Caddy; CPU: the upstream's)" - "$(url_of "$UP_PORT")" "$FILE_KEY" "$UP_PID" 0
-read -r conf port <<<"$(site_conf hit-proxy - proxy_site)"
-variant hit proxy "Caddy reverse_proxy (the baseline)" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
-baseline
-read -r conf port <<<"$(site_conf hit-gateway-file global_file gateway_site)"
-variant hit gateway-file "apiusers + reverse_proxy, file store, cache hits" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
-read -r conf port <<<"$(site_conf hit-gateway-redis global_redis gateway_site)"
-variant hit gateway-redis "apiusers + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$REDIS_KEY" "$REDIS_PID" 0
-# A rate limit (by user, never reached: every request is counted and
-# admitted) and credits (spent by every request): on Redis, where counts
-# and credits are the fleet's, so what they cost in Redis shows too.
-read -r conf port <<<"$(site_conf hit-gateway-ratelimit global_redis gateway_site 'rate_limit 1000000000 per 1s')"
-variant hit gateway-ratelimit "apiusers + a rate limit (by user, not reached) + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$REDIS_KEY" "$REDIS_PID" 0
-read -r conf port <<<"$(site_conf hit-gateway-credits global_redis gateway_site)"
-variant hit gateway-credits "apiusers + credits (a key's user with 10^12) + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$CREDITS_KEY" "$REDIS_PID" 0
+# The variants of the wrk comparisons (none when BENCH_ONLY=flood).
+if [ "$ONLY" = all ]; then
+	# The keys of the miss runs: the last WARM_KEYS lines of each keys file warm
+	# a fresh Caddy up (and check it admits them); the measured runs use the
+	# others.
+	WARM_KEYS=$((USERS / 10 < 2000 ? USERS / 10 + 1 : 2000))
+	for s in file redis; do
+		head -n "-$WARM_KEYS" "$WORK/keys-$s.txt" >"$WORK/keys-$s-measured.txt"
+		tail -n "$WARM_KEYS" "$WORK/keys-$s.txt" >"$WORK/keys-$s-warm.txt"
+	done
+	[ -s "$WORK/keys-file-measured.txt" ] || die "BENCH_USERS=$USERS leaves no keys to measure misses with"
 
-# record, when this build has it; on a copy of the file store (one process
-# holds a store file).
-RECORD_DIR=$WORK/file-store-record
-global_record() { global_file | sed "s|store file $FILE_DIR|store file $RECORD_DIR|"; }
-read -r conf port <<<"$(site_conf hit-gateway-record global_record gateway_site record)"
-RECORD_SKIPPED=
-if ./caddy adapt --config "$conf" --adapter caddyfile >/dev/null 2>"$WORK/logs/adapt-record.log"; then
-	cp -a "$FILE_DIR" "$RECORD_DIR"
-	variant hit gateway-record "apiusers + record + reverse_proxy, file store, cache hits" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
-else
-	RECORD_SKIPPED="skipped: \`./caddy adapt\` does not know \`record\` in this build ($(grep -m 1 -o 'record[^"]*' "$WORK/logs/adapt-record.log" | tr '|' '/'))"
+	variant hit upstream "upstream alone (no Caddy; CPU: the upstream's)" - "$(url_of "$UP_PORT")" "$FILE_KEY" "$UP_PID" 0
+	read -r conf port <<<"$(site_conf hit-proxy - proxy_site)"
+	variant hit proxy "Caddy reverse_proxy (the baseline)" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
+	baseline
+	read -r conf port <<<"$(site_conf hit-gateway-file global_file gateway_site)"
+	variant hit gateway-file "apiusers + reverse_proxy, file store, cache hits" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
+	read -r conf port <<<"$(site_conf hit-gateway-redis global_redis gateway_site)"
+	variant hit gateway-redis "apiusers + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$REDIS_KEY" "$REDIS_PID" 0
+	# A rate limit (by user, never reached: every request is counted and
+	# admitted) and credits (spent by every request): on Redis, where counts
+	# and credits are the fleet's, so what they cost in Redis shows too.
+	read -r conf port <<<"$(site_conf hit-gateway-ratelimit global_redis gateway_site 'rate_limit 1000000000 per 1s')"
+	variant hit gateway-ratelimit "apiusers + a rate limit (by user, not reached) + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$REDIS_KEY" "$REDIS_PID" 0
+	read -r conf port <<<"$(site_conf hit-gateway-credits global_redis gateway_site)"
+	variant hit gateway-credits "apiusers + credits (a key's user with 10^12) + reverse_proxy, Redis, cache hits (CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$CREDITS_KEY" "$REDIS_PID" 0
+
+	# record, when this build has it; on a copy of the file store (one process
+	# holds a store file).
+	RECORD_DIR=$WORK/file-store-record
+	global_record() { global_file | sed "s|store file $FILE_DIR|store file $RECORD_DIR|"; }
+	read -r conf port <<<"$(site_conf hit-gateway-record global_record gateway_site record)"
+	RECORD_SKIPPED=
+	if ./caddy adapt --config "$conf" --adapter caddyfile >/dev/null 2>"$WORK/logs/adapt-record.log"; then
+		cp -a "$FILE_DIR" "$RECORD_DIR"
+		variant hit gateway-record "apiusers + record + reverse_proxy, file store, cache hits" "$conf" "$(url_of "$port")" "$FILE_KEY" "" 0
+	else
+		RECORD_SKIPPED="skipped: \`./caddy adapt\` does not know \`record\` in this build ($(grep -m 1 -o 'record[^"]*' "$WORK/logs/adapt-record.log" | tr '|' '/'))"
+	fi
+
+	MEASURED_KEYS=$(wc -l <"$WORK/keys-file-measured.txt")
+	read -r conf port <<<"$(site_conf miss-proxy - proxy_site)"
+	variant miss proxy "Caddy reverse_proxy (the baseline), driven by the keys script" "$conf" "$(url_of "$port")" "$WORK/keys-file-measured.txt" "" 0
+	baseline
+	read -r conf port <<<"$(site_conf miss-gateway-file global_file gateway_site)"
+	variant miss gateway-file "apiusers + reverse_proxy, file store, $(fmt_int "$MEASURED_KEYS") distinct keys (misses)" "$conf" "$(url_of "$port")" "$WORK/keys-file-measured.txt" "" 1
+	read -r conf port <<<"$(site_conf miss-gateway-redis global_redis gateway_site)"
+	variant miss gateway-redis "apiusers + reverse_proxy, Redis, $(fmt_int "$MEASURED_KEYS") distinct keys (misses; CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$WORK/keys-redis-measured.txt" "$REDIS_PID" 1
 fi
-
-MEASURED_KEYS=$(wc -l <"$WORK/keys-file-measured.txt")
-read -r conf port <<<"$(site_conf miss-proxy - proxy_site)"
-variant miss proxy "Caddy reverse_proxy (the baseline), driven by the keys script" "$conf" "$(url_of "$port")" "$WORK/keys-file-measured.txt" "" 0
-baseline
-read -r conf port <<<"$(site_conf miss-gateway-file global_file gateway_site)"
-variant miss gateway-file "apiusers + reverse_proxy, file store, $(fmt_int "$MEASURED_KEYS") distinct keys (misses)" "$conf" "$(url_of "$port")" "$WORK/keys-file-measured.txt" "" 1
-read -r conf port <<<"$(site_conf miss-gateway-redis global_redis gateway_site)"
-variant miss gateway-redis "apiusers + reverse_proxy, Redis, $(fmt_int "$MEASURED_KEYS") distinct keys (misses; CPU: Caddy + redis-server)" "$conf" "$(url_of "$port")" "$WORK/keys-redis-measured.txt" "$REDIS_PID" 1
 
 # The GC settings of the Caddy processes, per mode. Without equalising, a
 # process whose live heap is larger (reserved cache memory) collects less
@@ -678,22 +711,38 @@ group_table() {
 	return 0
 }
 
-for mode in ${GC_MODES//,/ }; do
-	for group in hit miss; do
-		run_group "$mode" "$group"
+if [ "$ONLY" = all ]; then
+	for mode in ${GC_MODES//,/ }; do
+		for group in hit miss; do
+			run_group "$mode" "$group"
+		done
 	done
-done
+fi
 
 # --- a sign-in flood next to the gateway -----------------------------------
 
 # One Caddy serves the gateway and the admin API (on a copy of the file
-# store). Cache-hit wrk runs alternate: alone, then while bench/signinflood
+# store). Each round runs cache-hit wrk three times: alone; while
+# bench/signinflood sends BENCH_FLOOD_RATE requests a second like the
+# flood's but without an email (the control: the admin API answers them
+# 400 before it counts, reads or hashes anything, so what they take from
+# the gateway is what handling that many requests costs); and while it
 # sends BENCH_FLOOD_RATE wrong sign-ins a second for unknown emails from
 # ever other loopback addresses (so that no throttle spares the hashing).
-# The figure is the flood rows' req/s over the quiet rows' (target ≥ 0.9).
+# The figure is the sign-in flood rows' req/s over the quiet rows' (target
+# ≥ 0.9); the control's ratio is the most the sign-in flood could reach.
+# BENCH_FLOOD_KEEPALIVE=1 has each source address's connections carry its
+# next requests (by default every request has a connection of its own).
 FLOOD_RATE=${BENCH_FLOOD_RATE:-200}
+FLOOD_KEEPALIVE=${BENCH_FLOOD_KEEPALIVE:-0}
 FLOOD_SECS=12
 [[ $DURATION =~ ^([0-9]+)s$ ]] && FLOOD_SECS=$((BASH_REMATCH[1] + 2))
+FLOOD_ARGS=()
+FLOOD_CONNS="a connection of its own for every request"
+if [ "$FLOOD_KEEPALIVE" = 1 ]; then
+	FLOOD_ARGS+=(-keep-alive)
+	FLOOD_CONNS="each source address's connections kept for its next requests"
+fi
 FLOOD_DIR=$WORK/file-store-flood
 cp -a "$FILE_DIR" "$FLOOD_DIR"
 free_port P
@@ -707,81 +756,122 @@ FLOOD_CADDY=$CADDY_PID
 [ "$(status "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")" = 200 ] || die "the flood scenario's gateway refuses a seeded key"
 log "warming up: the gateway of the flood scenario"
 wrk -t "$THREADS" -c "$CONNECTIONS" -d "$WARMUP" -H "Authorization: Bearer $FILE_KEY" "http://127.0.0.1:$P$API_PATH" >/dev/null
-declare -A QUIET LOUD FLOOD_OUT
+# RUN[kind,r] is the wrk result of round r of kind quiet, control or flood;
+# CPU[kind,r] Caddy's CPU ticks during it, CLIENT[kind,r] the flood
+# client's until then (from its start, a second before wrk's), OUT[kind,r]
+# how the flood's requests were answered.
+declare -A RUN CPU CLIENT OUT
+FLOOD_NEXT=1
+# flood_round <kind> <r>: one measured wrk run, alone (quiet) or beside a
+# flood of its kind; every flood's emails and source addresses are new
+# (-first), so that none meets the throttle counts of the ones before.
+flood_round() {
+	local kind=$1 r=$2 t0 fpid= args=("${FLOOD_ARGS[@]+"${FLOOD_ARGS[@]}"}")
+	if [ "$kind" != quiet ]; then
+		[ "$kind" = control ] && args+=(-control)
+		"$WORK/bin/signinflood" -url "http://127.0.0.1:$P/admin/login" -rate "$FLOOD_RATE" -duration "${FLOOD_SECS}s" \
+			-first "$FLOOD_NEXT" "${args[@]+"${args[@]}"}" >"$WORK/logs/flood-$kind-$r.txt" 2>&1 &
+		fpid=$!
+		FLOOD_NEXT=$((FLOOD_NEXT + FLOOD_RATE * FLOOD_SECS))
+		sleep 1
+	fi
+	t0=$(cpu_ticks "$FLOOD_CADDY")
+	RUN[$kind,$r]=$(run_wrk "$WORK/logs/wrk-$kind-$r.txt" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")
+	CPU[$kind,$r]=$(($(cpu_ticks "$FLOOD_CADDY") - t0))
+	if [ -n "$fpid" ]; then
+		CLIENT[$kind,$r]=$(cpu_ticks "$fpid" 2>/dev/null || echo 0)
+		wait "$fpid" || die "signinflood failed: $(tail -n 3 "$WORK/logs/flood-$kind-$r.txt")"
+		OUT[$kind,$r]=$(tail -n 1 "$WORK/logs/flood-$kind-$r.txt")
+	fi
+}
 for r in $(seq "$REPEAT"); do
 	log "round $r/$REPEAT: cache hits, no flood"
-	QUIET[$r]=$(run_wrk "$WORK/logs/wrk-quiet-$r.txt" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")
-	log "round $r/$REPEAT: cache hits while $FLOOD_RATE wrong sign-ins/s flood the admin API"
-	"$WORK/bin/signinflood" -url "http://127.0.0.1:$P/admin/login" -rate "$FLOOD_RATE" -duration "${FLOOD_SECS}s" \
-		>"$WORK/logs/flood-$r.txt" 2>&1 &
-	FLOOD_PID=$!
-	sleep 1
-	LOUD[$r]=$(run_wrk "$WORK/logs/wrk-loud-$r.txt" "http://127.0.0.1:$P$API_PATH" "$FILE_KEY")
-	wait "$FLOOD_PID" || die "signinflood failed: $(tail -n 3 "$WORK/logs/flood-$r.txt")"
-	FLOOD_OUT[$r]=$(tail -n 1 "$WORK/logs/flood-$r.txt")
+	flood_round quiet "$r"
+	log "round $r/$REPEAT: cache hits while $FLOOD_RATE requests/s without an email (the control) reach POST /admin/login"
+	flood_round control "$r"
+	log "round $r/$REPEAT: cache hits while $FLOOD_RATE wrong sign-ins/s flood POST /admin/login"
+	flood_round flood "$r"
 done
 stop "$FLOOD_CADDY"
-median_of() { # <array name>: the round with the median req/s
-	local -n arr=$1
-	for r in $(seq "$REPEAT"); do echo "${arr[$r]}"; done | sort -n -k1,1 | sed -n "$(((REPEAT + 1) / 2))p"
+# flood_median <kind>: the round with the median req/s.
+flood_median() {
+	for r in $(seq "$REPEAT"); do echo "${RUN[$1,$r]}"; done | sort -n -k1,1 | sed -n "$(((REPEAT + 1) / 2))p"
 }
-read -r Q_RPS Q_P50 Q_P99 _ _ <<<"$(median_of QUIET)"
-read -r L_RPS L_P50 L_P99 _ _ <<<"$(median_of LOUD)"
+# flood_rounds <kind>: each round's req/s over the quiet run's, Caddy's CPU
+# seconds (every thread) in the quiet run and in this one, and the client's.
+flood_rounds() {
+	for r in $(seq "$REPEAT"); do
+		read -r q _ <<<"${RUN[quiet,$r]}"
+		read -r l _ <<<"${RUN[$1,$r]}"
+		awk -v l="$l" -v q="$q" -v cq="${CPU[quiet,$r]}" -v cl="${CPU[$1,$r]}" -v cc="${CLIENT[$1,$r]}" -v hz="$CLK_TCK" \
+			'BEGIN {printf "%.3f; %.1f → %.1f s, client %.1f s\n", l / q, cq / hz, cl / hz, cc / hz}'
+	done | paste -sd/ | sed 's|/| / |g'
+}
+flood_answers() { for r in $(seq "$REPEAT"); do echo "${OUT[$1,$r]}"; done | paste -sd/ | sed 's|/| / |g'; }
+read -r Q_RPS Q_P50 Q_P99 _ _ <<<"$(flood_median quiet)"
+read -r C_RPS C_P50 C_P99 _ _ <<<"$(flood_median control)"
+read -r L_RPS L_P50 L_P99 _ _ <<<"$(flood_median flood)"
+CONTROL_RATIO=$(awk -v a="$C_RPS" -v b="$Q_RPS" 'BEGIN {printf "%.3f", a / b}')
 FLOOD_RATIO=$(awk -v a="$L_RPS" -v b="$Q_RPS" 'BEGIN {printf "%.3f", a / b}')
 row "gateway cache hits (file store, admin API mounted), no flood" "$Q_P50 ms" "$Q_P99 ms" \
-	"$(fmt_int "$Q_RPS") req/s, median of $REPEAT rounds, alternating with the row below on the same Caddy"
+	"$(fmt_int "$Q_RPS") req/s, median of $REPEAT rounds, in turn with the two rows below on the same Caddy"
+row "the same while $FLOOD_RATE requests/s without an email reach POST /admin/login (the control: 400, nothing counted, read or hashed)" "$C_P50 ms" "$C_P99 ms" \
+	"$(fmt_int "$C_RPS") req/s, median of $REPEAT rounds: $CONTROL_RATIO of the quiet row, what the requests alone cost; $FLOOD_CONNS; per round (req/s ratio; Caddy's CPU quiet → control, the client's): $(flood_rounds control); answers: $(flood_answers control)"
 row "the same while $FLOOD_RATE wrong sign-ins/s flood POST /admin/login" "$L_P50 ms" "$L_P99 ms" \
-	"$(fmt_int "$L_RPS") req/s, median of $REPEAT rounds: **$FLOOD_RATIO of the row above** (target ≥ 0.9); the flood's answers, last round: ${FLOOD_OUT[$REPEAT]}"
+	"$(fmt_int "$L_RPS") req/s, median of $REPEAT rounds: **$FLOOD_RATIO of the quiet row** (target ≥ 0.9); $FLOOD_CONNS; per round (req/s ratio; Caddy's CPU quiet → flood, the client's): $(flood_rounds flood); answers: $(flood_answers flood)"
 
 # --- revocation propagation ------------------------------------------------
 
-log "measuring revocation propagation over $ROUNDS revocations"
-./caddy apiusers bootstrap --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
-	--workspace "$WORKSPACE" --username bench-root >"$WORK/root.key" 2>"$WORK/logs/bootstrap.log" ||
-	die "bootstrap on Redis failed: $(cat "$WORK/logs/bootstrap.log")"
-chmod 600 "$WORK/root.key"
-fleet_site() {
-	printf 'http://:%s {\n\thandle_path /admin/* {\n\t\tapiusers_admin\n\t}\n\thandle /api/* {\n\t\tapiusers {\n\t\t\trequire listeners.invoke\n\t\t}\n\t\trespond "ok" 200\n\t}\n}\n' "$1"
-}
-free_port PA
-free_port PB
-# The probe ends each round on B's first 401 for the revoked key, from one
-# address: 200 rounds are 200 failed authentications, which the failed-auth
-# throttle (100 a minute by default) would answer 429 from round 100 on.
-{
-	global_redis "auth_failures off"
-	fleet_site "$PA"
-} >"$WORK/fleet-a.Caddyfile"
-{
-	global_redis "auth_failures off"
-	fleet_site "$PB"
-} >"$WORK/fleet-b.Caddyfile"
-caddy_start caddy-fleet-a "$WORK/fleet-a.Caddyfile" "$PA"
-A_PID=$CADDY_PID
-caddy_start caddy-fleet-b "$WORK/fleet-b.Caddyfile" "$PB"
-B_PID=$CADDY_PID
-PROP=$("$WORK/bin/propagation" -a "http://127.0.0.1:$PA" -b "http://127.0.0.1:$PB" -api "$API_PATH" \
-	-workspace "$WORKSPACE" -root-key-file "$WORK/root.key" -rounds "$ROUNDS" 2>"$WORK/logs/propagation.log") ||
-	die "propagation failed: $(tail -n 5 "$WORK/logs/propagation.log")"
-stop "$A_PID"
-stop "$B_PID"
-kv() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
-row "revocation on A seen on B (2 instances, one Redis; $(kv "$PROP" rounds) revocations)" "$(kv "$PROP" p50_ms) ms" "$(kv "$PROP" p99_ms) ms" \
-	"max $(kv "$PROP" max_ms) ms; $(kv "$PROP" failures) failed rounds; from A's answer to the revocation to B's first 401"
+# Revocation and memory (not when BENCH_ONLY=flood).
+if [ "$ONLY" = all ]; then
+	log "measuring revocation propagation over $ROUNDS revocations"
+	./caddy apiusers bootstrap --config "$WORK/redis-global.Caddyfile" --adapter caddyfile \
+		--workspace "$WORKSPACE" --username bench-root >"$WORK/root.key" 2>"$WORK/logs/bootstrap.log" ||
+		die "bootstrap on Redis failed: $(cat "$WORK/logs/bootstrap.log")"
+	chmod 600 "$WORK/root.key"
+	fleet_site() {
+		printf 'http://:%s {\n\thandle_path /admin/* {\n\t\tapiusers_admin\n\t}\n\thandle /api/* {\n\t\tapiusers {\n\t\t\trequire listeners.invoke\n\t\t}\n\t\trespond "ok" 200\n\t}\n}\n' "$1"
+	}
+	free_port PA
+	free_port PB
+	# The probe ends each round on B's first 401 for the revoked key, from one
+	# address: 200 rounds are 200 failed authentications, which the failed-auth
+	# throttle (100 a minute by default) would answer 429 from round 100 on.
+	{
+		global_redis "auth_failures off"
+		fleet_site "$PA"
+	} >"$WORK/fleet-a.Caddyfile"
+	{
+		global_redis "auth_failures off"
+		fleet_site "$PB"
+	} >"$WORK/fleet-b.Caddyfile"
+	caddy_start caddy-fleet-a "$WORK/fleet-a.Caddyfile" "$PA"
+	A_PID=$CADDY_PID
+	caddy_start caddy-fleet-b "$WORK/fleet-b.Caddyfile" "$PB"
+	B_PID=$CADDY_PID
+	PROP=$("$WORK/bin/propagation" -a "http://127.0.0.1:$PA" -b "http://127.0.0.1:$PB" -api "$API_PATH" \
+		-workspace "$WORKSPACE" -root-key-file "$WORK/root.key" -rounds "$ROUNDS" 2>"$WORK/logs/propagation.log") ||
+		die "propagation failed: $(tail -n 5 "$WORK/logs/propagation.log")"
+	stop "$A_PID"
+	stop "$B_PID"
+	kv() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
+	row "revocation on A seen on B (2 instances, one Redis; $(kv "$PROP" rounds) revocations)" "$(kv "$PROP" p50_ms) ms" "$(kv "$PROP" p99_ms) ms" \
+		"max $(kv "$PROP" max_ms) ms; $(kv "$PROP" failures) failed rounds; from A's answer to the revocation to B's first 401"
 
-# --- memory ----------------------------------------------------------------
+	# Memory: the heap a cached user costs, and Redis memory per user.
 
-log "measuring the memory of $(fmt_int "$USERS") cached users"
-MEM=$("$WORK/bin/cachemem" -store "$FILE_DIR" -keys "$WORK/keys-file.txt" 2>"$WORK/logs/cachemem.log") ||
-	die "cachemem failed: $(tail -n 5 "$WORK/logs/cachemem.log")"
-PB_BYTES=$(kv "$MEM" principal_bytes)
-KB_BYTES=$(kv "$MEM" key_bytes)
-UB_BYTES=$(kv "$MEM" user_bytes)
-row "Go heap per cached user ($(fmt_int "$(kv "$MEM" cached)") of $(fmt_int "$(kv "$MEM" users)") users cached, file store)" — — \
-	"$(fmt_int "$PB_BYTES") B per principal + $(fmt_int "$KB_BYTES") B per verified key = $(fmt_int "$UB_BYTES") B per user: $(awk -v b="$UB_BYTES" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 cached users"
-REDIS_PER_USER=$(((REDIS_MEM_AFTER - REDIS_MEM_BEFORE) / USERS))
-row "Redis used_memory per seeded user ($(fmt_int "$USERS") users)" — — \
-	"$(fmt_int "$REDIS_PER_USER") B per user (the user, its name index entry, its key, 2 audit entries): $(awk -v b="$REDIS_PER_USER" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 users"
+	log "measuring the memory of $(fmt_int "$USERS") cached users"
+	MEM=$("$WORK/bin/cachemem" -store "$FILE_DIR" -keys "$WORK/keys-file.txt" 2>"$WORK/logs/cachemem.log") ||
+		die "cachemem failed: $(tail -n 5 "$WORK/logs/cachemem.log")"
+	PB_BYTES=$(kv "$MEM" principal_bytes)
+	KB_BYTES=$(kv "$MEM" key_bytes)
+	UB_BYTES=$(kv "$MEM" user_bytes)
+	row "Go heap per cached user ($(fmt_int "$(kv "$MEM" cached)") of $(fmt_int "$(kv "$MEM" users)") users cached, file store)" — — \
+		"$(fmt_int "$PB_BYTES") B per principal + $(fmt_int "$KB_BYTES") B per verified key = $(fmt_int "$UB_BYTES") B per user: $(awk -v b="$UB_BYTES" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 cached users"
+	REDIS_PER_USER=$(((REDIS_MEM_AFTER - REDIS_MEM_BEFORE) / USERS))
+	row "Redis used_memory per seeded user ($(fmt_int "$USERS") users)" — — \
+		"$(fmt_int "$REDIS_PER_USER") B per user (the user, its name index entry, its key, 2 audit entries): $(awk -v b="$REDIS_PER_USER" 'BEGIN {printf "%.1f", b * 100000 / 1048576}') MiB per 100,000 users"
+fi
 
 # --- scale -----------------------------------------------------------------
 
@@ -826,17 +916,24 @@ TABLE=$(
 	echo "- $("$GO" version | sed 's/^go version //'), $(wrk --version 2>&1 | head -n 1 | awk '{print "wrk " $2}'), $(redis-server --version | awk '{print "Redis " $3}' | sed 's/v=//')"
 	echo "- commit: $REV"
 	echo "- wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per run, GET $API_PATH over loopback"
-	echo "- method: every variant runs in a Caddy process of its own; a group's variants are measured in turn, $REPEAT rounds, each round starting one variant further on; hit variants are started together and warmed up ($WARMUP) first, miss variants get a new process (warmed up on $(fmt_int "$WARM_KEYS") keys kept apart) every round; a row shows the median over the rounds of each column, and of the per-round ratio (req/s) and difference (CPU) to the baseline measured in the same round"
-	echo "- CPU µs/req: the user + system time of the variant's Caddy process (and of redis-server for Redis variants) during the wrk run, from /proc/<pid>/stat, divided by the requests wrk counted; RSS is VmRSS before the first request and after the last"
-	echo "- GC modes: default (Caddy's own settings); equalised (\`GOGC=off GOMEMLIMIT=1GiB\` for every Caddy process, so that no process collects more or less often because of its live heap)"
+	if [ "$ONLY" = all ]; then
+		echo "- method: every variant runs in a Caddy process of its own; a group's variants are measured in turn, $REPEAT rounds, each round starting one variant further on; hit variants are started together and warmed up ($WARMUP) first, miss variants get a new process (warmed up on $(fmt_int "$WARM_KEYS") keys kept apart) every round; a row shows the median over the rounds of each column, and of the per-round ratio (req/s) and difference (CPU) to the baseline measured in the same round"
+		echo "- CPU µs/req: the user + system time of the variant's Caddy process (and of redis-server for Redis variants) during the wrk run, from /proc/<pid>/stat, divided by the requests wrk counted; RSS is VmRSS before the first request and after the last"
+		echo "- GC modes: default (Caddy's own settings); equalised (\`GOGC=off GOMEMLIMIT=1GiB\` for every Caddy process, so that no process collects more or less often because of its live heap)"
+	fi
 	echo "- upstream: \`bench/upstream\` (net/http, 12-byte JSON body), its own process; wrk, Caddy, the upstream and redis-server share the machine's CPUs"
-	echo "- seeding with \`bench/seed\`: $(fmt_int "$USERS") users per store; file store ${SEED_FILE_RATE} users/s$TMPFS_NOTE, Redis ${SEED_REDIS_RATE} users/s, both at once"
+	echo "- seeding with \`bench/seed\`: $(fmt_int "$USERS") users per store; $SEED_NOTE"
 	[ -n "$NOTE" ] && echo "- note: $NOTE"
+	[ "$ONLY" = flood ] && echo "- BENCH_ONLY=flood: the sign-in flood scenario alone (no wrk comparisons, revocation, memory or scale)"
 	echo
-	echo "## The wrk runs"
-	echo
-	echo "$TABLES"
-	echo "## Revocation and memory"
+	if [ "$ONLY" = all ]; then
+		echo "## The wrk runs"
+		echo
+		echo "$TABLES"
+		echo "## Revocation and memory"
+	else
+		echo "## The sign-in flood"
+	fi
 	echo
 	echo "$TABLE"
 	if [ -n "$SCALE_TABLE" ]; then

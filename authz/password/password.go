@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/argon2"
+	"github.com/apiusers/apiusers/authz/password/internal/argon2"
 )
 
 // Params are argon2id's cost parameters.
@@ -53,27 +53,47 @@ var ErrMalformed = errors.New("malformed password hash")
 // Hasher hashes and verifies passwords in a fixed pool: at most Workers
 // hashes run at once, at most Queue callers wait for one, and any more
 // are refused with ErrBusy at once. On top of that, hashing spends CPU
-// time (the hashing thread's own, on Linux) from a bucket: it may take Burst of CPU time at once, refilled at
+// time from a bucket: it may take Burst of CPU time at once, refilled at
 // Budget of the machine's CPUs; when the bucket is empty the next hash
-// waits for it (or, when that wait would pass MaxWait, is refused with
-// ErrBusy). So a burst of sign-ins runs at full speed, and a sustained
-// flood costs the rest of the process (the gateway) at most Budget of the
-// machine.
+// waits for it. A caller waits at most MaxWait in all, for a worker and
+// for the budget: when its hash could not start by then it is refused
+// with ErrBusy (at once when the budget alone would take longer).
+//
+// A hash runs wholly on one OS thread, and the bucket is charged that
+// thread's CPU time, user and system (on Linux; elsewhere the wall time).
+// Each worker keeps its hash memory (Params.Memory) between hashes and
+// drops it after a minute without one, so that hashing makes no garbage of
+// its size for the collector to chase. So a burst of sign-ins runs at full
+// speed, and a sustained flood costs the rest of the process (the gateway)
+// about Budget of the machine in hashing.
 type Hasher struct {
-	params  Params
-	slots   chan struct{} // one token per running hash
-	queue   chan struct{} // one token per waiting caller
-	dummy   string        // a hash of nothing anyone knows (see VerifyDummy)
-	once    sync.Once
-	rate    float64       // CPU seconds the bucket gains per second
-	burst   time.Duration // the bucket's size
-	maxWait time.Duration
+	params   Params
+	slots    chan *worker  // the idle workers; a running hash holds one
+	queue    chan struct{} // one token per waiting caller
+	keepIdle time.Duration // how long an idle worker keeps its memory
+	dummy    string        // a hash of nothing anyone knows (see VerifyDummy)
+	once     sync.Once
+	rate     float64       // CPU seconds the bucket gains per second
+	burst    time.Duration // the bucket's size
+	maxWait  time.Duration
 
 	mu    sync.Mutex
 	avail time.Duration // CPU time in the bucket as of at (may be negative: owed)
 	at    time.Time
 	now   func() time.Time
 }
+
+// worker is one place in the pool: the argon2 memory of the hash it runs,
+// kept between hashes and dropped after keepIdle without one (a timer
+// that owns mu while it drops it).
+type worker struct {
+	mu   sync.Mutex
+	buf  argon2.Buffer
+	idle *time.Timer
+}
+
+// keepIdle is how long a worker keeps its memory after its last hash.
+const keepIdle = time.Minute
 
 // Config configures a Hasher.
 type Config struct {
@@ -86,13 +106,17 @@ type Config struct {
 	// Queue is how many callers may wait for a worker. Default: 64.
 	Queue int
 	// Budget is the share of the machine's CPUs that hashing may take on
-	// average, 0 < Budget <= 1. Default: 0.1.
+	// average, 0 < Budget <= 1. Default: 0.025 (on 2 CPUs, about three
+	// sign-ins a second once Burst is spent): low, because a sustained
+	// flood of wrong sign-ins takes Budget of the machine from the rest of
+	// the process, on top of what receiving and answering the flood's
+	// requests costs (see the README's People section).
 	Budget float64
 	// Burst is how much CPU time hashing may take at once before Budget
-	// holds it back. Default: 2s (about fifty sign-ins).
+	// holds it back. Default: 1s (about fifty sign-ins at once).
 	Burst time.Duration
-	// MaxWait is the longest a hash waits for the budget; beyond, ErrBusy.
-	// Default: 5s.
+	// MaxWait is the longest a hash waits to start, for a worker and for
+	// the budget together; beyond, ErrBusy. Default: 5s.
 	MaxWait time.Duration
 }
 
@@ -118,22 +142,26 @@ func New(cfg Config) (*Hasher, error) {
 		q = 64
 	}
 	if cfg.Budget <= 0 || cfg.Budget > 1 {
-		cfg.Budget = 0.1
+		cfg.Budget = 0.025
 	}
 	if cfg.Burst <= 0 {
-		cfg.Burst = 2 * time.Second
+		cfg.Burst = time.Second
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 5 * time.Second
 	}
-	return &Hasher{params: p, slots: make(chan struct{}, w), queue: make(chan struct{}, q),
+	h := &Hasher{params: p, slots: make(chan *worker, w), queue: make(chan struct{}, q), keepIdle: keepIdle,
 		rate: cfg.Budget * float64(runtime.GOMAXPROCS(0)), burst: cfg.Burst, maxWait: cfg.MaxWait,
-		avail: cfg.Burst, at: time.Now(), now: time.Now}, nil
+		avail: cfg.Burst, at: time.Now(), now: time.Now}
+	for range w {
+		h.slots <- new(worker)
+	}
+	return h, nil
 }
 
 // take waits until the bucket holds CPU time, or refuses with ErrBusy
-// when that would take longer than maxWait.
-func (h *Hasher) take(ctx context.Context) error {
+// when that would take longer than limit.
+func (h *Hasher) take(ctx context.Context, limit time.Duration) error {
 	h.mu.Lock()
 	now := h.now()
 	h.avail = min(h.burst, h.avail+time.Duration(float64(now.Sub(h.at))*h.rate))
@@ -146,7 +174,7 @@ func (h *Hasher) take(ctx context.Context) error {
 	if wait == 0 {
 		return nil
 	}
-	if wait > h.maxWait {
+	if wait > limit {
 		return ErrBusy
 	}
 	t := time.NewTimer(wait)
@@ -169,25 +197,68 @@ func (h *Hasher) spend(d time.Duration) {
 // Params returns the parameters new hashes get.
 func (h *Hasher) Params() Params { return h.params }
 
-// run runs fn in the pool.
-func (h *Hasher) run(ctx context.Context, fn func()) error {
+// run runs fn in the pool, with the worker's memory for a hash of up to
+// the Hasher's Params.Memory (for a larger one, fn gets nil and the hash
+// allocates its own).
+func (h *Hasher) run(ctx context.Context, fn func(buf *argon2.Buffer)) error {
 	select {
 	case h.queue <- struct{}{}:
 	default:
 		return ErrBusy
 	}
 	defer func() { <-h.queue }()
+	start := time.Now()
+	var w *worker
 	select {
-	case h.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	case w = <-h.slots:
+	default:
+		t := time.NewTimer(h.maxWait)
+		select {
+		case w = <-h.slots:
+			t.Stop()
+		case <-t.C:
+			return ErrBusy
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
 	}
-	defer func() { <-h.slots }()
-	if err := h.take(ctx); err != nil {
+	defer func() { h.slots <- w }()
+	if err := h.take(ctx, h.maxWait-time.Since(start)); err != nil {
 		return err
 	}
-	h.spend(cpuTime(fn))
+	if w.idle != nil {
+		w.idle.Stop()
+	}
+	w.mu.Lock()
+	h.spend(cpuTime(func() { fn(&w.buf) }))
+	kept := w.buf.Size() > 0
+	w.mu.Unlock()
+	if kept {
+		if w.idle == nil {
+			w.idle = time.AfterFunc(h.keepIdle, w.release)
+		} else {
+			w.idle.Reset(h.keepIdle)
+		}
+	}
 	return nil
+}
+
+// release drops the worker's memory (its idle timer's function).
+func (w *worker) release() {
+	w.mu.Lock()
+	w.buf.Release()
+	w.mu.Unlock()
+}
+
+// buffer is buf when a hash of memory KiB fits the Hasher's parameters,
+// else nil: a stored hash with more memory than new ones get (parameters
+// lowered since) is verified in memory of its own, not kept.
+func (h *Hasher) buffer(buf *argon2.Buffer, memory uint32) *argon2.Buffer {
+	if memory > h.params.Memory {
+		return nil
+	}
+	return buf
 }
 
 // CheckPolicy runs Check in the pool, on the CPU budget, as a hash runs:
@@ -197,7 +268,7 @@ func (h *Hasher) run(ctx context.Context, fn func()) error {
 // context's error) when the pool or the budget refuses.
 func (h *Hasher) CheckPolicy(ctx context.Context, pw string, personal ...string) error {
 	var perr error
-	if err := h.run(ctx, func() { perr = Check(pw, personal...) }); err != nil {
+	if err := h.run(ctx, func(*argon2.Buffer) { perr = Check(pw, personal...) }); err != nil {
 		return err
 	}
 	return perr
@@ -212,7 +283,9 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	}
 	var key []byte
 	p := h.params
-	if err := h.run(ctx, func() { key = argon2.IDKey([]byte(pw), salt[:], p.Time, p.Memory, p.Threads, keyLen) }); err != nil {
+	if err := h.run(ctx, func(buf *argon2.Buffer) {
+		key = argon2.IDKey(h.buffer(buf, p.Memory), []byte(pw), salt[:], p.Time, p.Memory, p.Threads, keyLen)
+	}); err != nil {
 		return "", err
 	}
 	return encode(p, salt[:], key), nil
@@ -280,8 +353,8 @@ func (h *Hasher) Verify(ctx context.Context, pw, phc string) (ok, rehash bool, e
 		return false, false, err
 	}
 	var key []byte
-	if err := h.run(ctx, func() {
-		key = argon2.IDKey([]byte(pw), d.salt, d.p.Time, d.p.Memory, d.p.Threads, uint32(len(d.key)))
+	if err := h.run(ctx, func(buf *argon2.Buffer) {
+		key = argon2.IDKey(h.buffer(buf, d.p.Memory), []byte(pw), d.salt, d.p.Time, d.p.Memory, d.p.Threads, uint32(len(d.key)))
 	}); err != nil {
 		return false, false, err
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apiusers/apiusers/authz/password/internal/argon2"
 )
 
 func TestHashVerify(t *testing.T) {
@@ -84,16 +86,16 @@ func TestPoolBounded(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = h.run(ctx, func() { close(started); <-release })
+		_ = h.run(ctx, func(*argon2.Buffer) { close(started); <-release })
 	}()
 	<-started
 	wg.Add(1)
-	go func() { defer wg.Done(); _ = h.run(ctx, func() {}) }() // waits: the queue's second place
+	go func() { defer wg.Done(); _ = h.run(ctx, func(*argon2.Buffer) {}) }() // waits: the queue's second place
 	deadline := time.Now().Add(5 * time.Second)
 	for len(h.queue) < 2 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if err := h.run(ctx, func() { t.Error("ran beyond the queue") }); !errors.Is(err, ErrBusy) {
+	if err := h.run(ctx, func(*argon2.Buffer) { t.Error("ran beyond the queue") }); !errors.Is(err, ErrBusy) {
 		t.Fatalf("third caller: %v, want ErrBusy", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
@@ -101,6 +103,32 @@ func TestPoolBounded(t *testing.T) {
 	close(release)
 	wg.Wait()
 	_ = cctx
+}
+
+// TestPoolWaitBounded: a caller waits at most MaxWait for a worker too,
+// not only for the budget: behind a hash that does not end it is refused
+// with ErrBusy (not left waiting for as long as the queue takes).
+func TestPoolWaitBounded(t *testing.T) {
+	h, _ := New(Config{Workers: 1, Queue: 4, MaxWait: 20 * time.Millisecond})
+	ctx := context.Background()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.run(ctx, func(*argon2.Buffer) { close(started); <-release })
+	}()
+	<-started
+	err := h.run(ctx, func(*argon2.Buffer) { t.Error("ran while the only worker was busy") })
+	close(release)
+	<-done
+	if !errors.Is(err, ErrBusy) {
+		t.Fatalf("waiting behind a busy worker: %v, want ErrBusy", err)
+	}
+	ran := false
+	if err := h.run(ctx, func(*argon2.Buffer) { ran = true }); err != nil || !ran {
+		t.Fatalf("with the worker free again: %v ran=%v", err, ran)
+	}
 }
 
 func TestPolicy(t *testing.T) {
@@ -182,17 +210,17 @@ func TestBudgetHoldsBack(t *testing.T) {
 	h.spend(50 * time.Millisecond) // owed: 50ms of CPU
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if err := h.run(cctx, func() { t.Error("ran while the budget was spent") }); !errors.Is(err, context.DeadlineExceeded) {
+	if err := h.run(cctx, func(*argon2.Buffer) { t.Error("ran while the budget was spent") }); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("run with the budget spent: %v, want to wait", err)
 	}
 	h.maxWait = time.Millisecond
-	if err := h.run(ctx, func() { t.Error("ran beyond MaxWait") }); !errors.Is(err, ErrBusy) {
+	if err := h.run(ctx, func(*argon2.Buffer) { t.Error("ran beyond MaxWait") }); !errors.Is(err, ErrBusy) {
 		t.Fatalf("a wait beyond MaxWait: %v, want ErrBusy", err)
 	}
 	// Time refills it.
 	clock = clock.Add(time.Hour)
 	ran := false
-	if err := h.run(ctx, func() { ran = true }); err != nil || !ran {
+	if err := h.run(ctx, func(*argon2.Buffer) { ran = true }); err != nil || !ran {
 		t.Fatalf("after a refill: %v ran=%v", err, ran)
 	}
 }
