@@ -8,7 +8,8 @@
 # `record`, and on many distinct keys (cache misses, both stores, against a
 # reverse_proxy driven by the same wrk script), each in its own process,
 # rounds interleaved, with each process's CPU time per request and RSS, in
-# two GC modes (default and equalised); then the
+# two GC modes (default and equalised); then a sign-in flood beside the
+# gateway (and its control), the
 # revocation propagation between two Caddy instances on one Redis, the
 # memory a cached user costs, and the Redis memory a user costs. It prints
 # one markdown table and writes it, with the machine it ran on, to

@@ -106,7 +106,7 @@ type Config struct {
 	// Queue is how many callers may wait for a worker. Default: 64.
 	Queue int
 	// Budget is the share of the machine's CPUs that hashing may take on
-	// average, 0 < Budget <= 1. Default: 0.025 (on 2 CPUs, about three
+	// average, 0 < Budget <= 1. Default: 0.025 (on 2 CPUs, two or three
 	// sign-ins a second once Burst is spent): low, because a sustained
 	// flood of wrong sign-ins takes Budget of the machine from the rest of
 	// the process, on top of what receiving and answering the flood's
