@@ -363,15 +363,7 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 	lines := g.limiters(sv)
 	own, credits := p.CallerLimits(kid)
 	for i, l := range g.lines {
-		rate := l.rate
-		if l.perCaller && own != nil {
-			rate = *own
-		}
-		var memo *limit.Memo
-		if l.by != countByIP {
-			memo = p.Windows()
-		}
-		d := lines[i].AllowMemo(memo, l.subject(r, p, kid), rate, 1, now)
+		d, rate := l.decide(lines[i], r, p, kid, own, now)
 		counted[i] = d.Ticket()
 		vals.add(l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
 		if !d.Allowed && (denied < 0 || d.RetryAfter > retry) {
@@ -383,14 +375,10 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 		err = errRateLimited
 		g.lines[denied].limited.Inc()
 	} else if credits != nil && g.cost > 0 {
-		q := sv.limits.Spend(r.Context(), credits, g.cost, now)
-		vals.add(g.taken.creditsPolicy(credits, q, now), `"credits";r=`, q.Remaining, seconds(q.Reset), q.Reset > 0)
-		switch {
-		case q.Unavailable:
-			err, retry = errCreditsAway, q.RetryAfter
-		case !q.Allowed:
-			err, retry = errNoCredits, q.RetryAfter
-			g.creditsLimited.Inc()
+		q, item, cerr := g.spend(r, sv, credits, now)
+		vals.add(item, `"credits";r=`, q.Remaining, seconds(q.Reset), q.Reset > 0)
+		if cerr != nil {
+			err, retry = cerr, q.RetryAfter
 		}
 	}
 	h := w.Header()
@@ -415,17 +403,8 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 
 func (g *Gateway) limitOne(w http.ResponseWriter, r *http.Request, sv *serving, p *authz.Principal, kid string, now int64) (*[5]string, error) {
 	l := g.lines[0]
-	rate := l.rate
-	if l.perCaller {
-		if own, _ := p.CallerLimits(kid); own != nil {
-			rate = *own
-		}
-	}
-	var memo *limit.Memo
-	if l.by != countByIP {
-		memo = p.Windows()
-	}
-	d := g.limiters(sv)[0].AllowMemo(memo, l.subject(r, p, kid), rate, 1, now)
+	own, _ := p.CallerLimits(kid)
+	d, rate := l.decide(g.limiters(sv)[0], r, p, kid, own, now)
 	vals := oneItem(w.Header(), l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
 	if !d.Allowed {
 		l.limited.Inc()
@@ -439,16 +418,43 @@ func (g *Gateway) spendOne(w http.ResponseWriter, r *http.Request, sv *serving, 
 	if credits == nil || g.cost == 0 {
 		return new([5]string), nil // another of the user's keys has credits
 	}
-	q := sv.limits.Spend(r.Context(), credits, g.cost, now)
-	vals := oneItem(w.Header(), g.taken.creditsPolicy(credits, q, now), `"credits";r=`, q.Remaining, seconds(q.Reset), q.Reset > 0)
-	switch {
-	case q.Unavailable:
-		return nil, g.refuse(w.Header(), errCreditsAway, q.RetryAfter)
-	case !q.Allowed:
-		g.creditsLimited.Inc()
-		return nil, g.refuse(w.Header(), errNoCredits, q.RetryAfter)
+	q, item, err := g.spend(r, sv, credits, now)
+	vals := oneItem(w.Header(), item, `"credits";r=`, q.Remaining, seconds(q.Reset), q.Reset > 0)
+	if err != nil {
+		return nil, g.refuse(w.Header(), err, q.RetryAfter)
 	}
 	return vals, nil
+}
+
+// decide counts r on line l (whose limiter is lim), at the caller's own
+// rate own when the line counts by key or user, and returns the decision
+// and the rate it was made at.
+func (l *limitLine) decide(lim *limit.Limiter, r *http.Request, p *authz.Principal, kid string, own *limit.Rate, now int64) (limit.Decision, limit.Rate) {
+	rate := l.rate
+	if l.perCaller && own != nil {
+		rate = *own
+	}
+	var memo *limit.Memo
+	if l.by != countByIP { // an address is no caller's: remember nothing
+		memo = p.Windows()
+	}
+	return lim.AllowMemo(memo, l.subject(r, p, kid), rate, 1, now), rate
+}
+
+// spend spends the route's cost of credits c for r, and returns the
+// decision, its RateLimit-Policy item, and the error to refuse r with (nil
+// when the credits allow it).
+func (g *Gateway) spend(r *http.Request, sv *serving, c *limit.Credits, now int64) (limit.QuotaDecision, string, error) {
+	q := sv.limits.Spend(r.Context(), c, g.cost, now)
+	item := g.taken.creditsPolicy(c, q, now)
+	switch {
+	case q.Unavailable:
+		return q, item, errCreditsAway
+	case !q.Allowed:
+		g.creditsLimited.Inc()
+		return q, item, errNoCredits
+	}
+	return q, item, nil
 }
 
 // oneItem makes the request's allocation for one item and sets the
