@@ -36,7 +36,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -53,6 +52,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/apitest"
 )
 
 var (
@@ -425,6 +425,20 @@ func BenchmarkRealCaddyCached(b *testing.B) {
 	f.run(func(int) string { return key }, 0, false)
 }
 
+// BenchmarkRealCaddyPlain is the harness's zero: its second process is
+// plain reverse_proxy too, configured as the first, so its extra CPU per
+// request is what the method itself reads into a difference (the two
+// processes' placement, the order of the requests, the machine), with no
+// handler to account for it.
+func BenchmarkRealCaddyPlain(b *testing.B) {
+	f := newFixture(b)
+	f.gwConfig = fmt.Sprintf("http://:%d {\n\treverse_proxy %s\n}\n", f.gwPort, f.upAddr)
+	f.startGateway("{\n\tadmin off\n\tdefault_bind 127.0.0.1\n}\n")
+	key := "not-checked"
+	f.pairs(2000, func(int) string { return key })
+	f.run(func(int) string { return key }, 0, false)
+}
+
 // BenchmarkRealCaddyHeaders is a yardstick, not the gateway: its second
 // process is plain reverse_proxy behind Caddy's own request_header, which
 // deletes the Authorization header and sets the five identity headers
@@ -499,12 +513,4 @@ func redisPid(b *testing.B, addr string) int {
 	return 0
 }
 
-func freePort(b *testing.B) int {
-	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(b *testing.B) int { return apitest.FreePort(b) }

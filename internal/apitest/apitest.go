@@ -6,9 +6,12 @@
 package apitest
 
 import (
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,15 +41,72 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// ListenPort asks the kernel for a free loopback port. Another process may
-// take it before the caller binds it.
+// ListenPort returns a loopback port that is free now, for a server the
+// caller starts (a Caddy or redis-server process) to bind.
+//
+// It is not one the kernel would pick for port 0: those come from the
+// ephemeral range, which every outgoing connection on the machine draws
+// its source port from too, so one of them (a load test's thousands, a
+// client's next connection) can take the port before the server binds it.
+// Ports below that range are given to no connection; a port is drawn at
+// random among them (so that test processes running at once rarely try
+// the same), tried with a listen, and never handed out twice by one
+// process. Where the range leaves too few (under 10,000 below it), it
+// falls back to the kernel's choice.
 func ListenPort() (int, error) {
+	lo, hi := belowEphemeral()
+	for range 200 {
+		if hi-lo < 1000 {
+			break
+		}
+		p := lo + rand.IntN(hi-lo)
+		if !handOut(p) {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue // in use
+		}
+		_ = l.Close()
+		return p, nil
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// handOut claims port p for this process, once.
+func handOut(p int) bool {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	if portsGiven[p] {
+		return false
+	}
+	portsGiven[p] = true
+	return true
+}
+
+// belowEphemeral returns the ports [lo, hi) ListenPort draws from: from
+// 10000 (above the usual services' ports) to the start of the kernel's
+// ephemeral range (ip_local_port_range; 32768 when it cannot be read).
+func belowEphemeral() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				hi = n
+			}
+		}
+	}
+	return lo, hi
 }
 
 // FreePort is ListenPort failing tb on error.
