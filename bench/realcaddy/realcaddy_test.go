@@ -464,6 +464,28 @@ func BenchmarkRealCaddyHeaders(b *testing.B) {
 	f.run(func(int) string { return key }, 0, false)
 }
 
+// BenchmarkRealCaddyHeaderUp is the other yardstick: reverse_proxy alone
+// deleting Authorization and setting the five identity headers on the
+// request it sends (header_up), with no handler before it: what
+// forwarding those headers costs by itself, the least any gateway that
+// sends them upstream can cost.
+func BenchmarkRealCaddyHeaderUp(b *testing.B) {
+	f := newFixture(b)
+	f.gwConfig = fmt.Sprintf("http://:%d {\n"+
+		"\treverse_proxy %s {\n"+
+		"\t\theader_up -Authorization\n"+
+		"\t\theader_up X-Api-User-Id usr_06h30z2jwr1g7fxwvr2pjy3tf4\n"+
+		"\t\theader_up X-Api-User-Name load-000001\n"+
+		"\t\theader_up X-Api-Workspace bench\n"+
+		"\t\theader_up X-Api-Role api_user\n"+
+		"\t\theader_up X-Api-Key-Id key_06h30z2jwr9x4b1cqn5yrdx2ce\n"+
+		"\t}\n}\n", f.gwPort, f.upAddr)
+	f.startGateway("{\n\tadmin off\n\tdefault_bind 127.0.0.1\n}\n")
+	key := "not-checked"
+	f.pairs(2000, func(int) string { return key })
+	f.run(func(int) string { return key }, 0, false)
+}
+
 // BenchmarkRealCaddyMissFile: another key with every request, so each one
 // verifies a key and loads a principal from the file store.
 func BenchmarkRealCaddyMissFile(b *testing.B) {
