@@ -164,6 +164,7 @@ type Handler struct {
 	clientAddr     func(r *http.Request) string
 	console        *console.Handler
 	authFailed     func(r *http.Request) error
+	busy           busyLog // the 503s of busy password hashing
 }
 
 // New makes the admin API handler over svc.

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/password"
 )
 
 // problem is an RFC 9457 problem details object. Type is always
@@ -53,7 +57,41 @@ const (
 const (
 	detailInternal    = "internal error"
 	detailUnavailable = "authorization store unavailable, retry later"
+	detailBusy        = "password hashing is busy, retry later"
 )
+
+// busyLogEvery is how often at most the admin API logs that it refused
+// requests because password hashing was busy.
+const busyLogEvery = time.Minute
+
+// busyLog logs the 503s of a busy password hashing pool (its queue full,
+// or its CPU budget spent: a flood of sign-ins, most likely) as one line
+// a minute at most, with their count: a line each would cost a flood's
+// every request a log write, and fill the log at the flood's rate.
+type busyLog struct {
+	refused atomic.Int64 // since the last line
+	mu      sync.Mutex
+	last    time.Time // the last line's time
+}
+
+// refuse counts one refused request and logs when the last line is a
+// minute old (or there was none).
+func (b *busyLog) refuse(log *zap.Logger, r *http.Request) {
+	b.refused.Add(1)
+	if !b.mu.TryLock() {
+		return // another request is logging
+	}
+	defer b.mu.Unlock()
+	now := time.Now()
+	if !b.last.IsZero() && now.Sub(b.last) < busyLogEvery {
+		return
+	}
+	b.last = now
+	n := b.refused.Swap(0)
+	log.Warn("requests refused: password hashing is busy (its queue is full or its CPU budget spent); "+
+		"at most one such line a minute",
+		zap.Int64("refused", n), zap.String("method", r.Method), zap.String("path", r.URL.Path))
+}
 
 // fail answers err as a problem. Domain errors map by their sentinel
 // (authz.ErrInvalid → 400 … authz.ErrUnavailable → 503) with their
@@ -73,6 +111,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &te):
 		p.Status, p.Detail = http.StatusTooManyRequests, te.Error()
 		w.Header().Set("Retry-After", RetryAfter(te.RetryAfter))
+	case errors.Is(err, password.ErrBusy):
+		// Before ErrUnavailable, which wraps it: the store is fine.
+		p.Status, p.Detail = http.StatusServiceUnavailable, detailBusy
+		h.busy.refuse(h.log, r)
 	case errors.Is(err, authz.ErrUnavailable):
 		// Checked before the other sentinels: a store failure must never
 		// pass for a 4xx.
