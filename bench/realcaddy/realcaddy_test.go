@@ -466,9 +466,8 @@ func BenchmarkRealCaddyHeaders(b *testing.B) {
 
 // BenchmarkRealCaddyHeaderUp is the other yardstick: reverse_proxy alone
 // deleting Authorization and setting the five identity headers on the
-// request it sends (header_up), with no handler before it: what
-// forwarding those headers costs by itself, the least any gateway that
-// sends them upstream can cost.
+// request it sends (header_up), with no handler before it: what Caddy's
+// own way of forwarding those headers costs.
 func BenchmarkRealCaddyHeaderUp(b *testing.B) {
 	f := newFixture(b)
 	f.gwConfig = fmt.Sprintf("http://:%d {\n"+

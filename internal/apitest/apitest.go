@@ -51,8 +51,8 @@ func (c *Clock) Advance(d time.Duration) {
 // Ports below that range are given to no connection; a port is drawn at
 // random among them (so that test processes running at once rarely try
 // the same), tried with a listen, and never handed out twice by one
-// process. Where the range leaves too few (under 10,000 below it), it
-// falls back to the kernel's choice.
+// process. Where fewer than 1,000 ports lie between 10000 and the range,
+// it falls back to the kernel's choice.
 func ListenPort() (int, error) {
 	lo, hi := belowEphemeral()
 	for range 200 {
