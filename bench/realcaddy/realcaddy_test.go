@@ -433,10 +433,7 @@ func BenchmarkRealCaddyCached(b *testing.B) {
 func BenchmarkRealCaddyPlain(b *testing.B) {
 	f := newFixture(b)
 	f.gwConfig = fmt.Sprintf("http://:%d {\n\treverse_proxy %s\n}\n", f.gwPort, f.upAddr)
-	f.startGateway("{\n\tadmin off\n\tdefault_bind 127.0.0.1\n}\n")
-	key := "not-checked"
-	f.pairs(2000, func(int) string { return key })
-	f.run(func(int) string { return key }, 0, false)
+	f.runYardstick()
 }
 
 // BenchmarkRealCaddyHeaders is a yardstick, not the gateway: its second
@@ -458,10 +455,7 @@ func BenchmarkRealCaddyHeaders(b *testing.B) {
 		"\trequest_header X-Api-Key-Id key_06h30z2jwr9x4b1cqn5yrdx2ce\n"+
 		"\treverse_proxy %s\n}\n", f.gwPort, f.upAddr)
 	f.gwConfig = site
-	f.startGateway("{\n\tadmin off\n\tdefault_bind 127.0.0.1\n}\n")
-	key := "not-checked"
-	f.pairs(2000, func(int) string { return key })
-	f.run(func(int) string { return key }, 0, false)
+	f.runYardstick()
 }
 
 // BenchmarkRealCaddyHeaderUp is the other yardstick: reverse_proxy alone
@@ -479,10 +473,18 @@ func BenchmarkRealCaddyHeaderUp(b *testing.B) {
 		"\t\theader_up X-Api-Role api_user\n"+
 		"\t\theader_up X-Api-Key-Id key_06h30z2jwr9x4b1cqn5yrdx2ce\n"+
 		"\t}\n}\n", f.gwPort, f.upAddr)
+	f.runYardstick()
+}
+
+// runYardstick measures a yardstick: f.gwConfig served by a Caddy without
+// the apiusers app, against plain reverse_proxy, on requests whose
+// Authorization nothing checks.
+func (f *fixture) runYardstick() {
+	f.b.Helper()
 	f.startGateway("{\n\tadmin off\n\tdefault_bind 127.0.0.1\n}\n")
-	key := "not-checked"
-	f.pairs(2000, func(int) string { return key })
-	f.run(func(int) string { return key }, 0, false)
+	key := func(int) string { return "not-checked" }
+	f.pairs(2000, key)
+	f.run(key, 0, false)
 }
 
 // BenchmarkRealCaddyMissFile: another key with every request, so each one
