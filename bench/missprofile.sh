@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# missprofile.sh: where the CPU of a gateway cache miss goes, in one Caddy.
+# missprofile.sh: where the CPU of a gateway cache miss (or hit) goes, in
+# one Caddy.
 #
-#   bench/missprofile.sh <file|redis> [users] [out dir]
+#   bench/missprofile.sh <file|redis|hit> [users] [out dir]
 #
+# hit is the file store with one key used by every request: cache hits.
 # One Caddy process serves plain reverse_proxy on one port and the gateway
 # (apiusers + reverse_proxy) on another, both before bench/upstream, both
 # driven at once by wrk with bench/keys.lua over the same seeded keys (so
@@ -16,16 +18,24 @@
 # gateway) against plain reverse_proxy's; what runs outside any handler
 # (connections, the runtime) is shared and shown per request of both.
 # redis-server's CPU (from /proc/<pid>/stat over the whole wrk run) is
-# given per gateway request. users: how many to seed (default 80000; more
+# given per gateway request. reverse_proxy's eager request log (it encodes
+# the whole request, every header, into a logger on every round trip,
+# whatever the log level: zap's Logger.With in reverseProxy) is shown
+# apart, behind the gateway and plain. users: how many to seed (default 80000; more
 # than the gateway serves in 18 s). The profile, the binary and wrk's
 # output are kept in out dir when one is given.
 #
 # Needs go, wrk, curl, and redis-server for the Redis store.
 set -euo pipefail
-STORE=${1:?usage: bench/missprofile.sh <file|redis> [users] [out dir]}
+STORE=${1:?usage: bench/missprofile.sh <file|redis|hit> [users] [out dir]}
 USERS=${2:-80000}
 OUT=${3:-}
-[ "$STORE" = file ] || [ "$STORE" = redis ] || { echo "store must be file or redis" >&2; exit 2; }
+WHAT=miss
+case "$STORE" in
+file | redis) ;;
+hit) STORE=file WHAT=hit USERS=${2:-1000} ;;
+*) echo "the first argument must be file, redis or hit" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 W=$(mktemp -d "${TMPDIR:-/tmp}/apiusers-missprofile.XXXXXX")
 [ -d /dev/shm ] && W2=$(mktemp -d /dev/shm/apiusers-missprofile.XXXXXX) || W2=$W
@@ -60,8 +70,13 @@ printf '{\n\tadmin off\n\tapiusers {\n\t\t%s\n\t}\n}\n' "$STORELINE" >"$W/seed.C
 echo "seeding $USERS users ($STORE store)" >&2
 "$W/seed" --config "$W/seed.Caddyfile" --adapter caddyfile --workspace bench --users "$USERS" \
 	--prefix load --keys-out "$W/keys.txt" 2>"$W/seed.log"
-head -n 500 "$W/keys.txt" >"$W/warm.txt"
-tail -n +501 "$W/keys.txt" >"$W/measured.txt"
+if [ "$WHAT" = hit ]; then
+	head -n 1 "$W/keys.txt" >"$W/warm.txt"
+	cp "$W/warm.txt" "$W/measured.txt"
+else
+	head -n 500 "$W/keys.txt" >"$W/warm.txt"
+	tail -n +501 "$W/keys.txt" >"$W/measured.txt"
+fi
 cat >"$W/Caddyfile" <<CF
 {
 	admin 127.0.0.1:$A
@@ -102,9 +117,9 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 requests() { awk '/requests in/ {print $1}' "$1"; }
 RQP=$(requests "$W/wrk-proxy.txt") RQG=$(requests "$W/wrk-gateway.txt")
 grep -q 'Non-2xx' "$W/wrk-gateway.txt" && { echo "the gateway refused requests:" >&2; cat "$W/wrk-gateway.txt" >&2; exit 1; }
-[ "$(wc -l <"$W/measured.txt")" -gt "$RQG" ] || echo "warning: the keys ran out; raise users" >&2
-echo "store $STORE; requests: plain $RQP, gateway $RQG in 18 s; load average $LOAD_BEFORE before, $LOAD_AFTER after"
-go tool pprof -traces "$W/caddy" "$W/cpu.pprof" 2>/dev/null | awk -v rp="$RQP" -v rg="$RQG" -v rt="$((R1 - R0))" '
+[ "$WHAT" = hit ] || [ "$(wc -l <"$W/measured.txt")" -gt "$RQG" ] || echo "warning: the keys ran out; raise users" >&2
+echo "$WHAT, store $STORE; requests: plain $RQP, gateway $RQG in 18 s; load average $LOAD_BEFORE before, $LOAD_AFTER after"
+go tool pprof -traces "$W/caddy" "$W/cpu.pprof" 2>/dev/null | awk -v rp="$RQP" -v rg="$RQG" -v rt="$((R1 - R0))" -v what="$WHAT" '
 function ms(v) {
 	if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
 	if (v ~ /(us|µs)$/) { sub(/(us|µs)$/, "", v); return v / 1000 }
@@ -116,13 +131,19 @@ function flush() {
 	if (t == 0) return
 	if (has("authz.(*Service).writeTouches") || has("authz.(*Service).startTouches")) b["gw: last_used_at writes (writer goroutine)"] += t
 	else if (has("module.(*Gateway).ServeHTTP")) {
-		if (has("reverseproxy.(*Handler).ServeHTTP")) b["gw: reverse_proxy behind the gateway"] += t
+		if (has("reverseproxy.(*Handler).ServeHTTP")) {
+			b["gw: reverse_proxy behind the gateway"] += t
+			if (has("zap.(*Logger).With")) r["gw"] += t
+		}
 		else if (has("authz.(*Signer).Verify")) b["gw: key verification (Signer.Verify)"] += t
 		else if (has("LoadPrincipal")) b["gw: store read (LoadPrincipal)"] += t
 		else if (has("authz.BuildPrincipal")) b["gw: decoding (BuildPrincipal)"] += t
 		else if (has("(*Cache).setVerified") || has("(*Cache).link") || has("(*Cache).store")) b["gw: cache admission"] += t
 		else b["gw: the rest of the handler"] += t
-	} else if (has("reverseproxy.(*Handler).ServeHTTP")) b["plain: reverse_proxy"] += t
+	} else if (has("reverseproxy.(*Handler).ServeHTTP")) {
+		b["plain: reverse_proxy"] += t
+		if (has("zap.(*Logger).With")) r["plain"] += t
+	}
 	else if (has("redisstore.(*Store).sendLoads")) b["gw: the Redis store sending loads (its senders)"] += t
 	else b["shared: outside any handler"] += t
 	t = 0; st = ""
@@ -141,8 +162,9 @@ END {
 	close("sort")
 	over = b["gw: reverse_proxy behind the gateway"] * 1000 / (rg * w) - b["plain: reverse_proxy"] * 1000 / (rp * w)
 	printf "reverse_proxy behind the gateway over plain: %+.2f µs/request\n", over
+	printf "  of which its request log (Logger.With): %.2f behind the gateway, %.2f plain: %+.2f µs/request\n", r["gw"] * 1000 / (rg * w), r["plain"] * 1000 / (rp * w), r["gw"] * 1000 / (rg * w) - r["plain"] * 1000 / (rp * w)
 	if (rt > 0) printf "redis-server: %.1f µs per gateway request\n", rt * 10000 / rg
-	printf "extra CPU per miss: %.1f µs in Caddy", extra + over
+	printf "extra CPU per %s: %.1f µs in Caddy", what, extra + over
 	if (rt > 0) printf ", %.1f µs with redis-server", extra + over + rt * 10000 / rg
 	printf "\n"
 }'

@@ -27,6 +27,9 @@
 // APIUSERS_BENCH_KEYS sets how many users the miss benchmarks seed
 // (20000); when a run needs more keys than that, the gateway is restarted
 // (untimed, unmeasured) and the keys are used again on an empty cache.
+// APIUSERS_BENCH_PPROF=1 turns each Caddy's admin endpoint on, on a free
+// loopback port, and prints where: its /debug/pprof (allocs, profile) and
+// /debug/vars (memstats) can then be read while the benchmark runs.
 package realcaddy_test
 
 import (
@@ -204,6 +207,18 @@ type caddyProc struct {
 func (f *fixture) start(config, url string) *caddyProc {
 	f.b.Helper()
 	p := &caddyProc{config: config, log: &bytes.Buffer{}, done: make(chan struct{})}
+	if os.Getenv("APIUSERS_BENCH_PPROF") != "" {
+		raw, err := os.ReadFile(config)
+		if err != nil {
+			f.b.Fatal(err)
+		}
+		port := freePort(f.b)
+		raw = bytes.Replace(raw, []byte("\tadmin off\n"), fmt.Appendf(nil, "\tadmin 127.0.0.1:%d\n", port), 1)
+		if err := os.WriteFile(config, raw, 0o600); err != nil {
+			f.b.Fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "PPROF %s http://127.0.0.1:%d/debug/pprof/\n", filepath.Base(config), port)
+	}
 	p.cmd = exec.Command(f.bin, "run", "--config", config, "--adapter", "caddyfile")
 	p.cmd.Env = f.env
 	p.cmd.Stdout, p.cmd.Stderr = &lockedWriter{w: p.log}, &lockedWriter{w: p.log}
