@@ -85,13 +85,21 @@ type Team struct {
 	Name        string   `json:"name"`
 	Permissions []string `json:"permissions"`
 	Grants      []Grant  `json:"grants"`
-	Members     []string `json:"members"`
+	// Members are the team's members, in user id order. They are not part
+	// of the team's stored record but records of their own
+	// (CollTeamMembers), so that a team of a million devices costs a
+	// member's principal no more than a team of one.
+	Members []string `json:"members"`
 	// RateLimit is the team's rate limit: its members' own, unless their
 	// key or user has one (the highest of a user's teams' counts).
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"`
 	Version   int64      `json:"version"`
+
+	// inRecord are the members the stored record itself lists: a record
+	// written before CollTeamMembers existed. putTeam moves them there.
+	inRecord []string
 }
 
 // Key is the stored metadata of an API key. The key itself (the signed JWT)

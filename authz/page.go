@@ -86,8 +86,9 @@ func cutPage[T any](s *Service, list string, items []T, limit int, id func(*T) s
 
 // listPage reads one page of collection c: up to limit records with ids
 // after `after`, decoded, and the cursor of the next page ("" when there is
-// none).
-func listPage[T any](ctx context.Context, s *Service, list string, c Collection, after string, limit int) ([]T, string, error) {
+// none). complete, when given, completes each record in the same
+// transaction (a team's members).
+func listPage[T any](ctx context.Context, s *Service, list string, c Collection, after string, limit int, complete ...func(tx Tx, v *T) error) ([]T, string, error) {
 	out := []T{}
 	next := ""
 	err := s.store.View(ctx, c.Workspace, func(tx Tx) error {
@@ -101,6 +102,11 @@ func listPage[T any](ctx context.Context, s *Service, list string, c Collection,
 			var v T
 			if err := decodeRecord(c, e.ID, e.Value, &v); err != nil {
 				return fmt.Errorf("decoding %s/%s: %w", c.Name, e.ID, err)
+			}
+			for _, f := range complete {
+				if err := f(tx, &v); err != nil {
+					return err
+				}
 			}
 			out = append(out, v)
 		}

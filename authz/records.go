@@ -43,8 +43,21 @@ func encodeRecord(v any) ([]byte, error) {
 		return json.Marshal(newKeyRecord(r))
 	case *AuditEntry:
 		return audit.Encode(r)
+	case *Team:
+		return json.Marshal(storedTeam{teamFields: teamFields(*r)})
 	}
 	return json.Marshal(v)
+}
+
+// teamFields is a Team without its methods, for storedTeam.
+type teamFields Team
+
+// storedTeam is a team as stored: without its members, which are records
+// of their own (CollTeamMembers). A record written before them still lists
+// them; decoding a Team reads them into Members.
+type storedTeam struct {
+	teamFields
+	Members []string `json:"members,omitempty"`
 }
 
 // decodeRecord decodes raw, record id of c, into v.
@@ -68,9 +81,12 @@ func decodeRecord(c Collection, id string, raw []byte, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
-func usersOf(ws string) Collection   { return Collection{Workspace: ws, Name: CollUsers} }
-func namesOf(ws string) Collection   { return Collection{Workspace: ws, Name: CollNames} }
-func teamsOf(ws string) Collection   { return Collection{Workspace: ws, Name: CollTeams} }
+func usersOf(ws string) Collection { return Collection{Workspace: ws, Name: CollUsers} }
+func namesOf(ws string) Collection { return Collection{Workspace: ws, Name: CollNames} }
+func teamsOf(ws string) Collection { return Collection{Workspace: ws, Name: CollTeams} }
+func teamMembersOf(ws string) Collection {
+	return Collection{Workspace: ws, Name: CollTeamMembers}
+}
 func workspacesColl() Collection     { return Collection{Name: CollWorkspaces} }
 func nameKey(username string) string { return CanonicalName(username) }
 

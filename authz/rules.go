@@ -81,10 +81,9 @@ func subjectOf(tx Tx, u *User, memo teamMemo) (*subject, error) {
 	for _, tid := range u.Teams {
 		t, seen := memo[tid]
 		if !seen {
-			var tm Team
-			switch err := getRecord(tx, teamsOf(u.Workspace), tid, &tm); {
+			switch tm, err := getTeamRecord(tx, u.Workspace, tid); {
 			case err == nil:
-				t = &tm
+				t = tm
 			case !errors.Is(err, ErrNotFound):
 				return nil, err
 			}

@@ -16,9 +16,12 @@ const (
 	CollWorkspaces = "workspaces" // global (Workspace ""): id -> Workspace
 	CollUsers      = "users"      // id -> User
 	CollNames      = "names"      // lower-case username -> user id
-	CollTeams      = "teams"      // id -> Team
+	CollTeams      = "teams"      // id -> Team, without its members
 	CollMeta       = "meta"       // "workspace" -> Workspace
-	collKeysPrefix = "keys:"      // "keys:<user id>": key id -> Key, session id -> session, "use_"+id -> last use
+	// CollTeamMembers holds one empty record per member of a team:
+	// "<team id>/<user id>" -> "".
+	CollTeamMembers = "teammembers"
+	collKeysPrefix  = "keys:" // "keys:<user id>": key id -> Key, session id -> session, "use_"+id -> last use
 )
 
 // KeysCollection is the collection holding the credentials of one user:

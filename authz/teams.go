@@ -17,7 +17,22 @@ const CollTeamNames = "teamnames"
 
 func teamNamesOf(ws string) Collection { return Collection{Workspace: ws, Name: CollTeamNames} }
 
+// getTeam reads team id with its members.
 func getTeam(tx Tx, ws, id string) (*Team, error) {
+	t, err := getTeamRecord(tx, ws, id)
+	if err != nil {
+		return nil, err
+	}
+	if t.Members, err = teamMembers(tx, t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// getTeamRecord reads the record of team id: what it gives, not who its
+// members are (Members holds only those a record written before
+// CollTeamMembers lists).
+func getTeamRecord(tx Tx, ws, id string) (*Team, error) {
 	var t Team
 	if err := getRecord(tx, teamsOf(ws), id, &t); err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -25,10 +40,59 @@ func getTeam(tx Tx, ws, id string) (*Team, error) {
 		}
 		return nil, err
 	}
+	t.inRecord = t.Members
 	return &t, nil
 }
 
-func putTeam(tx Tx, t *Team) error { return putRecord(tx, teamsOf(t.Workspace), t.ID, t) }
+// putTeam writes t's record. Its members are not part of it: joining and
+// leaving write CollTeamMembers (joinTeam, leaveTeam); the members a
+// record written before that collection lists move there now.
+func putTeam(tx Tx, t *Team) error {
+	for _, uid := range t.inRecord {
+		if err := tx.Put(teamMembersOf(t.Workspace), memberKey(t.ID, uid), []byte{}); err != nil {
+			return err
+		}
+	}
+	t.inRecord = nil
+	return putRecord(tx, teamsOf(t.Workspace), t.ID, t)
+}
+
+// memberKey is the id of user uid's membership of team tid in
+// CollTeamMembers.
+func memberKey(tid, uid string) string { return tid + "/" + uid }
+
+// teamMembers returns the members of t, as read by getTeamRecord, in user
+// id order.
+func teamMembers(tx Tx, t *Team) ([]string, error) {
+	prefix := memberKey(t.ID, "")
+	entries, err := tx.Scan(teamMembersOf(t.Workspace), prefix, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	members := make([]string, 0, len(entries)+len(t.inRecord))
+	for _, e := range entries {
+		members = append(members, e.ID[len(prefix):])
+	}
+	members = append(members, t.inRecord...)
+	slices.Sort(members)
+	return slices.Compact(members), nil
+}
+
+// isMember reports whether user uid is a member of t, as read by
+// getTeamRecord.
+func isMember(tx Tx, t *Team, uid string) (bool, error) {
+	if slices.Contains(t.inRecord, uid) {
+		return true, nil
+	}
+	switch _, err := tx.Get(teamMembersOf(t.Workspace), memberKey(t.ID, uid)); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
 
 func validateTeamName(name string) error {
 	if n := utf8.RuneCountInString(strings.TrimSpace(name)); n < 1 || n > 100 {
@@ -85,7 +149,12 @@ func (s *Service) ListTeams(ctx context.Context, actor *Principal, ws string, pa
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
 		return nil, "", err
 	}
-	return listPage[Team](ctx, s, list, teamsOf(ws), after, page.Limit)
+	return listPage(ctx, s, list, teamsOf(ws), after, page.Limit, func(tx Tx, t *Team) error {
+		t.inRecord = t.Members
+		var err error
+		t.Members, err = teamMembers(tx, t)
+		return err
+	})
 }
 
 // GetTeam returns one team: to callers with users.read or teams.manage, and
@@ -147,7 +216,7 @@ func (s *Service) CreateTeam(ctx context.Context, actor *Principal, ws string, i
 		if err := claimTeamName(tx, ws, t.Name, t.ID); err != nil {
 			return err
 		}
-		if err := putRecord(tx, teamsOf(ws), t.ID, &t); err != nil {
+		if err := putTeam(tx, &t); err != nil {
 			return err
 		}
 		changes, err := audit.Diff(nil, &t, "members", "workspace", "id")
@@ -248,6 +317,11 @@ func (s *Service) DeleteTeam(ctx context.Context, actor *Principal, ws, id strin
 				return err
 			}
 		}
+		for _, uid := range t.Members {
+			if err := tx.Delete(teamMembersOf(ws), memberKey(id, uid)); err != nil {
+				return err
+			}
+		}
 		if err := tx.Delete(teamNamesOf(ws), teamNameKey(t.Name)); err != nil {
 			return err
 		}
@@ -292,7 +366,7 @@ func (s *Service) membership(ctx context.Context, actor *Principal, ws, tid, uid
 		action: action, target: tid + "/" + uid,
 		load: func(tx Tx) (*User, error) {
 			var err error
-			if t, err = getTeam(tx, ws, tid); err != nil {
+			if t, err = getTeamRecord(tx, ws, tid); err != nil {
 				return nil, err
 			}
 			if sj, err = loadSubject(tx, ws, uid); err != nil {

@@ -1,7 +1,9 @@
 package authz_test
 
 import (
+	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,4 +155,174 @@ func TestServiceTeamsGrantsAudit(t *testing.T) {
 			wantErr(t, err, authz.ErrForbidden)
 		})
 	})
+}
+
+// A team's members are records of their own: the team's record, which
+// every member's principal reads on a cache miss, stays the size of what
+// the team gives however many members it has.
+func TestTeamMembersApart(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		st := open(t)
+		e := newEnv(t, st)
+		ctx := e.ctx
+		team, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "devices", Permissions: []string{"records.add"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var users []*authz.CreatedUser
+		for _, name := range []string{"d3", "d1", "d2"} {
+			u, _ := e.user("acme", name, authz.KindAPI, authz.RoleAPIUser)
+			if err := e.svc.AddMember(ctx, e.root, "acme", team.ID, u.ID); err != nil {
+				t.Fatal(err)
+			}
+			users = append(users, u)
+		}
+		// Joining twice changes nothing.
+		if err := e.svc.AddMember(ctx, e.root, "acme", team.ID, users[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{users[0].ID, users[1].ID, users[2].ID}
+		slices.Sort(want)
+		got, err := e.svc.GetTeam(ctx, e.root, "acme", team.ID)
+		if err != nil || !slices.Equal(got.Members, want) {
+			t.Fatalf("GetTeam members = %v, %v; want %v", got.Members, err, want)
+		}
+		list, _, err := e.svc.ListTeams(ctx, e.root, "acme", authz.Page{})
+		if err != nil || len(list) != 1 || !slices.Equal(list[0].Members, want) {
+			t.Fatalf("ListTeams = %+v, %v; want members %v", list, err, want)
+		}
+		rec := teamRecord(t, st, team.ID)
+		for _, id := range want {
+			if strings.Contains(rec, id) {
+				t.Fatalf("the team's record names member %s: %s", id, rec)
+			}
+		}
+		pr, err := st.LoadPrincipal(ctx, "acme", users[1].ID)
+		if err != nil || len(pr.Teams) != 1 || strings.Contains(string(pr.Teams[0]), users[0].ID) {
+			t.Fatalf("LoadPrincipal teams = %q, %v", pr.Teams, err)
+		}
+		if !e.auth(users[1].Key).HasPermission("records.add") {
+			t.Fatal("a member lacks what the team gives")
+		}
+
+		if err := e.svc.RemoveMember(ctx, e.root, "acme", team.ID, users[1].ID); err != nil {
+			t.Fatal(err)
+		}
+		if e.auth(users[1].Key).HasPermission("records.add") {
+			t.Fatal("a removed member keeps what the team gives")
+		}
+		got, _ = e.svc.GetTeam(ctx, e.root, "acme", team.ID)
+		if slices.Contains(got.Members, users[1].ID) || len(got.Members) != 2 {
+			t.Fatalf("members after removal = %v", got.Members)
+		}
+		if err := e.svc.DeleteTeam(ctx, e.root, "acme", team.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n := memberRecords(t, st); n != 0 {
+			t.Fatalf("%d member records left after the team was deleted", n)
+		}
+		u0, _ := e.svc.GetUser(ctx, e.root, "acme", users[0].ID)
+		if len(u0.Teams) != 0 {
+			t.Fatalf("a member of a deleted team still lists it: %v", u0.Teams)
+		}
+	})
+}
+
+// A team whose record was written before members were records of their
+// own (the record lists them) keeps them, and its next change moves them
+// out of the record.
+func TestTeamMembersInOldRecord(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		st := open(t)
+		e := newEnv(t, st)
+		ctx := e.ctx
+		team, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "ops", Permissions: []string{"records.add"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var old []*authz.CreatedUser
+		for _, name := range []string{"a1", "a2"} {
+			u, _ := e.user("acme", name, authz.KindAPI, authz.RoleAPIUser)
+			if err := e.svc.AddMember(ctx, e.root, "acme", team.ID, u.ID); err != nil {
+				t.Fatal(err)
+			}
+			old = append(old, u)
+		}
+		// Rewrite the team as the earlier code stored it: the whole Team,
+		// members and all, and no member records.
+		err = st.Update(ctx, "acme", func(tx authz.Tx) error {
+			tm := *team
+			tm.Members = []string{old[1].ID, old[0].ID}
+			raw, err := json.Marshal(tm)
+			if err != nil {
+				return err
+			}
+			for _, u := range old {
+				if err := tx.Delete(authz.Collection{Workspace: "acme", Name: authz.CollTeamMembers}, team.ID+"/"+u.ID); err != nil {
+					return err
+				}
+			}
+			return tx.Put(authz.Collection{Workspace: "acme", Name: authz.CollTeams}, team.ID, raw)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := memberRecords(t, st); n != 0 {
+			t.Fatalf("%d member records left", n)
+		}
+		want := []string{old[0].ID, old[1].ID}
+		slices.Sort(want)
+		if got, err := e.svc.GetTeam(ctx, e.root, "acme", team.ID); err != nil || !slices.Equal(got.Members, want) {
+			t.Fatalf("members of the old record = %v, %v; want %v", got.Members, err, want)
+		}
+		// Removing an old member: it goes, the other moves to a record.
+		if err := e.svc.RemoveMember(ctx, e.root, "acme", team.ID, old[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if rec := teamRecord(t, st, team.ID); strings.Contains(rec, old[1].ID) {
+			t.Fatalf("the record still lists its members after a change: %s", rec)
+		}
+		if n := memberRecords(t, st); n != 1 {
+			t.Fatalf("%d member records, want 1", n)
+		}
+		got, _ := e.svc.GetTeam(ctx, e.root, "acme", team.ID)
+		if !slices.Equal(got.Members, []string{old[1].ID}) {
+			t.Fatalf("members = %v, want [%s]", got.Members, old[1].ID)
+		}
+		if !e.auth(old[1].Key).HasPermission("records.add") || e.auth(old[0].Key).HasPermission("records.add") {
+			t.Fatal("rights after the move are wrong")
+		}
+	})
+}
+
+// teamRecord returns the stored record of team id in acme.
+func teamRecord(t *testing.T, st authz.Store, id string) string {
+	t.Helper()
+	var raw []byte
+	err := st.View(context.Background(), "acme", func(tx authz.Tx) error {
+		var err error
+		raw, err = tx.Get(authz.Collection{Workspace: "acme", Name: authz.CollTeams}, id)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
+
+// memberRecords counts the member records of acme's teams.
+func memberRecords(t *testing.T, st authz.Store) int {
+	t.Helper()
+	var n int
+	err := st.View(context.Background(), "acme", func(tx authz.Tx) error {
+		entries, err := tx.Scan(authz.Collection{Workspace: "acme", Name: authz.CollTeamMembers}, "", "", 0)
+		n = len(entries)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -307,7 +307,7 @@ func (s *Service) writeNewUser(tx Tx, actor *Principal, nu *newUser, teams []str
 		return err
 	}
 	for _, tid := range teams {
-		if t, err := getTeam(tx, ws, tid); err == nil {
+		if t, err := getTeamRecord(tx, ws, tid); err == nil {
 			if err := checkGrantable(actor, authManage, nil, t.Permissions, nil, t.Grants); err != nil {
 				return err
 			}
@@ -443,17 +443,23 @@ func claimName(tx Tx, ws, username, id string) error {
 // joinTeam adds u to team tid (both records), or fails with 400 when the
 // team does not exist.
 func joinTeam(tx Tx, u *User, tid string, now time.Time) error {
-	var t Team
-	if err := getRecord(tx, teamsOf(u.Workspace), tid, &t); err != nil {
+	t, err := getTeamRecord(tx, u.Workspace, tid)
+	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return fieldErr("teams", "team %s does not exist", tid)
 		}
 		return err
 	}
-	if !slices.Contains(t.Members, u.ID) {
-		t.Members = append(t.Members, u.ID)
-		teamRecords.bump(&t, now)
-		if err := putTeam(tx, &t); err != nil {
+	member, err := isMember(tx, t, u.ID)
+	if err != nil {
+		return err
+	}
+	if !member {
+		if err := tx.Put(teamMembersOf(u.Workspace), memberKey(tid, u.ID), []byte{}); err != nil {
+			return err
+		}
+		teamRecords.bump(t, now)
+		if err := putTeam(tx, t); err != nil {
 			return err
 		}
 	}
@@ -873,20 +879,23 @@ func mayDelete(actor *Principal, u *subject) error {
 
 // leaveTeam removes user id from team tid's members (a missing team is fine).
 func leaveTeam(tx Tx, ws, tid, id string, now time.Time) error {
-	var t Team
-	if err := getRecord(tx, teamsOf(ws), tid, &t); err != nil {
+	t, err := getTeamRecord(tx, ws, tid)
+	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}
 		return err
 	}
-	i := slices.Index(t.Members, id)
-	if i < 0 {
-		return nil
+	member, err := isMember(tx, t, id)
+	if err != nil || !member {
+		return err
 	}
-	t.Members = slices.Delete(t.Members, i, i+1)
-	teamRecords.bump(&t, now)
-	return putTeam(tx, &t)
+	t.inRecord = slices.DeleteFunc(t.inRecord, func(x string) bool { return x == id })
+	teamRecords.bump(t, now)
+	if err := putTeam(tx, t); err != nil {
+		return err
+	}
+	return tx.Delete(teamMembersOf(ws), memberKey(tid, id))
 }
 
 // Me returns the caller with its effective permissions and grants.
