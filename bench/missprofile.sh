@@ -22,7 +22,12 @@
 # the whole request, every header, into a logger on every round trip,
 # whatever the log level: zap's Logger.With in reverseProxy) is shown
 # apart, behind the gateway and plain. users: how many to seed (default 80000; more
-# than the gateway serves in 18 s). The profile, the binary and wrk's
+# than the gateway serves in 18 s). PROFILE_SECONDS (15) sets how long the
+# profile runs (wrk runs 3 s longer): the profile samples at 100 Hz, so a
+# part of a few µs needs a minute or more to be read to ±10%.
+# NO_PROXY_LOG=1 leaves reverse_proxy out of Caddy's default log (`log
+# default { exclude http.handlers.reverse_proxy }`), which takes its eager
+# request log away. The profile, the binary and wrk's
 # output are kept in out dir when one is given.
 #
 # Needs go, wrk, curl, and redis-server for the Redis store.
@@ -31,6 +36,9 @@ STORE=${1:?usage: bench/missprofile.sh <file|redis|hit> [users] [out dir]}
 USERS=${2:-80000}
 OUT=${3:-}
 WHAT=miss
+PS=${PROFILE_SECONDS:-15}
+PROXYLOG=
+[ -n "${NO_PROXY_LOG:-}" ] && PROXYLOG=$'\tlog default {\n\t\texclude http.handlers.reverse_proxy\n\t}'
 case "$STORE" in
 file | redis) ;;
 hit) STORE=file WHAT=hit USERS=${2:-1000} ;;
@@ -81,6 +89,7 @@ cat >"$W/Caddyfile" <<CF
 {
 	admin 127.0.0.1:$A
 	default_bind 127.0.0.1
+$PROXYLOG
 	apiusers {
 		$STORELINE
 	}
@@ -104,12 +113,12 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 R0=0
 [ -n "$RPID" ] && R0=$(ticks "$RPID")
-wrk -t1 -c32 -d18s -s bench/keys.lua "http://127.0.0.1:$P/api/ping" -- "$W/measured.txt" 1 >"$W/wrk-proxy.txt" &
+wrk -t1 -c32 -d"$((PS + 3))s" -s bench/keys.lua "http://127.0.0.1:$P/api/ping" -- "$W/measured.txt" 1 >"$W/wrk-proxy.txt" &
 WP=$!
-wrk -t1 -c32 -d18s -s bench/keys.lua "http://127.0.0.1:$G/api/ping" -- "$W/measured.txt" 1 >"$W/wrk-gateway.txt" &
+wrk -t1 -c32 -d"$((PS + 3))s" -s bench/keys.lua "http://127.0.0.1:$G/api/ping" -- "$W/measured.txt" 1 >"$W/wrk-gateway.txt" &
 WG=$!
 sleep 1
-curl -s -o "$W/cpu.pprof" "http://127.0.0.1:$A/debug/pprof/profile?seconds=15"
+curl -s -o "$W/cpu.pprof" "http://127.0.0.1:$A/debug/pprof/profile?seconds=$PS"
 wait "$WP" "$WG"
 R1=0
 [ -n "$RPID" ] && R1=$(ticks "$RPID")
@@ -118,8 +127,8 @@ requests() { awk '/requests in/ {print $1}' "$1"; }
 RQP=$(requests "$W/wrk-proxy.txt") RQG=$(requests "$W/wrk-gateway.txt")
 grep -q 'Non-2xx' "$W/wrk-gateway.txt" && { echo "the gateway refused requests:" >&2; cat "$W/wrk-gateway.txt" >&2; exit 1; }
 [ "$WHAT" = hit ] || [ "$(wc -l <"$W/measured.txt")" -gt "$RQG" ] || echo "warning: the keys ran out; raise users" >&2
-echo "$WHAT, store $STORE; requests: plain $RQP, gateway $RQG in 18 s; load average $LOAD_BEFORE before, $LOAD_AFTER after"
-go tool pprof -traces "$W/caddy" "$W/cpu.pprof" 2>/dev/null | awk -v rp="$RQP" -v rg="$RQG" -v rt="$((R1 - R0))" -v what="$WHAT" '
+echo "$WHAT, store $STORE; requests: plain $RQP, gateway $RQG in $((PS + 3)) s; load average $LOAD_BEFORE before, $LOAD_AFTER after"
+go tool pprof -traces "$W/caddy" "$W/cpu.pprof" 2>/dev/null | awk -v ps="$PS" -v rp="$RQP" -v rg="$RQG" -v rt="$((R1 - R0))" -v what="$WHAT" '
 function ms(v) {
 	if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
 	if (v ~ /(us|µs)$/) { sub(/(us|µs)$/, "", v); return v / 1000 }
@@ -153,7 +162,7 @@ function flush() {
 t > 0 { st = st "\n" $0 }
 END {
 	flush()
-	w = 15 / 18 # the profile covers 15 of the 18 s
+	w = ps / (ps + 3) # the profile covers ps of the ps + 3 s wrk runs
 	for (k in b) {
 		n = (k ~ /^gw/) ? rg * w : (k ~ /^plain/) ? rp * w : (rp + rg) * w
 		printf "%-52s %8.0f ms %8.2f µs/request\n", k, b[k], b[k] * 1000 / n | "sort"
