@@ -108,11 +108,23 @@ func (s *Service) Store() Store { return s.store }
 
 // changed invalidates the local cache and tells the fleet.
 func (s *Service) changed(c Change) {
+	switch {
+	case len(c.Users) == 0:
+		return // nobody's principal changed (a team without members)
+	case len(c.Users) > maxChangeUsers:
+		c.Users = nil // the whole workspace
+	}
 	s.Apply(c)
 	if s.notify != nil {
 		s.notify(c)
 	}
 }
+
+// maxChangeUsers is the most users a change names; a change of more (a
+// team of many devices changed) drops the workspace's principals instead,
+// rather than sending every instance a list it would walk one id at a
+// time.
+const maxChangeUsers = 1000
 
 // Apply applies a change received from another instance to the local cache.
 func (s *Service) Apply(c Change) {

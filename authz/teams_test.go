@@ -3,11 +3,16 @@ package authz_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/filestore"
 )
 
 func TestServiceTeamsGrantsAudit(t *testing.T) {
@@ -325,4 +330,96 @@ func memberRecords(t *testing.T, st authz.Store) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// What a team change tells the fleet: nothing when it has no members, its
+// members when it has a few, and the whole workspace when it has more
+// than a thousand (a list of a million device ids would go to every
+// instance otherwise).
+func TestTeamChangeNotifies(t *testing.T) {
+	t.Parallel()
+	st, err := filestore.Open(filepath.Join(t.TempDir(), "apiusers.db"), filestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	signer, err := authz.NewSigner(authz.SignerConfig{Secret: []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := authz.NewCache(authz.CacheConfig{TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	var mu sync.Mutex
+	var changes []authz.Change
+	svc, err := authz.NewService(authz.Config{Store: st, Signer: signer, Cache: cache, Notify: func(c authz.Change) {
+		mu.Lock()
+		changes = append(changes, c)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	ctx := context.Background()
+	cu, err := svc.Bootstrap(ctx, "acme", "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _, err := svc.Authenticate(ctx, cu.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	team, err := svc.CreateTeam(ctx, root, "acme", authz.NewTeam{Name: "devices"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rename := func(name string) authz.Change {
+		t.Helper()
+		mu.Lock()
+		changes = nil
+		mu.Unlock()
+		if _, err := svc.UpdateTeam(ctx, root, "acme", team.ID, authz.TeamPatch{Name: &name}, nil); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(changes) > 1 {
+			t.Fatalf("one update told the fleet %d changes", len(changes))
+		}
+		if len(changes) == 0 {
+			return authz.Change{}
+		}
+		return changes[0]
+	}
+	if c := rename("devices-1"); c.Workspace != "" {
+		t.Fatalf("a team without members told the fleet %+v", c)
+	}
+	var members []string
+	for len(members) <= 1000 {
+		in := make([]authz.NewUser, 501)
+		for i := range in {
+			in[i] = authz.NewUser{Username: fmt.Sprintf("dev-%04d", len(members)+i), Kind: authz.KindAPI, Role: authz.RoleAPIUser}
+		}
+		created, err := svc.CreateUsers(ctx, root, "acme", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range created {
+			if err := svc.AddMember(ctx, root, "acme", team.ID, u.ID); err != nil {
+				t.Fatal(err)
+			}
+			members = append(members, u.ID)
+			if len(members) == 3 {
+				if c := rename("devices-3"); c.Workspace != "acme" || len(c.Users) != 3 {
+					t.Fatalf("a team of 3 told the fleet %+v", c)
+				}
+			}
+		}
+	}
+	if c := rename("devices-many"); c.Workspace != "acme" || c.Users != nil {
+		t.Fatalf("a team of %d told the fleet %d users, not the whole workspace", len(members), len(c.Users))
+	}
 }
