@@ -146,6 +146,14 @@ type App struct {
 	// minute, then 429 with a Retry-After from 1s, doubling.
 	AuthFailures *AuthFailures `json:"auth_failures,omitempty"`
 
+	// PasswordBudget is the share of the machine's CPUs that password
+	// hashing (sign-ins, password changes, the policy's strength estimate)
+	// may take on average, 0 < PasswordBudget <= 1, once a burst of one CPU
+	// second is spent; beyond it a sign-in waits, and after 5s is refused
+	// with 503. Hashing is process-wide: the last configuration started
+	// sets it. Default: 0.025 (on 2 CPUs, two or three sign-ins a second).
+	PasswordBudget float64 `json:"password_budget,omitempty"`
+
 	settings      *settings    // resolved by Provision
 	messages      *appMessages // message settings; the recorder once taken
 	retryAfter    []string
@@ -247,8 +255,10 @@ func (a *App) Validate() error {
 // lock_timeout for another process to let go of the database; the Redis
 // store connects on first use.
 func (a *App) Start() error {
-	_, err := a.open()
-	return err
+	if _, err := a.open(); err != nil {
+		return err
+	}
+	return sharedHasher().SetBudget(a.settings.passwordShare)
 }
 
 // Stop stops the app.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/filestore"
+	"github.com/apiusers/apiusers/authz/password"
 )
 
 func TestResolveDefaults(t *testing.T) {
@@ -129,6 +130,8 @@ func TestResolveErrors(t *testing.T) {
 		{App{SigningKey: "{env.TEST_APIUSERS_UNSET}"}, "empty once placeholders are expanded"},
 		{App{SigningAlgorithm: "RS256"}, "want HS256, HS384 or HS512"},
 		{App{CacheTTL: -1}, "cache_ttl must not be negative"},
+		{App{PasswordBudget: 1.5}, "password_budget 1.5: want a share of the CPUs above 0 and at most 1"},
+		{App{PasswordBudget: -0.1}, "password_budget -0.1"},
 	}
 	for _, c := range cases {
 		if _, err := c.app.resolve(caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -279,5 +282,19 @@ http://localhost:8080 {
 	defer app.Cleanup()
 	if err := app.Start(); err == nil || !strings.Contains(err.Error(), "opening file store") {
 		t.Fatalf("start with the store held: err = %v", err)
+	}
+}
+
+// password_budget sets the process's password hashing budget when its
+// configuration starts; a configuration without it puts the default back.
+func TestPasswordBudgetOption(t *testing.T) {
+	e := startE2E(t, e2eSite{apiusers: []string{"password_budget 10%"}, routes: "\trespond 204\n"})
+	if b := sharedHasher().Budget(); b != 0.1 {
+		t.Fatalf("with password_budget 10%%, the hasher's budget is %v", b)
+	}
+	e.unload()
+	startE2E(t, e2eSite{routes: "\trespond 204\n"})
+	if b := sharedHasher().Budget(); b != password.DefaultBudget {
+		t.Fatalf("without password_budget, the hasher's budget stays %v", b)
 	}
 }

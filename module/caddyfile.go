@@ -212,6 +212,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.AuthFailures = af
+		case "password_budget":
+			b, err := parseShare(d)
+			if err != nil {
+				return err
+			}
+			a.PasswordBudget = b
 		default:
 			return d.Errf("unknown apiusers option %q", d.Val())
 		}
@@ -425,6 +431,28 @@ func (r *redisLines) finish(sc *StoreConfig, storeAt *caddyfile.Dispenser) error
 }
 
 // parseDuration reads the one duration argument of the current option.
+// parseShare reads a share of the machine's CPUs, above 0 and at most 1:
+// a fraction (0.05) or a percentage (5%).
+func parseShare(d *caddyfile.Dispenser) (float64, error) {
+	opt := d.Val()
+	if !d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	raw := d.Val()
+	num, pct := strings.CutSuffix(raw, "%")
+	v, err := strconv.ParseFloat(num, 64)
+	if pct {
+		v /= 100
+	}
+	if err != nil || !(v > 0 && v <= 1) {
+		return 0, d.Errf("%s: want a share of the CPUs above 0 and at most 100%% (such as 5%% or 0.05), got %q", opt, raw)
+	}
+	if d.NextArg() {
+		return 0, d.ArgErr()
+	}
+	return v, nil
+}
+
 func parseDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	opt := d.Val()
 	if !d.NextArg() {

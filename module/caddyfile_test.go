@@ -71,12 +71,17 @@ func TestUnmarshalApp(t *testing.T) {
 			session_ttl 8h
 			session_idle 30m
 			invite_ttl 3d
+			password_budget 5%
 		}`, App{
-			PublicURL:   "https://console.example.com/base",
-			SessionTTL:  caddy.Duration(8 * time.Hour),
-			SessionIdle: caddy.Duration(30 * time.Minute),
-			InviteTTL:   caddy.Duration(72 * time.Hour),
+			PublicURL:      "https://console.example.com/base",
+			SessionTTL:     caddy.Duration(8 * time.Hour),
+			SessionIdle:    caddy.Duration(30 * time.Minute),
+			InviteTTL:      caddy.Duration(72 * time.Hour),
+			PasswordBudget: 0.05,
 		}},
+		{"password_budget as a fraction", `apiusers {
+			password_budget 0.5
+		}`, App{PasswordBudget: 0.5}},
 		{"placeholders", `apiusers {
 			store redis {env.REDIS_URL}
 			signing_key {env.APIUSERS_SIGNING_KEY}
@@ -211,6 +216,11 @@ func TestUnmarshalAppErrors(t *testing.T) {
 		{"session_ttl bad", "apiusers {\n\tsession_ttl long\n}", `session_ttl: bad duration "long"`},
 		{"session_idle zero", "apiusers {\n\n\tsession_idle 0s\n}", "session_idle must be positive, at Testfile:3"},
 		{"invite_ttl missing", "apiusers {\n\tinvite_ttl\n}", "wrong argument count"},
+		{"password_budget zero", "apiusers {\n\tpassword_budget 0%\n}", `password_budget: want a share of the CPUs above 0 and at most 100% (such as 5% or 0.05), got "0%", at Testfile:2`},
+		{"password_budget beyond the machine", "apiusers {\n\n\tpassword_budget 150%\n}", `got "150%", at Testfile:3`},
+		{"password_budget a word", "apiusers {\n\tpassword_budget some\n}", `got "some", at Testfile:2`},
+		{"password_budget missing", "apiusers {\n\tpassword_budget\n}", "wrong argument count"},
+		{"password_budget extra", "apiusers {\n\tpassword_budget 5% 10%\n}", "wrong argument count or unexpected line ending after '10%', at Testfile:2"},
 		{"auth_failures zero", "apiusers {\n\tauth_failures 0 per 1m\n}", `auth_failures: "0" is not a number of failures (1 or more), at Testfile:2`},
 		{"auth_failures without per", "apiusers {\n\tauth_failures 5 in 1m\n}", "auth_failures: want <n> per <duration> [backoff <duration>], or off, at Testfile:2"},
 		{"auth_failures bad window", "apiusers {\n\tauth_failures 5 per soon\n}", `auth_failures per: bad duration "soon"`},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/apiusers/apiusers/admin"
 	"github.com/apiusers/apiusers/authz"
+	"github.com/apiusers/apiusers/authz/password"
 	"github.com/apiusers/apiusers/authz/redisstore"
 	"github.com/apiusers/apiusers/authz/throttle"
 )
@@ -51,6 +52,7 @@ type settings struct {
 	sessionIdle   time.Duration
 	inviteTTL     time.Duration
 	failures      throttle.Policy // Limit 0: off
+	passwordShare float64         // password_budget, or its default
 	publicURL     string          // without a trailing slash
 	retryAfterDur time.Duration
 	retryAfter    []string // precomputed Retry-After header value
@@ -72,23 +74,30 @@ func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
 		sc = new(StoreConfig)
 	}
 	s := &settings{
-		storeType:    sc.Type,
-		lockTimeout:  durationOr(sc.LockTimeout, defaultLockTimeout),
-		prefix:       sc.Prefix,
-		dialTimeout:  time.Duration(sc.DialTimeout),
-		readTimeout:  time.Duration(sc.ReadTimeout),
-		writeTimeout: time.Duration(sc.WriteTimeout),
-		algorithm:    a.SigningAlgorithm,
-		cacheTTL:     durationOr(a.CacheTTL, defaultCacheTTL),
-		staleTTL:     time.Duration(a.StaleTTL),
-		sessionTTL:   durationOr(a.SessionTTL, authz.DefaultSessionTTL),
-		sessionIdle:  durationOr(a.SessionIdle, authz.DefaultSessionIdle),
-		inviteTTL:    durationOr(a.InviteTTL, authz.DefaultInviteTTL),
-		failures:     failurePolicy(a.AuthFailures),
-		publicURL:    strings.TrimSuffix(repl.ReplaceKnown(a.PublicURL, ""), "/"),
+		storeType:     sc.Type,
+		lockTimeout:   durationOr(sc.LockTimeout, defaultLockTimeout),
+		prefix:        sc.Prefix,
+		dialTimeout:   time.Duration(sc.DialTimeout),
+		readTimeout:   time.Duration(sc.ReadTimeout),
+		writeTimeout:  time.Duration(sc.WriteTimeout),
+		algorithm:     a.SigningAlgorithm,
+		cacheTTL:      durationOr(a.CacheTTL, defaultCacheTTL),
+		staleTTL:      time.Duration(a.StaleTTL),
+		sessionTTL:    durationOr(a.SessionTTL, authz.DefaultSessionTTL),
+		sessionIdle:   durationOr(a.SessionIdle, authz.DefaultSessionIdle),
+		inviteTTL:     durationOr(a.InviteTTL, authz.DefaultInviteTTL),
+		failures:      failurePolicy(a.AuthFailures),
+		passwordShare: password.DefaultBudget,
+		publicURL:     strings.TrimSuffix(repl.ReplaceKnown(a.PublicURL, ""), "/"),
 	}
 	if a.SessionTTL < 0 || a.SessionIdle < 0 || a.InviteTTL < 0 {
 		return nil, errors.New("session_ttl, session_idle and invite_ttl must not be negative")
+	}
+	if a.PasswordBudget != 0 {
+		if !(a.PasswordBudget > 0 && a.PasswordBudget <= 1) {
+			return nil, fmt.Errorf("password_budget %v: want a share of the CPUs above 0 and at most 1", a.PasswordBudget)
+		}
+		s.passwordShare = a.PasswordBudget
 	}
 	if s.publicURL != "" {
 		u, err := url.Parse(s.publicURL)

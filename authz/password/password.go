@@ -73,14 +73,15 @@ type Hasher struct {
 	keepIdle time.Duration // how long an idle worker keeps its memory
 	dummy    string        // a hash of nothing anyone knows (see VerifyDummy)
 	once     sync.Once
-	rate     float64       // CPU seconds the bucket gains per second
 	burst    time.Duration // the bucket's size
 	maxWait  time.Duration
 
-	mu    sync.Mutex
-	avail time.Duration // CPU time in the bucket as of at (may be negative: owed)
-	at    time.Time
-	now   func() time.Time
+	mu     sync.Mutex
+	budget float64       // Config.Budget
+	rate   float64       // CPU seconds the bucket gains per second
+	avail  time.Duration // CPU time in the bucket as of at (may be negative: owed)
+	at     time.Time
+	now    func() time.Time
 }
 
 // worker is one place in the pool: the argon2 memory of the hash it runs,
@@ -120,6 +121,31 @@ type Config struct {
 	MaxWait time.Duration
 }
 
+// DefaultBudget is Config.Budget's default.
+const DefaultBudget = 0.025
+
+// SetBudget changes the share of the machine's CPUs hashing may take on
+// average (Config.Budget), 0 < budget <= 1, from now on; what the bucket
+// holds stays.
+func (h *Hasher) SetBudget(budget float64) error {
+	if !(budget > 0 && budget <= 1) {
+		return fmt.Errorf("password hashing budget %v: want above 0 and at most 1", budget)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.refill()
+	h.budget, h.rate = budget, budget*float64(runtime.GOMAXPROCS(0))
+	return nil
+}
+
+// Budget returns the share of the machine's CPUs hashing may take on
+// average.
+func (h *Hasher) Budget() float64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.budget
+}
+
 // New makes a Hasher.
 func New(cfg Config) (*Hasher, error) {
 	p := cfg.Params
@@ -142,7 +168,7 @@ func New(cfg Config) (*Hasher, error) {
 		q = 64
 	}
 	if cfg.Budget <= 0 || cfg.Budget > 1 {
-		cfg.Budget = 0.025
+		cfg.Budget = DefaultBudget
 	}
 	if cfg.Burst <= 0 {
 		cfg.Burst = time.Second
@@ -151,7 +177,7 @@ func New(cfg Config) (*Hasher, error) {
 		cfg.MaxWait = 5 * time.Second
 	}
 	h := &Hasher{params: p, slots: make(chan *worker, w), queue: make(chan struct{}, q), keepIdle: keepIdle,
-		rate: cfg.Budget * float64(runtime.GOMAXPROCS(0)), burst: cfg.Burst, maxWait: cfg.MaxWait,
+		budget: cfg.Budget, rate: cfg.Budget * float64(runtime.GOMAXPROCS(0)), burst: cfg.Burst, maxWait: cfg.MaxWait,
 		avail: cfg.Burst, at: time.Now(), now: time.Now}
 	for range w {
 		h.slots <- new(worker)
@@ -159,13 +185,19 @@ func New(cfg Config) (*Hasher, error) {
 	return h, nil
 }
 
+// refill adds to the bucket what it gained since it was last filled.
+// h.mu is held.
+func (h *Hasher) refill() {
+	now := h.now()
+	h.avail = min(h.burst, h.avail+time.Duration(float64(now.Sub(h.at))*h.rate))
+	h.at = now
+}
+
 // take waits until the bucket holds CPU time, or refuses with ErrBusy
 // when that would take longer than limit.
 func (h *Hasher) take(ctx context.Context, limit time.Duration) error {
 	h.mu.Lock()
-	now := h.now()
-	h.avail = min(h.burst, h.avail+time.Duration(float64(now.Sub(h.at))*h.rate))
-	h.at = now
+	h.refill()
 	var wait time.Duration
 	if h.avail <= 0 {
 		wait = time.Duration(float64(-h.avail)/h.rate) + time.Millisecond

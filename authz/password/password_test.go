@@ -3,6 +3,7 @@ package password
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -223,6 +224,45 @@ func TestBudgetHoldsBack(t *testing.T) {
 	ran := false
 	if err := h.run(ctx, func(*argon2.Buffer) { ran = true }); err != nil || !ran {
 		t.Fatalf("after a refill: %v ran=%v", err, ran)
+	}
+}
+
+// TestSetBudget: a changed budget refills the bucket at its rate from
+// then on, and a budget out of range is refused and changes nothing.
+func TestSetBudget(t *testing.T) {
+	h, _ := New(Config{Workers: 1, Budget: 0.01, Burst: time.Hour, MaxWait: time.Millisecond})
+	if b := h.Budget(); b != 0.01 {
+		t.Fatalf("Budget() = %v, want 0.01", b)
+	}
+	clock := time.Unix(1e9, 0)
+	h.now = func() time.Time { return clock }
+	h.at, h.avail = clock, 0
+	for _, bad := range []float64{0, -0.5, 1.5} {
+		if err := h.SetBudget(bad); err == nil {
+			t.Errorf("SetBudget(%v) accepted", bad)
+		}
+	}
+	if b := h.Budget(); b != 0.01 {
+		t.Fatalf("a refused budget changed it to %v", b)
+	}
+	procs := float64(runtime.GOMAXPROCS(0))
+	clock = clock.Add(time.Second) // at 0.01: 10ms a CPU
+	if err := h.SetBudget(0.5); err != nil {
+		t.Fatal(err)
+	}
+	near := func(a, b time.Duration) bool { return (a - b).Abs() < time.Microsecond }
+	if want := time.Duration(0.01 * procs * float64(time.Second)); !near(h.avail, want) {
+		t.Fatalf("the second before the change gained %v, want %v", h.avail, want)
+	}
+	clock = clock.Add(time.Second) // at 0.5: 500ms a CPU
+	h.mu.Lock()
+	h.refill()
+	h.mu.Unlock()
+	if want := time.Duration((0.01 + 0.5) * procs * float64(time.Second)); !near(h.avail, want) {
+		t.Fatalf("after a second at the new budget the bucket holds %v, want %v", h.avail, want)
+	}
+	if b := h.Budget(); b != 0.5 {
+		t.Fatalf("Budget() = %v, want 0.5", b)
 	}
 }
 
