@@ -63,7 +63,8 @@ type Change struct {
 	Origin    string
 	Workspace string
 	// Users whose principal changed. Empty with Workspace set means the whole
-	// workspace.
+	// workspace: a service sends a change of more than maxChangeUsers so,
+	// and one of no users not at all.
 	Users []string
 	// At is when the change was committed, as its instance's clock says
 	// (zero when unknown): a fleet's receivers measure their lag with it.

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -23,15 +24,14 @@ func getTeam(tx Tx, ws, id string) (*Team, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.Members, err = teamMembers(tx, t); err != nil {
+	if err := fillMembers(tx, t); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
 // getTeamRecord reads the record of team id: what it gives, not who its
-// members are (Members holds only those a record written before
-// CollTeamMembers lists).
+// members are (Members is nil; fillMembers reads them).
 func getTeamRecord(tx Tx, ws, id string) (*Team, error) {
 	var t Team
 	if err := getRecord(tx, teamsOf(ws), id, &t); err != nil {
@@ -40,8 +40,19 @@ func getTeamRecord(tx Tx, ws, id string) (*Team, error) {
 		}
 		return nil, err
 	}
-	t.inRecord = t.Members
+	t.fromRecord()
 	return &t, nil
+}
+
+// fromRecord moves the members a decoded record lists (one written before
+// CollTeamMembers) to t.inRecord.
+func (t *Team) fromRecord() { t.inRecord, t.Members = t.Members, nil }
+
+// fillMembers sets the Members of t, as read by getTeamRecord.
+func fillMembers(tx Tx, t *Team) error {
+	var err error
+	t.Members, err = teamMembers(tx, t)
+	return err
 }
 
 // putTeam writes t's record. Its members are not part of it: joining and
@@ -150,10 +161,8 @@ func (s *Service) ListTeams(ctx context.Context, actor *Principal, ws string, pa
 		return nil, "", err
 	}
 	return listPage(ctx, s, list, teamsOf(ws), after, page.Limit, func(tx Tx, t *Team) error {
-		t.inRecord = t.Members
-		var err error
-		t.Members, err = teamMembers(tx, t)
-		return err
+		t.fromRecord()
+		return fillMembers(tx, t)
 	})
 }
 
@@ -166,14 +175,22 @@ func (s *Service) GetTeam(ctx context.Context, actor *Principal, ws, id string) 
 	var t *Team
 	err := s.store.View(ctx, ws, func(tx Tx) error {
 		var err error
-		t, err = getTeam(tx, ws, id)
-		return err
+		if t, err = getTeamRecord(tx, ws, id); err != nil {
+			return err
+		}
+		// A member may read its team: asked before reading every member.
+		if !actor.HasPermission(PermUsersRead) && !actor.HasPermission(PermTeamsManage) {
+			switch member, err := isMember(tx, t, actor.UserID); {
+			case err != nil:
+				return err
+			case !member:
+				return forbidden("reading team %s needs %s", id, PermUsersRead)
+			}
+		}
+		return fillMembers(tx, t)
 	})
 	if err != nil {
 		return nil, err
-	}
-	if !actor.HasPermission(PermUsersRead) && !actor.HasPermission(PermTeamsManage) && !slices.Contains(t.Members, actor.UserID) {
-		return nil, forbidden("reading team %s needs %s", id, PermUsersRead)
 	}
 	return t, nil
 }
@@ -236,11 +253,16 @@ func (s *Service) UpdateTeam(ctx context.Context, actor *Principal, ws, id strin
 	if err := s.teamManager(actor, ws); err != nil {
 		return nil, err
 	}
+	gives := false // whether what the team gives its members changed
 	return update(ctx, s, actor, recordChange[Team]{
 		kind: teamRecords, ws: ws, id: id, ifMatch: ifMatch,
 		action: ActionTeamUpdate, skip: []string{"members"},
 		edit: func(tx Tx, t *Team) error {
 			before := *t
+			defer func() {
+				gives = !reflect.DeepEqual([]any{before.Permissions, before.Grants, before.RateLimit},
+					[]any{t.Permissions, t.Grants, t.RateLimit})
+			}()
 			if patch.Name != nil {
 				if err := validateTeamName(*patch.Name); err != nil {
 					return err
@@ -286,7 +308,13 @@ func (s *Service) UpdateTeam(ctx context.Context, actor *Principal, ws, id strin
 			}
 			return nil
 		},
-		touched: func(t *Team) []string { return t.Members },
+		// A member's principal holds what the team gives, not its name.
+		touched: func(t *Team) []string {
+			if !gives {
+				return nil
+			}
+			return t.Members
+		},
 	})
 }
 
@@ -360,6 +388,7 @@ func (s *Service) membership(ctx context.Context, actor *Principal, ws, tid, uid
 	}
 	var t *Team
 	var sj *subject
+	var stray bool // a member record of a user that does not list the team
 	now := s.now().UTC()
 	_, err := update(ctx, s, actor, recordChange[User]{
 		kind: userRecords, ws: ws, id: uid, now: now,
@@ -378,14 +407,20 @@ func (s *Service) membership(ctx context.Context, actor *Principal, ws, tid, uid
 			if err := s.mayChangeTeams(actor, sj); err != nil {
 				return err
 			}
-			if slices.Contains(u.Teams, tid) == add {
-				return nil
-			}
 			if !add {
-				if err := leaveTeam(tx, ws, tid, uid, now); err != nil {
+				// Leaving removes the member record even when the user
+				// does not list the team (a removal by an earlier
+				// version, which kept members in the team's record,
+				// leaves one behind).
+				removed, err := leaveTeam(tx, ws, tid, uid, now)
+				if err != nil {
 					return err
 				}
+				stray = removed && !slices.Contains(u.Teams, tid)
 				u.Teams = slices.DeleteFunc(u.Teams, func(x string) bool { return x == tid })
+				return nil
+			}
+			if slices.Contains(u.Teams, tid) {
 				return nil
 			}
 			if err := checkGrantable(actor, authManage, nil, t.Permissions, nil, t.Grants); err != nil {
@@ -395,7 +430,7 @@ func (s *Service) membership(ctx context.Context, actor *Principal, ws, tid, uid
 		},
 		// The entry names the membership; the user's teams are what changed.
 		changes: func(before, after *User) (map[string]FieldChange, bool) {
-			return nil, !slices.Equal(before.Teams, after.Teams)
+			return nil, stray || !slices.Equal(before.Teams, after.Teams)
 		},
 	})
 	return err

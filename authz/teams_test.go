@@ -183,11 +183,20 @@ func TestTeamMembersApart(t *testing.T) {
 			}
 			users = append(users, u)
 		}
-		// Joining twice changes nothing.
+		// Joining twice changes nothing, also within one transaction.
 		if err := e.svc.AddMember(ctx, e.root, "acme", team.ID, users[0].ID); err != nil {
 			t.Fatal(err)
 		}
-		want := []string{users[0].ID, users[1].ID, users[2].ID}
+		twice, err := e.svc.CreateUser(ctx, e.root, "acme", authz.NewUser{Username: "d4", Kind: authz.KindAPI, Role: authz.RoleAPIUser,
+			IssueKey: true, Teams: []string{team.ID, team.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(twice.Teams) != 1 {
+			t.Fatalf("a user created with a team named twice lists %v", twice.Teams)
+		}
+		users = append(users, twice)
+		want := []string{users[0].ID, users[1].ID, users[2].ID, twice.ID}
 		slices.Sort(want)
 		got, err := e.svc.GetTeam(ctx, e.root, "acme", team.ID)
 		if err != nil || !slices.Equal(got.Members, want) {
@@ -210,6 +219,12 @@ func TestTeamMembersApart(t *testing.T) {
 		if !e.auth(users[1].Key).HasPermission("records.add") {
 			t.Fatal("a member lacks what the team gives")
 		}
+		if got, err := e.svc.GetTeam(ctx, e.auth(users[1].Key), "acme", team.ID); err != nil || len(got.Members) != len(want) {
+			t.Fatalf("a member reading its team: %v, %v", got, err)
+		}
+		_, outsider := e.user("acme", "outsider", authz.KindAPI, authz.RoleAPIUser)
+		_, err = e.svc.GetTeam(ctx, outsider, "acme", team.ID)
+		wantErr(t, err, authz.ErrForbidden)
 
 		if err := e.svc.RemoveMember(ctx, e.root, "acme", team.ID, users[1].ID); err != nil {
 			t.Fatal(err)
@@ -218,7 +233,7 @@ func TestTeamMembersApart(t *testing.T) {
 			t.Fatal("a removed member keeps what the team gives")
 		}
 		got, _ = e.svc.GetTeam(ctx, e.root, "acme", team.ID)
-		if slices.Contains(got.Members, users[1].ID) || len(got.Members) != 2 {
+		if slices.Contains(got.Members, users[1].ID) || len(got.Members) != 3 {
 			t.Fatalf("members after removal = %v", got.Members)
 		}
 		if err := e.svc.DeleteTeam(ctx, e.root, "acme", team.ID); err != nil {
@@ -299,6 +314,21 @@ func TestTeamMembersInOldRecord(t *testing.T) {
 		if !e.auth(old[1].Key).HasPermission("records.add") || e.auth(old[0].Key).HasPermission("records.add") {
 			t.Fatal("rights after the move are wrong")
 		}
+		// An earlier version's removal (it read no members in the
+		// record) drops the team from the user and leaves the member
+		// record: removing the member again clears it.
+		err = st.Update(ctx, "acme", func(tx authz.Tx) error {
+			return tx.Put(authz.Collection{Workspace: "acme", Name: authz.CollTeamMembers}, team.ID+"/"+old[0].ID, []byte{})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.RemoveMember(ctx, e.root, "acme", team.ID, old[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if n := memberRecords(t, st); n != 1 {
+			t.Fatalf("%d member records after removing a stray one, want 1", n)
+		}
 	})
 }
 
@@ -332,10 +362,10 @@ func memberRecords(t *testing.T, st authz.Store) int {
 	return n
 }
 
-// What a team change tells the fleet: nothing when it has no members, its
-// members when it has a few, and the whole workspace when it has more
-// than a thousand (a list of a million device ids would go to every
-// instance otherwise).
+// What a team change tells the fleet: nothing when it has no members or
+// when what it gives stays (a rename), its members when it has a few, and
+// the whole workspace when it has more than a thousand (a list of a
+// million device ids would go to every instance otherwise).
 func TestTeamChangeNotifies(t *testing.T) {
 	t.Parallel()
 	st, err := filestore.Open(filepath.Join(t.TempDir(), "apiusers.db"), filestore.Options{})
@@ -376,12 +406,14 @@ func TestTeamChangeNotifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rename := func(name string) authz.Change {
+	// patch applies p and returns what it told the fleet.
+	n := 0
+	patch := func(p authz.TeamPatch) authz.Change {
 		t.Helper()
 		mu.Lock()
 		changes = nil
 		mu.Unlock()
-		if _, err := svc.UpdateTeam(ctx, root, "acme", team.ID, authz.TeamPatch{Name: &name}, nil); err != nil {
+		if _, err := svc.UpdateTeam(ctx, root, "acme", team.ID, p, nil); err != nil {
 			t.Fatal(err)
 		}
 		mu.Lock()
@@ -394,7 +426,21 @@ func TestTeamChangeNotifies(t *testing.T) {
 		}
 		return changes[0]
 	}
-	if c := rename("devices-1"); c.Workspace != "" {
+	rename := func() authz.Change {
+		n++
+		name := fmt.Sprintf("devices-%d", n)
+		return patch(authz.TeamPatch{Name: &name})
+	}
+	gives := 0
+	give := func() authz.Change {
+		gives++
+		perms := []string{"records.add"}
+		if gives%2 == 0 {
+			perms = []string{"records.read"}
+		}
+		return patch(authz.TeamPatch{Permissions: &perms})
+	}
+	if c := give(); c.Workspace != "" {
 		t.Fatalf("a team without members told the fleet %+v", c)
 	}
 	var members []string
@@ -413,13 +459,19 @@ func TestTeamChangeNotifies(t *testing.T) {
 			}
 			members = append(members, u.ID)
 			if len(members) == 3 {
-				if c := rename("devices-3"); c.Workspace != "acme" || len(c.Users) != 3 {
+				if c := give(); c.Workspace != "acme" || len(c.Users) != 3 {
 					t.Fatalf("a team of 3 told the fleet %+v", c)
+				}
+				if c := rename(); c.Workspace != "" {
+					t.Fatalf("renaming a team of 3 told the fleet %+v", c)
 				}
 			}
 		}
 	}
-	if c := rename("devices-many"); c.Workspace != "acme" || c.Users != nil {
+	if c := give(); c.Workspace != "acme" || c.Users != nil {
 		t.Fatalf("a team of %d told the fleet %d users, not the whole workspace", len(members), len(c.Users))
+	}
+	if c := rename(); c.Workspace != "" {
+		t.Fatalf("renaming a team of %d told the fleet %+v", len(members), c)
 	}
 }

@@ -815,7 +815,7 @@ func (s *Service) DeleteUser(ctx context.Context, actor *Principal, ws, id strin
 			return err
 		}
 		for _, tid := range u.Teams {
-			if err := leaveTeam(tx, ws, tid, id, s.now().UTC()); err != nil {
+			if _, err := leaveTeam(tx, ws, tid, id, s.now().UTC()); err != nil {
 				return err
 			}
 		}
@@ -877,25 +877,26 @@ func mayDelete(actor *Principal, u *subject) error {
 	return nil
 }
 
-// leaveTeam removes user id from team tid's members (a missing team is fine).
-func leaveTeam(tx Tx, ws, tid, id string, now time.Time) error {
+// leaveTeam removes user id from team tid's members (a missing team is
+// fine), and says whether it was one.
+func leaveTeam(tx Tx, ws, tid, id string, now time.Time) (bool, error) {
 	t, err := getTeamRecord(tx, ws, tid)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
 	member, err := isMember(tx, t, id)
 	if err != nil || !member {
-		return err
+		return false, err
 	}
 	t.inRecord = slices.DeleteFunc(t.inRecord, func(x string) bool { return x == id })
 	teamRecords.bump(t, now)
 	if err := putTeam(tx, t); err != nil {
-		return err
+		return false, err
 	}
-	return tx.Delete(teamMembersOf(ws), memberKey(tid, id))
+	return true, tx.Delete(teamMembersOf(ws), memberKey(tid, id))
 }
 
 // Me returns the caller with its effective permissions and grants.

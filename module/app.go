@@ -148,7 +148,7 @@ type App struct {
 
 	// PasswordBudget is the share of the machine's CPUs that password
 	// hashing (sign-ins, password changes, the policy's strength estimate)
-	// may take on average, 0 < PasswordBudget <= 1, once a burst of one CPU
+	// may take on average, 0.001 <= PasswordBudget <= 1, once a burst of one CPU
 	// second is spent; beyond it a sign-in waits, and after 5s is refused
 	// with 503. Hashing is process-wide: the last configuration started
 	// sets it. Default: 0.025 (on 2 CPUs, two or three sign-ins a second).
@@ -253,7 +253,9 @@ func (a *App) Validate() error {
 // Start opens the store (or takes it from the configuration this one
 // replaces) and makes the service. The file store waits at most
 // lock_timeout for another process to let go of the database; the Redis
-// store connects on first use.
+// store connects on first use. Then it sets the process's password hashing
+// budget (password_budget): a configuration that fails to start after
+// this one started (another app's Start) leaves it set.
 func (a *App) Start() error {
 	if _, err := a.open(); err != nil {
 		return err

@@ -130,8 +130,9 @@ func TestResolveErrors(t *testing.T) {
 		{App{SigningKey: "{env.TEST_APIUSERS_UNSET}"}, "empty once placeholders are expanded"},
 		{App{SigningAlgorithm: "RS256"}, "want HS256, HS384 or HS512"},
 		{App{CacheTTL: -1}, "cache_ttl must not be negative"},
-		{App{PasswordBudget: 1.5}, "password_budget 1.5: want a share of the CPUs above 0 and at most 1"},
+		{App{PasswordBudget: 1.5}, "password_budget 1.5: want a share of the CPUs from 0.001 to 1"},
 		{App{PasswordBudget: -0.1}, "password_budget -0.1"},
+		{App{PasswordBudget: 1e-12}, "password_budget 1e-12"},
 	}
 	for _, c := range cases {
 		if _, err := c.app.resolve(caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), c.want) {

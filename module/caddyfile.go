@@ -16,6 +16,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/limit"
+	"github.com/apiusers/apiusers/authz/password"
 	"github.com/apiusers/apiusers/authz/redisstore"
 )
 
@@ -430,9 +431,8 @@ func (r *redisLines) finish(sc *StoreConfig, storeAt *caddyfile.Dispenser) error
 	return nil
 }
 
-// parseDuration reads the one duration argument of the current option.
-// parseShare reads a share of the machine's CPUs, above 0 and at most 1:
-// a fraction (0.05) or a percentage (5%).
+// parseShare reads the password hashing budget: a share of the machine's
+// CPUs, a fraction (0.05) or a percentage (5%), from 0.1% to 100%.
 func parseShare(d *caddyfile.Dispenser) (float64, error) {
 	opt := d.Val()
 	if !d.NextArg() {
@@ -444,8 +444,8 @@ func parseShare(d *caddyfile.Dispenser) (float64, error) {
 	if pct {
 		v /= 100
 	}
-	if err != nil || !(v > 0 && v <= 1) {
-		return 0, d.Errf("%s: want a share of the CPUs above 0 and at most 100%% (such as 5%% or 0.05), got %q", opt, raw)
+	if err != nil || !(v >= password.MinBudget && v <= 1) {
+		return 0, d.Errf("%s: want a share of the CPUs from 0.1%% to 100%% (such as 5%% or 0.05), got %q", opt, raw)
 	}
 	if d.NextArg() {
 		return 0, d.ArgErr()
@@ -453,6 +453,7 @@ func parseShare(d *caddyfile.Dispenser) (float64, error) {
 	return v, nil
 }
 
+// parseDuration reads the one duration argument of the current option.
 func parseDuration(d *caddyfile.Dispenser) (caddy.Duration, error) {
 	opt := d.Val()
 	if !d.NextArg() {

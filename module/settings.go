@@ -94,8 +94,8 @@ func (a *App) resolve(repl *caddy.Replacer) (*settings, error) {
 		return nil, errors.New("session_ttl, session_idle and invite_ttl must not be negative")
 	}
 	if a.PasswordBudget != 0 {
-		if !(a.PasswordBudget > 0 && a.PasswordBudget <= 1) {
-			return nil, fmt.Errorf("password_budget %v: want a share of the CPUs above 0 and at most 1", a.PasswordBudget)
+		if !(a.PasswordBudget >= password.MinBudget && a.PasswordBudget <= 1) {
+			return nil, fmt.Errorf("password_budget %v: want a share of the CPUs from %v to 1", a.PasswordBudget, password.MinBudget)
 		}
 		s.passwordShare = a.PasswordBudget
 	}

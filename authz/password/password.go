@@ -107,7 +107,7 @@ type Config struct {
 	// Queue is how many callers may wait for a worker. Default: 64.
 	Queue int
 	// Budget is the share of the machine's CPUs that hashing may take on
-	// average, 0 < Budget <= 1. Default: 0.025 (on 2 CPUs, two or three
+	// average, MinBudget <= Budget <= 1 (else the default). Default: 0.025 (on 2 CPUs, two or three
 	// sign-ins a second once Burst is spent): low, because a sustained
 	// flood of wrong sign-ins takes Budget of the machine from the rest of
 	// the process, on top of what receiving and answering the flood's
@@ -121,15 +121,20 @@ type Config struct {
 	MaxWait time.Duration
 }
 
-// DefaultBudget is Config.Budget's default.
-const DefaultBudget = 0.025
+// DefaultBudget is Config.Budget's default; MinBudget the least SetBudget
+// takes (at 0.1%, a spent burst of 1s takes about eight minutes to come
+// back on 2 CPUs).
+const (
+	DefaultBudget = 0.025
+	MinBudget     = 0.001
+)
 
 // SetBudget changes the share of the machine's CPUs hashing may take on
-// average (Config.Budget), 0 < budget <= 1, from now on; what the bucket
-// holds stays.
+// average (Config.Budget), MinBudget <= budget <= 1, from now on; what the
+// bucket holds stays.
 func (h *Hasher) SetBudget(budget float64) error {
-	if !(budget > 0 && budget <= 1) {
-		return fmt.Errorf("password hashing budget %v: want above 0 and at most 1", budget)
+	if !(budget >= MinBudget && budget <= 1) {
+		return fmt.Errorf("password hashing budget %v: want at least %v and at most 1", budget, MinBudget)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -167,7 +172,7 @@ func New(cfg Config) (*Hasher, error) {
 	if q <= 0 {
 		q = 64
 	}
-	if cfg.Budget <= 0 || cfg.Budget > 1 {
+	if cfg.Budget < MinBudget || cfg.Budget > 1 {
 		cfg.Budget = DefaultBudget
 	}
 	if cfg.Burst <= 0 {
@@ -198,18 +203,18 @@ func (h *Hasher) refill() {
 func (h *Hasher) take(ctx context.Context, limit time.Duration) error {
 	h.mu.Lock()
 	h.refill()
-	var wait time.Duration
+	var wait float64 // nanoseconds
 	if h.avail <= 0 {
-		wait = time.Duration(float64(-h.avail)/h.rate) + time.Millisecond
+		wait = float64(-h.avail)/h.rate + float64(time.Millisecond)
 	}
 	h.mu.Unlock()
 	if wait == 0 {
 		return nil
 	}
-	if wait > limit {
+	if wait > float64(limit) {
 		return ErrBusy
 	}
-	t := time.NewTimer(wait)
+	t := time.NewTimer(time.Duration(wait))
 	defer t.Stop()
 	select {
 	case <-t.C:

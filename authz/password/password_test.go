@@ -237,7 +237,7 @@ func TestSetBudget(t *testing.T) {
 	clock := time.Unix(1e9, 0)
 	h.now = func() time.Time { return clock }
 	h.at, h.avail = clock, 0
-	for _, bad := range []float64{0, -0.5, 1.5} {
+	for _, bad := range []float64{0, -0.5, 1.5, 1e-12, MinBudget / 2} {
 		if err := h.SetBudget(bad); err == nil {
 			t.Errorf("SetBudget(%v) accepted", bad)
 		}
