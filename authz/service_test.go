@@ -56,6 +56,12 @@ func newEnv(t testing.TB, st authz.Store) *env { return newEnvWith(t, st, authz.
 // newEnvWith is newEnv with people settings.
 func newEnvWith(t testing.TB, st authz.Store, people authz.PeopleConfig) *env {
 	t.Helper()
+	return newEnvConfig(t, st, func(c *authz.Config) { c.People = people })
+}
+
+// newEnvConfig is newEnv with what set changes in the service's Config.
+func newEnvConfig(t testing.TB, st authz.Store, set func(*authz.Config)) *env {
+	t.Helper()
 	signer, err := authz.NewSigner(authz.SignerConfig{Secret: []byte("0123456789abcdef0123456789abcdef")})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +72,9 @@ func newEnvWith(t testing.TB, st authz.Store, people authz.PeopleConfig) *env {
 	}
 	t.Cleanup(cache.Close)
 	e := &env{t: t, ctx: context.Background(), Clock: apitest.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
-	e.svc, err = authz.NewService(authz.Config{Store: st, Signer: signer, Cache: cache, Now: e.Now, People: people})
+	cfg := authz.Config{Store: st, Signer: signer, Cache: cache, Now: e.Now}
+	set(&cfg)
+	e.svc, err = authz.NewService(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

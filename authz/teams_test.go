@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/filestore"
@@ -373,35 +372,17 @@ func TestTeamChangeNotifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	signer, err := authz.NewSigner(authz.SignerConfig{Secret: []byte("0123456789abcdef0123456789abcdef")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, err := authz.NewCache(authz.CacheConfig{TTL: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cache.Close)
 	var mu sync.Mutex
 	var changes []authz.Change
-	svc, err := authz.NewService(authz.Config{Store: st, Signer: signer, Cache: cache, Notify: func(c authz.Change) {
-		mu.Lock()
-		changes = append(changes, c)
-		mu.Unlock()
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	ctx := context.Background()
-	cu, err := svc.Bootstrap(ctx, "acme", "root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, _, err := svc.Authenticate(ctx, cu.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newEnvConfig(t, st, func(c *authz.Config) {
+		c.Notify = func(c authz.Change) {
+			mu.Lock()
+			changes = append(changes, c)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(e.svc.Close)
+	svc, root, ctx := e.svc, e.root, e.ctx
 	team, err := svc.CreateTeam(ctx, root, "acme", authz.NewTeam{Name: "devices"})
 	if err != nil {
 		t.Fatal(err)
