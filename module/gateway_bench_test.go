@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -163,6 +164,89 @@ func BenchmarkGatewayCachedCredits(b *testing.B) {
 	b.Cleanup(func() { _ = store.Close() })
 	g, key := benchGatewayOn(b, store, false, 1<<50)
 	benchCached(b, g, key)
+}
+
+// BenchmarkGatewayRateLimitCost and BenchmarkGatewayCreditsCost measure
+// what BenchmarkGatewayCachedRateLimit and BenchmarkGatewayCachedCredits
+// cost over BenchmarkGatewayCached as a paired difference: the two
+// gateways (without and with the limit, or a caller without and with
+// credits) serve batches of 1,024 fresh requests in turn in one process,
+// so that the shared machine's drift, which moves a run by more than the
+// difference, weighs on both alike. They report each side's ns/op and
+// extra-ns/op, the difference (the targets: ≤ 150 and ≤ 200).
+func BenchmarkGatewayRateLimitCost(b *testing.B) {
+	g0, key0 := benchGateway(b)
+	g1, key1 := benchGateway(b, func(g *Gateway) {
+		g.RateLimits = []RateLimit{{Requests: 1 << 30, Per: caddy.Duration(time.Second)}}
+	})
+	benchPaired(b, g0, key0, g1, key1)
+}
+
+func BenchmarkGatewayCreditsCost(b *testing.B) {
+	g0, key0 := benchGateway(b)
+	store, err := filestore.Open(b.TempDir()+"/apiusers.db", filestore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = store.Close() })
+	g1, key1 := benchGatewayOn(b, store, false, 1<<50)
+	benchPaired(b, g0, key0, g1, key1)
+}
+
+// benchPaired serves b.N requests with key0 on g0 and b.N with key1 on g1,
+// a batch of each in turn (the order alternating), each request fresh as
+// in benchCached, and reports the two sides' ns/op and their difference,
+// and then what one more batch of each allocates.
+func benchPaired(b *testing.B, g0 *Gateway, key0 string, g1 *Gateway, key1 string) {
+	gs := [2]*Gateway{g0, g1}
+	base := httptest.NewRequest(http.MethodPost, "http://example.com/api/hello", nil)
+	tmpls := [2]http.Header{clientHeader(key0), clientHeader(key1)}
+	const batch = 1024
+	reqs := make([]*http.Request, batch)
+	ws := make([]*httptest.ResponseRecorder, batch)
+	run := func(s, n int) time.Duration {
+		start := time.Now()
+		for i := range n {
+			if err := gs[s].ServeHTTP(ws[i], reqs[i], noopNext); err != nil {
+				b.Fatal(err)
+			}
+		}
+		return time.Since(start)
+	}
+	prepare := func(s, n int) {
+		for i := range n {
+			reqs[i], ws[i] = freshRequest(base, tmpls[s]), freshResponse()
+		}
+	}
+	serve := func(s, n int) time.Duration {
+		prepare(s, n)
+		return run(s, n)
+	}
+	serve(0, 1)
+	serve(1, 1)
+	var took [2]time.Duration
+	b.ResetTimer()
+	b.StopTimer() // each side's time is taken in serve; ns/op is left at 0
+	for done, turn := 0, 0; done < b.N; done, turn = done+batch, turn+1 {
+		n := min(batch, b.N-done)
+		took[turn%2] += serve(turn%2, n)
+		took[(turn+1)%2] += serve((turn+1)%2, n)
+	}
+	per := func(v float64) float64 { return v / float64(b.N) }
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(per(float64(took[0])), "base-ns/op")
+	b.ReportMetric(per(float64(took[1])), "limited-ns/op")
+	b.ReportMetric(per(float64(took[1]-took[0])), "extra-ns/op")
+	units := [2]string{"base", "limited"}
+	for s := range gs {
+		var m0, m1 runtime.MemStats
+		prepare(s, batch)
+		runtime.ReadMemStats(&m0)
+		run(s, batch)
+		runtime.ReadMemStats(&m1)
+		b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/batch, units[s]+"-B/op")
+		b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/batch, units[s]+"-allocs/op")
+	}
 }
 
 // BenchmarkGatewayCachedRateLimitRedis and BenchmarkGatewayCachedCreditsRedis
