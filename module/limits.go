@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"net"
 	"net/http"
 	"regexp"
@@ -267,13 +268,25 @@ type limitVals struct {
 // (a route's lines, and credits): one, two, or every line and credits.
 // An item's RateLimit value (`"user";r=1073741823;t=86400`) takes at most
 // 40 bytes with a name of up to 10 characters; a longer one that does not
-// fit is a string of its own.
-const itemBytes = 40
+// fit is a string of its own. A request's only item has 32 bytes (a
+// 144-byte allocation: `"user";r=1073741823;t=31622400` fits) or, when its
+// value is longer, 48 (160 bytes).
+const (
+	itemBytes     = 40
+	oneItemBytes  = 32
+	wideItemBytes = 48
+)
 
 type limitVals1 struct {
 	ids           [5]string
 	policy, state [1]string
-	buf           [itemBytes]byte
+	buf           [oneItemBytes]byte
+}
+
+type limitVals1w struct {
+	ids           [5]string
+	policy, state [1]string
+	buf           [wideItemBytes]byte
 }
 
 type limitVals2 struct {
@@ -292,7 +305,7 @@ type limitValsMax struct {
 func (g *Gateway) newLimitVals(n int) (*[5]string, limitVals) {
 	switch {
 	case n <= 1:
-		v := new(limitVals1)
+		v := new(limitVals1w)
 		return &v.ids, limitVals{policy: v.policy[:0], state: v.state[:0], buf: v.buf[:0]}
 	case n == 2:
 		v := new(limitVals2)
@@ -457,15 +470,101 @@ func (g *Gateway) spend(r *http.Request, sv *serving, c *limit.Credits, now int6
 	return q, item, nil
 }
 
-// oneItem makes the request's allocation for one item and sets the
-// RateLimit fields in h to it: policy and prefix+r[;t=t].
+// oneItem makes the request's allocation for one item, the smallest that
+// holds it, and sets the RateLimit fields in h to it: policy and
+// prefix+r[;t=t].
 func oneItem(h http.Header, policy, prefix string, r, t int64, withT bool) *[5]string {
-	v := new(limitVals1)
-	v.policy[0] = policy
-	v.state[0], _ = stateItem(v.buf[:0], prefix, r, t, withT)
-	h[hdrRateLimitPolicy] = v.policy[:]
-	h[hdrRateLimit] = v.state[:]
-	return &v.ids
+	rn, tn := decimalLen(r), 0
+	n := len(prefix) + rn
+	if withT {
+		tn = decimalLen(t)
+		n += len(";t=") + tn
+	}
+	var (
+		ids            *[5]string
+		policies, item *[1]string
+		b              []byte
+	)
+	if n <= oneItemBytes {
+		v := new(limitVals1)
+		ids, policies, item, b = &v.ids, &v.policy, &v.state, v.buf[:n]
+	} else {
+		v := new(limitVals1w)
+		ids, policies, item = &v.ids, &v.policy, &v.state
+		if n <= wideItemBytes {
+			b = v.buf[:n]
+		} else {
+			b = make([]byte, n) // a long name: a copy of its own
+		}
+	}
+	if r < 0 || t < 0 { // never on the usual paths: strconv's signs
+		item[0], _ = stateItem(b[:0], prefix, r, t, withT)
+	} else {
+		putItem(b, prefix, r, rn, t, tn, withT)
+		item[0] = unsafe.String(&b[0], n)
+	}
+	policies[0] = policy
+	h[hdrRateLimitPolicy] = policies[:]
+	h[hdrRateLimit] = item[:]
+	return ids
+}
+
+// putItem writes the RateLimit item prefix+r[;t=t] into b, which is as
+// long as it (r and t, not negative, have rn and tn digits).
+func putItem(b []byte, prefix string, r int64, rn int, t int64, tn int, withT bool) {
+	i := copy(b, prefix)
+	putDecimal(b[i:i+rn], uint64(r))
+	if withT {
+		i += rn + copy(b[i+rn:], ";t=")
+		putDecimal(b[i:i+tn], uint64(t))
+	}
+}
+
+// digitPairs holds the two digits of 00 to 99.
+const digitPairs = "00010203040506070809" +
+	"10111213141516171819" +
+	"20212223242526272829" +
+	"30313233343536373839" +
+	"40414243444546474849" +
+	"50515253545556575859" +
+	"60616263646566676869" +
+	"70717273747576777879" +
+	"80818283848586878889" +
+	"90919293949596979899"
+
+// putDecimal writes the decimal digits of u into b, which has exactly as
+// many bytes (decimalLen).
+func putDecimal(b []byte, u uint64) {
+	i := len(b)
+	for u >= 100 && i >= 2 {
+		q := u / 100
+		j := (u - q*100) * 2
+		b[i-1], b[i-2] = digitPairs[j+1], digitPairs[j]
+		i -= 2
+		u = q
+	}
+	switch {
+	case u >= 10 && i >= 2:
+		b[i-1], b[i-2] = digitPairs[u*2+1], digitPairs[u*2]
+	case i >= 1:
+		b[i-1] = byte('0' + u%10)
+	}
+}
+
+// pow10 holds 10^0 to 10^19.
+var pow10 = [20]uint64{
+	1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+	1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+}
+
+// decimalLen returns how many decimal digits x (not negative) has.
+func decimalLen(x int64) int {
+	u := uint64(x)
+	n := (bits.Len64(u) * 1233) >> 12 // ⌊log10⌋ of the bit length's bound, or one less
+	if n < len(pow10) && u >= pow10[n] {
+		n++
+	}
+	return max(n, 1)
 }
 
 // refuse returns the answer to a request limitRequest refused with err:

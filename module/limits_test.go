@@ -329,3 +329,39 @@ func TestGatewayLimitedMetric(t *testing.T) {
 		t.Errorf("limited counted %v times, want 3", got)
 	}
 }
+
+// TestOneItem: the RateLimit value of a request's only item is what
+// strconv makes, for every length of number and name, and the two fields
+// are slices of their own.
+func TestOneItem(t *testing.T) {
+	nums := []int64{0, 1, 9, 10, 99, 100, 101, 999, 1000, 86400, 1<<30 - 1, 1 << 30, 31622400, 1 << 53, 1<<63 - 1, -1, -86400}
+	for p := int64(1); p > 0 && p < 1<<62; p *= 10 {
+		nums = append(nums, p-1, p, p+1)
+	}
+	for _, name := range []string{"ip", "user", "workspace", "credits", strings.Repeat("n", 64)} {
+		prefix := `"` + name + `";r=`
+		for _, r := range nums {
+			for _, tv := range nums {
+				for _, withT := range []bool{true, false} {
+					want := prefix + strconv.FormatInt(r, 10)
+					if withT {
+						want += ";t=" + strconv.FormatInt(tv, 10)
+					}
+					h := http.Header{}
+					oneItem(h, `"p"`, prefix, r, tv, withT)
+					if got := h[hdrRateLimit]; len(got) != 1 || got[0] != want || cap(got) != 1 {
+						t.Fatalf("r=%d t=%d withT=%v: RateLimit %q (cap %d), want %q", r, tv, withT, got, cap(got), want)
+					}
+					if got := h[hdrRateLimitPolicy]; len(got) != 1 || got[0] != `"p"` || cap(got) != 1 {
+						t.Fatalf("RateLimit-Policy %q (cap %d)", got, cap(got))
+					}
+				}
+			}
+		}
+	}
+	for _, n := range nums {
+		if n >= 0 && decimalLen(n) != len(strconv.FormatInt(n, 10)) {
+			t.Errorf("decimalLen(%d) = %d", n, decimalLen(n))
+		}
+	}
+}
