@@ -376,7 +376,8 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 	lines := g.limiters(sv)
 	own, credits := p.CallerLimits(kid)
 	for i, l := range g.lines {
-		d, rate := l.decide(lines[i], r, p, kid, own, now)
+		rate := l.rateFor(own)
+		d := l.decide(lines[i], r, p, kid, rate, now)
 		counted[i] = d.Ticket()
 		vals.add(l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
 		if !d.Allowed && (denied < 0 || d.RetryAfter > retry) {
@@ -417,7 +418,8 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 func (g *Gateway) limitOne(w http.ResponseWriter, r *http.Request, sv *serving, p *authz.Principal, kid string, now int64) (*[5]string, error) {
 	l := g.lines[0]
 	own, _ := p.CallerLimits(kid)
-	d, rate := l.decide(g.limiters(sv)[0], r, p, kid, own, now)
+	rate := l.rateFor(own)
+	d := l.decide(g.limiters(sv)[0], r, p, kid, rate, now)
 	vals := oneItem(w.Header(), l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
 	if !d.Allowed {
 		l.limited.Inc()
@@ -439,19 +441,24 @@ func (g *Gateway) spendOne(w http.ResponseWriter, r *http.Request, sv *serving, 
 	return vals, nil
 }
 
-// decide counts r on line l (whose limiter is lim), at the caller's own
-// rate own when the line counts by key or user, and returns the decision
-// and the rate it was made at.
-func (l *limitLine) decide(lim *limit.Limiter, r *http.Request, p *authz.Principal, kid string, own *limit.Rate, now int64) (limit.Decision, limit.Rate) {
-	rate := l.rate
+// rateFor returns the rate line l counts at: the caller's own rate own
+// when the line counts by key or user and the caller has one, else the
+// line's.
+func (l *limitLine) rateFor(own *limit.Rate) limit.Rate {
 	if l.perCaller && own != nil {
-		rate = *own
+		return *own
 	}
+	return l.rate
+}
+
+// decide counts r on line l (whose limiter is lim) at rate and returns
+// the decision.
+func (l *limitLine) decide(lim *limit.Limiter, r *http.Request, p *authz.Principal, kid string, rate limit.Rate, now int64) limit.Decision {
 	var memo *limit.Memo
 	if l.by != countByIP { // an address is no caller's: remember nothing
 		memo = p.Windows()
 	}
-	return lim.AllowMemo(memo, l.subject(r, p, kid), rate, 1, now), rate
+	return lim.AllowMemo(memo, l.subject(r, p, kid), rate, 1, now)
 }
 
 // spend spends the route's cost of credits c for r, and returns the

@@ -80,7 +80,7 @@ const memoWindows = 2
 // AllowMemo is Allow, looking in m first for the window (and remembering
 // it there). m should belong to the caller subject stands for: the user
 // by whom, or whose key, or whose workspace, the line counts.
-func (l *Limiter) AllowMemo(m *Memo, subject string, r Rate, cost, now int64) Decision {
+func (l *Limiter) AllowMemo(m *Memo, subject string, r Rate, cost, now int64) (d Decision) {
 	var w *window
 	slot := 0 // where m remembers the window
 	if m != nil {
@@ -108,7 +108,7 @@ func (l *Limiter) AllowMemo(m *Memo, subject string, r Rate, cost, now int64) De
 			w = nil
 			continue
 		}
-		d := w.allow(now, cost, l.shared)
+		w.allow(&d, now, cost, l.shared)
 		// A window in use, admitting or not, is kept in step with the
 		// fleet: an instance that denies must learn when the others'
 		// requests leave the window, not only what it admits.
@@ -327,7 +327,7 @@ func (l *Limiter) settle(t *Tally) {
 		w.known[i] = addSat(0, t.Totals[s])
 		// What the fleet counted as of the report, and what this instance
 		// counted since.
-		w.all[i] = addSat(0, t.Totals[s]+int64(w.pending[i]))
+		w.setSlot(i, addSat(0, t.Totals[s]+int64(w.pending[i])))
 		w.since += int64(w.pending[i])
 	}
 	// A read comes after every instance reported (see Engine): the

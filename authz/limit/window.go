@@ -32,6 +32,7 @@ type window struct {
 	head    int64   // absolute number of the newest slot
 	headAt  int64   // when it starts: head × slotLen
 	share   float64 // ≥ 1 (see known)
+	total   int64   // the sum of all's slots
 
 	// all holds the requests of every instance as this one knows them:
 	// its own, and the fleet's as of the last sync. pending holds the own
@@ -105,8 +106,10 @@ func (w *window) advance(c int64) {
 		w.all = [ring]uint32{}
 		w.pending = [ring]uint32{}
 		w.known = [ring]uint32{}
+		w.total = 0
 	} else {
 		for s := w.head + 1; s <= c; s++ {
+			w.total -= int64(w.all[s%ring])
 			w.all[s%ring] = 0
 			w.pending[s%ring] = 0
 			w.known[s%ring] = 0
@@ -119,17 +122,18 @@ func (w *window) advance(c int64) {
 // the newest Slots slots in full, and the oldest weighted by the part of
 // it still inside the window, rounded up.
 func (w *window) used(off int64) int64 {
-	old := (w.head + 1) % ring // the oldest slot: head-Slots
-	var sum int64
-	for i := range w.all {
-		if i != int(old) {
-			sum += int64(w.all[i])
-		}
-	}
-	if n := w.all[old]; n != 0 {
+	n := w.all[(w.head+1)%ring] // the oldest slot: head-Slots
+	sum := w.total - int64(n)
+	if n != 0 {
 		sum += int64(mulDivUp(uint64(n), uint64(w.slotLen-off), uint64(w.slotLen)))
 	}
 	return sum
+}
+
+// setSlot sets slot i of all to v, keeping total.
+func (w *window) setSlot(i int64, v uint32) {
+	w.total += int64(v) - int64(w.all[i])
+	w.all[i] = v
 }
 
 // wait returns how long it takes, with no new requests, for the count
@@ -213,8 +217,11 @@ func mulDivUp(a, b, d uint64) uint64 {
 	return q
 }
 
-// allow admits cost more requests at now when they fit, and counts them.
-func (w *window) allow(now, cost int64, shared bool) (d Decision) {
+// allow admits cost more requests at now when they fit, counts them, and
+// says so in *d, which is zero. (Filled in place, not returned: a copy of
+// the whole Decision after its fields were written one by one stalls the
+// processor's store forwarding.)
+func (w *window) allow(d *Decision, now, cost int64, shared bool) {
 	off := now - w.headAt
 	if off >= w.slotLen { // a later slot: the only division
 		w.advance(now / w.slotLen)
@@ -232,10 +239,10 @@ func (w *window) allow(now, cost int64, shared bool) (d Decision) {
 		d.Remaining = max(0, w.cap-used)
 		d.RetryAfter = w.wait(used, used+cost-w.cap, off)
 		d.Reset = d.RetryAfter
-		return d
+		return
 	}
 	i := w.head % ring
-	w.all[i] = addSat(w.all[i], cost)
+	w.setSlot(i, addSat(w.all[i], cost))
 	if shared {
 		w.pending[i] = addSat(w.pending[i], cost)
 		w.since += cost
@@ -246,7 +253,6 @@ func (w *window) allow(now, cost int64, shared bool) (d Decision) {
 	d.Remaining = w.cap - used
 	d.Reset = w.nextFree(off)
 	d.ticket = Ticket{w, w.head, cost}
-	return d
 }
 
 // refund takes back what allow counted for d, if its slot is still live.
@@ -255,7 +261,7 @@ func (w *window) refund(slot, cost int64) {
 		return
 	}
 	i := slot % ring
-	w.all[i] = subSat(w.all[i], cost)
+	w.setSlot(i, subSat(w.all[i], cost))
 	w.pending[i] = subSat(w.pending[i], cost)
 }
 
