@@ -215,8 +215,13 @@ func policyItem(name string, r limit.Rate) string {
 // policyFor returns the RateLimit-Policy item of rate r on line l.
 func (l *limitLine) policyFor(r limit.Rate) string {
 	if r == l.rate {
-		return l.policy
+		return l.policy // inline: the usual case
 	}
+	return l.ownPolicy(r)
+}
+
+// ownPolicy is policyFor for a caller's own rate.
+func (l *limitLine) ownPolicy(r limit.Rate) string {
 	l.mu.RLock()
 	p, ok := l.policies[r]
 	l.mu.RUnlock()
@@ -235,6 +240,14 @@ func (l *limitLine) policyFor(r limit.Rate) string {
 
 // subject returns what line l counts this request by.
 func (l *limitLine) subject(r *http.Request, p *authz.Principal, kid string) string {
+	if l.by == countByUser {
+		return p.UserID // the usual line, answered inline
+	}
+	return l.otherSubject(r, p, kid)
+}
+
+// otherSubject is subject for a line that does not count by user.
+func (l *limitLine) otherSubject(r *http.Request, p *authz.Principal, kid string) string {
 	switch l.by {
 	case countByKey:
 		return kid
