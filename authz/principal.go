@@ -424,7 +424,8 @@ func (p *Principal) CallerLimits(kid string) (*limit.Rate, *limit.Credits) {
 
 // Windows remembers the rate limit windows the principal's requests were
 // last counted in (limit.Limiter.AllowMemo), for lines that count by its
-// user, its keys or its workspace.
+// user, its keys or its workspace, and the credit account it last spent
+// from (limit.Engine.SpendMemo).
 func (p *Principal) Windows() *limit.Memo { return &p.windows }
 
 // HasCredits reports whether the user or any of its keys has credits.

@@ -402,7 +402,7 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 		err = errRateLimited
 		g.lines[denied].limited.Inc()
 	} else if credits != nil && g.cost > 0 {
-		q, item, cerr := g.spend(r, sv, credits, now)
+		q, item, cerr := g.spend(r, sv, p, credits, now)
 		vals.add(item, `"credits";r=`, q.Remaining, seconds(q.Reset), q.Reset > 0)
 		if cerr != nil {
 			err, retry = cerr, q.RetryAfter
@@ -446,7 +446,7 @@ func (g *Gateway) spendOne(w http.ResponseWriter, r *http.Request, sv *serving, 
 	if credits == nil || g.cost == 0 {
 		return new([5]string), nil // another of the user's keys has credits
 	}
-	q, item, err := g.spend(r, sv, credits, now)
+	q, item, err := g.spend(r, sv, p, credits, now)
 	vals := oneItem(w.Header(), item, `"credits";r=`, q.Remaining, seconds(q.Reset), q.Reset > 0)
 	if err != nil {
 		return nil, g.refuse(w.Header(), err, q.RetryAfter)
@@ -474,11 +474,11 @@ func (l *limitLine) decide(lim *limit.Limiter, r *http.Request, p *authz.Princip
 	return lim.AllowMemo(memo, l.subject(r, p, kid), rate, 1, now)
 }
 
-// spend spends the route's cost of credits c for r, and returns the
+// spend spends the route's cost of credits c (p's) for r, and returns the
 // decision, its RateLimit-Policy item, and the error to refuse r with (nil
 // when the credits allow it).
-func (g *Gateway) spend(r *http.Request, sv *serving, c *limit.Credits, now int64) (limit.QuotaDecision, string, error) {
-	q := sv.limits.Spend(r.Context(), c, g.cost, now)
+func (g *Gateway) spend(r *http.Request, sv *serving, p *authz.Principal, c *limit.Credits, now int64) (limit.QuotaDecision, string, error) {
+	q := sv.limits.SpendMemo(r.Context(), p.Windows(), c, g.cost, now)
 	item := g.taken.creditsPolicy(c, q, now)
 	switch {
 	case q.Unavailable:

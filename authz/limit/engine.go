@@ -172,7 +172,14 @@ func (e *Engine) Release(id string) {
 // from what this instance holds; only when that is not enough does it
 // wait for the ledger (at most SettleTimeout).
 func (e *Engine) Spend(ctx context.Context, c *Credits, cost, now int64) QuotaDecision {
-	return e.wallet.spend(ctx, c, cost, now)
+	return e.wallet.spend(ctx, nil, c, cost, now)
+}
+
+// SpendMemo is Spend, looking in m first for the account of c (and
+// remembering it there). m should belong to the caller c is the credits
+// of, and c stay the same object while m remembers it.
+func (e *Engine) SpendMemo(ctx context.Context, m *Memo, c *Credits, cost, now int64) QuotaDecision {
+	return e.wallet.spend(ctx, m, c, cost, now)
 }
 
 // Close stops the loop and gives back the credits this instance holds

@@ -373,3 +373,72 @@ func BenchmarkSpend(b *testing.B) {
 		e.Spend(ctx, c, 1, now)
 	}
 }
+
+// TestSpendMemo: spending through a Memo and without it spends from one
+// account; other credits through the same Memo from their own; an account
+// forgotten meanwhile is looked up again, not spent from.
+func TestSpendMemo(t *testing.T) {
+	l := &memLedger{}
+	e := NewEngine(fastEngine(l))
+	t.Cleanup(e.Close)
+	ctx := context.Background()
+	now := time.Now().UnixNano()
+	c := &Credits{Workspace: "acme", ID: "key_1", Serial: 1, Set: 10, SetAt: now}
+	other := &Credits{Workspace: "acme", ID: "key_2", Serial: 1, Set: 3, SetAt: now}
+	var m Memo
+	for i := range 5 {
+		if q := e.SpendMemo(ctx, &m, c, 1, now); !q.Allowed {
+			t.Fatalf("spend %d through the memo: %+v", i+1, q)
+		}
+		if q := e.Spend(ctx, c, 1, now); !q.Allowed {
+			t.Fatalf("spend %d without it: %+v", i+1, q)
+		}
+	}
+	if q := e.SpendMemo(ctx, &m, c, 1, now); q.Allowed {
+		t.Errorf("the 11th credit of 10 through the memo: %+v", q)
+	}
+	if q := e.SpendMemo(ctx, &m, other, 3, now); !q.Allowed || q.Remaining != 0 {
+		t.Errorf("other credits through the same memo: %+v, want 3 spent, 0 left", q)
+	}
+
+	// The wallet forgets the account, as its sweep does.
+	ma := m.account.Load()
+	a := ma.a
+	a.mu.Lock()
+	a.dead = true
+	a.mu.Unlock()
+	w := e.wallet
+	for i := range w.shards {
+		sh := &w.shards[i]
+		sh.mu.Lock()
+		for h, first := range sh.m {
+			if first == a {
+				delete(sh.m, h)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	e.SpendMemo(ctx, &m, other, 1, now)
+	if got := m.account.Load().a; got == a {
+		t.Errorf("a forgotten account was spent from through the memo")
+	}
+}
+
+// BenchmarkSpendMemo is BenchmarkSpend through a Memo, as the gateway
+// spends a caller's credits.
+func BenchmarkSpendMemo(b *testing.B) {
+	l := &memLedger{}
+	cfg := fastEngine(l)
+	cfg.FirstLease = 1 << 20
+	e := NewEngine(cfg)
+	b.Cleanup(e.Close)
+	c := &Credits{Workspace: "acme", ID: "key_0123456789abcdefghjkmnpq", Serial: 1, Set: 1 << 50, SetAt: t0}
+	ctx := context.Background()
+	now := time.Now().UnixNano()
+	var m Memo
+	e.SpendMemo(ctx, &m, c, 1, now)
+	b.ReportAllocs()
+	for b.Loop() {
+		e.SpendMemo(ctx, &m, c, 1, now)
+	}
+}

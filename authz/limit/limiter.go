@@ -66,11 +66,21 @@ func (l *Limiter) Allow(subject string, r Rate, cost, now int64) Decision {
 }
 
 // A Memo remembers the last windows a caller's requests were counted in,
-// so that its next requests skip looking them up. A caller (an API user)
-// keeps one for every Limiter it meets; the zero Memo is empty, and a nil
-// *Memo remembers nothing. It is safe for concurrent use.
+// and the credit account it last spent from, so that its next requests
+// skip looking them up. A caller (an API user) keeps one for every
+// Limiter and Engine it meets; the zero Memo is empty, and a nil *Memo
+// remembers nothing. It is safe for concurrent use.
 type Memo struct {
-	ws [memoWindows]atomic.Pointer[window]
+	ws      [memoWindows]atomic.Pointer[window]
+	account atomic.Pointer[memoAccount]
+}
+
+// memoAccount is the account of wallet w that credits c were last spent
+// from.
+type memoAccount struct {
+	w *wallet
+	c *Credits
+	a *account
 }
 
 // memoWindows is how many windows a Memo remembers: a route's line by

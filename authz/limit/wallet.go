@@ -116,6 +116,15 @@ func (w *wallet) account(c *Credits, now int64) *account {
 	return a
 }
 
+// remember returns the account of c, and remembers it in m (when not nil).
+func (w *wallet) remember(m *Memo, c *Credits, now int64) *account {
+	a := w.account(c, now)
+	if m != nil {
+		m.account.Store(&memoAccount{w: w, c: c, a: a})
+	}
+	return a
+}
+
 // QuotaDecision is the outcome of Engine.Spend.
 type QuotaDecision struct {
 	// Allowed reports whether the credits were spent.
@@ -138,12 +147,20 @@ type QuotaDecision struct {
 }
 
 // spend spends cost credits of c at now.
-func (w *wallet) spend(ctx context.Context, c *Credits, cost, now int64) QuotaDecision {
-	a := w.account(c, now)
+func (w *wallet) spend(ctx context.Context, m *Memo, c *Credits, cost, now int64) QuotaDecision {
+	var a *account
+	if m != nil {
+		if ma := m.account.Load(); ma != nil && ma.w == w && ma.c == c {
+			a = ma.a
+		}
+	}
+	if a == nil {
+		a = w.remember(m, c, now)
+	}
 	a.mu.Lock()
 	for a.dead {
 		a.mu.Unlock()
-		a = w.account(c, now)
+		a = w.remember(m, c, now)
 		a.mu.Lock()
 	}
 	for attempt := 0; ; attempt++ {
