@@ -390,7 +390,7 @@ func (g *Gateway) limitRequest(w http.ResponseWriter, r *http.Request, sv *servi
 	own, credits := p.CallerLimits(kid)
 	for i, l := range g.lines {
 		rate := l.rateFor(own)
-		d := l.decide(lines[i], r, p, kid, rate, now)
+		d := lines[i].AllowMemo(l.memo(p), l.subject(r, p, kid), rate, 1, now)
 		counted[i] = d.Ticket()
 		vals.add(l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
 		if !d.Allowed && (denied < 0 || d.RetryAfter > retry) {
@@ -432,7 +432,8 @@ func (g *Gateway) limitOne(w http.ResponseWriter, r *http.Request, sv *serving, 
 	l := g.lines[0]
 	own, _ := p.CallerLimits(kid)
 	rate := l.rateFor(own)
-	d := l.decide(g.limiters(sv)[0], r, p, kid, rate, now)
+	var d limit.Decision
+	g.limiters(sv)[0].AllowMemoInto(&d, l.memo(p), l.subject(r, p, kid), rate, 1, now)
 	vals := oneItem(w.Header(), l.policyFor(rate), l.state, d.Remaining, seconds(d.Reset), true)
 	if !d.Allowed {
 		l.limited.Inc()
@@ -464,14 +465,14 @@ func (l *limitLine) rateFor(own *limit.Rate) limit.Rate {
 	return l.rate
 }
 
-// decide counts r on line l (whose limiter is lim) at rate and returns
-// the decision.
-func (l *limitLine) decide(lim *limit.Limiter, r *http.Request, p *authz.Principal, kid string, rate limit.Rate, now int64) limit.Decision {
-	var memo *limit.Memo
-	if l.by != countByIP { // an address is no caller's: remember nothing
-		memo = p.Windows()
+// memo returns where line l remembers the window it counts p's requests
+// in: p's Memo, or nil for a line by address (an address is no caller's:
+// remember nothing).
+func (l *limitLine) memo(p *authz.Principal) *limit.Memo {
+	if l.by == countByIP {
+		return nil
 	}
-	return lim.AllowMemo(memo, l.subject(r, p, kid), rate, 1, now)
+	return p.Windows()
 }
 
 // spend spends the route's cost of credits c (p's) for r, and returns the

@@ -91,6 +91,16 @@ const memoWindows = 2
 // it there). m should belong to the caller subject stands for: the user
 // by whom, or whose key, or whose workspace, the line counts.
 func (l *Limiter) AllowMemo(m *Memo, subject string, r Rate, cost, now int64) (d Decision) {
+	l.AllowMemoInto(&d, m, subject, r, cost, now)
+	return d
+}
+
+// AllowMemoInto is AllowMemo writing the decision into *d, which is zero.
+// (A Decision has too many fields for the compiler to keep it in
+// registers: a caller that keeps one in place saves copying it whole
+// after its fields were written one by one, which stalls the processor's
+// store forwarding.)
+func (l *Limiter) AllowMemoInto(d *Decision, m *Memo, subject string, r Rate, cost, now int64) {
 	var w *window
 	slot := 0 // where m remembers the window
 	if m != nil {
@@ -118,7 +128,7 @@ func (l *Limiter) AllowMemo(m *Memo, subject string, r Rate, cost, now int64) (d
 			w = nil
 			continue
 		}
-		w.allow(&d, now, cost, l.shared)
+		w.allow(d, now, cost, l.shared)
 		// A window in use, admitting or not, is kept in step with the
 		// fleet: an instance that denies must learn when the others'
 		// requests leave the window, not only what it admits.
@@ -129,7 +139,7 @@ func (l *Limiter) AllowMemo(m *Memo, subject string, r Rate, cost, now int64) (d
 			l.qmu.Unlock()
 		}
 		w.mu.Unlock()
-		return d
+		return
 	}
 }
 

@@ -218,9 +218,7 @@ func mulDivUp(a, b, d uint64) uint64 {
 }
 
 // allow admits cost more requests at now when they fit, counts them, and
-// says so in *d, which is zero. (Filled in place, not returned: a copy of
-// the whole Decision after its fields were written one by one stalls the
-// processor's store forwarding.)
+// says so in *d, which is zero (see Limiter.AllowMemoInto).
 func (w *window) allow(d *Decision, now, cost int64, shared bool) {
 	off := now - w.headAt
 	if off >= w.slotLen { // a later slot: the only division
