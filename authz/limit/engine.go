@@ -177,7 +177,7 @@ func (e *Engine) Spend(ctx context.Context, c *Credits, cost, now int64) QuotaDe
 
 // SpendMemo is Spend, looking in m first for the account of c (and
 // remembering it there). m should belong to the caller c is the credits
-// of, and c stay the same object while m remembers it.
+// of.
 func (e *Engine) SpendMemo(ctx context.Context, m *Memo, c *Credits, cost, now int64) QuotaDecision {
 	return e.wallet.spend(ctx, m, c, cost, now)
 }

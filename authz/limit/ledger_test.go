@@ -401,9 +401,26 @@ func TestSpendMemo(t *testing.T) {
 		t.Errorf("other credits through the same memo: %+v, want 3 spent, 0 left", q)
 	}
 
+	// Two keys' credits in turn through one memo: looked up again, never
+	// an allocation.
+	cfg := fastEngine(l)
+	cfg.FirstLease = 1 << 20 // no lease asked for meanwhile
+	big := NewEngine(cfg)
+	t.Cleanup(big.Close)
+	rich := &Credits{Workspace: "acme", ID: "key_3", Serial: 1, Set: 1 << 40, SetAt: now}
+	richer := &Credits{Workspace: "acme", ID: "key_4", Serial: 1, Set: 1 << 40, SetAt: now}
+	var m2 Memo
+	big.SpendMemo(ctx, &m2, rich, 1, now)
+	big.SpendMemo(ctx, &m2, richer, 1, now)
+	if n := testing.AllocsPerRun(100, func() {
+		big.SpendMemo(ctx, &m2, rich, 1, now)
+		big.SpendMemo(ctx, &m2, richer, 1, now)
+	}); n != 0 {
+		t.Errorf("two credits in turn through one memo: %v allocations, want 0", n)
+	}
+
 	// The wallet forgets the account, as its sweep does.
-	ma := m.account.Load()
-	a := ma.a
+	a := m.account.Load()
 	a.mu.Lock()
 	a.dead = true
 	a.mu.Unlock()
@@ -419,7 +436,7 @@ func TestSpendMemo(t *testing.T) {
 		sh.mu.Unlock()
 	}
 	e.SpendMemo(ctx, &m, other, 1, now)
-	if got := m.account.Load().a; got == a {
+	if got := m.account.Load(); got == a {
 		t.Errorf("a forgotten account was spent from through the memo")
 	}
 }

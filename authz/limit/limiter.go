@@ -72,15 +72,7 @@ func (l *Limiter) Allow(subject string, r Rate, cost, now int64) Decision {
 // remembers nothing. It is safe for concurrent use.
 type Memo struct {
 	ws      [memoWindows]atomic.Pointer[window]
-	account atomic.Pointer[memoAccount]
-}
-
-// memoAccount is the account of wallet w that credits c were last spent
-// from.
-type memoAccount struct {
-	w *wallet
-	c *Credits
-	a *account
+	account atomic.Pointer[account]
 }
 
 // memoWindows is how many windows a Memo remembers: a route's line by

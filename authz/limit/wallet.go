@@ -42,6 +42,9 @@ type walletShard struct {
 
 // account is this instance's holding of one credit account.
 type account struct {
+	wallet *wallet
+	id, ws string // c.ID and c.Workspace, never written again (a Memo reads them unlocked)
+
 	mu     sync.Mutex
 	c      Credits // the setting spent from
 	holder string  // the name of this holder at the ledger
@@ -111,6 +114,7 @@ func (w *wallet) account(c *Credits, now int64) *account {
 	// forgotten and made again starts from nothing there too.
 	a = &account{c: *c, holder: w.instance + "." + strconv.FormatUint(holderSeq.Add(1), 36), next: first}
 	a.c.Workspace, a.c.ID = strings.Clone(c.Workspace), strings.Clone(c.ID)
+	a.wallet, a.id, a.ws = w, a.c.ID, a.c.Workspace
 	a.startPeriod(c.Refill.Period(now))
 	sh.m[h] = a
 	return a
@@ -120,7 +124,7 @@ func (w *wallet) account(c *Credits, now int64) *account {
 func (w *wallet) remember(m *Memo, c *Credits, now int64) *account {
 	a := w.account(c, now)
 	if m != nil {
-		m.account.Store(&memoAccount{w: w, c: c, a: a})
+		m.account.Store(a)
 	}
 	return a
 }
@@ -150,8 +154,8 @@ type QuotaDecision struct {
 func (w *wallet) spend(ctx context.Context, m *Memo, c *Credits, cost, now int64) QuotaDecision {
 	var a *account
 	if m != nil {
-		if ma := m.account.Load(); ma != nil && ma.w == w && ma.c == c {
-			a = ma.a
+		if ma := m.account.Load(); ma != nil && ma.wallet == w && ma.id == c.ID && ma.ws == c.Workspace {
+			a = ma
 		}
 	}
 	if a == nil {
