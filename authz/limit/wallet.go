@@ -42,9 +42,6 @@ type walletShard struct {
 
 // account is this instance's holding of one credit account.
 type account struct {
-	wallet *wallet
-	id, ws string // c.ID and c.Workspace, never written again (a Memo reads them unlocked)
-
 	mu     sync.Mutex
 	c      Credits // the setting spent from
 	holder string  // the name of this holder at the ledger
@@ -75,6 +72,9 @@ type account struct {
 	inflight chan struct{} // closed when the running settlement is applied
 
 	next *account // another account whose id hashes alike
+
+	wallet *wallet
+	id, ws string // c.ID and c.Workspace, never written again (a Memo reads them unlocked)
 }
 
 var (
