@@ -170,18 +170,7 @@ func TestTeamMembersApart(t *testing.T) {
 		st := open(t)
 		e := newEnv(t, st)
 		ctx := e.ctx
-		team, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "devices", Permissions: []string{"records.add"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var users []*authz.CreatedUser
-		for _, name := range []string{"d3", "d1", "d2"} {
-			u, _ := e.user("acme", name, authz.KindAPI, authz.RoleAPIUser)
-			if err := e.svc.AddMember(ctx, e.root, "acme", team.ID, u.ID); err != nil {
-				t.Fatal(err)
-			}
-			users = append(users, u)
-		}
+		team, users := e.teamOf("devices", "d3", "d1", "d2")
 		// Joining twice changes nothing, also within one transaction.
 		if err := e.svc.AddMember(ctx, e.root, "acme", team.ID, users[0].ID); err != nil {
 			t.Fatal(err)
@@ -257,21 +246,10 @@ func TestTeamMembersInOldRecord(t *testing.T) {
 		st := open(t)
 		e := newEnv(t, st)
 		ctx := e.ctx
-		team, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "ops", Permissions: []string{"records.add"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var old []*authz.CreatedUser
-		for _, name := range []string{"a1", "a2"} {
-			u, _ := e.user("acme", name, authz.KindAPI, authz.RoleAPIUser)
-			if err := e.svc.AddMember(ctx, e.root, "acme", team.ID, u.ID); err != nil {
-				t.Fatal(err)
-			}
-			old = append(old, u)
-		}
+		team, old := e.teamOf("ops", "a1", "a2")
 		// Rewrite the team as the earlier code stored it: the whole Team,
 		// members and all, and no member records.
-		err = st.Update(ctx, "acme", func(tx authz.Tx) error {
+		err := st.Update(ctx, "acme", func(tx authz.Tx) error {
 			tm := *team
 			tm.Members = []string{old[1].ID, old[0].ID}
 			raw, err := json.Marshal(tm)
@@ -329,6 +307,25 @@ func TestTeamMembersInOldRecord(t *testing.T) {
 			t.Fatalf("%d member records after removing a stray one, want 1", n)
 		}
 	})
+}
+
+// teamOf creates team name in acme, giving records.add, and API users of
+// the given names with a key each as its members.
+func (e *env) teamOf(name string, members ...string) (*authz.Team, []*authz.CreatedUser) {
+	e.t.Helper()
+	team, err := e.svc.CreateTeam(e.ctx, e.root, "acme", authz.NewTeam{Name: name, Permissions: []string{"records.add"}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var users []*authz.CreatedUser
+	for _, m := range members {
+		u, _ := e.user("acme", m, authz.KindAPI, authz.RoleAPIUser)
+		if err := e.svc.AddMember(e.ctx, e.root, "acme", team.ID, u.ID); err != nil {
+			e.t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	return team, users
 }
 
 // teamRecord returns the stored record of team id in acme.

@@ -342,12 +342,19 @@ func TestCreditsRefill(t *testing.T) {
 	}
 }
 
-func TestSpendAllocs(t *testing.T) {
-	l := &memLedger{}
+// holdingEngine is an engine on l whose first lease of any credits is
+// large enough that no other is asked for while a test or benchmark
+// spends.
+func holdingEngine(tb testing.TB, l Ledger) *Engine {
 	cfg := fastEngine(l)
 	cfg.FirstLease = 1 << 20
 	e := NewEngine(cfg)
-	t.Cleanup(e.Close)
+	tb.Cleanup(e.Close)
+	return e
+}
+
+func TestSpendAllocs(t *testing.T) {
+	e := holdingEngine(t, &memLedger{})
 	c := &Credits{Workspace: "acme", ID: "key_5", Serial: 1, Set: 1 << 40, SetAt: t0}
 	ctx := context.Background()
 	now := time.Now().UnixNano()
@@ -359,11 +366,7 @@ func TestSpendAllocs(t *testing.T) {
 }
 
 func BenchmarkSpend(b *testing.B) {
-	l := &memLedger{}
-	cfg := fastEngine(l)
-	cfg.FirstLease = 1 << 20
-	e := NewEngine(cfg)
-	b.Cleanup(e.Close)
+	e := holdingEngine(b, &memLedger{})
 	c := &Credits{Workspace: "acme", ID: "key_0123456789abcdefghjkmnpq", Serial: 1, Set: 1 << 50, SetAt: t0}
 	ctx := context.Background()
 	now := time.Now().UnixNano()
@@ -403,10 +406,7 @@ func TestSpendMemo(t *testing.T) {
 
 	// Two keys' credits in turn through one memo: looked up again, never
 	// an allocation.
-	cfg := fastEngine(l)
-	cfg.FirstLease = 1 << 20 // no lease asked for meanwhile
-	big := NewEngine(cfg)
-	t.Cleanup(big.Close)
+	big := holdingEngine(t, l)
 	rich := &Credits{Workspace: "acme", ID: "key_3", Serial: 1, Set: 1 << 40, SetAt: now}
 	richer := &Credits{Workspace: "acme", ID: "key_4", Serial: 1, Set: 1 << 40, SetAt: now}
 	var m2 Memo
@@ -444,11 +444,7 @@ func TestSpendMemo(t *testing.T) {
 // BenchmarkSpendMemo is BenchmarkSpend through a Memo, as the gateway
 // spends a caller's credits.
 func BenchmarkSpendMemo(b *testing.B) {
-	l := &memLedger{}
-	cfg := fastEngine(l)
-	cfg.FirstLease = 1 << 20
-	e := NewEngine(cfg)
-	b.Cleanup(e.Close)
+	e := holdingEngine(b, &memLedger{})
 	c := &Credits{Workspace: "acme", ID: "key_0123456789abcdefghjkmnpq", Serial: 1, Set: 1 << 50, SetAt: t0}
 	ctx := context.Background()
 	now := time.Now().UnixNano()
