@@ -455,3 +455,109 @@ func BenchmarkSpendMemo(b *testing.B) {
 		e.SpendMemo(ctx, &m, c, 1, now)
 	}
 }
+
+// slowLedger is memLedger answering after delay, as a store across a
+// network does.
+type slowLedger struct {
+	memLedger
+	delay time.Duration
+}
+
+func (s *slowLedger) Settle(ctx context.Context, batch []*Settlement) error {
+	time.Sleep(s.delay)
+	return s.memLedger.Settle(ctx, batch)
+}
+
+// TestCreditsBurst: a burst of concurrent requests on an account with
+// plenty of credits is never refused, however slow the ledger: each lease
+// is sized for the requests waiting for it, and a request that loses the
+// race for one lease waits for the next with its clock going on (sized at
+// its arrival time, the next lease saw no pace and was a first lease of
+// 16 again; after two such losses a request was answered "no credits").
+func TestCreditsBurst(t *testing.T) {
+	t.Parallel()
+	for _, delay := range []time.Duration{200 * time.Microsecond, time.Millisecond, 5 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			t.Parallel()
+			e := NewEngine(EngineConfig{Ledger: &slowLedger{delay: delay}})
+			t.Cleanup(e.Close)
+			c := &Credits{Workspace: "acme", ID: "key_1", Serial: 1, Set: 1 << 40, SetAt: time.Now().UnixNano()}
+			var allowed, refused, away atomic.Int64
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			deadline := time.Now().Add(300 * time.Millisecond)
+			for range 128 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					for time.Now().Before(deadline) {
+						switch d := e.Spend(context.Background(), c, 1, time.Now().UnixNano()); {
+						case d.Allowed:
+							allowed.Add(1)
+						case d.Unavailable:
+							away.Add(1)
+						default:
+							refused.Add(1)
+						}
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			if refused.Load() != 0 || away.Load() != 0 {
+				t.Errorf("of %d requests, %d were answered no credits and %d unavailable; want all allowed",
+					allowed.Load()+refused.Load()+away.Load(), refused.Load(), away.Load())
+			}
+		})
+	}
+}
+
+// grantNothing is a ledger that answers every settlement without granting
+// anything, though it says credits are left: a request can never get
+// what it waits for.
+type grantNothing struct{ calls atomic.Int64 }
+
+func (g *grantNothing) Settle(_ context.Context, batch []*Settlement) error {
+	g.calls.Add(1)
+	for _, s := range batch {
+		s.Granted, s.Balance, s.LedgerSerial, s.LedgerPeriod, s.Done = 0, 1000, s.Serial, s.Period, true
+	}
+	return nil
+}
+
+func (g *grantNothing) Balances(_ context.Context, accounts []Credits, _ int64) ([]int64, error) {
+	return make([]int64, len(accounts)), nil
+}
+
+func (g *grantNothing) DropCredits(context.Context, string, ...string) error { return nil }
+
+// TestSpendGivesUp: a request that cannot get credits from a ledger that
+// says some are left stops after a bounded number of settlements and is
+// answered unavailable (503), not "no credits" (429): it does not know
+// the credits are spent.
+func TestSpendGivesUp(t *testing.T) {
+	t.Parallel()
+	l := &grantNothing{}
+	e := NewEngine(EngineConfig{Ledger: l, SyncEvery: time.Hour})
+	t.Cleanup(e.Close)
+	c := &Credits{Workspace: "acme", ID: "key_1", Serial: 1, Set: 1000, SetAt: time.Now().UnixNano()}
+	d := e.Spend(context.Background(), c, 1, time.Now().UnixNano())
+	if d.Allowed || !d.Unavailable {
+		t.Errorf("Spend = %+v, want unavailable", d)
+	}
+	if n := l.calls.Load(); n < 2 || n > maxSpendAttempts+1 {
+		t.Errorf("%d settlements for one request, want 2 to %d", n, maxSpendAttempts+1)
+	}
+
+	// A request whose client has left settles nothing more.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := l.calls.Load()
+	if d := e.Spend(ctx, c, 1, time.Now().UnixNano()); d.Allowed || !d.Unavailable {
+		t.Errorf("Spend (cancelled) = %+v, want unavailable", d)
+	}
+	if n := l.calls.Load() - before; n != 0 {
+		t.Errorf("a cancelled request made %d settlements, want none", n)
+	}
+}

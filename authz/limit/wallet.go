@@ -70,6 +70,7 @@ type account struct {
 
 	queued   bool
 	inflight chan struct{} // closed when the running settlement is applied
+	waiting  int64         // the credits requests wait for a settlement to spend
 
 	next *account // another account whose id hashes alike
 
@@ -167,7 +168,15 @@ func (w *wallet) spend(ctx context.Context, m *Memo, c *Credits, cost, now int64
 		a = w.remember(m, c, now)
 		a.mu.Lock()
 	}
+	var waitStart time.Time // when this request first found too little
+	arrived := now
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			// The request's clock goes on while it waits: a lease sized
+			// at its arrival, before the settlement it waited for, would
+			// see no pace and ask for a first lease again.
+			now = arrived + int64(time.Since(waitStart))
+		}
 		w.adopt(a, c, now)
 		if a.avail >= cost {
 			a.avail -= cost
@@ -183,16 +192,26 @@ func (w *wallet) spend(ctx context.Context, m *Memo, c *Credits, cost, now int64
 			a.mu.Unlock()
 			return d
 		}
-		if w.ledger == nil || attempt == 2 || ((a.exhausted || a.down) && now < a.retryAt) {
+		if attempt == 0 {
+			waitStart = time.Now()
+		}
+		// A request that waited its turn long enough (or whose client
+		// left) gives up without knowing the credits are spent (others
+		// of a burst took each lease it waited for): unavailable, not
+		// "no credits".
+		gaveUp := attempt >= maxSpendAttempts || ctx.Err() != nil ||
+			attempt > 0 && time.Since(waitStart) >= w.cfg.SettleTimeout
+		if w.ledger == nil || gaveUp || ((a.exhausted || a.down) && now < a.retryAt) {
 			if a.spentNew > 0 && a.exhausted && !a.queued && a.inflight == nil {
 				w.enqueue(a) // report what was spent, so what remains shows right
 			}
 			d := a.decision(now, false)
-			d.Unavailable = w.ledger == nil || (a.down && !a.exhausted)
+			d.Unavailable = w.ledger == nil || (a.down || gaveUp) && !a.exhausted
 			a.mu.Unlock()
 			return d
 		}
 		// Not enough here: settle now, or wait for the settlement running.
+		a.waiting += cost
 		if ch := a.inflight; ch != nil {
 			a.mu.Unlock()
 			t := time.NewTimer(w.cfg.SettleTimeout)
@@ -203,6 +222,7 @@ func (w *wallet) spend(ctx context.Context, m *Memo, c *Credits, cost, now int64
 			}
 			t.Stop()
 			a.mu.Lock()
+			a.waiting -= cost
 			continue
 		}
 		batch := w.build(a, now, cost)
@@ -211,10 +231,15 @@ func (w *wallet) spend(ctx context.Context, m *Memo, c *Credits, cost, now int64
 		err := w.ledger.Settle(sctx, batch)
 		cancel()
 		a.mu.Lock()
+		a.waiting -= cost
 		_ = err // a settlement not done says it
 		w.apply(a, batch, now)
 	}
 }
+
+// maxSpendAttempts bounds how many settlements one request waits for or
+// makes before it gives up (SettleTimeout bounds how long).
+const maxSpendAttempts = 64
 
 // adopt moves a onto the setting c names and the refill period of now.
 func (w *wallet) adopt(a *account, c *Credits, now int64) {
@@ -276,7 +301,7 @@ func (w *wallet) build(a *account, now, need int64) []*Settlement {
 		a.final.Now = now
 		batch = append(batch, a.final)
 	}
-	want := a.leaseSize(now, w.cfg)
+	want := a.leaseSize(now, w.cfg, a.waiting)
 	if need > a.avail && need-a.avail > want {
 		want = need - a.avail
 	}
@@ -293,12 +318,13 @@ func (w *wallet) build(a *account, now, need int64) []*Settlement {
 }
 
 // leaseSize is how much to ask for: enough to make what a holds last
-// LeaseFor at its recent pace (at least 1, at most MaxLease), and, once
+// LeaseFor at its recent pace, and at least what requests wait for
+// (waiting; at least 1, at most MaxLease), and, once
 // the balance is known, to hold at most a quarter of it, so that leases
 // shrink as credits run low and the last ones are spread among the
 // instances that ask. It tops the holding up to that: what a holds never
 // exceeds it.
-func (a *account) leaseSize(now int64, cfg *EngineConfig) int64 {
+func (a *account) leaseSize(now int64, cfg *EngineConfig, waiting int64) int64 {
 	target := int64(cfg.FirstLease)
 	if a.settled > 0 && now > a.settled {
 		pace := float64(a.spentNew) / float64(now-a.settled) // credits per ns
@@ -307,7 +333,7 @@ func (a *account) leaseSize(now int64, cfg *EngineConfig) int64 {
 			target = max(1, a.want/2) // shrink gently when the pace drops
 		}
 	}
-	target = min(max(target, 1), cfg.MaxLease)
+	target = min(max(target, waiting, 1), cfg.MaxLease)
 	if a.settled > 0 {
 		target = min(target, max(1, a.balance/4))
 	}
