@@ -260,11 +260,15 @@ func (a *App) Start() error {
 	if _, err := a.open(); err != nil {
 		return err
 	}
-	return sharedHasher().SetBudget(a.settings.passwordShare)
+	return a.takeBudget(a.settings.passwordShare)
 }
 
-// Stop stops the app.
-func (a *App) Stop() error { return nil }
+// Stop stops the app: the password budget it set goes back to the one
+// in force before it, unless a later configuration has set its own.
+func (a *App) Stop() error {
+	a.giveBackBudget()
+	return nil
+}
 
 // Cleanup releases this instance's hold on the shared store, cache,
 // recorder and mailer; the last holder closes them (the mailer after

@@ -299,3 +299,54 @@ func TestPasswordBudgetOption(t *testing.T) {
 		t.Fatalf("without password_budget, the hasher's budget stays %v", b)
 	}
 }
+
+// TestPasswordBudgetHandBack: the budget in force is the one of the
+// configuration that started last and still runs. A reload whose start
+// fails after the apiusers app started (Caddy stops it again) leaves the
+// running configuration's budget, and a reload that works leaves the new
+// one's when the old configuration stops. Not parallel: the hasher is the
+// process's.
+func TestPasswordBudgetHandBack(t *testing.T) {
+	running, failed, next := &App{}, &App{}, &App{}
+	t.Cleanup(func() {
+		for _, a := range []*App{running, failed, next} {
+			a.giveBackBudget()
+		}
+	})
+	want := func(when string, share float64) {
+		t.Helper()
+		if b := sharedHasher().Budget(); b != share {
+			t.Errorf("%s: the budget is %v, want %v", when, b, share)
+		}
+	}
+	if err := running.takeBudget(0.05); err != nil {
+		t.Fatal(err)
+	}
+	if err := failed.takeBudget(0.5); err != nil {
+		t.Fatal(err)
+	}
+	want("the new configuration started", 0.5)
+	failed.giveBackBudget()
+	want("its start failed and it stopped", 0.05)
+
+	if err := next.takeBudget(0.2); err != nil {
+		t.Fatal(err)
+	}
+	running.giveBackBudget()
+	want("a reload that worked", 0.2)
+	if err := running.takeBudget(2); err == nil {
+		t.Error("a budget of 200% was taken")
+	}
+	want("after a budget refused", 0.2)
+	budgets.mu.Lock()
+	n := 0
+	for _, b := range budgets.running {
+		if b.app == running || b.app == failed {
+			n++
+		}
+	}
+	budgets.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d stopped Apps are still held", n)
+	}
+}
