@@ -195,18 +195,22 @@ func (w *wallet) spend(ctx context.Context, m *Memo, c *Credits, cost, now int64
 		if attempt == 0 {
 			waitStart = time.Now()
 		}
-		// A request that waited its turn long enough (or whose client
-		// left) gives up without knowing the credits are spent (others
-		// of a burst took each lease it waited for): unavailable, not
-		// "no credits".
+		// After a settlement since it came, a request that still finds
+		// too little while the ledger has nothing left to grant is
+		// refused: the credits are spent (or held by other instances).
+		spentOut := attempt > 0 && a.settled > 0 && a.balance <= 0 && !a.down
+		// One that waited its turn long enough (or whose client left)
+		// gives up without knowing the credits are spent (others of a
+		// burst took each lease it waited for): unavailable, not "no
+		// credits".
 		gaveUp := attempt >= maxSpendAttempts || ctx.Err() != nil ||
 			attempt > 0 && time.Since(waitStart) >= w.cfg.SettleTimeout
-		if w.ledger == nil || gaveUp || ((a.exhausted || a.down) && now < a.retryAt) {
-			if a.spentNew > 0 && a.exhausted && !a.queued && a.inflight == nil {
+		if w.ledger == nil || spentOut || gaveUp || ((a.exhausted || a.down) && now < a.retryAt) {
+			if a.spentNew > 0 && (a.exhausted || spentOut) && !a.queued && a.inflight == nil {
 				w.enqueue(a) // report what was spent, so what remains shows right
 			}
 			d := a.decision(now, false)
-			d.Unavailable = w.ledger == nil || (a.down || gaveUp) && !a.exhausted
+			d.Unavailable = w.ledger == nil || (a.down || gaveUp) && !a.exhausted && !spentOut
 			a.mu.Unlock()
 			return d
 		}
