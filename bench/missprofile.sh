@@ -21,8 +21,8 @@
 # given per gateway request. reverse_proxy's eager request log (it encodes
 # the whole request, every header, into a logger on every round trip,
 # whatever the log level: zap's Logger.With in reverseProxy) is shown
-# apart, behind the gateway and plain. users: how many to seed (default 80000; more
-# than the gateway serves in 18 s). PROFILE_SECONDS (15) sets how long the
+# apart, behind the gateway and plain. users: how many to seed (default 80000, or 4,000
+# a second of the wrk run when that is more). PROFILE_SECONDS (15) sets how long the
 # profile runs (wrk runs 3 s longer): the profile samples at 100 Hz, so a
 # part of a few µs needs a minute or more to be read to ±10%.
 # NO_PROXY_LOG=1 leaves reverse_proxy out of Caddy's default log (`log
@@ -33,10 +33,11 @@
 # Needs go, wrk, curl, and redis-server for the Redis store.
 set -euo pipefail
 STORE=${1:?usage: bench/missprofile.sh <file|redis|hit> [users] [out dir]}
-USERS=${2:-80000}
 OUT=${3:-}
 WHAT=miss
 PS=${PROFILE_SECONDS:-15}
+# Enough keys for the whole wrk run (PS + 3 s) at 4,000 misses a second.
+USERS=${2:-$(( (PS + 3) * 4000 > 80000 ? (PS + 3) * 4000 : 80000 ))}
 PROXYLOG=
 [ -n "${NO_PROXY_LOG:-}" ] && PROXYLOG=$'\tlog default {\n\t\texclude http.handlers.reverse_proxy\n\t}'
 case "$STORE" in
