@@ -243,17 +243,38 @@ func TestAllowedMatchesTheAPI(t *testing.T) {
 		e.ok(req{method: "POST", path: "/workspaces/ws/users/" + made.ID + "/status", key: e.root, body: `{"status":"trash"}`}, http.StatusOK, nil)
 		problemOf(t, e.do(req{method: "POST", path: "/workspaces/ws/users/" + made.ID + "/status", key: reg, body: `{"status":"active"}`}), http.StatusForbidden)
 
-		// Lists carry it too, per user.
+		// Lists carry it too, per user, for every caller that may list.
+		listsAllowedAsOne(t, e, callers)
+	})
+}
+
+// listsAllowedAsOne checks, for each caller that may list the users of
+// ws, that the list's "allowed" of every user is its own answer's (the
+// list works it out from what it read, a user's answer reads it afresh).
+func listsAllowedAsOne(t *testing.T, e *testEnv, callers map[string]string) {
+	t.Helper()
+	listed := 0
+	for name, key := range callers {
+		w := e.do(req{method: "GET", path: "/workspaces/ws/users?limit=500", key: key})
+		if w.Code != http.StatusOK {
+			continue
+		}
 		var l list[allowedUser]
-		e.ok(req{method: "GET", path: "/workspaces/ws/users?limit=500", key: callers["admin"]}, http.StatusOK, &l)
+		if err := json.Unmarshal(w.Body.Bytes(), &l); err != nil {
+			t.Fatalf("%s's list: %v", name, err)
+		}
+		listed++
 		for _, u := range l.Items {
 			var one allowedUser
-			e.ok(req{method: "GET", path: "/workspaces/ws/users/" + u.ID, key: callers["admin"]}, http.StatusOK, &one)
+			e.ok(req{method: "GET", path: "/workspaces/ws/users/" + u.ID, key: key}, http.StatusOK, &one)
 			if !slices.Equal(u.Allowed, one.Allowed) {
-				t.Errorf("user %s: the list allows %v, the user's own answer %v", u.ID, u.Allowed, one.Allowed)
+				t.Errorf("%s, user %s: the list allows %v, the user's own answer %v", name, u.ID, u.Allowed, one.Allowed)
 			}
 		}
-	})
+	}
+	if listed == 0 {
+		t.Error("no caller could list the users")
+	}
 }
 
 // TestAllowedForMembers checks the verbs of a person's membership: a new
@@ -384,6 +405,21 @@ func TestAllowedForMembers(t *testing.T) {
 		ana := as{"ana", "", anaCookie}
 		want(ana, pat.ID, authz.AllowPasswordReset, true, "POST", user+"/password-reset", http.StatusAccepted)
 		want(ana, pat.ID, authz.AllowSessions, true, "GET", user+"/sessions", http.StatusOK)
+
+		// A list offers each caller what the user's own answer does (it
+		// works the verbs out before it hides a membership's account).
+		for _, who := range []as{root, adm, ed, patSelf, ana} {
+			w := call(who, "GET", "/workspaces/ws/users?limit=500", "")
+			var l list[allowedUser]
+			if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &l) != nil {
+				continue // who may not list
+			}
+			for _, u := range l.Items {
+				if one := allowedOf(who, u.ID); !slices.Equal(u.Allowed, one) {
+					t.Errorf("%s, user %s: the list allows %v, the user's own answer %v", who.name, u.ID, u.Allowed, one)
+				}
+			}
+		}
 	})
 }
 

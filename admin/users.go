@@ -78,15 +78,7 @@ func (h *Handler) listUsers(w http.ResponseWriter, r *http.Request, caller *auth
 		return err
 	}
 	ws := r.PathValue("ws")
-	items, next, err := h.svc.ListUsers(r.Context(), caller, ws, f, page)
-	if err != nil {
-		return err
-	}
-	ids := make([]string, len(items))
-	for i := range items {
-		ids[i] = items[i].ID
-	}
-	allowed, err := h.allowed(r, caller, ws, ids...)
+	items, allowed, next, err := h.svc.ListUsersAllowed(r.Context(), caller, authOf(r).console, ws, f, page)
 	if err != nil {
 		return err
 	}

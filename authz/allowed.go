@@ -106,6 +106,12 @@ func (s *Service) Allowed(ctx context.Context, actor *Principal, via *ConsoleCal
 	if err != nil {
 		return nil, err
 	}
+	return s.allowedOf(ctx, actor, via, subjects)
+}
+
+// allowedOf returns the verbs of Allowed for each of subjects (none for a
+// nil one).
+func (s *Service) allowedOf(ctx context.Context, actor *Principal, via *ConsoleCaller, subjects []*subject) ([][]string, error) {
 	// The person behind a membership: whether actor may act on the
 	// account, asked once per account.
 	accounts := map[string]error{}
@@ -117,10 +123,13 @@ func (s *Service) Allowed(ctx context.Context, actor *Principal, via *ConsoleCal
 		accounts[acc] = err
 		return err
 	}
+	out := make([][]string, len(subjects))
 	for i, sj := range subjects {
 		if sj == nil {
+			out[i] = []string{}
 			continue
 		}
+		var err error
 		if out[i], err = s.allowedOn(actor, via, sj, account); err != nil {
 			return nil, err
 		}

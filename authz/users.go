@@ -19,26 +19,40 @@ import (
 // costs what it shows, not what the workspace holds; such a page may end
 // early, with a next cursor, after a bounded read.
 func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f UserFilter, page Page) ([]User, string, error) {
+	users, _, next, err := s.listUsers(ctx, actor, nil, ws, f, page, false)
+	return users, next, err
+}
+
+// ListUsersAllowed is ListUsers with, for each user listed, what actor
+// (acting for the console caller via, or nil) may do with it (Allowed),
+// worked out from the users and teams the list read, in the same
+// transaction, instead of reading them again.
+func (s *Service) ListUsersAllowed(ctx context.Context, actor *Principal, via *ConsoleCaller, ws string, f UserFilter, page Page) ([]User, [][]string, string, error) {
+	return s.listUsers(ctx, actor, via, ws, f, page, true)
+}
+
+// listUsers is ListUsers, and with withAllowed ListUsersAllowed.
+func (s *Service) listUsers(ctx context.Context, actor *Principal, via *ConsoleCaller, ws string, f UserFilter, page Page, withAllowed bool) ([]User, [][]string, string, error) {
 	if err := f.check(); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	if !actor.InWorkspace(ws) {
-		return nil, "", forbidden("not a member of workspace %s", ws)
+		return nil, nil, "", forbidden("not a member of workspace %s", ws)
 	}
 	switch {
 	case actor.HasPermission(PermUsersRead):
 	case authorityOf(actor) == authBasic:
 		if f.Role != "" && f.Role != RoleAPIBasic {
-			return []User{}, "", nil
+			return []User{}, [][]string{}, "", nil
 		}
 		f.Role = RoleAPIBasic
 	default:
-		return nil, "", forbidden("listing users needs %s", PermUsersRead)
+		return nil, nil, "", forbidden("listing users needs %s", PermUsersRead)
 	}
 	list := "users:" + ws
 	page, after, err := s.normalize(page, list)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	q := CanonicalName(f.Q)
 	// rest checks what the index range chosen below does not.
@@ -49,10 +63,10 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 			(f.Team == "" || slices.Contains(u.Teams, f.Team))
 	}
 	if _, err := s.workspaceExists(ctx, ws); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	if err := s.ensureUserIndex(ctx, ws); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	// The index range to read (see userindex.go), and how its cursors
 	// read: a search by prefix reads the terms in order (the cursor is an
@@ -67,7 +81,7 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 	case q != "":
 		prefix := termPrefix + indexTerm(q)
 		if after != "" && !strings.HasPrefix(after, prefix) {
-			return nil, "", fieldErr("cursor", "is not a cursor of this search")
+			return nil, nil, "", fieldErr("cursor", "is not a cursor of this search")
 		}
 		ranges = []*indexRange{{prefix: prefix, after: after}}
 		pre = func(v []byte) bool {
@@ -78,7 +92,7 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 	case f.Kind != "" && f.Status != "":
 		prefix := statusPrefix(f.Kind, f.Status)
 		if after != "" && !strings.HasPrefix(after, prefix) {
-			return nil, "", fieldErr("cursor", "is not a cursor of this list")
+			return nil, nil, "", fieldErr("cursor", "is not a cursor of this list")
 		}
 		ranges = []*indexRange{{prefix: prefix, after: after}}
 	case f.Kind != "":
@@ -94,9 +108,10 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 	}
 	var out []User
 	var show []bool
+	var subjects []*subject
 	next := ""
 	err = s.store.View(ctx, ws, func(tx Tx) error {
-		out, show, next = out[:0], show[:0], ""
+		out, show, subjects, next = out[:0], show[:0], subjects[:0], ""
 		memo := teamMemo{}
 		var at []string
 		if ranges != nil {
@@ -157,11 +172,18 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 				return err
 			}
 			show = append(show, mayManage(actor, sj))
+			subjects = append(subjects, sj)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
+	}
+	var allowed [][]string
+	if withAllowed { // before redact, which takes away what it reads
+		if allowed, err = s.allowedOf(ctx, actor, via, subjects); err != nil {
+			return nil, nil, "", err
+		}
 	}
 	cs := make([]*Credits, len(out))
 	for i := range out {
@@ -169,9 +191,9 @@ func (s *Service) ListUsers(ctx context.Context, actor *Principal, ws string, f 
 		cs[i] = out[i].Credits
 	}
 	if err := s.fillCredits(ctx, ws, cs...); err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
-	return out, next, nil
+	return out, allowed, next, nil
 }
 
 // workspaceExists reads workspace ws from the global collection.
