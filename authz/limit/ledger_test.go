@@ -584,3 +584,42 @@ func TestSpendSpentOut(t *testing.T) {
 		t.Errorf("%d ledger calls for three requests, want at most 3", calls)
 	}
 }
+
+// TestSpendStaleSetting: while an instance's records name an older
+// setting than the ledger knows (another instance saw the new one first),
+// the ledger grants it nothing; a request that needs more than it holds
+// is answered unavailable after one settlement, and the requests after
+// it without settling again until DownRetry has passed, not each after
+// 64 settlements. Once the records catch up, requests are served.
+func TestSpendStaleSetting(t *testing.T) {
+	t.Parallel()
+	l := &memLedger{}
+	now := time.Now().UnixNano()
+	newer := NewEngine(EngineConfig{Ledger: l, SyncEvery: time.Hour})
+	t.Cleanup(newer.Close)
+	c2 := &Credits{Workspace: "acme", ID: "key_1", Serial: 2, Set: 1000, SetAt: now}
+	if d := newer.Spend(context.Background(), c2, 1, now); !d.Allowed {
+		t.Fatalf("spend on the new setting: %+v", d)
+	}
+	e := NewEngine(EngineConfig{Ledger: l, SyncEvery: time.Hour, DownRetry: time.Hour})
+	t.Cleanup(e.Close)
+	c1 := &Credits{Workspace: "acme", ID: "key_1", Serial: 1, Set: 1000, SetAt: now - int64(time.Minute)}
+	calls := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.calls
+	}
+	before := calls()
+	for i := range 3 {
+		d := e.Spend(context.Background(), c1, 1, time.Now().UnixNano())
+		if d.Allowed || !d.Unavailable || d.RetryAfter <= 0 {
+			t.Errorf("request %d on the old setting: %+v, want unavailable with a Retry-After", i+1, d)
+		}
+	}
+	if n := calls() - before; n != 1 {
+		t.Errorf("three requests on the old setting made %d ledger calls, want 1", n)
+	}
+	if d := e.Spend(context.Background(), c2, 1, time.Now().UnixNano()); !d.Allowed {
+		t.Errorf("once the records name the new setting: %+v, want allowed", d)
+	}
+}

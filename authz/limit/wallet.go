@@ -360,6 +360,14 @@ func (w *wallet) apply(a *account, batch []*Settlement, now int64) {
 		return
 	}
 	a.down = false
+	if s.Serial == a.c.Serial && s.LedgerSerial > a.c.Serial {
+		// The ledger knows a newer setting than this instance's records:
+		// it grants nothing until they catch up. Meanwhile a request that
+		// needs more than a holds is answered unavailable, as with the
+		// ledger down, and asks again after DownRetry.
+		a.down, a.retryAt = true, now+int64(w.cfg.DownRetry)
+		return
+	}
 	if s.Serial != a.c.Serial || s.Period != a.period || s.LedgerSerial != a.c.Serial {
 		return // the holding moved on meanwhile, or the ledger knows a newer setting
 	}
