@@ -623,3 +623,32 @@ func TestSpendStaleSetting(t *testing.T) {
 		t.Errorf("once the records name the new setting: %+v, want allowed", d)
 	}
 }
+
+// TestSpendSpentOutRepeated: once a settlement said the ledger has
+// nothing left for a request that costs more than the instance holds,
+// the next such requests are refused without a settlement each (until
+// Recheck), while cheaper ones still spend what it holds.
+func TestSpendSpentOutRepeated(t *testing.T) {
+	t.Parallel()
+	l := &memLedger{}
+	e := NewEngine(EngineConfig{Ledger: l, SyncEvery: time.Hour, Recheck: time.Hour})
+	t.Cleanup(e.Close)
+	c := &Credits{Workspace: "acme", ID: "key_1", Serial: 1, Set: 12, SetAt: time.Now().UnixNano()}
+	for i, want := range []bool{true, true, false, false, false, false, false} {
+		d := e.Spend(context.Background(), c, 5, time.Now().UnixNano())
+		if d.Allowed != want || d.Unavailable {
+			t.Errorf("spend %d of 5 from 12: %+v, want allowed %v and not unavailable", i+1, d, want)
+		}
+	}
+	l.mu.Lock()
+	calls := l.calls
+	l.mu.Unlock()
+	if calls > 3 {
+		t.Errorf("%d ledger calls for seven requests, want at most 3", calls)
+	}
+	for i := range 2 {
+		if d := e.Spend(context.Background(), c, 1, time.Now().UnixNano()); !d.Allowed {
+			t.Errorf("spend %d of 1 from the 2 held: %+v, want allowed", i+1, d)
+		}
+	}
+}

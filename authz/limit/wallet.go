@@ -206,6 +206,11 @@ func (w *wallet) spend(ctx context.Context, m *Memo, c *Credits, cost, now int64
 		gaveUp := attempt >= maxSpendAttempts || ctx.Err() != nil ||
 			attempt > 0 && time.Since(waitStart) >= w.cfg.SettleTimeout
 		if w.ledger == nil || spentOut || gaveUp || ((a.exhausted || a.down) && now < a.retryAt) {
+			if spentOut && !a.exhausted {
+				// What a holds is too little for this request: the next
+				// like it is refused without asking until Recheck.
+				a.exhausted, a.retryAt = true, min(now+int64(w.cfg.Recheck), a.periodEnd)
+			}
 			if a.spentNew > 0 && (a.exhausted || spentOut) && !a.queued && a.inflight == nil {
 				w.enqueue(a) // report what was spent, so what remains shows right
 			}
