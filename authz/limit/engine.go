@@ -227,8 +227,13 @@ func (e *Engine) loop() {
 		half := every / 2
 		next := (now/every + 1) * every // the next report
 		read := next - every + half     // the read after the last one
-		if read > now {
-			next = read
+		report := true
+		if read > now || len(reports) > 0 {
+			// The read of the last reports is made even when its time
+			// has passed (a slow Tallier, or a settlement of credits, took
+			// it), before the next report: skipped, no instance would
+			// see the others' counts.
+			next, report = max(read, now), false
 		}
 		timer.Reset(time.Duration(next - now))
 		select {
@@ -243,7 +248,7 @@ func (e *Engine) loop() {
 		case <-timer.C:
 		}
 		now = e.cfg.nowNS()
-		if next%every == 0 {
+		if report {
 			reports = e.reportCounts(now)
 			continue
 		}
