@@ -311,24 +311,44 @@ func (s *Store) DropCredits(ctx context.Context, ws string, ids ...string) error
 	return s.mapErr("dropping credits", s.client.Del(ctx, keys...).Err())
 }
 
-// pipeScript sends the script runs queue adds in one pipeline; when the
-// server does not know the script (after a restart or SCRIPT FLUSH) it
-// loads it and sends them again. It returns every command, each with its
-// own error, and the first error.
+// pipeScript sends the script runs queue adds in one pipeline; the runs
+// a server did not know the script for (after a restart or SCRIPT FLUSH;
+// on a Redis Cluster, one node's while the others ran theirs) it loads
+// the script for and sends again, only those: a tally run twice would
+// count its requests twice. It returns every command, each with its own
+// error, and the first error.
 func (s *Store) pipeScript(ctx context.Context, script *redis.Script, queue func(redis.Pipeliner)) ([]redis.Cmder, error) {
-	send := func() ([]redis.Cmder, error) {
-		return s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			queue(p)
-			return nil
-		})
-	}
-	cmds, err := send()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if err = script.Load(ctx, s.client).Err(); err == nil {
-			cmds, err = send()
+	cmds, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		queue(p)
+		return nil
+	})
+	var again []int
+	for i, c := range cmds {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			again = append(again, i)
 		}
 	}
-	return cmds, err
+	if len(again) == 0 {
+		return cmds, err
+	}
+	if lerr := script.Load(ctx, s.client).Err(); lerr != nil {
+		return cmds, lerr
+	}
+	retry, rerr := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, i := range again {
+			p.Do(ctx, cmds[i].Args()...)
+		}
+		return nil
+	})
+	for k, i := range again {
+		cmds[i] = retry[k]
+	}
+	for _, c := range cmds {
+		if c.Err() != nil {
+			return cmds, c.Err()
+		}
+	}
+	return cmds, rerr
 }
 
 // Interface guards

@@ -2,10 +2,13 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/apiusers/apiusers/authz/limit"
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
@@ -163,4 +166,43 @@ func TestLimitsSlowTallier(t *testing.T) {
 		t.Errorf("admitted %d in 2 s at a rate of 50 per second, want about 100 (at most 180)", n)
 	}
 	t.Logf("admitted %d in 2 s", admitted.Load())
+}
+
+// TestTallyScriptFlushed: on a Redis Cluster, a node that lost its
+// scripts (restarted, or a replica promoted) answers NOSCRIPT while the
+// others run the batch's tallies; sending the batch again for it must not
+// count the others' requests twice (each counter of a batch of 30, spread
+// over the nodes, counts 2 after two tallies of 1).
+func TestTallyScriptFlushed(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, 3)
+	s := newStore(t, Options{Cluster: true, Addrs: c.Addrs(), Prefix: "flush"})
+	ctx := context.Background()
+	const head = 1_000_000
+	batch := func() []*limit.Tally {
+		var b []*limit.Tally
+		for i := range 30 {
+			x := &limit.Tally{Name: fmt.Sprintf("r|usr_%d|10/1000000000", i), Head: head, TTL: time.Minute, Demand: 1}
+			x.Add[10] = 1
+			b = append(b, x)
+		}
+		return b
+	}
+	if err := s.Tally(ctx, batch()); err != nil {
+		t.Fatal(err)
+	}
+	node := redis.NewClient(&redis.Options{Addr: c.Nodes[1].Addr})
+	defer node.Close()
+	if err := node.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := batch()
+	if err := s.Tally(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range b {
+		if !x.Done || x.Totals[10] != 2 || x.DemandTotal != 2 {
+			t.Errorf("%s after two tallies of 1: done %v, count %d, demand %d; want 2 and 2", x.Name, x.Done, x.Totals[10], x.DemandTotal)
+		}
+	}
 }
