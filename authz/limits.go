@@ -397,6 +397,11 @@ func (s *Service) UpdateKey(ctx context.Context, actor *Principal, ws, userID, k
 		if err := putKey(tx, k); err != nil {
 			return err
 		}
+		if patch.Credits.Set && k.Credits != nil {
+			if err := shareCredits(tx, k, now); err != nil {
+				return err
+			}
+		}
 		return s.audit(tx, ws, actor, ActionKeyUpdate, kid, changes)
 	})
 	if err != nil {
@@ -408,6 +413,30 @@ func (s *Service) UpdateKey(ctx context.Context, actor *Principal, ws, userID, k
 		return nil, err
 	}
 	return k, nil
+}
+
+// shareCredits gives the new credits of k to the user's other live keys
+// that spend from the same account (a regenerated key and the one it
+// replaces, during the grace): the setting is the account's. A key left
+// with the account's older setting would be granted nothing by the
+// ledger, which knows the newer one.
+func shareCredits(tx Tx, k *Key, now time.Time) error {
+	keys, err := listKeys(tx, k.Workspace, k.UserID)
+	if err != nil {
+		return err
+	}
+	for i := range keys {
+		o := &keys[i]
+		if o.ID == k.ID || o.Credits == nil || o.Credits.account != k.Credits.account || !o.Live(now) {
+			continue
+		}
+		c := *k.Credits
+		o.Credits = &c
+		if err := putKey(tx, o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sharedAccount reports whether another key of the user than kid spends

@@ -349,6 +349,47 @@ func TestCreditsSpentShow(t *testing.T) {
 	})
 }
 
+// TestCreditsSetDuringGrace: credits set on a regenerated key during its
+// grace are the account's, and the key it replaces spends from them too:
+// a gateway that only sees the old key is served, not answered
+// unavailable because its records name the account's old setting.
+func TestCreditsSetDuringGrace(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		st := open(t)
+		if _, ok := st.(limit.Ledger); !ok {
+			t.Skip("the store keeps no credit ledger")
+		}
+		e := newEnv(t, st)
+		ctx := e.ctx
+		cu, _ := e.user("acme", "station", authz.KindAPI, authz.RoleAPIUser)
+		if _, err := e.svc.UpdateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, authz.KeyPatch{Credits: setCredits(100, nil)}); err != nil {
+			t.Fatal(err)
+		}
+		nk, err := e.svc.RegenerateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.UpdateKey(ctx, e.root, "acme", cu.ID, nk.ID, authz.KeyPatch{Credits: setCredits(500, nil)}); err != nil {
+			t.Fatal(err)
+		}
+		// One gateway spends with the new key: the ledger has the new
+		// setting.
+		a := limit.NewEngine(limit.EngineConfig{Ledger: st.(limit.Ledger), Now: e.Now})
+		_, c := e.auth(nk.Secret).CallerLimits(nk.ID)
+		if d := a.Spend(ctx, c, 1, e.Now().UnixNano()); !d.Allowed {
+			t.Fatalf("spend with the new key: %+v", d)
+		}
+		a.Close()
+		// Another sees only the old key.
+		b := limit.NewEngine(limit.EngineConfig{Ledger: st.(limit.Ledger), Now: e.Now})
+		t.Cleanup(b.Close)
+		_, c = e.auth(cu.Key).CallerLimits(cu.KeyID)
+		if d := b.Spend(ctx, c, 1, e.Now().UnixNano()); !d.Allowed || d.Limit != 500 {
+			t.Errorf("spend with the old key in its grace: %+v, want allowed from the 500 set", d)
+		}
+	})
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func asErr(err error, target **authz.Error) bool {
