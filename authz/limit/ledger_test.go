@@ -652,3 +652,29 @@ func TestSpendSpentOutRepeated(t *testing.T) {
 		}
 	}
 }
+
+// TestWalletKeepsWaited: an account a request waits on is not forgotten,
+// even idle and holding nothing: between the settlement it waited for
+// and taking the account's lock again, a request that found it forgotten
+// would settle for a holding the wallet no longer knows (what it was
+// granted would stay there, lost to the account after HoldTTL).
+func TestWalletKeepsWaited(t *testing.T) {
+	t.Parallel()
+	e := NewEngine(EngineConfig{Ledger: &memLedger{}, SyncEvery: time.Hour})
+	t.Cleanup(e.Close)
+	w := e.wallet
+	now := time.Now().UnixNano()
+	c := &Credits{Workspace: "acme", ID: "key_1", Serial: 1, Set: 10, SetAt: now}
+	a := w.account(c, now)
+	a.mu.Lock()
+	a.spentAt = now - int64(time.Hour)
+	a.waiting = 1 // a request waited for a settlement, now applied
+	a.mu.Unlock()
+	w.due(now, true, false)
+	a.mu.Lock()
+	dead := a.dead
+	a.mu.Unlock()
+	if dead || w.account(c, now) != a {
+		t.Error("an account a request waits on was forgotten")
+	}
+}

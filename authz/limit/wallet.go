@@ -459,7 +459,7 @@ func (w *wallet) due(now int64, all, closing bool) ([]*account, [][]*Settlement)
 					next := a.next
 					a.mu.Lock()
 					forget := !closing && a.avail == 0 && a.final == nil && a.inflight == nil && !a.queued &&
-						a.spentNew == 0 && now-a.spentAt >= int64(w.cfg.IdleReturn)*4
+						a.waiting == 0 && a.spentNew == 0 && now-a.spentAt >= int64(w.cfg.IdleReturn)*4
 					if forget {
 						a.dead = true
 					} else {
