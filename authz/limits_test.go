@@ -293,16 +293,8 @@ func TestCreditsShown(t *testing.T) {
 // account.
 func TestCreditsSpentShow(t *testing.T) {
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
-		st := open(t)
-		if _, ok := st.(limit.Ledger); !ok {
-			t.Skip("the store keeps no credit ledger")
-		}
-		e := newEnv(t, st)
+		e, st, cu := stationWithCredits(t, open)
 		ctx := e.ctx
-		cu, _ := e.user("acme", "station", authz.KindAPI, authz.RoleAPIUser)
-		if _, err := e.svc.UpdateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, authz.KeyPatch{Credits: setCredits(100, nil)}); err != nil {
-			t.Fatal(err)
-		}
 		eng := limit.NewEngine(limit.EngineConfig{Ledger: st.(limit.Ledger), Now: e.Now})
 		spend := func(key, kid string, n int) {
 			t.Helper()
@@ -355,16 +347,8 @@ func TestCreditsSpentShow(t *testing.T) {
 // unavailable because its records name the account's old setting.
 func TestCreditsSetDuringGrace(t *testing.T) {
 	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
-		st := open(t)
-		if _, ok := st.(limit.Ledger); !ok {
-			t.Skip("the store keeps no credit ledger")
-		}
-		e := newEnv(t, st)
+		e, st, cu := stationWithCredits(t, open)
 		ctx := e.ctx
-		cu, _ := e.user("acme", "station", authz.KindAPI, authz.RoleAPIUser)
-		if _, err := e.svc.UpdateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, authz.KeyPatch{Credits: setCredits(100, nil)}); err != nil {
-			t.Fatal(err)
-		}
 		nk, err := e.svc.RegenerateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, time.Hour)
 		if err != nil {
 			t.Fatal(err)
@@ -388,6 +372,22 @@ func TestCreditsSetDuringGrace(t *testing.T) {
 			t.Errorf("spend with the old key in its grace: %+v, want allowed from the 500 set", d)
 		}
 	})
+}
+
+// stationWithCredits opens a store that keeps a credit ledger (else
+// skips), and makes the API user station whose key has 100 credits.
+func stationWithCredits(t *testing.T, open func(t *testing.T) authz.Store) (*env, authz.Store, *authz.CreatedUser) {
+	t.Helper()
+	st := open(t)
+	if _, ok := st.(limit.Ledger); !ok {
+		t.Skip("the store keeps no credit ledger")
+	}
+	e := newEnv(t, st)
+	cu, _ := e.user("acme", "station", authz.KindAPI, authz.RoleAPIUser)
+	if _, err := e.svc.UpdateKey(e.ctx, e.root, "acme", cu.ID, cu.KeyID, authz.KeyPatch{Credits: setCredits(100, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	return e, st, cu
 }
 
 func ptr[T any](v T) *T { return &v }
