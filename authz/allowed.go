@@ -24,7 +24,8 @@ const (
 	// AllowLimits: PATCH its rate_limit and credits.
 	AllowLimits = "limits"
 	// AllowTeams: PUT and DELETE …/teams/{tid}/members/{id} (a team it
-	// joins must give nothing the caller lacks).
+	// joins must give nothing the caller lacks; nobody joins or leaves a
+	// team with a rate limit itself).
 	AllowTeams = "teams"
 	// AllowStatusActive, AllowStatusInactive, AllowStatusTrash: POST
 	// …/status with that status, from the user's current one.

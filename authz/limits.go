@@ -27,8 +27,8 @@ import (
 // Who may set them follows who may manage whom: a user's (and its keys')
 // by a caller that may manage the user (its keys: that may manage its
 // keys), a team's by a caller with teams.manage. Nobody sets its own, nor
-// those of a team it belongs to: a caller cannot lift the limits it runs
-// under. Every change is audited (user.update, key.update, team.update,
+// those of a team it belongs to, nor joins, leaves or deletes a team with
+// a rate limit itself: a caller cannot lift the limits it runs under. Every change is audited (user.update, key.update, team.update,
 // with the old and new values).
 
 // RateLimit is a caller's own rate limit: Requests per Per, at most Burst

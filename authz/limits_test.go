@@ -406,3 +406,49 @@ func asErr(err error, target **authz.Error) bool {
 	}
 	return false
 }
+
+// TestTeamLimitNotLiftedByItsMembers: a caller with teams.manage neither
+// joins a team with a rate limit nor leaves or deletes one it is in: each
+// would change the limit it runs under, which it may not set itself.
+func TestTeamLimitNotLiftedByItsMembers(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		adm, admin := e.user("acme", "ad", authz.KindMember, authz.RoleAdmin)
+		cu, _ := e.user("acme", "station", authz.KindAPI, authz.RoleAPIUser)
+		fast, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "fast", RateLimit: rl(1000000, "1s", 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, e.svc.AddMember(ctx, admin, "acme", fast.ID, adm.ID), authz.ErrForbidden)
+		if r, _ := e.auth(adm.Key).CallerLimits(adm.KeyID); r != nil {
+			t.Errorf("the admin joined a fast team itself: its rate limit is %v", r)
+		}
+		if err := e.svc.AddMember(ctx, admin, "acme", fast.ID, cu.ID); err != nil {
+			t.Errorf("adding a user it manages: %v", err)
+		}
+		slow, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "slow", RateLimit: rl(1, "1h", 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.AddMember(ctx, e.root, "acme", slow.ID, adm.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, e.svc.RemoveMember(ctx, admin, "acme", slow.ID, adm.ID), authz.ErrForbidden)
+		wantErr(t, e.svc.DeleteTeam(ctx, admin, "acme", slow.ID), authz.ErrForbidden)
+		if r, _ := e.auth(adm.Key).CallerLimits(adm.KeyID); r == nil || r.Requests != 1 {
+			t.Errorf("the admin lifted the slow team's limit: %v", r)
+		}
+		// A team without a limit changes no limit.
+		plain, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "plain"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.AddMember(ctx, admin, "acme", plain.ID, adm.ID); err != nil {
+			t.Errorf("joining a team without a limit: %v", err)
+		}
+		if err := e.svc.RemoveMember(ctx, e.root, "acme", slow.ID, adm.ID); err != nil {
+			t.Errorf("root removes the admin: %v", err)
+		}
+	})
+}

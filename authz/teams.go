@@ -330,6 +330,12 @@ func (s *Service) DeleteTeam(ctx context.Context, actor *Principal, ws, id strin
 			return err
 		}
 		members = t.Members
+		if t.RateLimit != nil {
+			// Deleting it removes its limit from its members.
+			if err := checkTeamLimit(actor, t); err != nil {
+				return err
+			}
+		}
 		now := s.now().UTC()
 		for _, uid := range t.Members {
 			u, err := getUser(tx, ws, uid)
@@ -406,6 +412,10 @@ func (s *Service) membership(ctx context.Context, actor *Principal, ws, tid, uid
 		edit: func(tx Tx, u *User) error {
 			if err := s.mayChangeTeams(actor, sj); err != nil {
 				return err
+			}
+			if uid == actor.UserID && t.RateLimit != nil {
+				// Joining or leaving it changes the limit the caller runs under.
+				return forbidden("nobody joins or leaves a team with a rate limit itself")
 			}
 			if !add {
 				// Leaving removes the member record even when the user
