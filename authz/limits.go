@@ -26,10 +26,12 @@ import (
 //
 // Who may set them follows who may manage whom: a user's (and its keys')
 // by a caller that may manage the user (its keys: that may manage its
-// keys), a team's by a caller with teams.manage. Nobody sets its own, nor
-// those of a team it belongs to, nor joins, leaves or deletes a team with
-// a rate limit itself: a caller cannot lift the limits it runs under. Every change is audited (user.update, key.update, team.update,
-// with the old and new values).
+// keys), a team's by a caller with teams.manage that may manage every
+// member (the limit is theirs). Nobody sets its own, nor those of a team
+// it belongs to, nor joins, leaves or deletes a team with a rate limit
+// itself: a caller cannot lift the limits it runs under. Every change is
+// audited (user.update, key.update, team.update, with the old and new
+// values).
 
 // RateLimit is a caller's own rate limit: Requests per Per, at most Burst
 // at once (see limit.Rate).
@@ -455,10 +457,28 @@ func sharedAccount(tx Tx, ws, userID, kid, acct string) bool {
 }
 
 // checkTeamLimit checks that actor may give team t (its members) the
-// rate limit: it is not one of them.
-func checkTeamLimit(actor *Principal, t *Team) error {
+// rate limit, or take it from them: it is not one of them, and it may
+// manage each of them, as setting their own needs.
+func checkTeamLimit(tx Tx, actor *Principal, t *Team) error {
 	if slices.Contains(t.Members, actor.UserID) {
 		return forbidden("nobody sets the rate limit of a team it belongs to")
+	}
+	memo := teamMemo{}
+	for _, uid := range t.Members {
+		u, err := getUser(tx, t.Workspace, uid)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		sj, err := subjectOf(tx, u, memo)
+		if err != nil {
+			return err
+		}
+		if !mayManage(actor, sj) {
+			return forbidden("setting the rate limit of team %s needs the right to manage every member: the caller may not manage user %s", t.ID, uid)
+		}
 	}
 	return nil
 }

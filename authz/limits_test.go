@@ -452,3 +452,54 @@ func TestTeamLimitNotLiftedByItsMembers(t *testing.T) {
 		}
 	})
 }
+
+// TestTeamLimitNeedsItsMembers: setting a team's rate limit sets every
+// member's, so it needs the right to manage each of them: an admin does
+// not limit a team a superadmin is in, nor a caller with teams.manage
+// alone a team of admins.
+func TestTeamLimitNeedsItsMembers(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		_, admin := e.user("acme", "ad", authz.KindMember, authz.RoleAdmin)
+		sa, _ := e.user("acme", "sa", authz.KindMember, authz.RoleSuperadmin)
+		other, _ := e.user("acme", "ad2", authz.KindMember, authz.RoleAdmin)
+		_, op := e.mk("op", authz.RoleOperator, []string{authz.PermTeamsManage}, nil)
+		roots, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "roots"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		admins, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{Name: "admins", RateLimit: rl(100, "1s", 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []struct{ team, user string }{{roots.ID, sa.ID}, {admins.ID, other.ID}} {
+			if err := e.svc.AddMember(ctx, e.root, "acme", m.team, m.user); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err = e.svc.UpdateTeam(ctx, admin, "acme", roots.ID, authz.TeamPatch{RateLimit: setRate(rl(1, "24h", 0))}, nil)
+		wantErr(t, err, authz.ErrForbidden)
+		if r, _ := e.auth(sa.Key).CallerLimits(sa.KeyID); r != nil {
+			t.Errorf("an admin limited a superadmin through its team: %v", r)
+		}
+		_, err = e.svc.UpdateTeam(ctx, op, "acme", admins.ID, authz.TeamPatch{RateLimit: setRate(rl(1, "24h", 0))}, nil)
+		wantErr(t, err, authz.ErrForbidden)
+		wantErr(t, e.svc.DeleteTeam(ctx, op, "acme", admins.ID), authz.ErrForbidden)
+		if r, _ := e.auth(other.Key).CallerLimits(other.KeyID); r == nil || r.Requests != 100 {
+			t.Errorf("teams.manage alone changed an admin's limit: %v", r)
+		}
+		// Who may manage every member may.
+		if _, err := e.svc.UpdateTeam(ctx, admin, "acme", admins.ID, authz.TeamPatch{RateLimit: setRate(rl(5, "1s", 0))}, nil); err != nil {
+			t.Errorf("an admin limits a team of admins: %v", err)
+		}
+		if _, err := e.svc.UpdateTeam(ctx, e.root, "acme", roots.ID, authz.TeamPatch{RateLimit: setRate(rl(5, "1s", 0))}, nil); err != nil {
+			t.Errorf("root limits a team of superadmins: %v", err)
+		}
+		// A team's name is not its limit.
+		name := "superadmins"
+		if _, err := e.svc.UpdateTeam(ctx, admin, "acme", roots.ID, authz.TeamPatch{Name: &name}, nil); err != nil {
+			t.Errorf("renaming: %v", err)
+		}
+	})
+}

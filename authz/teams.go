@@ -294,7 +294,7 @@ func (s *Service) UpdateTeam(ctx context.Context, actor *Principal, ws, id strin
 				return err
 			}
 			if rl := patch.RateLimit; rl.Set {
-				if err := checkTeamLimit(actor, t); err != nil {
+				if err := checkTeamLimit(tx, actor, t); err != nil {
 					return err
 				}
 				t.RateLimit = nil
@@ -332,7 +332,7 @@ func (s *Service) DeleteTeam(ctx context.Context, actor *Principal, ws, id strin
 		members = t.Members
 		if t.RateLimit != nil {
 			// Deleting it removes its limit from its members.
-			if err := checkTeamLimit(actor, t); err != nil {
+			if err := checkTeamLimit(tx, actor, t); err != nil {
 				return err
 			}
 		}
