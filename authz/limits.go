@@ -312,6 +312,16 @@ func applyLimits(rl Optional[RateLimit], cr Optional[SetCredits], rate **RateLim
 	return dropped, nil
 }
 
+// creditsSetAgain adds to changes the credits a patch set (cr) to what
+// they were set to before, which a diff of the records does not see (the
+// setting's serial is not in the JSON): it is a new setting all the same,
+// whose balance is its value again, so it is written and audited.
+func creditsSetAgain(cr Optional[SetCredits], before, after *Credits, changes map[string]FieldChange) {
+	if _, seen := changes["credits"]; !seen && cr.Set && after != nil {
+		changes["credits"] = audit.Changed(before, after)
+	}
+}
+
 // ledger is the store's credit ledger, nil when it keeps none.
 func (s *Service) ledger() limit.Ledger {
 	l, _ := s.store.(limit.Ledger)
@@ -393,8 +403,12 @@ func (s *Service) UpdateKey(ctx context.Context, actor *Principal, ws, userID, k
 			dropped = ""
 		}
 		changes, err := audit.Diff(&before, k)
-		if err != nil || len(changes) == 0 {
+		if err != nil {
 			return err
+		}
+		creditsSetAgain(patch.Credits, before.Credits, k.Credits, changes)
+		if len(changes) == 0 {
+			return nil
 		}
 		if err := putKey(tx, k); err != nil {
 			return err

@@ -503,3 +503,63 @@ func TestTeamLimitNeedsItsMembers(t *testing.T) {
 		}
 	})
 }
+
+// TestCreditsSetAgain: setting credits to what they were set to before is
+// a new setting: the balance is the value again (a top-up after spending),
+// written and audited, for a key and for a user.
+func TestCreditsSetAgain(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e, st, cu := stationWithCredits(t, open)
+		ctx := e.ctx
+		if _, err := e.svc.UpdateUser(ctx, e.root, "acme", cu.ID, authz.UserPatch{Credits: setCredits(100, nil)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		plain, err := e.svc.CreateKey(ctx, e.root, "acme", cu.ID, authz.NewKey{Name: "plain"}) // spends the user's
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng := limit.NewEngine(limit.EngineConfig{Ledger: st.(limit.Ledger), Now: e.Now})
+		p := e.auth(cu.Key)
+		_, kc := p.CallerLimits(cu.KeyID)
+		_, uc := p.CallerLimits(plain.ID)
+		for _, c := range []*limit.Credits{kc, uc} {
+			for range 60 {
+				if d := eng.Spend(ctx, c, 1, e.Now().UnixNano()); !d.Allowed {
+					t.Fatalf("spend: %+v", d)
+				}
+			}
+		}
+		eng.Close()
+		if _, err := e.svc.UpdateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, authz.KeyPatch{Credits: setCredits(100, nil)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.UpdateUser(ctx, e.root, "acme", cu.ID, authz.UserPatch{Credits: setCredits(100, nil)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		k, err := e.svc.GetKey(ctx, e.root, "acme", cu.ID, cu.KeyID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.Credits == nil || k.Credits.Remaining != 100 {
+			t.Errorf("the key's credits set to 100 again after 60 spent: %+v, want 100", k.Credits)
+		}
+		u, err := e.svc.GetUser(ctx, e.root, "acme", cu.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Credits == nil || u.Credits.Remaining != 100 {
+			t.Errorf("the user's credits set to 100 again after 60 spent: %+v, want 100", u.Credits)
+		}
+		entries, _, err := e.svc.ListAudit(ctx, e.root, "acme", authz.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		for _, en := range entries[:2] {
+			seen = append(seen, en.Action+" "+string(en.Changes["credits"].New))
+		}
+		if want := []string{`user.update {"remaining":100}`, `key.update {"remaining":100}`}; strings.Join(seen, "\n") != strings.Join(want, "\n") {
+			t.Errorf("audit:\n%s\nwant\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}

@@ -62,6 +62,9 @@ type recordChange[T any] struct {
 	// after edit (for a change whose record diff says too much or too
 	// little: a password's stamp, a membership).
 	changes func(before, after *T) (changes map[string]FieldChange, changed bool)
+	// unseen, when set, adds to the diff's changes what the diff cannot
+	// see (credits set again to what they were set to).
+	unseen func(before, after *T, changes map[string]FieldChange)
 	// now is the update time. Default: the service's clock.
 	now time.Time
 	// touched are the users whose principals the committed change touched.
@@ -111,8 +114,16 @@ func update[T any](ctx context.Context, s *Service, actor *Principal, c recordCh
 			if changes, changed = c.changes(&before, r); !changed {
 				return nil
 			}
-		} else if changes, err = audit.Diff(&before, r, c.skip...); err != nil || len(changes) == 0 {
-			return err
+		} else {
+			if changes, err = audit.Diff(&before, r, c.skip...); err != nil {
+				return err
+			}
+			if c.unseen != nil {
+				c.unseen(&before, r, changes)
+			}
+			if len(changes) == 0 {
+				return nil
+			}
 		}
 		now := c.now
 		if now.IsZero() {

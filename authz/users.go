@@ -580,6 +580,9 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 			}
 			return nil
 		},
+		unseen: func(before, after *User, changes map[string]FieldChange) {
+			creditsSetAgain(patch.Credits, before.Credits, after.Credits, changes)
+		},
 	})
 	if err != nil {
 		return nil, err
