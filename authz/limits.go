@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -204,6 +205,9 @@ func parseLimitDuration(s string) (time.Duration, error) {
 		days, err := strconv.ParseInt(n, 10, 32)
 		if err != nil {
 			return 0, err
+		}
+		if days > int64(math.MaxInt64/(24*time.Hour)) {
+			return 0, errors.New("too many days")
 		}
 		d = time.Duration(days) * 24 * time.Hour
 	} else {

@@ -188,6 +188,9 @@ func TestCallerLimitsRules(t *testing.T) {
 				{authz.UserPatch{Credits: setCredits(5, &authz.Refill{Amount: 5, Every: "week"})}, "credits.refill"},
 				{authz.UserPatch{Credits: setCredits(5, &authz.Refill{Amount: 0, Every: "day"})}, "credits.refill"},
 				{authz.UserPatch{Credits: setCredits(5, &authz.Refill{Amount: 5, Every: "500ms"})}, "credits.refill"},
+				// Days beyond a Duration, not wrapped around to 25m26s.
+				{authz.UserPatch{RateLimit: setRate(rl(10, "213504d", 0))}, "rate_limit.per"},
+				{authz.UserPatch{Credits: setCredits(5, &authz.Refill{Amount: 5, Every: "213504d"})}, "credits.refill"},
 			} {
 				_, err := e.svc.UpdateUser(ctx, e.root, "acme", cu.ID, c.patch, nil)
 				wantErr(t, err, authz.ErrInvalid)
