@@ -367,8 +367,10 @@ func (s *Service) fillCredits(ctx context.Context, ws string, cs ...*Credits) er
 	return nil
 }
 
-// dropCredits forgets the ledger accounts of credits that are gone. It is
-// best effort: an account left behind is a few bytes that nothing spends.
+// dropCredits closes the ledger accounts of credits that are gone (see
+// limit.Ledger's DropCredits): an instance whose cache still holds them
+// spends nothing more. It is best effort: an account left open has no more
+// than it had left, and those credits' records are gone.
 func (s *Service) dropCredits(ctx context.Context, ws string, accounts ...string) {
 	accounts = slices.DeleteFunc(accounts, func(a string) bool { return a == "" })
 	if l := s.ledger(); l != nil && len(accounts) > 0 {

@@ -566,3 +566,50 @@ func TestCreditsSetAgain(t *testing.T) {
 		}
 	})
 }
+
+// TestCreditsClosedWithTheirKey: an instance whose cache still holds a
+// key revoked elsewhere (its user deleted, or its credits removed) spends
+// no more than was left: the ledger closes the account rather than
+// forgetting it, which let such an instance open it anew with the credits
+// as set.
+func TestCreditsClosedWithTheirKey(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		for _, end := range []string{"revoke", "delete user", "remove credits"} {
+			t.Run(end, func(t *testing.T) {
+				e, st, cu := stationWithCredits(t, open)
+				ctx := e.ctx
+				_, kc := e.auth(cu.Key).CallerLimits(cu.KeyID) // the stale instance's records
+				spend := func(n int) (allowed int) {
+					eng := limit.NewEngine(limit.EngineConfig{Ledger: st.(limit.Ledger), Now: e.Now})
+					defer eng.Close()
+					for range n {
+						if eng.Spend(ctx, kc, 1, e.Now().UnixNano()).Allowed {
+							allowed++
+						}
+					}
+					return allowed
+				}
+				if got := spend(60); got != 60 {
+					t.Fatalf("spent %d of 60", got)
+				}
+				var err error
+				switch end {
+				case "revoke":
+					err = e.svc.RevokeKey(ctx, e.root, "acme", cu.ID, cu.KeyID)
+				case "delete user":
+					if _, err = e.svc.SetStatus(ctx, e.root, "acme", cu.ID, authz.StatusTrash); err == nil {
+						err = e.svc.DeleteUser(ctx, e.root, "acme", cu.ID, false)
+					}
+				default:
+					_, err = e.svc.UpdateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, authz.KeyPatch{Credits: authz.Optional[authz.SetCredits]{Set: true}})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := spend(100); got != 0 {
+					t.Errorf("after %s, an instance with the old records spent %d more credits, want 0", end, got)
+				}
+			})
+		}
+	})
+}

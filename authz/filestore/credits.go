@@ -87,18 +87,49 @@ func (s *Store) Balances(ctx context.Context, accounts []limit.Credits, now int6
 	return out, nil
 }
 
-// DropCredits implements limit.Ledger.
+// DropCredits implements limit.Ledger: each account the bucket holds is
+// marked closed, at the store's time, and the workspace's accounts closed
+// longer than limit.DropTTL ago are deleted.
 func (s *Store) DropCredits(ctx context.Context, ws string, ids ...string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	now := s.now().UnixNano()
 	err := s.db.Update(func(btx *bbolt.Tx) error {
 		cb := bucket(btx.Bucket(bucketName(ws)), creditsBucket)
 		if cb == nil {
 			return nil
 		}
+		var expired [][]byte
+		err := cb.ForEach(func(k, v []byte) error {
+			st, err := decodeLedger(v)
+			if err == nil && st != nil && st.Dropped != 0 && now-st.Dropped > int64(limit.DropTTL) {
+				expired = append(expired, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range expired {
+			if err := cb.Delete(k); err != nil {
+				return err
+			}
+		}
 		for _, id := range ids {
-			if err := cb.Delete([]byte(id)); err != nil {
+			st, err := decodeLedger(cb.Get([]byte(id)))
+			if err != nil {
+				return fmt.Errorf("credits %s: %w", id, err)
+			}
+			if st == nil || st.Dropped != 0 {
+				continue
+			}
+			st.Dropped = now
+			b, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			if err := cb.Put([]byte(id), b); err != nil {
 				return err
 			}
 		}

@@ -38,8 +38,14 @@ type Ledger interface {
 	// Balances returns the remaining credits of each account at now (Unix
 	// nanoseconds): what is neither spent nor known to be spent.
 	Balances(ctx context.Context, accounts []Credits, now int64) ([]int64, error)
-	// DropCredits forgets the accounts of ids in workspace ws (their key
-	// or user is gone, or has no credits any more).
+	// DropCredits closes the accounts of ids in workspace ws (their key
+	// or user is gone, or has no credits any more): until DropTTL has
+	// passed, a settlement of the setting an account had, or an older one
+	// (from an instance whose records do not show the change yet), is
+	// granted nothing more and told the balance is 0, and Balances reads
+	// 0 for it; a newer setting opens the account again. Forgetting it at
+	// once would let such an instance open it anew with the credits as
+	// set, spent already. An account the ledger never saw stays unseen.
 	DropCredits(ctx context.Context, ws string, ids ...string) error
 }
 
@@ -91,6 +97,11 @@ type Settlement struct {
 // are lost to the account, never spent twice.
 const HoldTTL = 5 * time.Minute
 
+// DropTTL is how long a ledger keeps a closed account (DropCredits): far
+// longer than an instance's records can be stale (a principal's cache
+// TTL and its stale TTL), so none of them opens it again.
+const DropTTL = 24 * time.Hour
+
 // LedgerState is one account as a ledger keeps it. The file store keeps
 // it as is; the Redis store's script keeps the same fields in a hash and
 // does what Apply does.
@@ -99,6 +110,16 @@ type LedgerState struct {
 	Period  int64               `json:"period"`
 	Balance int64               `json:"balance"`
 	Holders map[string]*Holding `json:"holders,omitempty"`
+	// Dropped is not 0 when the account was closed (DropCredits): the
+	// time it was (Unix nanoseconds) in the file store, 1 in Redis, which
+	// expires the account instead.
+	Dropped int64 `json:"dropped,omitempty"`
+}
+
+// closedTo reports whether st is a closed account for a settlement or a
+// reading of setting serial: one that is not newer than the account's.
+func (st *LedgerState) closedTo(serial int64) bool {
+	return st != nil && st.Dropped != 0 && serial <= st.Serial
 }
 
 // Holding is what one instance holds of an account, in one setting and
@@ -144,6 +165,7 @@ func (st *LedgerState) Outstanding() int64 {
 //     replaced; an instance of an old epoch with no holding is told the
 //     ledger's epoch and granted nothing.
 func Apply(st *LedgerState, s *Settlement) *LedgerState {
+	closed := st.closedTo(s.Serial) // grant nothing, refill nothing
 	if st == nil || st.Serial < s.Serial {
 		if st == nil {
 			st = &LedgerState{}
@@ -161,9 +183,10 @@ func Apply(st *LedgerState, s *Settlement) *LedgerState {
 		}
 		st.Serial, st.Period = s.Serial, s.Credits.SetPeriod()
 		st.Balance = s.Set - held
+		st.Dropped = 0 // a newer setting opens a closed account again
 	}
 	current := s.Serial == st.Serial
-	if current && !s.Refill.IsZero() && s.Period > st.Period {
+	if current && !closed && !s.Refill.IsZero() && s.Period > st.Period {
 		st.Period = s.Period
 		st.Balance = s.Refill.Amount
 		clear(st.Holders)
@@ -180,7 +203,7 @@ func Apply(st *LedgerState, s *Settlement) *LedgerState {
 		if !epoch {
 			// A report of an older epoch than the holding: nothing to add.
 			s.Granted, s.Fresh = 0, true
-			s.Balance, s.Outstanding, s.Done = st.Balance, st.Outstanding(), true
+			s.Balance, s.Outstanding, s.Done = st.balanceFor(closed), st.Outstanding(), true
 			return st
 		}
 		h = nil // the instance moved on: its old holding is void
@@ -188,7 +211,7 @@ func Apply(st *LedgerState, s *Settlement) *LedgerState {
 	s.Fresh = h == nil
 	if h == nil {
 		if !epoch {
-			s.Granted, s.Balance, s.Outstanding, s.Done = 0, st.Balance, st.Outstanding(), true
+			s.Granted, s.Balance, s.Outstanding, s.Done = 0, st.balanceFor(closed), st.Outstanding(), true
 			return st
 		}
 		h = &Holding{Serial: s.Serial, Period: s.Period}
@@ -204,20 +227,32 @@ func Apply(st *LedgerState, s *Settlement) *LedgerState {
 			h.Returned = r
 		}
 	}
-	if epoch && s.Want > 0 && st.Balance > 0 {
+	if epoch && !closed && s.Want > 0 && st.Balance > 0 {
 		g := min(s.Want, st.Balance)
 		st.Balance -= g
 		h.Granted += g
 	}
 	h.Seen = s.Now
-	s.Granted, s.Balance, s.Outstanding, s.Done = h.Granted, st.Balance, st.Outstanding(), true
+	s.Granted, s.Balance, s.Outstanding, s.Done = h.Granted, st.balanceFor(closed), st.Outstanding(), true
 	return st
+}
+
+// balanceFor is the balance a settlement is told: 0 when the account is
+// closed to it.
+func (st *LedgerState) balanceFor(closed bool) int64 {
+	if closed {
+		return 0
+	}
+	return st.Balance
 }
 
 // Remaining is what st (nil when the ledger has not seen the account)
 // says remains of c at now: the balance and what holders hold, as of the
 // setting c names and the refill period now falls in.
 func Remaining(st *LedgerState, c Credits, now int64) int64 {
+	if st.closedTo(c.Serial) {
+		return 0
+	}
 	var r int64
 	period := c.SetPeriod()
 	switch {

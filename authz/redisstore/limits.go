@@ -23,7 +23,10 @@ import (
 //	<prefix>:{<ws>}:c:<id>    HASH  one credit account (limit.LedgerState):
 //	                                serial, period, balance, and per holder
 //	                                "h:<holder>" -> "serial,period,granted,
-//	                                spent,returned,seen-ms"; no expiry
+//	                                spent,returned,seen-ms"; "dropped" -> 1
+//	                                when closed (DropCredits), which
+//	                                expires it limit.DropTTL later; no
+//	                                expiry otherwise
 //
 // Every exchange is one script run per counter or account, all of a batch
 // in one pipeline: one round trip per sync for the whole instance.
@@ -117,12 +120,14 @@ local now, holdTTL = tonumber(ARGV[10]), tonumber(ARGV[11])
 local h = redis.call('HGETALL', key)
 local exists = #h > 0
 local stSerial, stPeriod, stBal = 0, 0, 0
+local dropped = false
 local holders = {}
 for i = 1, #h, 2 do
   local f, v = h[i], h[i + 1]
   if f == 'serial' then stSerial = tonumber(v)
   elseif f == 'period' then stPeriod = tonumber(v)
   elseif f == 'balance' then stBal = tonumber(v)
+  elseif f == 'dropped' then dropped = true
   elseif string.sub(f, 1, 2) == 'h:' then
     local x = {}
     for n in string.gmatch(v, '[^,]+') do x[#x + 1] = tonumber(n) end
@@ -130,8 +135,13 @@ for i = 1, #h, 2 do
   end
 end
 local function out(x) return x[3] - x[4] - x[5] end
+-- A closed account (DropCredits) grants and refills nothing to its
+-- setting or an older one, and says its balance is 0.
+local closed = dropped and serial <= stSerial
+local ttl = 0
+if closed then ttl = redis.call('PTTL', key) end
 
--- 1. A newer setting.
+-- 1. A newer setting (it opens a closed account again).
 if not exists or stSerial < serial then
   local held = 0
   for id, x in pairs(holders) do
@@ -141,7 +151,7 @@ if not exists or stSerial < serial then
 end
 local current = serial == stSerial
 -- 2. A later refill period.
-if current and refill > 0 and period > stPeriod then
+if current and not closed and refill > 0 and period > stPeriod then
   stPeriod, stBal, holders = period, refill, {}
 end
 -- 3. Holders not heard of for the hold TTL.
@@ -178,7 +188,7 @@ if not skip then
       x[5] = r
     end
   end
-  if epoch and want > 0 and stBal > 0 then
+  if epoch and not closed and want > 0 and stBal > 0 then
     local g = math.min(want, stBal)
     stBal = stBal - g
     x[3] = x[3] + g
@@ -195,8 +205,17 @@ for id, y in pairs(holders) do
   args[#args + 1] = 'h:' .. id
   args[#args + 1] = string.format('%d,%d,%d,%d,%d,%d', y[1], y[2], y[3], y[4], y[5], y[6])
 end
+if closed then
+  args[#args + 1] = 'dropped'
+  args[#args + 1] = '1'
+end
 redis.call('HSET', key, unpack(args))
-return {granted, stBal, outstanding, stSerial, stPeriod, fresh}
+local told = stBal
+if closed then
+  told = 0
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+return {granted, told, outstanding, stSerial, stPeriod, fresh}
 `)
 
 func (s *Store) creditsKey(ws, id string) string { return s.key(ws, 'c', id) }
@@ -284,6 +303,8 @@ func ledgerState(h map[string]string) (*limit.LedgerState, error) {
 			st.Period = num(v)
 		case f == "balance":
 			st.Balance = num(v)
+		case f == "dropped":
+			st.Dropped = 1
 		case strings.HasPrefix(f, "h:"):
 			p := strings.Split(v, ",")
 			if len(p) != 6 {
@@ -295,6 +316,18 @@ func ledgerState(h map[string]string) (*limit.LedgerState, error) {
 	}
 	return st, nil
 }
+
+// dropScript closes the accounts KEYS (of one workspace, so of one hash
+// slot) that exist: marks them dropped and expires them ARGV[1] ms later.
+var dropScript = redis.NewScript(`
+for _, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'dropped') == 0 then
+    redis.call('HSET', key, 'dropped', '1')
+    redis.call('PEXPIRE', key, ARGV[1])
+  end
+end
+return 0
+`)
 
 // DropCredits implements limit.Ledger.
 func (s *Store) DropCredits(ctx context.Context, ws string, ids ...string) error {
@@ -308,7 +341,7 @@ func (s *Store) DropCredits(ctx context.Context, ws string, ids ...string) error
 	for i, id := range ids {
 		keys[i] = s.creditsKey(ws, id)
 	}
-	return s.mapErr("dropping credits", s.client.Del(ctx, keys...).Err())
+	return s.mapErr("dropping credits", dropScript.Run(ctx, s.client, keys, limit.DropTTL.Milliseconds()).Err())
 }
 
 // pipeScript sends the script runs queue adds in one pipeline; the runs

@@ -206,3 +206,57 @@ func TestTallyScriptFlushed(t *testing.T) {
 		}
 	}
 }
+
+// TestDropCreditsExpires: a closed account expires limit.DropTTL after
+// DropCredits, also after an instance with old records settled with it,
+// and a newer setting that opens it again keeps it.
+func TestDropCreditsExpires(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := newStore(t, Options{URL: srv.URL()})
+	ctx := context.Background()
+	now := time.Now().UnixNano()
+	c := limit.Credits{Workspace: "acme", ID: "key_x", Serial: 1, Set: 10, SetAt: now}
+	settle := func(c limit.Credits, want int64) *limit.Settlement {
+		t.Helper()
+		st := &limit.Settlement{Credits: c, Instance: "i1", Want: want, Now: now}
+		if err := s.Settle(ctx, []*limit.Settlement{st}); err != nil || !st.Done {
+			t.Fatalf("settle: %v %+v", err, st)
+		}
+		return st
+	}
+	ttl := func() time.Duration {
+		t.Helper()
+		d, err := s.Client().PTTL(ctx, s.creditsKey("acme", "key_x")).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	settle(c, 4)
+	if d := ttl(); d != -1 {
+		t.Fatalf("a live account expires in %v", d)
+	}
+	if err := s.DropCredits(ctx, "acme", "key_x", "key_unseen"); err != nil {
+		t.Fatal(err)
+	}
+	if d := ttl(); d <= limit.DropTTL-time.Minute || d > limit.DropTTL {
+		t.Errorf("a closed account expires in %v, want about %v", d, limit.DropTTL)
+	}
+	if n, _ := s.Client().Exists(ctx, s.creditsKey("acme", "key_unseen")).Result(); n != 0 {
+		t.Error("closing an account the ledger never saw wrote it")
+	}
+	if st := settle(c, 4); st.Granted != 4 || st.Balance != 0 {
+		t.Errorf("the old setting on a closed account: %+v, want nothing more and 0", st)
+	}
+	if d := ttl(); d <= limit.DropTTL-time.Minute || d > limit.DropTTL {
+		t.Errorf("after a settlement, the closed account expires in %v, want about %v", d, limit.DropTTL)
+	}
+	c.Serial++
+	if st := settle(c, 4); st.Granted != 4 || st.Balance != 2 { // 10, less the 4 held before, less 4
+		t.Errorf("a newer setting: %+v, want 4 granted, 2 left", st)
+	}
+	if d := ttl(); d != -1 {
+		t.Errorf("the account opened again expires in %v", d)
+	}
+}

@@ -74,15 +74,39 @@ func RunLedger(t *testing.T, open func(t *testing.T) authz.Store) {
 		if s.Granted != 15 || s.Balance != 25 || !s.Fresh {
 			t.Errorf("after the refill: %+v", s)
 		}
-		if err := l.DropCredits(ctx, "acme", "key_a"); err != nil {
+		// Closed: the records of an instance that has not seen the key or
+		// the user go, or the credits removed, name the setting (or an
+		// older one); they get nothing more, no refill, and read 0. An
+		// account the ledger never saw stays as set.
+		if err := l.DropCredits(ctx, "acme", "key_a", "key_never"); err != nil {
 			t.Fatal(err)
 		}
-		r, err = l.Balances(ctx, []limit.Credits{c3, c3}, t0)
-		if err != nil || r[0] != c3.Set {
-			t.Errorf("after drop: %v %v, want the credits as set (%d)", r, err, c3.Set)
+		ref.Dropped = 1
+		never := limit.Credits{Workspace: "acme", ID: "key_never", Serial: 1, Set: 7, SetAt: t0}
+		r, err = l.Balances(ctx, []limit.Credits{c3, c2, never}, t0+day)
+		if err != nil || r[0] != 0 || r[1] != 0 || r[2] != 7 {
+			t.Errorf("after drop: %v %v, want 0, 0 and 7", r, err)
 		}
-		if r, err = l.Balances(ctx, []limit.Credits{c3}, t0+day); err != nil || r[0] != c3.Refill.Amount {
-			t.Errorf("after drop, a period later: %v %v, want the refill (%d)", r, err, c3.Refill.Amount)
+		if r, err = l.Balances(ctx, []limit.Credits{c3}, t0+2*day); err != nil || r[0] != 0 {
+			t.Errorf("after drop, a period later: %v %v, want 0 (no refill)", r, err)
+		}
+		if s := step(limit.Settlement{Credits: c3, Instance: "i1", Period: c3.Refill.Period(t0 + day), Spent: 15, Want: 10, Now: t0 + day}); s.Granted != 15 || s.Balance != 0 {
+			t.Errorf("a holder of the closed account: %+v, want nothing more granted and a balance of 0", s)
+		}
+		if s := step(limit.Settlement{Credits: c3, Instance: "i9", Period: c3.Refill.Period(t0 + 2*day), Want: 10, Now: t0 + 2*day}); s.Granted != 0 || s.Balance != 0 {
+			t.Errorf("a new holder of the closed account, a period later: %+v, want nothing granted and a balance of 0", s)
+		}
+		if err := l.DropCredits(ctx, "acme", "key_a"); err != nil { // closing it again changes nothing
+			t.Fatal(err)
+		}
+		// A newer setting opens it again.
+		c4 := c3
+		c4.Serial, c4.Set, c4.SetAt, c4.Refill = 4, 9, t0+2*day, limit.Refill{}
+		if s := step(limit.Settlement{Credits: c4, Instance: "i1", Want: 4, Now: t0 + 2*day}); s.Granted != 4 || s.Balance != 5 {
+			t.Errorf("a newer setting of the closed account: %+v, want 4 granted, 5 left", s)
+		}
+		if r, err = l.Balances(ctx, []limit.Credits{c4}, t0+2*day); err != nil || r[0] != 9 {
+			t.Errorf("the account opened again: %v %v, want 9", r, err)
 		}
 	})
 
