@@ -613,3 +613,33 @@ func TestCreditsClosedWithTheirKey(t *testing.T) {
 		}
 	})
 }
+
+// TestTeamDeleteAudited: the team.delete entry says what the members
+// lost with the team: its permissions, grants and rate limit.
+func TestTeamDeleteAudited(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		e := newEnv(t, open(t))
+		ctx := e.ctx
+		tm, err := e.svc.CreateTeam(ctx, e.root, "acme", authz.NewTeam{
+			Name: "ops", Permissions: []string{"events.read"},
+			Grants:    []authz.Grant{{Resource: "device:d1", Rights: []string{"read"}}},
+			RateLimit: rl(10, "1s", 0),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.DeleteTeam(ctx, e.root, "acme", tm.ID); err != nil {
+			t.Fatal(err)
+		}
+		entries, _, err := e.svc.ListAudit(ctx, e.root, "acme", authz.Page{Limit: 1})
+		if err != nil || len(entries) != 1 || entries[0].Action != authz.ActionTeamDelete {
+			t.Fatalf("newest entry: %+v %v", entries, err)
+		}
+		for _, f := range []string{"name", "members", "permissions", "grants", "rate_limit"} {
+			c, ok := entries[0].Changes[f]
+			if !ok || len(c.Old) == 0 || c.New != nil {
+				t.Errorf("team.delete %s: %+v (present %v), want the old value and no new one", f, c, ok)
+			}
+		}
+	})
+}

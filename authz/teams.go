@@ -362,9 +362,20 @@ func (s *Service) DeleteTeam(ctx context.Context, actor *Principal, ws, id strin
 		if err := tx.Delete(teamsOf(ws), id); err != nil {
 			return err
 		}
-		return s.audit(tx, ws, actor, ActionTeamDelete, id, map[string]FieldChange{
+		// What the members lose with it, as well as who they were.
+		changes := map[string]FieldChange{
 			"name": audit.Changed(t.Name, nil), "members": audit.Changed(t.Members, nil),
-		})
+		}
+		if len(t.Permissions) > 0 {
+			changes["permissions"] = audit.Changed(t.Permissions, nil)
+		}
+		if len(t.Grants) > 0 {
+			changes["grants"] = audit.Changed(t.Grants, nil)
+		}
+		if t.RateLimit != nil {
+			changes["rate_limit"] = audit.Changed(t.RateLimit, nil)
+		}
+		return s.audit(tx, ws, actor, ActionTeamDelete, id, changes)
 	})
 	if err != nil {
 		return err
