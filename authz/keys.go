@@ -222,9 +222,7 @@ func (s *Service) CreateKey(ctx context.Context, actor *Principal, ws, userID st
 		return nil, err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{userID}})
-	if err := s.fillCredits(ctx, ws, out.Credits); err != nil {
-		return nil, err
-	}
+	s.fillCreditsAfter(ctx, ws, out.Credits)
 	return out, nil
 }
 
@@ -309,9 +307,7 @@ func (s *Service) RegenerateKey(ctx context.Context, actor *Principal, ws, userI
 		return nil, err
 	}
 	s.changed(Change{Workspace: ws, Users: []string{userID}})
-	if err := s.fillCredits(ctx, ws, out.Credits); err != nil {
-		return nil, err
-	}
+	s.fillCreditsAfter(ctx, ws, out.Credits)
 	return out, nil
 }
 
@@ -339,9 +335,7 @@ func (s *Service) RevealKey(ctx context.Context, actor *Principal, ws, userID, k
 	if err != nil {
 		return nil, err
 	}
-	if err := s.fillCredits(ctx, ws, out.Credits); err != nil {
-		return nil, err
-	}
+	s.fillCreditsAfter(ctx, ws, out.Credits)
 	return out, nil
 }
 

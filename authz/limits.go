@@ -332,6 +332,15 @@ func (s *Service) ledger() limit.Ledger {
 	return l
 }
 
+// fillCreditsAfter is fillCredits for the answer to a committed write.
+// The write stands, so when the ledger cannot be read the credits show as
+// the record holds them (the balance their setting gave) rather than the
+// call failing: a failure would lose what the answer gives only once (a
+// new key's secret) and invite a retry that writes again.
+func (s *Service) fillCreditsAfter(ctx context.Context, ws string, cs ...*Credits) {
+	_ = s.fillCredits(ctx, ws, cs...)
+}
+
 // fillCredits sets the live Remaining and RefillsAt of every credits of
 // cs, as the ledger says at now.
 func (s *Service) fillCredits(ctx context.Context, ws string, cs ...*Credits) error {
@@ -431,9 +440,7 @@ func (s *Service) UpdateKey(ctx context.Context, actor *Principal, ws, userID, k
 	}
 	s.changed(Change{Workspace: ws, Users: []string{userID}})
 	s.dropCredits(ctx, ws, dropped)
-	if err := s.fillCredits(ctx, ws, k.Credits); err != nil {
-		return nil, err
-	}
+	s.fillCreditsAfter(ctx, ws, k.Credits)
 	return k, nil
 }
 

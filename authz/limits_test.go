@@ -1,7 +1,10 @@
 package authz_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -640,6 +643,57 @@ func TestTeamDeleteAudited(t *testing.T) {
 			if !ok || len(c.Old) == 0 || c.New != nil {
 				t.Errorf("team.delete %s: %+v (present %v), want the old value and no new one", f, c, ok)
 			}
+		}
+	})
+}
+
+// ledgerUnread is a store whose credit ledger settles and closes accounts
+// but cannot be read.
+type ledgerUnread struct {
+	authz.Store
+	limit.Ledger
+}
+
+func (ledgerUnread) Balances(context.Context, []limit.Credits, int64) ([]int64, error) {
+	return nil, fmt.Errorf("reading credits: %w", authz.ErrUnavailable)
+}
+
+// TestCreditsUnreadAfterWrite: when the ledger cannot be read right after
+// a write committed, the write's answer still comes, with the credits as
+// set: a new key's secret is not lost to a failed read of its balance.
+// Reads of the credits report the outage.
+func TestCreditsUnreadAfterWrite(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		st := open(t)
+		l, ok := st.(limit.Ledger)
+		if !ok {
+			t.Skip("the store keeps no credit ledger")
+		}
+		e := newEnv(t, ledgerUnread{st, l})
+		ctx := e.ctx
+		cu, err := e.svc.CreateUser(ctx, e.root, "acme", authz.NewUser{
+			Username: "station", Kind: authz.KindAPI, Role: authz.RoleAPIUser, IssueKey: true,
+			Credits: setCredits(50, nil).Value,
+		})
+		if err != nil || cu.Key == "" || cu.Credits == nil || cu.Credits.Remaining != 50 {
+			t.Fatalf("CreateUser: %+v, %v; want the key and 50 credits", cu, err)
+		}
+		k, err := e.svc.CreateKey(ctx, e.root, "acme", cu.ID, authz.NewKey{Name: "k2", Credits: setCredits(7, nil).Value})
+		if err != nil || k.Secret == "" || k.Credits == nil || k.Credits.Remaining != 7 {
+			t.Fatalf("CreateKey: %+v, %v; want the secret and 7 credits", k, err)
+		}
+		rk, err := e.svc.RegenerateKey(ctx, e.root, "acme", cu.ID, k.ID, 0)
+		if err != nil || rk.Secret == "" {
+			t.Fatalf("RegenerateKey: %+v, %v; want the new secret", rk, err)
+		}
+		if _, err := e.svc.UpdateKey(ctx, e.root, "acme", cu.ID, rk.ID, authz.KeyPatch{Credits: setCredits(9, nil)}); err != nil {
+			t.Errorf("UpdateKey: %v", err)
+		}
+		if _, err := e.svc.UpdateUser(ctx, e.root, "acme", cu.ID, authz.UserPatch{Credits: setCredits(60, nil)}, nil); err != nil {
+			t.Errorf("UpdateUser: %v", err)
+		}
+		if _, err := e.svc.GetKey(ctx, e.root, "acme", cu.ID, rk.ID); !errors.Is(err, authz.ErrUnavailable) {
+			t.Errorf("GetKey with the ledger unread: %v, want ErrUnavailable", err)
 		}
 	})
 }

@@ -262,9 +262,7 @@ func (s *Service) CreateUser(ctx context.Context, actor *Principal, ws string, i
 	}
 	s.changed(Change{Workspace: ws, Users: []string{nu.user.ID}})
 	out := nu.created(s, actor)
-	if err := s.fillCredits(ctx, ws, out.Credits); err != nil {
-		return nil, err
-	}
+	s.fillCreditsAfter(ctx, ws, out.Credits)
 	return out, nil
 }
 
@@ -589,9 +587,7 @@ func (s *Service) UpdateUser(ctx context.Context, actor *Principal, ws, id strin
 	}
 	s.dropCredits(ctx, ws, dropped)
 	redact(actor, u, manages)
-	if err := s.fillCredits(ctx, ws, u.Credits); err != nil {
-		return nil, err
-	}
+	s.fillCreditsAfter(ctx, ws, u.Credits)
 	return u, nil
 }
 
@@ -757,9 +753,7 @@ func (s *Service) SetStatus(ctx context.Context, actor *Principal, ws, id string
 	// authorised ends with its status, since every console request
 	// picks an active membership anew (Acting).
 	redact(actor, u, manages)
-	if err := s.fillCredits(ctx, ws, u.Credits); err != nil {
-		return nil, err
-	}
+	s.fillCreditsAfter(ctx, ws, u.Credits)
 	return u, nil
 }
 
