@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apiusers/apiusers/authz/audit"
+	"github.com/apiusers/apiusers/authz/ids"
 	"github.com/apiusers/apiusers/authz/limit"
 )
 
@@ -81,8 +82,10 @@ type Credits struct {
 	RefillsAt *time.Time `json:"refills_at,omitempty"`
 
 	// The setting: which one (serial), when, and the ledger account it
-	// spends from (the key's or user's id; a regenerated key's keeps
-	// the old key's, so both spend from one account during the grace).
+	// spends from (the key's or user's id when made with it, that id and
+	// a random suffix when set on one that had none, as after a removal;
+	// a regenerated key's keeps the old key's, so both spend from one
+	// account during the grace).
 	serial  int64
 	setAt   time.Time
 	account string
@@ -309,6 +312,15 @@ func applyLimits(rl Optional[RateLimit], cr Optional[SetCredits], rate **RateLim
 			c, err := newCredits("credits", cr.Value, *credits, owner, now)
 			if err != nil {
 				return "", err
+			}
+			if *credits == nil {
+				// A new account, not the owner's: credits removed before
+				// closed theirs in the ledger (DropCredits), and a
+				// setting whose serial is not above the closed one's (an
+				// admin instance whose clock is behind, or the same
+				// microsecond) would find it closed; so would one a late
+				// DropCredits of the removal reached.
+				c.account = ids.New(owner+".", now)
 			}
 			*credits = c
 		}

@@ -697,3 +697,55 @@ func TestCreditsUnreadAfterWrite(t *testing.T) {
 		}
 	})
 }
+
+// TestCreditsRemovedAndSetAgain: credits removed and set again spend as
+// set, also when the new setting's clock is not past the old one's (the
+// same microsecond, or an admin instance whose clock is behind): the
+// ledger's closed account of the old setting is not the new one's.
+func TestCreditsRemovedAndSetAgain(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(t *testing.T) authz.Store) {
+		for _, of := range []string{"key", "user"} {
+			t.Run(of, func(t *testing.T) {
+				e, st, cu := stationWithCredits(t, open)
+				ctx := e.ctx
+				plain, err := e.svc.CreateKey(ctx, e.root, "acme", cu.ID, authz.NewKey{Name: "plain"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				kid := cu.KeyID
+				set := func(cr authz.Optional[authz.SetCredits]) {
+					t.Helper()
+					if of == "key" {
+						_, err = e.svc.UpdateKey(ctx, e.root, "acme", cu.ID, cu.KeyID, authz.KeyPatch{Credits: cr})
+					} else {
+						kid = plain.ID // spends the user's credits
+						_, err = e.svc.UpdateUser(ctx, e.root, "acme", cu.ID, authz.UserPatch{Credits: cr}, nil)
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+				spend := func(n int) (allowed int) {
+					_, c := e.auth(cu.Key).CallerLimits(kid)
+					eng := limit.NewEngine(limit.EngineConfig{Ledger: st.(limit.Ledger), Now: e.Now})
+					defer eng.Close()
+					for range n {
+						if eng.Spend(ctx, c, 1, e.Now().UnixNano()).Allowed {
+							allowed++
+						}
+					}
+					return allowed
+				}
+				set(setCredits(100, nil))
+				if got := spend(10); got != 10 {
+					t.Fatalf("spent %d of 10", got)
+				}
+				set(authz.Optional[authz.SetCredits]{Set: true})
+				set(setCredits(50, nil))
+				if got := spend(60); got != 50 {
+					t.Errorf("credits removed and set to 50 again: spent %d, want 50", got)
+				}
+			})
+		}
+	})
+}
