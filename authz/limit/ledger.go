@@ -166,13 +166,16 @@ func (st *LedgerState) Outstanding() int64 {
 //     ledger's epoch and granted nothing.
 func Apply(st *LedgerState, s *Settlement) *LedgerState {
 	closed := st.closedTo(s.Serial) // grant nothing, refill nothing
-	if st == nil || st.Serial < s.Serial {
-		if st == nil {
-			st = &LedgerState{}
-		}
-		if st.Holders == nil {
-			st.Holders = map[string]*Holding{}
-		}
+	unseen := st == nil
+	if unseen {
+		st = &LedgerState{}
+	}
+	if st.Holders == nil {
+		// Also an account kept with no holder (all written off), which
+		// the file store's JSON reads back without the map.
+		st.Holders = map[string]*Holding{}
+	}
+	if unseen || st.Serial < s.Serial {
 		var held int64
 		for id, h := range st.Holders {
 			if h.Serial == st.Serial && h.Period == st.Period {

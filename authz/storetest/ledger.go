@@ -110,6 +110,29 @@ func RunLedger(t *testing.T, open func(t *testing.T) authz.Store) {
 		}
 	})
 
+	t.Run("an account left with no holders", func(t *testing.T) {
+		// An instance whose records are a setting behind settles after
+		// every holder went silent for the hold TTL: they are written
+		// off, and the account is kept with no holder at all. The next
+		// settlement of the current setting is granted as Apply says.
+		l := ledger(t)
+		c := limit.Credits{Workspace: "acme", ID: "key_w", Serial: 2, Set: 20, SetAt: t0}
+		old := c
+		old.Serial = 1
+		for _, s := range []limit.Settlement{
+			{Credits: c, Instance: "i1", Want: 5, Now: t0},
+			{Credits: old, Instance: "i2", Want: 5, Now: t0 + int64(limit.HoldTTL+time.Second)},
+			{Credits: c, Instance: "i3", Want: 5, Now: t0 + int64(limit.HoldTTL+time.Second)},
+		} {
+			if err := l.Settle(ctx, []*limit.Settlement{&s}); err != nil || !s.Done {
+				t.Fatalf("%+v: %v", s, err)
+			}
+			if s.Instance == "i3" && (s.Granted != 5 || s.Balance != 10 || s.Outstanding != 5) {
+				t.Errorf("after the write-off: %+v, want 5 granted, 10 left, 5 outstanding", s)
+			}
+		}
+	})
+
 	t.Run("random settlements as Apply says", func(t *testing.T) {
 		l := ledger(t)
 		rng := rand.New(rand.NewPCG(3, 4))
