@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -236,19 +235,11 @@ func (s *Service) redactAudit(ctx context.Context, actor *Principal, ws string, 
 				show[target] = false
 				continue
 			}
-			u, err := getUser(tx, ws, target)
-			if errors.Is(err, ErrNotFound) {
-				show[target] = actor.Everywhere
-				continue
-			}
+			may, found, err := mayManageID(tx, actor, ws, target, memo)
 			if err != nil {
 				return err
 			}
-			sj, err := subjectOf(tx, u, memo)
-			if err != nil {
-				return err
-			}
-			show[target] = mayManage(actor, sj)
+			show[target] = may || !found && actor.Everywhere
 		}
 		return nil
 	})

@@ -504,18 +504,11 @@ func checkTeamLimit(tx Tx, actor *Principal, t *Team) error {
 	}
 	memo := teamMemo{}
 	for _, uid := range t.Members {
-		u, err := getUser(tx, t.Workspace, uid)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
+		may, found, err := mayManageID(tx, actor, t.Workspace, uid, memo)
 		if err != nil {
 			return err
 		}
-		sj, err := subjectOf(tx, u, memo)
-		if err != nil {
-			return err
-		}
-		if !mayManage(actor, sj) {
+		if found && !may {
 			return forbidden("setting the rate limit of team %s needs the right to manage every member: the caller may not manage user %s", t.ID, uid)
 		}
 	}

@@ -582,16 +582,7 @@ func TestCreditsClosedWithTheirKey(t *testing.T) {
 				e, st, cu := stationWithCredits(t, open)
 				ctx := e.ctx
 				_, kc := e.auth(cu.Key).CallerLimits(cu.KeyID) // the stale instance's records
-				spend := func(n int) (allowed int) {
-					eng := limit.NewEngine(limit.EngineConfig{Ledger: st.(limit.Ledger), Now: e.Now})
-					defer eng.Close()
-					for range n {
-						if eng.Spend(ctx, kc, 1, e.Now().UnixNano()).Allowed {
-							allowed++
-						}
-					}
-					return allowed
-				}
+				spend := func(n int) int { return spendThrough(e, st, kc, n) }
 				if got := spend(60); got != 60 {
 					t.Fatalf("spent %d of 60", got)
 				}
@@ -725,16 +716,9 @@ func TestCreditsRemovedAndSetAgain(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				spend := func(n int) (allowed int) {
+				spend := func(n int) int {
 					_, c := e.auth(cu.Key).CallerLimits(kid)
-					eng := limit.NewEngine(limit.EngineConfig{Ledger: st.(limit.Ledger), Now: e.Now})
-					defer eng.Close()
-					for range n {
-						if eng.Spend(ctx, c, 1, e.Now().UnixNano()).Allowed {
-							allowed++
-						}
-					}
-					return allowed
+					return spendThrough(e, st, c, n)
 				}
 				set(setCredits(100, nil))
 				if got := spend(10); got != 10 {
@@ -748,4 +732,18 @@ func TestCreditsRemovedAndSetAgain(t *testing.T) {
 			})
 		}
 	})
+}
+
+// spendThrough spends one credit of c n times through an instance of its
+// own (an engine on st's ledger, closed after), and returns how many it
+// allowed.
+func spendThrough(e *env, st authz.Store, c *limit.Credits, n int) (allowed int) {
+	eng := limit.NewEngine(limit.EngineConfig{Ledger: st.(limit.Ledger), Now: e.Now})
+	defer eng.Close()
+	for range n {
+		if eng.Spend(e.ctx, c, 1, e.Now().UnixNano()).Allowed {
+			allowed++
+		}
+	}
+	return allowed
 }

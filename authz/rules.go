@@ -72,6 +72,24 @@ type subject struct {
 // teamMemo keeps the teams one transaction has read, by id (nil: missing).
 type teamMemo map[string]*Team
 
+// mayManageID reports whether actor may manage user uid of workspace ws,
+// read in tx; found is false when there is no such user (and may then
+// false too). memo may be nil.
+func mayManageID(tx Tx, actor *Principal, ws, uid string, memo teamMemo) (may, found bool, err error) {
+	u, err := getUser(tx, ws, uid)
+	if errors.Is(err, ErrNotFound) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	sj, err := subjectOf(tx, u, memo)
+	if err != nil {
+		return false, true, err
+	}
+	return mayManage(actor, sj), true, nil
+}
+
 // subjectOf returns u with its rights beyond its role, reading its teams in
 // tx (missing teams give nothing). memo may be nil.
 func subjectOf(tx Tx, u *User, memo teamMemo) (*subject, error) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
 	"github.com/apiusers/apiusers/internal/apitest"
+	"github.com/apiusers/apiusers/internal/goroutines"
 )
 
 // No goroutine, file descriptor or Redis connection is left behind by
@@ -102,17 +103,8 @@ func (s leakSample) String() string {
 // of the plugin or of the library it starts goroutines in (go-redis), the
 // test's own excepted.
 func leakPluginGoroutines() []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
+	for _, g := range goroutines.Stacks() {
 		if strings.Contains(g, "_test.go:") || strings.Contains(g, "/redistest.") {
 			continue
 		}

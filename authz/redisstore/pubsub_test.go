@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"errors"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/apiusers/apiusers/authz"
 	"github.com/apiusers/apiusers/authz/redisstore/redistest"
+	"github.com/apiusers/apiusers/internal/goroutines"
 )
 
 // subscriber runs Subscribe on s in the background and records what it
@@ -196,8 +196,7 @@ func TestSubscribeReleasesEverything(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines of the store and its client after 5 canceled subscriptions, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+			t.Fatalf("%d goroutines of the store and its client after 5 canceled subscriptions, %d before:\n%s", n, before, strings.Join(goroutines.Stacks(), "\n\n"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -207,17 +206,8 @@ func TestSubscribeReleasesEverything(t *testing.T) {
 // or of this package's Store (a subscription's, or the test's own
 // subscriber's), whatever else the process runs.
 func storeGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
+	for _, g := range goroutines.Stacks() {
 		if strings.Contains(g, "github.com/redis/go-redis/") ||
 			strings.Contains(g, "redisstore.(*Store).") ||
 			strings.Contains(g, "redisstore.subscribe.") {
