@@ -314,12 +314,12 @@ func applyLimits(rl Optional[RateLimit], cr Optional[SetCredits], rate **RateLim
 				return "", err
 			}
 			if *credits == nil {
-				// A new account, not the owner's: credits removed before
-				// closed theirs in the ledger (DropCredits), and a
-				// setting whose serial is not above the closed one's (an
-				// admin instance whose clock is behind, or the same
-				// microsecond) would find it closed; so would one a late
-				// DropCredits of the removal reached.
+				// A new account, not the owner's id: removing earlier
+				// credits closed that one in the ledger (DropCredits),
+				// and a setting whose serial is not above the closed
+				// one's (an admin instance whose clock is behind, or the
+				// same microsecond) would find it closed, as would one
+				// that a late DropCredits of the removal reached.
 				c.account = ids.New(owner+".", now)
 			}
 			*credits = c

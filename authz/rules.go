@@ -73,7 +73,7 @@ type subject struct {
 type teamMemo map[string]*Team
 
 // mayManageID reports whether actor may manage user uid of workspace ws,
-// read in tx; found is false when there is no such user (and may then
+// read in tx; found is false when there is no such user (may is then
 // false too). memo may be nil.
 func mayManageID(tx Tx, actor *Principal, ws, uid string, memo teamMemo) (may, found bool, err error) {
 	u, err := getUser(tx, ws, uid)
