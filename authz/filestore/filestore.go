@@ -5,10 +5,12 @@
 // the global workspace "" uses the bucket "_", which no workspace id can
 // match (ids match ^[a-z0-9][a-z0-9-]{0,62}$). Inside a workspace bucket,
 // every collection is a nested bucket named after the collection, holding
-// id -> value. Names starting with '_' are the store's own: API messages
-// live in "_messages" (see messages.go). A user's keys bucket holds the use
-// records of its credentials too (authz.UseID); Touch writes a batch of
-// them in one transaction without decoding a record (touch.go).
+// id -> value, but for the users' keys collections: a user's credentials
+// (keys, session tokens and the use records of both, authz.UseID) live in
+// the users bucket beside the user record (creds.go), so that a principal
+// is one read of one place. Names starting with '_' are the store's own:
+// API messages live in "_messages" (see messages.go). Touch writes a batch
+// of use records in one transaction without decoding a record (touch.go).
 package filestore
 
 import (
@@ -18,6 +20,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/apiusers/apiusers/authz"
@@ -64,6 +67,10 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening store file %s: %w", path, err)
+	}
+	if _, err := migrate(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store file %s: %w", path, err)
 	}
 	return &Store{db: db, path: path, now: time.Now}, nil
 }
@@ -141,16 +148,25 @@ var (
 	teamsBucket = []byte(authz.CollTeams)
 )
 
-// loadPrincipal is LoadPrincipal inside its transaction.
+// loadPrincipal is LoadPrincipal inside its transaction: one descent to
+// the user, then its credentials, which follow it in the users bucket.
 func loadPrincipal(btx *bbolt.Tx, ws, userID string) (*authz.PrincipalRecord, error) {
 	var name [96]byte // bucket names and keys, on the stack
 	wsb := btx.Bucket(append(name[:0], bucketName(ws)...))
-	var user []byte
+	var ub *bbolt.Bucket
 	if wsb != nil {
-		user = getKey(wsb.Bucket(usersBucket), append(name[:0], userID...))
+		ub = wsb.Bucket(usersBucket)
 	}
-	if user == nil || userID == "" {
-		return nil, fmt.Errorf("loading principal %s in workspace %q: %w", userID, ws, authz.ErrNotFound)
+	notFound := func() error {
+		return fmt.Errorf("loading principal %s in workspace %q: %w", userID, ws, authz.ErrNotFound)
+	}
+	if ub == nil || userID == "" || strings.Contains(userID, credSep) {
+		return nil, notFound()
+	}
+	c := ub.Cursor()
+	k, user := c.Seek(append(name[:0], userID...))
+	if k == nil || string(k) != userID || user == nil {
+		return nil, notFound()
 	}
 	teams, err := authz.UserRecordTeams(user)
 	if err != nil {
@@ -160,9 +176,9 @@ func loadPrincipal(btx *bbolt.Tx, ws, userID string) (*authz.PrincipalRecord, er
 	// then the teams.
 	var held [24][]byte
 	parts := append(held[:0], user)
-	if kb := wsb.Bucket(append(append(name[:0], authz.KeysCollection(ws, "").Name...), userID...)); kb != nil {
-		c := kb.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
+	if strings.IndexByte(userID, 0) < 0 {
+		pfx := credKey(name[:0], userID, "")
+		for k, v := c.Next(); k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
 			parts = append(parts, v)
 		}
 	}
@@ -255,7 +271,11 @@ func (t *tx) Get(c authz.Collection, id string) ([]byte, error) {
 	if err := t.check(c); err != nil {
 		return nil, err
 	}
-	v := get(t.btx.Bucket(bucketName(t.ws)), c.Name, id)
+	name, key, err := t.where(c, id)
+	if err != nil {
+		return nil, err
+	}
+	v := get(t.btx.Bucket(bucketName(t.ws)), name, key)
 	if v == nil {
 		return nil, fmt.Errorf("record %s/%s in workspace %q: %w", c.Name, id, t.ws, authz.ErrNotFound)
 	}
@@ -273,17 +293,24 @@ func (t *tx) Put(c authz.Collection, id string, value []byte) error {
 	if !t.btx.Writable() {
 		return fmt.Errorf("putting %s/%s: %w", c.Name, id, berrors.ErrTxNotWritable)
 	}
+	name, key, err := t.where(c, id)
+	if err != nil {
+		return err
+	}
+	if name == authz.CollUsers && strings.Contains(id, credSep) {
+		return fmt.Errorf("putting %s/%q: a user id may not hold two zero bytes in a row: %w", c.Name, id, authz.ErrInvalid)
+	}
 	wsb, err := t.btx.CreateBucketIfNotExists(bucketName(t.ws))
 	if err != nil {
 		return fmt.Errorf("creating bucket of workspace %q: %w", t.ws, err)
 	}
-	cb, err := wsb.CreateBucketIfNotExists([]byte(c.Name))
+	cb, err := wsb.CreateBucketIfNotExists([]byte(name))
 	if err != nil {
-		return fmt.Errorf("creating bucket of collection %s: %w", c.Name, err)
+		return fmt.Errorf("creating bucket of collection %s: %w", name, err)
 	}
 	// bbolt keeps references to key and value until commit: hand it copies
 	// the caller cannot change.
-	if err := cb.Put([]byte(id), clone(value)); err != nil {
+	if err := cb.Put([]byte(key), clone(value)); err != nil {
 		if errors.Is(err, berrors.ErrKeyTooLarge) || errors.Is(err, berrors.ErrValueTooLarge) {
 			err = fmt.Errorf("%w: %w", authz.ErrInvalid, err)
 		}
@@ -300,11 +327,15 @@ func (t *tx) Delete(c authz.Collection, id string) error {
 	if !t.btx.Writable() {
 		return fmt.Errorf("deleting %s/%s: %w", c.Name, id, berrors.ErrTxNotWritable)
 	}
-	cb := bucket(t.btx.Bucket(bucketName(t.ws)), c.Name)
-	if cb == nil || id == "" {
+	name, key, err := t.where(c, id)
+	if err != nil {
+		return err
+	}
+	cb := bucket(t.btx.Bucket(bucketName(t.ws)), name)
+	if cb == nil || key == "" {
 		return nil
 	}
-	if err := cb.Delete([]byte(id)); err != nil {
+	if err := cb.Delete([]byte(key)); err != nil {
 		return fmt.Errorf("deleting %s/%s: %w", c.Name, id, err)
 	}
 	return nil
@@ -322,6 +353,18 @@ func (t *tx) Drop(c authz.Collection) error {
 	if wsb == nil {
 		return nil
 	}
+	if userID, ok := credsOf(c); ok {
+		if err := checkCreds(c, userID); err != nil {
+			return err
+		}
+		return dropCreds(wsb.Bucket(usersBucket), userID)
+	}
+	if c.Name == authz.CollUsers {
+		if ub := wsb.Bucket(usersBucket); ub != nil {
+			return dropUsers(ub)
+		}
+		return nil
+	}
 	err := wsb.DeleteBucket([]byte(c.Name))
 	if err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 		return fmt.Errorf("dropping %s: %w", c.Name, err)
@@ -330,21 +373,30 @@ func (t *tx) Drop(c authz.Collection) error {
 }
 
 // Scan seeks the cursor to the first candidate and walks at most limit
-// entries forward, so it costs O(limit), not O(collection).
+// entries forward, so it costs O(limit), not O(collection). (In the users
+// collection it also walks past the credentials of the users it returns.)
 func (t *tx) Scan(c authz.Collection, prefix, after string, limit int) ([]authz.Entry, error) {
 	if err := t.check(c); err != nil {
 		return nil, err
 	}
-	cb := bucket(t.btx.Bucket(bucketName(t.ws)), c.Name)
+	name, base := c.Name, ""
+	if userID, ok := credsOf(c); ok {
+		if err := checkCreds(c, userID); err != nil {
+			return nil, err
+		}
+		name, base = authz.CollUsers, string(credKey(nil, userID, ""))
+	}
+	users := name == authz.CollUsers && base == ""
+	cb := bucket(t.btx.Bucket(bucketName(t.ws)), name)
 	if cb == nil {
 		return nil, nil
 	}
 	cur := cb.Cursor()
-	pfx := []byte(prefix)
+	pfx := []byte(base + prefix)
 	var k, v []byte
 	if after != "" && after >= prefix {
-		k, v = cur.Seek([]byte(after))
-		if k != nil && string(k) == after {
+		k, v = cur.Seek([]byte(base + after))
+		if k != nil && string(k) == base+after {
 			k, v = cur.Next()
 		}
 	} else {
@@ -352,12 +404,33 @@ func (t *tx) Scan(c authz.Collection, prefix, after string, limit int) ([]authz.
 	}
 	var out []authz.Entry
 	for ; k != nil && bytes.HasPrefix(k, pfx); k, v = cur.Next() {
+		if users && isCred(k) {
+			continue
+		}
 		if limit > 0 && len(out) >= limit {
 			break
 		}
-		out = append(out, authz.Entry{ID: string(k), Value: clone(v)})
+		out = append(out, authz.Entry{ID: string(k[len(base):]), Value: clone(v)})
 	}
 	return out, nil
+}
+
+// where returns the bucket of collection c and the key of its record id
+// there (see creds.go).
+func (t *tx) where(c authz.Collection, id string) (bucketName, key string, err error) {
+	if userID, ok := credsOf(c); ok {
+		if err := checkCreds(c, userID); err != nil {
+			return "", "", err
+		}
+		if id == "" {
+			return authz.CollUsers, "", nil
+		}
+		return authz.CollUsers, string(credKey(nil, userID, id)), nil
+	}
+	if c.Name == authz.CollUsers && strings.Contains(id, credSep) {
+		return c.Name, "", nil // no user has such an id
+	}
+	return c.Name, id, nil
 }
 
 func checkWorkspace(ws string) error {

@@ -1,8 +1,10 @@
 package filestore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/apiusers/apiusers/authz"
 )
@@ -21,21 +23,24 @@ func (s *Store) Touch(ctx context.Context, ts []authz.Touch) error {
 	}
 	return s.Update(ctx, "", func(at authz.Tx) error {
 		btx := at.(*tx).btx
+		var buf [128]byte
 		for _, t := range ts {
-			kb := bucket(btx.Bucket(bucketName(t.Workspace)), authz.KeysCollection(t.Workspace, t.User).Name)
-			if kb == nil || t.ID == "" {
+			ub := bucket(btx.Bucket(bucketName(t.Workspace)), authz.CollUsers)
+			if ub == nil || t.ID == "" || strings.IndexByte(t.User, 0) >= 0 {
 				continue
 			}
-			if k, _ := kb.Cursor().Seek([]byte(t.ID)); k == nil || string(k) != t.ID {
+			c := ub.Cursor()
+			cred := credKey(buf[:0], t.User, t.ID)
+			if k, _ := c.Seek(cred); k == nil || !bytes.Equal(k, cred) {
 				continue // no such credential: do not bring it back
 			}
-			uid := []byte(authz.UseID(t.ID))
-			if old := kb.Get(uid); old != nil {
+			uid := credKey(nil, t.User, authz.UseID(t.ID))
+			if k, old := c.Seek(uid); k != nil && bytes.Equal(k, uid) {
 				if cred, last, ok := authz.ParseUse(old); ok && string(cred) == t.ID && last >= t.At {
 					continue
 				}
 			}
-			if err := kb.Put(uid, authz.UseValue(t.ID, t.At)); err != nil {
+			if err := ub.Put(uid, authz.UseValue(t.ID, t.At)); err != nil {
 				return fmt.Errorf("recording the use of %s: %w", t.ID, err)
 			}
 		}

@@ -1,0 +1,167 @@
+package filestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/apiusers/apiusers/authz"
+	"go.etcd.io/bbolt"
+)
+
+// TestMigrateKeysBuckets opens a file of the layout before credentials
+// lived beside their users (a bucket keys:<user id> per user, in the
+// workspace bucket), with more buckets than one migration transaction
+// moves: every record is where the domain looks for it, the principal
+// loads with its keys and use records, and no keys bucket is left.
+func TestMigrateKeysBuckets(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := migrateBatch + 300
+	err = db.Update(func(btx *bbolt.Tx) error {
+		wsb, err := btx.CreateBucket([]byte("acme"))
+		if err != nil {
+			return err
+		}
+		ub, err := wsb.CreateBucket(usersBucket)
+		if err != nil {
+			return err
+		}
+		for i := range n {
+			uid := fmt.Sprintf("usr_%05d", i)
+			if err := ub.Put([]byte(uid), []byte(`{"id":"`+uid+`"}`)); err != nil {
+				return err
+			}
+			kb, err := wsb.CreateBucket([]byte("keys:" + uid))
+			if err != nil {
+				return err
+			}
+			kid := fmt.Sprintf("key_%05d", i)
+			if err := kb.Put([]byte(kid), []byte(`{"id":"`+kid+`"}`)); err != nil {
+				return err
+			}
+			if err := kb.Put([]byte(authz.UseID(kid)), authz.UseValue(kid, int64(1000+i))); err != nil {
+				return err
+			}
+		}
+		// A member's sessions, with no user record.
+		kb, err := wsb.CreateBucket([]byte("keys:mem_1"))
+		if err != nil {
+			return err
+		}
+		return kb.Put([]byte("ses_1"), []byte(`{"id":"ses_1"}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for _, i := range []int{0, 1, migrateBatch - 1, migrateBatch, n - 1} {
+		uid, kid := fmt.Sprintf("usr_%05d", i), fmt.Sprintf("key_%05d", i)
+		rec, err := s.LoadPrincipal(ctx, "acme", uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Keys) != 2 || string(rec.Keys[0]) != `{"id":"`+kid+`"}` || string(rec.Keys[1]) != string(authz.UseValue(kid, int64(1000+i))) {
+			t.Fatalf("principal %s after the migration: keys %q", uid, rec.Keys)
+		}
+	}
+	err = s.View(ctx, "acme", func(tx authz.Tx) error {
+		es, err := tx.Scan(authz.KeysCollection("acme", "mem_1"), "", "", 0)
+		if err != nil || len(es) != 1 || es[0].ID != "ses_1" {
+			return fmt.Errorf("the member's sessions: %v %v", es, err)
+		}
+		us, err := tx.Scan(authz.Collection{Workspace: "acme", Name: authz.CollUsers}, "", "", 0)
+		if err != nil || len(us) != n {
+			return fmt.Errorf("users after the migration: %d, %v; want %d", len(us), err, n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.db.View(func(btx *bbolt.Tx) error {
+		return btx.Bucket([]byte("acme")).ForEachBucket(func(k []byte) error {
+			if string(k) != authz.CollUsers {
+				return fmt.Errorf("bucket %q left after the migration", k)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCredsBesideUsers: the users collection and the keys collections
+// share a bucket and stay collections apart, and what the layout cannot
+// hold is refused rather than mixed up.
+func TestCredsBesideUsers(t *testing.T) {
+	t.Parallel()
+	s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	keys := authz.KeysCollection("acme", "usr_1")
+	err = s.Update(ctx, "acme", func(tx authz.Tx) error {
+		for _, id := range []string{"usr_0", "usr_1", "usr_10"} {
+			if err := tx.Put(users, id, []byte(id)); err != nil {
+				return err
+			}
+		}
+		return tx.Put(keys, "key_a", []byte("a"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, "acme", func(tx authz.Tx) error {
+		if err := tx.Put(users, "usr_1"+credSep+"key_a", []byte("x")); !errors.Is(err, authz.ErrInvalid) {
+			return fmt.Errorf("a user id holding the separator: %v, want ErrInvalid", err)
+		}
+		if err := tx.Put(authz.KeysCollection("acme", "usr\x001"), "key_a", []byte("x")); !errors.Is(err, authz.ErrInvalid) {
+			return fmt.Errorf("keys of a user id with a zero byte: %v, want ErrInvalid", err)
+		}
+		if _, err := tx.Get(users, "usr_1"+credSep+"key_a"); !errors.Is(err, authz.ErrNotFound) {
+			return fmt.Errorf("a credential read as a user: %v, want ErrNotFound", err)
+		}
+		us, err := tx.Scan(users, "usr_1", "", 0)
+		if err != nil || len(us) != 2 || us[0].ID != "usr_1" || us[1].ID != "usr_10" {
+			return fmt.Errorf("users from usr_1: %v %v", us, err)
+		}
+		us, err = tx.Scan(users, "", "usr_1", 1)
+		if err != nil || len(us) != 1 || us[0].ID != "usr_10" {
+			return fmt.Errorf("the user after usr_1: %v %v", us, err)
+		}
+		return tx.Drop(users)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(ctx, "acme", func(tx authz.Tx) error {
+		us, err := tx.Scan(users, "", "", 0)
+		if err != nil || len(us) != 0 {
+			return fmt.Errorf("users after dropping them: %v %v", us, err)
+		}
+		if v, err := tx.Get(keys, "key_a"); err != nil || string(v) != "a" {
+			return fmt.Errorf("a key after its users were dropped: %q %v", v, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
