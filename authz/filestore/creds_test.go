@@ -123,10 +123,22 @@ func TestCredsBesideUsers(t *testing.T) {
 				return err
 			}
 		}
+		// A user id extending usr_1 with a zero byte sorts between usr_1
+		// and its credentials.
+		if err := tx.Put(users, "usr_1\x00", []byte(`{"id":"usr_1\u0000"}`)); err != nil {
+			return err
+		}
+		if err := tx.Put(users, "usr_1", []byte(`{"id":"usr_1"}`)); err != nil {
+			return err
+		}
 		return tx.Put(keys, "key_a", []byte("a"))
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	rec, err := s.LoadPrincipal(ctx, "acme", "usr_1")
+	if err != nil || len(rec.Keys) != 1 || string(rec.Keys[0]) != "a" {
+		t.Fatalf("LoadPrincipal(usr_1) = %+v, %v; want its one key", rec, err)
 	}
 	err = s.Update(ctx, "acme", func(tx authz.Tx) error {
 		if err := tx.Put(users, "usr_1"+credSep+"key_a", []byte("x")); !errors.Is(err, authz.ErrInvalid) {
@@ -139,10 +151,10 @@ func TestCredsBesideUsers(t *testing.T) {
 			return fmt.Errorf("a credential read as a user: %v, want ErrNotFound", err)
 		}
 		us, err := tx.Scan(users, "usr_1", "", 0)
-		if err != nil || len(us) != 2 || us[0].ID != "usr_1" || us[1].ID != "usr_10" {
+		if err != nil || len(us) != 3 || us[0].ID != "usr_1" || us[1].ID != "usr_1\x00" || us[2].ID != "usr_10" {
 			return fmt.Errorf("users from usr_1: %v %v", us, err)
 		}
-		us, err = tx.Scan(users, "", "usr_1", 1)
+		us, err = tx.Scan(users, "", "usr_1\x00", 1)
 		if err != nil || len(us) != 1 || us[0].ID != "usr_10" {
 			return fmt.Errorf("the user after usr_1: %v %v", us, err)
 		}

@@ -178,7 +178,13 @@ func loadPrincipal(btx *bbolt.Tx, ws, userID string) (*authz.PrincipalRecord, er
 	parts := append(held[:0], user)
 	if strings.IndexByte(userID, 0) < 0 {
 		pfx := credKey(name[:0], userID, "")
-		for k, v := c.Next(); k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
+		k, v := c.Next()
+		if k != nil && bytes.Compare(k, pfx) < 0 {
+			// A user id that extends this one with a zero byte sorts
+			// between the user and its credentials.
+			k, v = c.Seek(pfx)
+		}
+		for ; k != nil && bytes.HasPrefix(k, pfx); k, v = c.Next() {
 			parts = append(parts, v)
 		}
 	}
