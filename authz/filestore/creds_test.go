@@ -177,3 +177,46 @@ func TestCredsBesideUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCredentialIDWithSeparator: only a user id may not hold credSep; a
+// credential id may, like any id of any other collection (the first credSep
+// of a key ends its user id), and stays a credential of its user.
+func TestCredentialIDWithSeparator(t *testing.T) {
+	t.Parallel()
+	s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	keys := authz.KeysCollection("acme", "usr_1")
+	id := "key_a" + credSep + "b"
+	err = s.Update(ctx, "acme", func(tx authz.Tx) error {
+		if err := tx.Put(users, "usr_1", []byte(`{"id":"usr_1"}`)); err != nil {
+			return err
+		}
+		return tx.Put(keys, id, []byte("a"))
+	})
+	if err != nil {
+		t.Fatalf("putting credential %q: %v", id, err)
+	}
+	err = s.View(ctx, "acme", func(tx authz.Tx) error {
+		if v, err := tx.Get(keys, id); err != nil || string(v) != "a" {
+			return fmt.Errorf("Get(%q) = %q, %v", id, v, err)
+		}
+		if es, err := tx.Scan(keys, "key_a", "", 0); err != nil || len(es) != 1 || es[0].ID != id {
+			return fmt.Errorf("Scan of the keys: %v, %v", es, err)
+		}
+		if us, err := tx.Scan(users, "", "", 0); err != nil || len(us) != 1 || us[0].ID != "usr_1" {
+			return fmt.Errorf("Scan of the users: %v, %v", us, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.LoadPrincipal(ctx, "acme", "usr_1")
+	if err != nil || len(rec.Keys) != 1 || string(rec.Keys[0]) != "a" {
+		t.Fatalf("LoadPrincipal(usr_1) = %+v, %v; want its one key", rec, err)
+	}
+}

@@ -303,7 +303,7 @@ func (t *tx) Put(c authz.Collection, id string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	if name == authz.CollUsers && strings.Contains(id, credSep) {
+	if c.Name == authz.CollUsers && strings.Contains(id, credSep) {
 		return fmt.Errorf("putting %s/%q: a user id may not hold two zero bytes in a row: %w", c.Name, id, authz.ErrInvalid)
 	}
 	wsb, err := t.btx.CreateBucketIfNotExists(bucketName(t.ws))
