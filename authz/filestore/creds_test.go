@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apiusers/apiusers/authz"
@@ -218,5 +220,93 @@ func TestCredentialIDWithSeparator(t *testing.T) {
 	rec, err := s.LoadPrincipal(ctx, "acme", "usr_1")
 	if err != nil || len(rec.Keys) != 1 || string(rec.Keys[0]) != "a" {
 		t.Fatalf("LoadPrincipal(usr_1) = %+v, %v; want its one key", rec, err)
+	}
+}
+
+// TestScanBesideCredentials runs the conformance suite's Scan matrix
+// (prefixes, afters, limits over ids that are prefixes of each other and
+// hold bytes 0x00, 0x01, 0xff) on the users collection and on keys
+// collections that share its bucket, each filled with the same ids: no
+// collection sees another's records, and each scans as if alone.
+func TestScanBesideCredentials(t *testing.T) {
+	t.Parallel()
+	s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	idsIn := []string{
+		"a", "a\x00", "a\x00b", "a\x01", "a\x02", "a\x03", "a\x03\x00", "a\x04", "ab", "abc", "abd", "ab\xff", "ab\xff\xff", "ac",
+		"b", "ba", "é", "éa", "日本", "日本語", "\x00", "\x00a", "\x01", "\x03", "\xff", "\xff\xff", "\xff\xfe", "z",
+	}
+	colls := []authz.Collection{users,
+		authz.KeysCollection("acme", "a"), authz.KeysCollection("acme", "ab"),
+		authz.KeysCollection("acme", ""), authz.KeysCollection("acme", "q")}
+	value := func(c authz.Collection, id string) string {
+		if c == users {
+			return `{"id":"` + fmt.Sprintf("%x", id) + `"}`
+		}
+		return c.Name + ":" + id
+	}
+	err = s.Update(ctx, "acme", func(tx authz.Tx) error {
+		for _, id := range idsIn {
+			for _, c := range colls {
+				if err := tx.Put(c, id, []byte(value(c, id))); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted := slices.Clone(idsIn)
+	slices.Sort(sorted)
+	prefixes := []string{"", "a", "a\x00", "a\x00\x00", "a\x03", "ab", "ab\xff", "abc", "b", "é", "\xff", "q", "zz", "\x00"}
+	afters := []string{"", "a", "a\x00", "a\x00\x00", "a\x00\x00z", "a\x02", "a\x03", "aa", "ab", "ab\xff", "abz", "b", "c", "\xff", "\xff\xff\xff", "\x00"}
+	err = s.View(ctx, "acme", func(tx authz.Tx) error {
+		for _, c := range colls {
+			for _, p := range prefixes {
+				for _, a := range afters {
+					for _, l := range []int{0, 1, 2, 3, 100} {
+						var want, got []string
+						for _, id := range sorted {
+							if strings.HasPrefix(id, p) && id > a && (l <= 0 || len(want) < l) {
+								want = append(want, id+"="+value(c, id))
+							}
+						}
+						es, err := tx.Scan(c, p, a, l)
+						if err != nil {
+							return err
+						}
+						for _, e := range es {
+							got = append(got, e.ID+"="+string(e.Value))
+						}
+						if !slices.Equal(got, want) {
+							t.Errorf("%s: Scan(%q, %q, %d)\n got %q\nwant %q", c.Name, p, a, l, got, want)
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range idsIn {
+		rec, err := s.LoadPrincipal(ctx, "acme", id)
+		if err != nil {
+			t.Fatalf("LoadPrincipal(%q): %v", id, err)
+		}
+		want := 0
+		if slices.Contains(colls[1:], authz.KeysCollection("acme", id)) {
+			want = len(idsIn)
+		}
+		if len(rec.Keys) != want {
+			t.Errorf("LoadPrincipal(%q): %d keys, want %d", id, len(rec.Keys), want)
+		}
 	}
 }
