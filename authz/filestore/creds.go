@@ -100,6 +100,9 @@ const migrateBatch = 2000
 // migration cut short leaves every collection in one place or the other,
 // and the next Open goes on with it. It returns how many buckets it moved.
 func migrate(db *bbolt.DB) (int, error) {
+	if old, err := hasKeysBuckets(db); err != nil || !old {
+		return 0, err
+	}
 	moved := 0
 	for {
 		n := 0
@@ -156,4 +159,26 @@ func migrate(db *bbolt.DB) (int, error) {
 			return moved, nil
 		}
 	}
+}
+
+// hasKeysBuckets reports whether the file holds a keys bucket still: a
+// read, so that opening a migrated file writes nothing.
+func hasKeysBuckets(db *bbolt.DB) (bool, error) {
+	found := false
+	err := db.View(func(btx *bbolt.Tx) error {
+		return btx.ForEach(func(_ []byte, wsb *bbolt.Bucket) error {
+			c := wsb.Cursor()
+			for k, v := c.Seek([]byte(keysPrefix)); k != nil && bytes.HasPrefix(k, []byte(keysPrefix)); k, v = c.Next() {
+				if v == nil {
+					found = true
+					return nil
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("looking for keys buckets: %w", err)
+	}
+	return found, nil
 }

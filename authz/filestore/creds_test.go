@@ -69,6 +69,12 @@ func TestMigrateKeysBuckets(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// Opening a migrated file moves nothing and writes nothing.
+	writes := func() int64 { st := s.db.Stats(); return st.TxStats.GetWrite() }
+	before := writes()
+	if moved, err := migrate(s.db); err != nil || moved != 0 || writes() != before {
+		t.Fatalf("migrating again: moved %d, %v, page writes %d → %d", moved, err, before, writes())
+	}
 	ctx := context.Background()
 	for _, i := range []int{0, 1, migrateBatch - 1, migrateBatch, n - 1} {
 		uid, kid := fmt.Sprintf("usr_%05d", i), fmt.Sprintf("key_%05d", i)
