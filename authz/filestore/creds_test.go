@@ -118,12 +118,9 @@ func TestMigrateKeysBuckets(t *testing.T) {
 // hold is refused rather than mixed up.
 func TestCredsBesideUsers(t *testing.T) {
 	t.Parallel()
-	s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	ctx := context.Background()
+	var err error
 	keys := authz.KeysCollection("acme", "usr_1")
 	err = s.Update(ctx, "acme", func(tx authz.Tx) error {
 		for _, id := range []string{"usr_0", "usr_1", "usr_10"} {
@@ -191,12 +188,9 @@ func TestCredsBesideUsers(t *testing.T) {
 // of a key ends its user id), and stays a credential of its user.
 func TestCredentialIDWithSeparator(t *testing.T) {
 	t.Parallel()
-	s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	ctx := context.Background()
+	var err error
 	keys := authz.KeysCollection("acme", "usr_1")
 	id := "key_a" + credSep + "b"
 	err = s.Update(ctx, "acme", func(tx authz.Tx) error {
@@ -236,12 +230,9 @@ func TestCredentialIDWithSeparator(t *testing.T) {
 // collection sees another's records, and each scans as if alone.
 func TestScanBesideCredentials(t *testing.T) {
 	t.Parallel()
-	s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	ctx := context.Background()
+	var err error
 	idsIn := []string{
 		"a", "a\x00", "a\x00b", "a\x01", "a\x02", "a\x03", "a\x03\x00", "a\x04", "ab", "abc", "abd", "ab\xff", "ab\xff\xff", "ac",
 		"b", "ba", "é", "éa", "日本", "日本語", "\x00", "\x00a", "\x01", "\x03", "\xff", "\xff\xff", "\xff\xfe", "z",
@@ -315,4 +306,16 @@ func TestScanBesideCredentials(t *testing.T) {
 			t.Errorf("LoadPrincipal(%q): %d keys, want %d", id, len(rec.Keys), want)
 		}
 	}
+}
+
+// openTemp opens a new store in a temporary directory, closed at the end
+// of the test.
+func openTemp(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "apiusers.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
