@@ -113,7 +113,10 @@ wrk -t1 -c8 -d3s -s bench/keys.lua "http://127.0.0.1:$G/api/ping" -- "$W/warm.tx
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 R0=0
-[ -n "$RPID" ] && R0=$(ticks "$RPID")
+if [ -n "$RPID" ]; then
+	R0=$(ticks "$RPID")
+	redis-cli -p "$RP" CONFIG RESETSTAT >/dev/null
+fi
 wrk -t1 -c32 -d"$((PS + 3))s" -s bench/keys.lua "http://127.0.0.1:$P/api/ping" -- "$W/measured.txt" 1 >"$W/wrk-proxy.txt" &
 WP=$!
 wrk -t1 -c32 -d"$((PS + 3))s" -s bench/keys.lua "http://127.0.0.1:$G/api/ping" -- "$W/measured.txt" 1 >"$W/wrk-gateway.txt" &
@@ -122,7 +125,10 @@ sleep 1
 curl -s -o "$W/cpu.pprof" "http://127.0.0.1:$A/debug/pprof/profile?seconds=$PS"
 wait "$WP" "$WG"
 R1=0
-[ -n "$RPID" ] && R1=$(ticks "$RPID")
+if [ -n "$RPID" ]; then
+	R1=$(ticks "$RPID")
+	redis-cli -p "$RP" INFO commandstats | tr -d '\r' >"$W/commandstats.txt"
+fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 requests() { awk '/requests in/ {print $1}' "$1"; }
 RQP=$(requests "$W/wrk-proxy.txt") RQG=$(requests "$W/wrk-gateway.txt")
@@ -178,6 +184,16 @@ END {
 	if (rt > 0) printf ", %.1f µs with redis-server", extra + over + rt * 10000 / rg
 	printf "\n"
 }'
+if [ -n "$RPID" ]; then
+	# What redis-server spent inside each command (its own accounting,
+	# without the event loop and the system calls around it), per gateway
+	# request; a script's inner commands are counted in their own rows too.
+	echo "redis-server's commands, per gateway request (INFO commandstats):"
+	awk -F'[:,=]' -v rg="$RQG" '/^cmdstat_/ {
+		sub(/^cmdstat_/, "", $1)
+		printf "  %-16s %8.3f calls %8.2f µs inside (%.2f µs a call)\n", $1, $3 / rg, $5 / rg, $7
+	}' "$W/commandstats.txt"
+fi
 if [ -n "$OUT" ]; then
 	mkdir -p "$OUT"
 	cp "$W/caddy" "$W/cpu.pprof" "$W/wrk-proxy.txt" "$W/wrk-gateway.txt" "$OUT/"

@@ -12,14 +12,20 @@ import (
 // Batched loads. A busy gateway's cache misses come many at once, each a
 // run of the loadPrincipal script, and what a round trip costs the server
 // and the client (system calls, wake-ups) is far more than the script's
-// own work. So LoadPrincipal queues its run for a sender: a sender takes
-// every run queued, up to maxLoadBatch, and sends them in one pipeline;
-// concurrent loads share a round trip. A load that finds fewer than
-// loadSenders senders running starts one, so it goes out at once (none
-// waits for others to come), and a sender ends when the queue is empty:
-// an idle store runs no goroutine. Each load still costs one round trip.
+// own work. So concurrent loads share round trips: at most loadSenders
+// round trips of loads are in flight at once, and a load that comes while
+// they all are queues for the next one, which carries every run queued, up
+// to maxLoadBatch, in one pipeline.
+//
+// A load that finds a sender free and nothing queued is its own sender: it
+// sends its run from its own goroutine, so a lone miss costs no hand-off
+// to another goroutine and back (and no new goroutine's stack to grow).
+// When its round trip ends with loads queued meanwhile, it hands its turn
+// to a sender goroutine that sends them, batch after batch, and ends when
+// the queue is empty: an idle store runs no goroutine. Each load still
+// costs one round trip.
 const (
-	// loadSenders bounds the pipelines of loads in flight at once.
+	// loadSenders bounds the round trips of loads in flight at once.
 	loadSenders = 2
 	// maxLoadBatch bounds the runs of one pipeline.
 	maxLoadBatch = 64
@@ -40,23 +46,31 @@ var loadCalls = sync.Pool{New: func() any { return &loadCall{done: make(chan str
 type loads struct {
 	mu      sync.Mutex
 	queue   []*loadCall
-	senders int  // running
+	senders int  // round trips of loads in flight, or goroutines about to send one
 	closed  bool // by Close: no more loads
 }
 
 var errStoreClosed = errors.New("redis store is closed")
 
-// load runs the loadPrincipal script with keys and args through a sender
-// and returns its reply.
+// load runs the loadPrincipal script with keys and args, by itself when
+// a sender is free and nothing waits, else through a sender, and returns
+// its reply.
 func (s *Store) load(ctx context.Context, keys []string, args ...any) ([]any, error) {
-	c := loadCalls.Get().(*loadCall)
-	c.keys, c.args = keys, args
 	l := &s.loads
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return nil, authz.Unavailable(errStoreClosed)
 	}
+	if l.senders < loadSenders && len(l.queue) == 0 {
+		l.senders++
+		l.mu.Unlock()
+		res, err := loadPrincipal.Run(ctx, s.client, keys, args...).Slice()
+		s.endTurn()
+		return res, err
+	}
+	c := loadCalls.Get().(*loadCall)
+	c.keys, c.args = keys, args
 	l.queue = append(l.queue, c)
 	if l.senders < loadSenders {
 		l.senders++
@@ -73,6 +87,19 @@ func (s *Store) load(ctx context.Context, keys []string, args ...any) ([]any, er
 	*c = loadCall{done: c.done}
 	loadCalls.Put(c)
 	return res, err
+}
+
+// endTurn ends a load's own round trip: the loads queued meanwhile get a
+// sender, which takes the turn over; with none queued, the turn is free.
+func (s *Store) endTurn() {
+	l := &s.loads
+	l.mu.Lock()
+	if len(l.queue) > 0 {
+		go s.sendLoads()
+	} else {
+		l.senders--
+	}
+	l.mu.Unlock()
 }
 
 // sendLoads is one sender: it sends what is queued, batch after batch,
