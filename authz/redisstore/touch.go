@@ -14,14 +14,17 @@ import (
 // touchScript records credentials' uses (authz.Toucher) in the packed keys
 // hash KEYS[1] of one workspace. ARGV is a list of groups, one per user:
 // the user id, n, then n pairs of a credential id and the Unix second of
-// its use. For each user it reads the user's blob (layout.go) once, and
-// for each pair whose credential is in it sets the entry use_<id> to
-// {"id":"use_<id>","at":<at>} (stored as tag 1 and the rest, as encodeBlob
-// writes it), unless that entry holds a later or equal time; then it
-// writes the blob back when anything changed. A credential that is not in
-// the blob gets no entry, and a blob this store cannot read is left alone.
-// Ids are compared byte by byte (Lua's < follows the server's locale). It
-// returns how many entries it set.
+// its use. It reads the blobs (layout.go) of all the run's users with one
+// HMGET, and for each pair whose credential is in its user's blob sets the
+// entry use_<id> to {"id":"use_<id>","at":<at>} (stored as tag 1 and the
+// rest, as encodeBlob writes it), unless that entry holds a later or equal
+// time; then it writes the blobs that changed back with one HSET. (A
+// command called from a script costs the server about as much as the
+// script's own work for a touch: two calls a run, not two a user.) A user
+// named in two groups has the second applied to what the first left. A
+// credential that is not in the blob gets no entry, and a blob this store
+// cannot read is left alone. Ids are compared byte by byte (Lua's <
+// follows the server's locale). It returns how many entries it set.
 var touchScript = redis.NewScript(`
 local byte, sub, char, floor = string.byte, string.sub, string.char, math.floor
 local function uvarint(b, i)
@@ -74,18 +77,26 @@ local function parse(blob)
   at[k + 1] = i
   return ids, at
 end
-local set = 0
+local users, firsts, ns = {}, {}, {}
 local a = 1
 while a <= #ARGV do
-  local user, n = ARGV[a], tonumber(ARGV[a + 1])
-  local first = a + 2
-  a = first + 2 * n
-  local blob = redis.call('HGET', KEYS[1], user)
+  local n = tonumber(ARGV[a + 1])
+  users[#users + 1], firsts[#users + 1], ns[#users + 1] = ARGV[a], a + 2, n
+  a = a + 2 + 2 * n
+end
+local stored = redis.call('HMGET', KEYS[1], unpack(users))
+local cur, order = {}, {} -- blobs as changed so far, and the users changed
+local set = 0
+for g = 1, #users do
+  local user, first = users[g], firsts[g]
+  local last = first + 2 * ns[g] - 1
+  local blob = cur[user]
+  if blob == nil then blob = stored[g] end
   local ids, at
   if blob then ids, at = parse(blob) end
   local changed = false
   if ids then
-    for p = first, a - 1, 2 do
+    for p = first, last, 2 do
       local cred, k, has = ARGV[p], #ids + 1, false
       local u = 'use_' .. cred
       for j = 1, #ids do
@@ -117,12 +128,22 @@ while a <= #ARGV do
           if ids[k] == u then tail = k + 1 end
           blob = sub(blob, 1, at[k] - 1) .. e .. sub(blob, at[tail])
           changed, set = true, set + 1
-          if p + 2 < a then ids, at = parse(blob) end
+          if p + 2 <= last then ids, at = parse(blob) end
         end
       end
     end
   end
-  if changed then redis.call('HSET', KEYS[1], user, blob) end
+  if changed then
+    if cur[user] == nil then order[#order + 1] = user end
+    cur[user] = blob
+  end
+end
+if #order > 0 then
+  local kv = {}
+  for i, user in ipairs(order) do
+    kv[2 * i - 1], kv[2 * i] = user, cur[user]
+  end
+  redis.call('HSET', KEYS[1], unpack(kv))
 end
 return set
 `)
