@@ -527,14 +527,17 @@ func (s *Store) lockRetries(ctx context.Context, ws string) (release func(), err
 // ARGV[4] (its member in the users zset KEYS[1] lies in the ZRANGEBYLEX
 // range ARGV[2], ARGV[3]), the blob of its keys (field ARGV[1] of the packed
 // hash KEYS[2]) and the teams it lists that exist (members of the teams
-// zset KEYS[3]). It returns nil when the user is missing, else {user JSON,
-// keys blob or nil, {team JSON...}}. See layout.go for the member and blob
-// encodings; value() puts back the heads elided() leaves out, as in
+// zset KEYS[3]). It returns nil when the user is missing, else {user
+// member, keys blob or nil, {team JSON...}}. See layout.go for the member
+// and blob encodings. The user comes back as its member, which
+// LoadPrincipal makes the record of (the server builds no copy of it);
+// value() puts back the heads elided() leaves out of a team's, as in
 // authz.IDHead and authz.WorkspaceHead, and the user's "teams" is the
-// record contract's too. The user is decoded (cjson) only when its teams
-// are not listed the way json.Marshal writes them (teamIDs); a user that
-// is not a JSON object fails here, or in authz.BuildPrincipal when it
-// only looks like one.
+// record contract's too. A user whose text holds no "teams" lists none; one
+// that does is decoded (cjson) only when its teams are not listed the way
+// json.Marshal writes them (teamIDs). A user that is not a JSON object
+// fails here (or, if it lists teams, in the script), or in
+// authz.BuildPrincipal when it only looks like one.
 var loadPrincipal = redis.NewScript(`
 local function esc(id)
   return (string.gsub(id, '[%z\1\2\3]', function(c) return '\3' .. c end))
@@ -581,10 +584,12 @@ local function teamIDs(user)
 end
 local m = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[2], ARGV[3], 'LIMIT', 0, 1)
 if #m == 0 then return false end
-local user = value(m[1], ARGV[1], #ARGV[2] - 1)
-local ids = teamIDs(user)
-if not ids then
-  return redis.error_reply('ERR decoding user ' .. ARGV[1] .. ': not a JSON object')
+local ids = {}
+if string.find(m[1], '"teams"', #ARGV[2] + 1, true) then
+  ids = teamIDs(value(m[1], ARGV[1], #ARGV[2] - 1))
+  if not ids then
+    return redis.error_reply('ERR decoding user ' .. ARGV[1] .. ': not a JSON object')
+  end
 end
 local keys = redis.call('HGET', KEYS[2], ARGV[1])
 local teams = {}
@@ -593,7 +598,7 @@ for _, id in ipairs(ids) do
   local t = redis.call('ZRANGEBYLEX', KEYS[3], '[' .. e, '(' .. e .. '\3', 'LIMIT', 0, 1)
   if #t > 0 then teams[#teams + 1] = value(t[1], id, #e) end
 end
-return {user, keys, teams}
+return {m[1], keys, teams}
 `)
 
 // LoadPrincipal reads the user, its keys (in key id order) and its teams
@@ -620,11 +625,21 @@ func (s *Store) LoadPrincipal(ctx context.Context, ws, userID string) (*authz.Pr
 	if len(res) != 3 {
 		return nil, fmt.Errorf("loading principal %s in workspace %q: script returned %d values, want 3", userID, ws, len(res))
 	}
-	user, ok := res[0].(string)
-	if !ok {
-		return nil, fmt.Errorf("loading principal %s in workspace %q: unexpected user reply %T", userID, ws, res[0])
+	// The user's member: its escaped id (lo without its "["), its tag,
+	// the rest of its record.
+	member, ok := res[0].(string)
+	at := len(lo) - 1
+	if !ok || len(member) <= at || member[at] >= escByte {
+		return nil, fmt.Errorf("loading principal %s in workspace %q: unexpected user reply %T %.40q", userID, ws, res[0], res[0])
 	}
-	rec := &authz.PrincipalRecord{User: []byte(user)}
+	head := elided(member[at], ws, userID)
+	user := make([]byte, 0, len(head)+len(member)-at-1)
+	user = append(append(user, head...), member[at+1:]...)
+	if len(user) < 2 || user[0] != '{' || user[len(user)-1] != '}' {
+		// What the script checks of a user that lists teams (teamIDs).
+		return nil, fmt.Errorf("loading principal %s in workspace %q: decoding user: not a JSON object", userID, ws)
+	}
+	rec := &authz.PrincipalRecord{User: user}
 	switch blob := res[1].(type) {
 	case nil: // no keys (false comes back as nil)
 	case string:
