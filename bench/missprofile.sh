@@ -132,6 +132,7 @@ fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 requests() { awk '/requests in/ {print $1}' "$1"; }
 RQP=$(requests "$W/wrk-proxy.txt") RQG=$(requests "$W/wrk-gateway.txt")
+[ "${RQP:-0}" -gt 0 ] && [ "${RQG:-0}" -gt 0 ] || { echo "wrk made no requests:" >&2; cat "$W/wrk-proxy.txt" "$W/wrk-gateway.txt" >&2; exit 1; }
 grep -q 'Non-2xx' "$W/wrk-gateway.txt" && { echo "the gateway refused requests:" >&2; cat "$W/wrk-gateway.txt" >&2; exit 1; }
 [ "$WHAT" = hit ] || [ "$(wc -l <"$W/measured.txt")" -gt "$RQG" ] || echo "warning: the keys ran out; raise users" >&2
 echo "$WHAT, store $STORE; requests: plain $RQP, gateway $RQG in $((PS + 3)) s; load average $LOAD_BEFORE before, $LOAD_AFTER after"

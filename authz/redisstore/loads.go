@@ -54,7 +54,9 @@ var errStoreClosed = errors.New("redis store is closed")
 
 // load runs the loadPrincipal script with keys and args, by itself when
 // a sender is free and nothing waits, else through a sender, and returns
-// its reply.
+// its reply. A run sent by itself goes with ctx (its values reach the
+// client's hooks; an end of ctx stops it only before it is sent); a queued
+// load returns when ctx ends, its run going with the batch regardless.
 func (s *Store) load(ctx context.Context, keys []string, args ...any) ([]any, error) {
 	l := &s.loads
 	l.mu.Lock()
@@ -65,9 +67,8 @@ func (s *Store) load(ctx context.Context, keys []string, args ...any) ([]any, er
 	if l.senders < loadSenders && len(l.queue) == 0 {
 		l.senders++
 		l.mu.Unlock()
-		res, err := loadPrincipal.Run(ctx, s.client, keys, args...).Slice()
-		s.endTurn()
-		return res, err
+		defer s.endTurn() // even if a client hook panics: the turn is never lost
+		return loadPrincipal.Run(ctx, s.client, keys, args...).Slice()
 	}
 	c := loadCalls.Get().(*loadCall)
 	c.keys, c.args = keys, args
@@ -134,7 +135,7 @@ func (s *Store) sendLoads() {
 // holds one) and returns their replies, appended to cmds. Runs the server
 // does not know the script for (after a restart or SCRIPT FLUSH) go
 // again with EVAL, which caches it. The client's timeouts bound it, not
-// the loads' contexts.
+// the loads' contexts (a batch carries several).
 func (s *Store) sendBatch(batch []*loadCall, cmds []*redis.Cmd) []*redis.Cmd {
 	ctx := context.Background()
 	if len(batch) == 1 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -243,5 +244,105 @@ func TestLoadPrincipalClosed(t *testing.T) {
 	}
 	if _, err := s.LoadPrincipal(ctx, "acme", "usr_1"); !errors.Is(err, authz.ErrUnavailable) {
 		t.Fatalf("LoadPrincipal after Close: %v, want ErrUnavailable", err)
+	}
+}
+
+// inFlightHook counts the round trips carrying script runs that are in
+// flight at once, and can panic in the first one it sees.
+type inFlightHook struct {
+	mu         sync.Mutex
+	now, most  int
+	panicFirst bool
+}
+
+func (h *inFlightHook) enter() {
+	h.mu.Lock()
+	h.now++
+	h.most = max(h.most, h.now)
+	p := h.panicFirst
+	h.panicFirst = false
+	h.mu.Unlock()
+	if p {
+		h.leave()
+		panic("a hook that fails")
+	}
+	time.Sleep(time.Millisecond) // long enough for others to come meanwhile
+}
+
+func (h *inFlightHook) leave() {
+	h.mu.Lock()
+	h.now--
+	h.mu.Unlock()
+}
+
+func (h *inFlightHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *inFlightHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !isScript(cmd) {
+			return next(ctx, cmd)
+		}
+		h.enter()
+		defer h.leave()
+		return next(ctx, cmd)
+	}
+}
+
+func (h *inFlightHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !slices.ContainsFunc(cmds, isScript) {
+			return next(ctx, cmds)
+		}
+		h.enter()
+		defer h.leave()
+		return next(ctx, cmds)
+	}
+}
+
+// However loads come (one alone, or a hundred at once), no more than
+// loadSenders round trips of them are in flight; a load that panics (here
+// in a client hook) gives its turn back, so the loads after it still go.
+func TestLoadPrincipalInFlight(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	s := newStore(t, Options{URL: srv.URL()})
+	const n = 100
+	seedUsers(t, s, n)
+	ctx := context.Background()
+	h := &inFlightHook{panicFirst: true}
+	s.Client().AddHook(h)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the hook's panic did not reach the load")
+			}
+		}()
+		_, _ = s.LoadPrincipal(ctx, "acme", "usr_0")
+	}()
+	for round := range 3 {
+		errs := make(chan error, n)
+		for i := range n {
+			go func() {
+				rec, err := s.LoadPrincipal(ctx, "acme", fmt.Sprintf("usr_%d", i))
+				errs <- checkLoaded(i, rec, err)
+			}()
+		}
+		timeout := time.After(10 * time.Second)
+		for range n {
+			select {
+			case err := <-errs:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-timeout:
+				t.Fatalf("round %d: loads still waiting after 10 s", round)
+			}
+		}
+	}
+	if h.most > loadSenders {
+		t.Errorf("%d round trips of loads in flight at once, want at most %d", h.most, loadSenders)
+	}
+	if h.most < loadSenders {
+		t.Errorf("at most %d round trips of loads in flight at once under %d concurrent loads, want %d", h.most, n, loadSenders)
 	}
 }

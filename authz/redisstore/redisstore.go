@@ -630,7 +630,7 @@ func (s *Store) LoadPrincipal(ctx context.Context, ws, userID string) (*authz.Pr
 	member, ok := res[0].(string)
 	at := len(lo) - 1
 	if !ok || len(member) <= at || member[at] >= escByte {
-		return nil, fmt.Errorf("loading principal %s in workspace %q: unexpected user reply %T %.40q", userID, ws, res[0], res[0])
+		return nil, fmt.Errorf("loading principal %s in workspace %q: unexpected user reply (%T of %d bytes)", userID, ws, res[0], len(member))
 	}
 	head := elided(member[at], ws, userID)
 	user := make([]byte, 0, len(head)+len(member)-at-1)

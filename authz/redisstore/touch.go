@@ -84,6 +84,7 @@ while a <= #ARGV do
   users[#users + 1], firsts[#users + 1], ns[#users + 1] = ARGV[a], a + 2, n
   a = a + 2 + 2 * n
 end
+if #users == 0 then return 0 end
 local stored = redis.call('HMGET', KEYS[1], unpack(users))
 local cur, order = {}, {} -- blobs as changed so far, and the users changed
 local set = 0
