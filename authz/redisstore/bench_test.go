@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -21,6 +22,14 @@ func BenchmarkListUserMessagesPage(b *testing.B) {
 	storetest.BenchListUserMessagesPage(b, func(b *testing.B) authz.MessageStore {
 		return newStore(b, Options{URL: srv.URL(), Prefix: fmt.Sprintf("bench%d", n.Add(1))})
 	})
+}
+
+// BenchmarkRoundTrip: what one round trip costs the client and
+// redis-server (a PING), the floor of BenchmarkLoadPrincipal's figures.
+func BenchmarkRoundTrip(b *testing.B) {
+	srv := redistest.Start(b)
+	s := newStore(b, Options{URL: srv.URL()})
+	storetest.BenchRoundTrip(b, func(ctx context.Context) error { return s.Client().Ping(ctx).Err() }, srv.CPU)
 }
 
 func BenchmarkLoadPrincipal(b *testing.B) {

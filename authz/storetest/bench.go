@@ -176,6 +176,36 @@ func reportServerCPU(b *testing.B, cpu ServerCPU, before cpuMark, units int, uni
 	}
 }
 
+// BenchRoundTrip measures the floor under a store's every operation: one
+// round trip of the cheapest command there is (do), one at a time and 16
+// at once, as BenchLoadPrincipal does, with the CPU time of the client and
+// of the server per round trip beside it.
+func BenchRoundTrip(b *testing.B, do func(context.Context) error, cpu ServerCPU) {
+	ctx := context.Background()
+	b.Run("serial", func(b *testing.B) {
+		start := cpuNow(cpu)
+		for i := 0; i < b.N; i++ {
+			if err := do(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportServerCPU(b, cpu, start, b.N, "op")
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.SetParallelism(8) // 16 goroutines on 2 CPUs
+		start := cpuNow(cpu)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := do(ctx); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		reportServerCPU(b, cpu, start, b.N, "op")
+	})
+}
+
 // BenchLoadPrincipal measures LoadPrincipal, what a gateway's cache miss
 // costs the store, over 2,000 API users with a key each, of no team and
 // of two teams (open returns a new, empty store): one load at a time, and
